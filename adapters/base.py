@@ -1,0 +1,28 @@
+"""What every adapter yields.
+
+An adapter streams its file (never the whole file in memory) and yields, per
+record, either a `Record` holding a canonical update as a plain JSON-ready dict
+or a `BadRecord` saying where it was, why it is bad, and its raw content. It
+does not validate canonical rules itself: `hub publish` runs every Record
+through hub.validate, so every format is judged by the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Record:
+    where: str  # "line 12", "entry[3]", "Pupil[7]"
+    update: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    where: str
+    reason: str  # a reason code, e.g. "unparseable_record", "missing_column"
+    error: str  # one line, no personal data
+    raw: str  # the record's raw content, kept for the operator
+    source_record_id: str | None = None

@@ -1,0 +1,1 @@
+"""The hub's domain: pure logic, no broker, no database (except hub.db / hub.broker)."""

@@ -1,0 +1,106 @@
+"""What makes an update acceptable: canonical schema, NHS number, dates, names.
+
+Returns a reason code and a short error for anything else. Errors never carry
+the offending values (they may be personal data), only field paths.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.canonical import CanonicalUpdate
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    error: str
+    source: str | None = None
+    source_record_id: str | None = None
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(record)"
+
+
+def _reason_for(err: dict[str, Any]) -> tuple[str, str]:
+    loc = tuple(err.get("loc", ()))
+    path = _field_path(loc)
+    kind = err.get("type", "")
+    msg = str(err.get("msg", ""))
+    last = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        return "unknown_field", f"unknown field {path}"
+    if last == "nhs_number":
+        text = msg.removeprefix("Value error, ")
+        return "invalid_nhs_number", text
+    if last == "date_of_birth":
+        if kind == "missing":
+            return "missing_date_of_birth", "date_of_birth is required"
+        return "invalid_date_of_birth", f"date_of_birth is not a valid date ({kind})"
+    if "at least one of given_name and family_name" in msg:
+        return "missing_name", "at least one of given_name and family_name is required"
+    if "date of birth is in the future" in msg:
+        return "invalid_date_of_birth", "date of birth is in the future"
+    if kind == "missing":
+        return "missing_field", f"{path} is required"
+    return "schema_violation", f"{path}: {kind}"
+
+
+def _peek(data: Any, key: str) -> str | None:
+    if isinstance(data, dict):
+        value = data.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)[:200]
+    return None
+
+
+def check(data: Any, expected_source: str | None = None) -> CanonicalUpdate | Rejection:
+    """Validate a decoded JSON value as a canonical update."""
+    source, record_id = _peek(data, "source"), _peek(data, "source_record_id")
+    if not isinstance(data, dict):
+        return Rejection("schema_violation", "an update must be a JSON object", None, None)
+    try:
+        update = CanonicalUpdate.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        # The most specific reason wins: NHS number and date errors before generic ones.
+        reasons = [_reason_for(e) for e in errors]
+        order = [
+            "invalid_nhs_number",
+            "invalid_date_of_birth",
+            "missing_date_of_birth",
+            "missing_name",
+            "unknown_field",
+            "missing_field",
+        ]
+        reasons.sort(key=lambda r: order.index(r[0]) if r[0] in order else len(order))
+        reason, error = reasons[0]
+        return Rejection(reason, error, source, record_id)
+    if expected_source is not None and update.source != expected_source:
+        return Rejection(
+            "source_mismatch",
+            "the update's source does not match the source it was published as",
+            source,
+            record_id,
+        )
+    return update
+
+
+def parse(body: bytes, expected_source: str | None = None) -> CanonicalUpdate | Rejection:
+    """Decode and validate one message body."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return Rejection("invalid_encoding", "message body is not valid UTF-8")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return Rejection("invalid_json", "message body is not valid JSON")
+    except ValueError:
+        return Rejection("invalid_json", "message body is not valid JSON")
+    return check(data, expected_source)

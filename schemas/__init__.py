@@ -1,0 +1,1 @@
+"""Message models of the hub's external contract (canonical update, notification)."""
