@@ -1,0 +1,258 @@
+"""One batch of updates through decide and merge, in memory.
+
+The caller loads what the index knows about the batch (hub.db.store.load),
+runs each update through `BatchState.handle` in arrival order, and flushes the
+resulting writes in one transaction. Records created or changed earlier in the
+batch are candidates for later updates in it, so two updates about one new
+child in one batch still meet.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hub.config import Thresholds
+from hub.decide import CREATE, LINK, NOOP, REVIEW, Candidate, Decision, Facts, SourceLink, decide
+from hub.match.blocking import index_keys, query_keys
+from hub.notify import Notification, for_change
+from hub.records import Record, address_key, la_of, merge
+from hub.shielding import Shield
+from schemas.canonical import CanonicalUpdate
+
+PARK_NAMESPACE = uuid.UUID("0b6f3f8e-3a7d-4f2b-a0b8-2a3c9b1d7e21")
+
+
+@dataclass
+class ChildRow:
+    child_id: str
+    version: int
+    record: Record
+    shielded: bool = False
+    authority: str | None = None
+    restricted: bool = False
+    severed: bool = False
+
+    @property
+    def shield(self) -> Shield:
+        return Shield(self.shielded, self.authority)
+
+
+@dataclass
+class Writes:
+    children: dict[str, ChildRow] = field(default_factory=dict)
+    versions: list[tuple[Any, ...]] = field(default_factory=list)
+    keys: dict[str, set[str]] = field(default_factory=dict)
+    links: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    provenance: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    protected: set[tuple[str, str]] = field(default_factory=set)
+    parked: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[Notification] = field(default_factory=list)
+    processed: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: str
+    action: str
+    reason: str
+    child_id: str | None = None
+    parked_id: str | None = None
+    touches_shielded: bool = False
+
+
+@dataclass
+class BatchState:
+    thresholds: Thresholds
+    now: datetime
+    children: dict[str, ChildRow] = field(default_factory=dict)
+    key_index: dict[str, set[str]] = field(default_factory=dict)
+    links: dict[tuple[str, str], SourceLink] = field(default_factory=dict)
+    invalidated: dict[str, str] = field(default_factory=dict)
+    protected: dict[str, set[str]] = field(default_factory=dict)
+    not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    writes: Writes = field(default_factory=Writes)
+    actor: str = "pipeline"
+
+    # -- what the decider sees -------------------------------------------------
+    def facts(self, update: CanonicalUpdate, child: Record) -> Facts:
+        key = (update.source, update.source_record_id)
+        ids: set[str] = set()
+        for k in query_keys(child):
+            ids |= self.key_index.get(k, set())
+        link = self.links.get(key)
+        if link:
+            ids.add(link.child_id)
+        nhs = child.get("nhs_number")
+        invalidated = self.invalidated.get(nhs) if nhs else None
+        if invalidated:
+            ids.add(invalidated)
+        addr = address_key(child.get("address"))
+        holders = {
+            cid for cid in self.protected.get(addr, set()) if self.children.get(cid) is None
+            or self.children[cid].shielded
+        } if addr else set()
+        candidates = tuple(
+            Candidate(c.child_id, c.record, c.shielded, c.severed)
+            for c in (self.children.get(i) for i in sorted(ids))
+            if c is not None
+        )
+        return Facts(
+            link=link,
+            candidates=candidates,
+            invalidated_for=invalidated,
+            not_a_match=frozenset(self.not_a_match.get(key, set())),
+            protected_address_of=frozenset(holders),
+        )
+
+    def decide(self, update: CanonicalUpdate) -> tuple[Record, Decision, Facts]:
+        child = update.child.model_dump(mode="json", exclude_none=True)
+        facts = self.facts(update, child)
+        return child, decide(child, update.source_version, facts, self.thresholds), facts
+
+    # -- applying --------------------------------------------------------------
+    def handle(self, update: CanonicalUpdate, message_id: str, raw: str) -> Outcome:
+        child, decision, facts = self.decide(update)
+        touches = any(c.shielded for c in facts.candidates) or bool(facts.protected_address_of)
+        if decision.action in (LINK, CREATE):
+            cid = self.apply(update, child, decision.child_id, message_id, self.actor,
+                             decision.reason)
+            outcome = Outcome(message_id, decision.action, decision.reason, cid,
+                              touches_shielded=touches or self.children[cid].shielded)
+        elif decision.action == REVIEW:
+            pid = self.park("review", decision.reason, message_id, raw, update=update,
+                            candidates=[_candidate_json(c) for c in decision.candidates])
+            outcome = Outcome(message_id, REVIEW, decision.reason, None, pid, touches)
+        else:
+            if facts.link and decision.action == NOOP:
+                pass
+            outcome = Outcome(message_id, NOOP, decision.reason, decision.child_id)
+        self.writes.audit.append((
+            self.actor, f"decision.{outcome.action}", outcome.child_id,
+            f"{update.source}/{update.source_record_id}@{update.source_version}",
+            {"reason": outcome.reason, "message_id": message_id,
+             "model_version": decision.model_version, "parked_id": outcome.parked_id},
+        ))
+        self.writes.processed.append((message_id, f"{outcome.action}:{outcome.reason}",
+                                      outcome.child_id))
+        return outcome
+
+    def apply(
+        self,
+        update: CanonicalUpdate,
+        child: Record,
+        child_id: str | None,
+        message_id: str | None,
+        actor: str,
+        reason: str,
+    ) -> str:
+        """Write an update into a record (new when child_id is None); return its id."""
+        row = self.children.get(child_id) if child_id else None
+        if row is None:
+            row = ChildRow(str(uuid.uuid4()), 0, {})
+            before: Record | None = None
+        else:
+            before = row.record
+        after, changed = merge(before, child)
+        shield_changed = False
+        if update.restricted and not row.shielded:
+            # Restricted at origin: shielded on arrival until an authority decides.
+            row.shielded, row.restricted = True, True
+            row.authority = row.authority or la_of(before) or la_of(after)
+            shield_changed = True
+        link_key = (update.source, update.source_record_id)
+        self.links[link_key] = SourceLink(row.child_id, update.source_version)
+        self.writes.links[link_key] = (
+            update.source, update.source_record_id, row.child_id, update.source_version,
+            "auto" if actor == "pipeline" else actor,
+        )
+        self.children[row.child_id] = row
+        if not changed and not shield_changed and before is not None:
+            return row.child_id
+        row.version += 1
+        row.record = after
+        self.writes.children[row.child_id] = row
+        self.writes.versions.append((row.child_id, row.version, after, actor, message_id))
+        for fld in changed:
+            self.writes.provenance[(row.child_id, fld)] = (
+                row.child_id, fld, update.source, update.source_record_id, update.source_version
+            )
+        keys = index_keys(after)
+        self.writes.keys[row.child_id] = keys
+        for k in keys:
+            self.key_index.setdefault(k, set()).add(row.child_id)
+        if row.shielded:
+            addr = address_key(after.get("address"))
+            if addr:
+                self.writes.protected.add((addr, row.child_id))
+                self.protected.setdefault(addr, set()).add(row.child_id)
+        self.writes.outbox.extend(
+            for_change(row.child_id, row.version, self.now, before, after, row.shield)
+        )
+        return row.child_id
+
+    def park(
+        self,
+        kind: str,
+        reason: str,
+        message_id: str,
+        raw: str,
+        *,
+        update: CanonicalUpdate | None = None,
+        candidates: list[dict[str, Any]] | None = None,
+        error: str | None = None,
+        source: str | None = None,
+        source_record_id: str | None = None,
+        routing_key: str | None = None,
+        retry_of: str | None = None,
+    ) -> str:
+        pid = str(uuid.uuid5(PARK_NAMESPACE, f"{kind}:{message_id}"))
+        self.writes.parked.append({
+            "id": pid,
+            "kind": kind,
+            "reason": reason,
+            "source": update.source if update else source,
+            "source_record_id": update.source_record_id if update else source_record_id,
+            "source_version": update.source_version if update else None,
+            "error": error,
+            "raw": raw,
+            "routing_key": routing_key,
+            "message_id": message_id,
+            "update": update.model_dump(mode="json") if update else None,
+            "candidates": candidates or [],
+            "retry_of": retry_of,
+        })
+        return pid
+
+    def dead(
+        self, message_id: str, reason: str, error: str, raw: str,
+        source: str | None, source_record_id: str | None, routing_key: str | None,
+        retry_of: str | None = None,
+    ) -> Outcome:
+        pid = self.park("dead", reason, message_id, raw, error=error, source=source,
+                        source_record_id=source_record_id, routing_key=routing_key,
+                        retry_of=retry_of)
+        self.writes.audit.append((
+            self.actor, "decision.dead", None, f"{source}/{source_record_id}",
+            {"reason": reason, "message_id": message_id, "parked_id": pid},
+        ))
+        self.writes.processed.append((message_id, f"dead:{reason}", None))
+        return Outcome(message_id, "dead", reason, None, pid)
+
+
+def _candidate_json(c: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"child_id": c.child_id, "score": round(c.probability, 4)}
+    if c.explanation is not None:
+        out["identity_score"] = round(c.identity_probability, 4)
+        out["fields"] = [
+            {"field": f.field, "level": f.level, "weight": round(f.weight, 3)}
+            for f in c.explanation.fields
+        ]
+        out["model_version"] = c.explanation.model_version
+    return out
+
+
+__all__ = ["BatchState", "ChildRow", "Outcome", "CREATE", "LINK", "REVIEW", "NOOP"]

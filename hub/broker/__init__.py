@@ -1,0 +1,1 @@
+"""RabbitMQ: topology declared in code, and a publisher with confirms."""

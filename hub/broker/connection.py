@@ -1,0 +1,58 @@
+"""Connecting, publishing persistent messages with confirms, and counting queues."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+
+async def connect(url: str) -> AbstractRobustConnection:
+    return await aio_pika.connect_robust(url, timeout=10)
+
+
+async def confirming_channel(conn: AbstractRobustConnection) -> AbstractChannel:
+    # on_return_raises: an unroutable mandatory message is an error, not a silent drop.
+    return await conn.channel(publisher_confirms=True, on_return_raises=True)
+
+
+def message_id_for(routing_key: str, body: bytes) -> str:
+    """Stable id for content: the same update published twice is one update."""
+    return "sha256:" + hashlib.sha256(routing_key.encode() + b"\n" + body).hexdigest()
+
+
+def message(
+    body: bytes,
+    *,
+    message_id: str | None = None,
+    headers: dict[str, Any] | None = None,
+    user_id: str | None = None,
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        body,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message_id,
+        headers=headers or {},
+        user_id=user_id,
+    )
+
+
+async def publish(
+    exchange: AbstractExchange, routing_key: str, msg: aio_pika.Message, mandatory: bool = True
+) -> None:
+    """Publish and wait for the broker's confirm (raises if refused or unroutable)."""
+    await exchange.publish(msg, routing_key=routing_key, mandatory=mandatory)
+
+
+async def queue_depth(channel: AbstractChannel, name: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) of a queue, or None when it does not exist."""
+    try:
+        q = await channel.declare_queue(name, passive=True)
+    except (aiormq.exceptions.ChannelNotFoundEntity, aio_pika.exceptions.ChannelClosed):
+        return None
+    res = q.declaration_result
+    return res.message_count or 0, res.consumer_count or 0

@@ -1,0 +1,1 @@
+"""The `hub` command: thin wrappers over hub.operations, hub.publishing and workers."""

@@ -1,0 +1,397 @@
+"""One function per command: parse nothing, decide nothing, call the hub and print."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import aio_pika
+
+from hub import operations as ops
+from hub.broker import topology as topo
+from hub.broker.connection import connect, message, publish
+from hub.config import Settings
+from hub.db import migrate
+from hub.db.connect import connect as db_connect
+from hub.db.connect import ensure_database
+from hub.operations import OperationError
+
+
+def out(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+async def setup(args: argparse.Namespace, s: Settings) -> int:
+    created = await ensure_database(s.database_url)
+    conn = await db_connect(s.database_url)
+    try:
+        applied = await migrate.apply(conn)
+    finally:
+        await conn.close()
+    amqp = await connect(s.amqp_url)
+    try:
+        channel = await amqp.channel()
+        await topo.declare(channel)
+        conn = await db_connect(s.database_url)
+        try:
+            for r in await conn.fetch("SELECT la FROM councils"):
+                await topo.declare_council(channel, r["la"])
+        finally:
+            await conn.close()
+    finally:
+        await amqp.close()
+    print(f"database {'created' if created else 'present'};"
+          f" migrations applied: {', '.join(applied) or 'none needed'}; broker topology declared")
+    return 0
+
+
+async def run(args: argparse.Namespace, s: Settings) -> int:
+    from workers.runner import run as run_hub
+
+    if args.workers < 1:
+        raise OperationError("--workers must be at least 1")
+    await run_hub(s, args.workers)
+    return 0
+
+
+async def publish_cmd(args: argparse.Namespace, s: Settings) -> int:
+    from adapters.registry import reader
+    from hub.publishing import print_progress, publish_items
+
+    try:
+        read = reader(args.fmt)
+    except KeyError as exc:
+        raise OperationError(str(exc.args[0])) from None
+    total_published, total_rejected = 0, 0
+    for path in args.files:
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise OperationError(f"cannot read {path}: {exc.strerror}") from None
+        with stream:
+            summary = await publish_items(
+                s.amqp_url, args.source, read(stream, args.source),
+                None if args.quiet else print_progress(),
+            )
+        for where, reason, error in summary.rejected:
+            print(f"{path}: {where}: rejected: {reason}: {error}", flush=True)
+        print(f"{path}: published {summary.published}, rejected {len(summary.rejected)}"
+              " (dead-lettered)", flush=True)
+        total_published += summary.published
+        total_rejected += len(summary.rejected)
+    if len(args.files) > 1:
+        print(f"total: published {total_published}, rejected {total_rejected}")
+    return 0
+
+
+publish = publish_cmd
+
+
+async def wait(args: argparse.Namespace, s: Settings) -> int:
+    from hub.waiting import idle
+
+    deadline = time.monotonic() + args.timeout
+    quiet_since: float | None = None
+    while True:
+        ok, why = await idle(s)
+        now = time.monotonic()
+        if ok:
+            quiet_since = quiet_since or now
+            # Idle for a moment, not an instant: a delivery in flight has time to show.
+            if now - quiet_since >= 0.6:
+                print("hub is idle")
+                return 0
+        else:
+            quiet_since = None
+        if now >= deadline:
+            print(f"hub: still busy after {args.timeout:g}s: {why}", file=sys.stderr)
+            return 1
+        await asyncio.sleep(0.2)
+
+
+async def export(args: argparse.Namespace, s: Settings) -> int:
+    if args.include_protected and not (args.by and args.reason):
+        raise OperationError("--include-protected needs --by OPERATOR and --reason TEXT")
+    conn = await db_connect(s.database_url)
+    try:
+        async for line in ops.export(conn, args.include_protected, args.by, args.reason):
+            out(line)
+    finally:
+        await conn.close()
+    return 0
+
+
+async def _with_conn(s: Settings, fn: Any, *a: Any) -> Any:
+    conn = await db_connect(s.database_url)
+    try:
+        return await fn(conn, *a)
+    finally:
+        await conn.close()
+
+
+async def shield(args: argparse.Namespace, s: Settings) -> int:
+    v = await _with_conn(s, ops.shield, args.child_id, args.authority, args.by, args.reason)
+    print(f"shielded {args.child_id} for {args.authority} (version {v})")
+    return 0
+
+
+async def unshield(args: argparse.Namespace, s: Settings) -> int:
+    v = await _with_conn(s, ops.unshield, args.child_id, args.authority, args.by, args.reason)
+    print(f"unshielded {args.child_id} (version {v})")
+    return 0
+
+
+async def sever(args: argparse.Namespace, s: Settings) -> int:
+    v = await _with_conn(s, ops.sever, args.child_id, args.authority, args.by, args.reason)
+    print(f"severed the former identity of {args.child_id} (version {v})")
+    return 0
+
+
+async def review_list(args: argparse.Namespace, s: Settings) -> int:
+    rows = await _with_conn(s, ops.list_parked, "review", args.reason, args.source)
+    if args.json:
+        for r in rows:
+            out(ops.review_line(r))
+        return 0
+    counts = Counter(r["reason"] for r in rows)
+    print(f"{len(rows)} awaiting review" + "".join(f"; {k}: {v}" for k, v in sorted(counts.items())))
+    for r in rows:
+        line = ops.review_line(r)
+        cands = ", ".join(f"{c['child_id']} ({c['score']})" for c in line["candidates"])
+        print(f"{line['id']}  {line['reason']:<20} {line['source']}/{line['source_record_id']}"
+              f"  {line['received_at']}  candidates: {cands or '-'}")
+    return 0
+
+
+async def review_show(args: argparse.Namespace, s: Settings) -> int:
+    from hub.review_view import show
+
+    text = await _with_conn(s, show, args.item_id, args.authority)
+    print(text)
+    return 0
+
+
+async def review_resolve(args: argparse.Namespace, s: Settings) -> int:
+    action = "link" if args.link else "create" if args.create else "reject"
+    child = await _with_conn(s, ops.resolve, args.item_id, action, args.link, args.by, args.note,
+                             s.thresholds)
+    print(f"resolved {args.item_id}: {action}" + (f" -> {child}" if child else ""))
+    return 0
+
+
+async def dlq_list(args: argparse.Namespace, s: Settings) -> int:
+    rows = await _with_conn(s, ops.list_parked, "dead", args.reason, args.source)
+    if args.json:
+        for r in rows:
+            out(ops.dead_line(r))
+        return 0
+    counts = Counter(r["reason"] for r in rows)
+    print(f"{len(rows)} dead letters" + "".join(f"; {k}: {v}" for k, v in sorted(counts.items())))
+    for r in rows:
+        d = ops.dead_line(r)
+        print(f"{d['id']}  {d['reason']:<22} {d['source']}/{d['source_record_id']}"
+              f"  {d['received_at']}  {d['error']}")
+    return 0
+
+
+async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
+    conn = await db_connect(s.database_url)
+    amqp = await connect(s.amqp_url)
+    try:
+        rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
+        channel = await amqp.channel(publisher_confirms=True, on_return_raises=True)
+        ingest = await topo.exchange(channel, topo.INGEST)
+        retried = []
+        for r in rows:
+            if r["raw"] is None or not r["source"]:
+                print(f"{r['id']}: cannot retry: no raw content or source", file=sys.stderr)
+                continue
+            # A fresh message: no stale x-death headers, a new id, its lineage kept.
+            msg = message(
+                r["raw"].encode(),
+                message_id=f"retry:{r['id']}:{r['attempts'] + 1}",
+                headers={topo.H_RETRY_OF: str(r["id"])},
+            )
+            await publish(ingest, f"source.{r['source']}", msg)
+            async with conn.transaction():
+                await ops.mark_dead(conn, [r["id"]], "retried", args.by, "dlq.retry")
+            retried.append(r["id"])
+            await asyncio.sleep(0.002)  # rate limit: a re-drive must not flood the pipeline
+        print(f"retried {len(retried)}")
+    finally:
+        await amqp.close()
+        await conn.close()
+    return 0
+
+
+async def dlq_purge(args: argparse.Namespace, s: Settings) -> int:
+    conn = await db_connect(s.database_url)
+    try:
+        rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
+        async with conn.transaction():
+            await ops.mark_dead(conn, [r["id"] for r in rows], "purged", args.by, "dlq.purge")
+        print(f"purged {len(rows)}")
+    finally:
+        await conn.close()
+    return 0
+
+
+async def council_add(args: argparse.Namespace, s: Settings) -> int:
+    amqp = await connect(s.amqp_url)
+    try:
+        await topo.declare_council(await amqp.channel(), args.la)
+    finally:
+        await amqp.close()
+    conn = await db_connect(s.database_url)
+    try:
+        await conn.execute("INSERT INTO councils (la) VALUES ($1) ON CONFLICT DO NOTHING", args.la)
+        await ops.audit(conn, "operator", "council.add", None, args.la, {})
+    finally:
+        await conn.close()
+    print(f"council {args.la}: queue {topo.council_queue(args.la)} bound to la.{args.la}.#")
+    return 0
+
+
+async def council_remove(args: argparse.Namespace, s: Settings) -> int:
+    conn = await db_connect(s.database_url)
+    try:
+        found = await conn.fetchval("DELETE FROM councils WHERE la = $1 RETURNING la", args.la)
+        if not found:
+            raise OperationError(f"no council {args.la}")
+        amqp = await connect(s.amqp_url)
+        try:
+            channel = await amqp.channel()
+            await channel.queue_delete(topo.council_queue(args.la))
+        finally:
+            await amqp.close()
+        await ops.audit(conn, "operator", "council.remove", None, args.la, {})
+    finally:
+        await conn.close()
+    print(f"council {args.la} removed")
+    return 0
+
+
+async def council_list(args: argparse.Namespace, s: Settings) -> int:
+    from hub.broker.connection import queue_depth
+
+    conn = await db_connect(s.database_url)
+    try:
+        las = [r["la"] for r in await conn.fetch("SELECT la FROM councils ORDER BY la")]
+    finally:
+        await conn.close()
+    amqp = await connect(s.amqp_url)
+    try:
+        for la in las:
+            depth = await queue_depth(await amqp.channel(), topo.council_queue(la))
+            waiting = "queue missing" if depth is None else f"{depth[0]} waiting"
+            print(f"{la}  {topo.council_queue(la)}  {waiting}")
+    finally:
+        await amqp.close()
+    if not las:
+        print("no councils")
+    return 0
+
+
+async def notifications_consume(args: argparse.Namespace, s: Settings) -> int:
+    amqp = await connect(s.amqp_url)
+    count = 0
+    try:
+        channel = await amqp.channel()
+        await channel.set_qos(prefetch_count=50)
+        try:
+            queue = await channel.declare_queue(topo.council_queue(args.council), passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            raise OperationError(f"no queue for council {args.council}: "
+                                 f"run 'hub council add {args.council}'") from None
+        while args.max_count is None or count < args.max_count:
+            msg = await queue.get(no_ack=False, fail=False, timeout=5)
+            if msg is None:
+                deadline = time.monotonic() + args.idle
+                while msg is None and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                    msg = await queue.get(no_ack=False, fail=False, timeout=5)
+                if msg is None:
+                    break
+            sys.stdout.write(msg.body.decode() + "\n")
+            sys.stdout.flush()
+            await msg.ack()  # only after it has been printed
+            count += 1
+    finally:
+        await amqp.close()
+    return 0
+
+
+async def source_pause(args: argparse.Namespace, s: Settings) -> int:
+    amqp = await connect(s.amqp_url)
+    try:
+        await topo.declare_held(await amqp.channel(), args.name)
+    finally:
+        await amqp.close()
+    conn = await db_connect(s.database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO sources (name, paused, held, changed_by) VALUES ($1, true, true, $2)"
+            " ON CONFLICT (name) DO UPDATE SET paused = true, held = true, changed_by = $2,"
+            " changed_at = now()", args.name, args.by)
+        await ops.audit(conn, args.by, "source.pause", None, args.name, {})
+    finally:
+        await conn.close()
+    print(f"source {args.name} paused: its updates are held in {topo.held_queue(args.name)}")
+    return 0
+
+
+async def source_resume(args: argparse.Namespace, s: Settings) -> int:
+    conn = await db_connect(s.database_url)
+    try:
+        found = await conn.fetchval(
+            "UPDATE sources SET paused = false, changed_by = $2, changed_at = now()"
+            " WHERE name = $1 RETURNING name", args.name, args.by)
+        if not found:
+            raise OperationError(f"source {args.name} is not paused")
+        await ops.audit(conn, args.by, "source.resume", None, args.name, {})
+    finally:
+        await conn.close()
+    print(f"source {args.name} resumed: held updates go back to the pipeline")
+    return 0
+
+
+async def source_status(args: argparse.Namespace, s: Settings) -> int:
+    from hub.broker.connection import queue_depth
+
+    conn = await db_connect(s.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT name, paused, held, changed_by, changed_at FROM sources ORDER BY name")
+        seen = await conn.fetch(
+            "SELECT source, count(*) AS n FROM source_links GROUP BY source ORDER BY source")
+    finally:
+        await conn.close()
+    amqp = await connect(s.amqp_url)
+    try:
+        names = sorted({r["name"] for r in rows} | {r["source"] for r in seen})
+        state = {r["name"]: r for r in rows}
+        linked = {r["source"]: r["n"] for r in seen}
+        for name in names:
+            r = state.get(name)
+            held = ""
+            if r is not None and r["held"]:
+                depth = await queue_depth(await amqp.channel(), topo.held_queue(name))
+                held = f", {depth[0] if depth else 0} held"
+            print(f"{name}: {'paused' if r is not None and r['paused'] else 'running'}"
+                  f"{held}, {linked.get(name, 0)} records linked")
+        if not names:
+            print("no sources yet")
+    finally:
+        await amqp.close()
+    return 0
+
+
+async def demo(args: argparse.Namespace, s: Settings) -> int:
+    from hub.demo import run_demo
+
+    return await run_demo(s, children=args.children, seed=args.seed, workers=args.workers)

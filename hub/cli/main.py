@@ -1,0 +1,172 @@
+"""`hub`: exit 0 on success, 1 on failure, 2 on bad usage; one clear line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aiormq
+import asyncpg
+
+from hub.config import ConfigError, Settings
+from hub.log import configure
+from hub.operations import OperationError
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    from hub.cli import commands as c
+
+    p = argparse.ArgumentParser(prog="hub", description="The national child index hub.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("setup", help="create the database, apply migrations, declare the broker")
+    s.set_defaults(func=c.setup)
+
+    s = sub.add_parser("run", help="run the pipeline, outbox relay and parking")
+    s.add_argument("--workers", type=int, default=1)
+    s.set_defaults(func=c.run)
+
+    s = sub.add_parser("publish", help="publish a source file with confirms")
+    s.add_argument("--source", required=True)
+    s.add_argument("--format", required=True, dest="fmt")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=c.publish)
+
+    s = sub.add_parser("wait", help="wait until every hub queue and the outbox are drained")
+    s.add_argument("--timeout", type=float, default=60.0)
+    s.set_defaults(func=c.wait)
+
+    s = sub.add_parser("export", help="the child index as JSON lines")
+    s.add_argument("--include-protected", action="store_true")
+    s.add_argument("--by")
+    s.add_argument("--reason")
+    s.set_defaults(func=c.export)
+
+    for name in ("shield", "unshield", "sever"):
+        s = sub.add_parser(name, help=f"{name} a record for a local authority")
+        s.add_argument("child_id", metavar="CHILD_ID")
+        s.add_argument("--authority", required=True, metavar="LA")
+        s.add_argument("--by", required=True, metavar="OPERATOR")
+        s.add_argument("--reason")
+        s.set_defaults(func=getattr(c, name))
+
+    review = sub.add_parser("review", help="records awaiting an operator's decision")
+    rs = review.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = rs.add_parser("list")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--reason")
+    s.add_argument("--source")
+    s.set_defaults(func=c.review_list)
+    s = rs.add_parser("show")
+    s.add_argument("item_id", metavar="ID")
+    s.add_argument("--authority", metavar="LA", help="act for this local authority")
+    s.set_defaults(func=c.review_show)
+    s = rs.add_parser("resolve")
+    s.add_argument("item_id", metavar="ID")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--link", metavar="CHILD_ID")
+    g.add_argument("--create", action="store_true")
+    g.add_argument("--reject", action="store_true")
+    s.add_argument("--by", required=True, metavar="OPERATOR")
+    s.add_argument("--note")
+    s.set_defaults(func=c.review_resolve)
+
+    dlq = sub.add_parser("dlq", help="invalid and poison messages")
+    ds = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = ds.add_parser("list")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--reason")
+    s.add_argument("--source")
+    s.set_defaults(func=c.dlq_list)
+    for name in ("retry", "purge"):
+        s = ds.add_parser(name)
+        s.add_argument("item_id", nargs="?", metavar="ID")
+        s.add_argument("--reason")
+        s.add_argument("--all", action="store_true", dest="every")
+        s.add_argument("--by", default="operator", metavar="OPERATOR")
+        s.set_defaults(func=getattr(c, f"dlq_{name}"))
+
+    council = sub.add_parser("council", help="councils' notification queues")
+    cs = council.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name in ("add", "remove"):
+        s = cs.add_parser(name)
+        s.add_argument("la", metavar="LA")
+        s.set_defaults(func=getattr(c, f"council_{name}"))
+    s = cs.add_parser("list")
+    s.set_defaults(func=c.council_list)
+
+    notes = sub.add_parser("notifications", help="a council's notifications")
+    ns = notes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = ns.add_parser("consume")
+    s.add_argument("--council", required=True, metavar="LA")
+    s.add_argument("--max", type=int, default=None, dest="max_count")
+    s.add_argument("--idle", type=float, default=2.0,
+                   help="stop after this many seconds without a notification")
+    s.set_defaults(func=c.notifications_consume)
+
+    source = sub.add_parser("source", help="pause and resume a source")
+    ss = source.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name in ("pause", "resume"):
+        s = ss.add_parser(name)
+        s.add_argument("name", metavar="NAME")
+        s.add_argument("--by", default="operator", metavar="OPERATOR")
+        s.set_defaults(func=getattr(c, f"source_{name}"))
+    s = ss.add_parser("status")
+    s.set_defaults(func=c.source_status)
+
+    s = sub.add_parser("demo", help="run the hub on a generated national feed and report")
+    s.add_argument("--children", type=int, default=3000)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=c.demo)
+    return p
+
+
+def _la(value: str) -> str:
+    if not (value.isascii() and value.isdigit() and len(value) == 3):
+        raise UsageError(f"local authority {value!r} must be a three-digit DfE LA number")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits 2 on bad usage
+    configure("WARNING" if args.command not in ("run", "demo") else "INFO")
+    func: Callable[[Any, Settings], Coroutine[Any, Any, int | None]] = args.func
+    try:
+        for attr in ("authority", "la", "council"):
+            if isinstance(getattr(args, attr, None), str):
+                setattr(args, attr, _la(getattr(args, attr)))
+        settings = Settings.from_env()
+        return asyncio.run(func(args, settings)) or 0
+    except UsageError as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 2
+    except (OperationError, ConfigError) as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, socket.gaierror, aiormq.exceptions.AMQPConnectionError) as exc:
+        print(f"hub: cannot reach a service: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except asyncpg.PostgresError as exc:
+        print(f"hub: database error: {type(exc).__name__}: {exc.args[0] if exc.args else ''}",
+              file=sys.stderr)
+        return 1
+    except aiormq.exceptions.AMQPError as exc:
+        print(f"hub: broker error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

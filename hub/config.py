@@ -1,0 +1,68 @@
+"""Settings from the environment. Secrets may come from files (VAR_FILE)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/hub"
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _from_env(name: str, default: str) -> str:
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {name}_FILE: {exc.strerror}") from None
+    return os.environ.get(name) or default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number") from None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Match probability thresholds (see README, "Matching")."""
+
+    link: float = 0.95  # at or above: link automatically
+    review: float = 0.50  # between review and link: a person decides
+    ambiguous_margin: float = 0.10  # top two closer than this: too close to call
+    # A shielded or severed record is a plausible candidate when its identity
+    # (names, date of birth, sex; never address) scores at least this.
+    shielded_plausible: float = 0.05
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = DEFAULT_AMQP_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    batch_size: int = 200
+    batch_wait: float = 0.05  # seconds to wait for a batch to fill
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            amqp_url=_from_env("HUB_AMQP_URL", DEFAULT_AMQP_URL),
+            database_url=_from_env("HUB_DATABASE_URL", DEFAULT_DATABASE_URL),
+            batch_size=int(_float("HUB_BATCH_SIZE", 200)),
+            batch_wait=_float("HUB_BATCH_WAIT", 0.05),
+            thresholds=Thresholds(
+                link=_float("HUB_LINK_THRESHOLD", 0.95),
+                review=_float("HUB_REVIEW_THRESHOLD", 0.50),
+            ),
+        )

@@ -1,0 +1,114 @@
+-- Named queries. Each block starts with "-- name: NAME".
+
+-- name: processed_ids
+SELECT message_id FROM processed_messages WHERE message_id = ANY($1::text[]);
+
+-- name: paused_sources
+SELECT name FROM sources WHERE paused;
+
+-- name: links_for
+SELECT l.source, l.source_record_id, l.child_id::text AS child_id, l.last_version, l.severed
+FROM source_links l
+JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
+  ON l.source = u.source AND l.source_record_id = u.rid;
+
+-- name: children_for_keys
+-- Candidates for a whole batch in one round trip: by blocking key, or by id
+-- (source links, invalidated identifiers).
+WITH ids AS (
+    SELECT child_id FROM block_keys WHERE key = ANY($1::text[])
+    UNION
+    SELECT unnest($2::uuid[])
+)
+SELECT c.child_id::text AS child_id, c.version, c.record, c.shielded,
+       c.shielding_authority, c.restricted_at_origin, c.severed,
+       ARRAY(SELECT key FROM block_keys b WHERE b.child_id = c.child_id) AS keys
+FROM children c JOIN ids USING (child_id);
+
+-- name: invalidated_for
+SELECT nhs_number, child_id::text AS child_id
+FROM invalidated_identifiers WHERE nhs_number = ANY($1::text[]);
+
+-- name: protected_for
+SELECT address_key, child_id::text AS child_id
+FROM protected_addresses WHERE address_key = ANY($1::text[]);
+
+-- name: not_a_match_for
+SELECT n.source, n.source_record_id, n.child_id::text AS child_id
+FROM not_a_match n
+JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
+  ON n.source = u.source AND n.source_record_id = u.rid;
+
+-- name: upsert_child
+INSERT INTO children (child_id, version, record, shielded, shielding_authority,
+                      shielded_at, restricted_at_origin, severed)
+VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 THEN now() END, $6, $7)
+ON CONFLICT (child_id) DO UPDATE SET
+    version = EXCLUDED.version, record = EXCLUDED.record,
+    shielded = EXCLUDED.shielded, shielding_authority = EXCLUDED.shielding_authority,
+    shielded_at = COALESCE(children.shielded_at, EXCLUDED.shielded_at),
+    restricted_at_origin = EXCLUDED.restricted_at_origin,
+    severed = EXCLUDED.severed, updated_at = now();
+
+-- name: insert_version
+INSERT INTO child_versions (child_id, version, record, changed_by, message_id)
+VALUES ($1, $2, $3, $4, $5);
+
+-- name: delete_keys
+DELETE FROM block_keys WHERE child_id = ANY($1::uuid[]);
+
+-- name: insert_keys
+INSERT INTO block_keys (key, child_id)
+SELECT k, c FROM unnest($1::text[], $2::uuid[]) AS u(k, c)
+ON CONFLICT DO NOTHING;
+
+-- name: upsert_link
+INSERT INTO source_links (source, source_record_id, child_id, last_version, linked_by)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (source, source_record_id) DO UPDATE SET
+    child_id = EXCLUDED.child_id,
+    last_version = GREATEST(source_links.last_version, EXCLUDED.last_version),
+    linked_by = CASE WHEN source_links.child_id = EXCLUDED.child_id
+                     THEN source_links.linked_by ELSE EXCLUDED.linked_by END,
+    severed = CASE WHEN source_links.child_id = EXCLUDED.child_id
+                   THEN source_links.severed ELSE false END;
+
+-- name: upsert_provenance
+INSERT INTO provenance (child_id, field, source, source_record_id, source_version)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (child_id, field) DO UPDATE SET
+    source = EXCLUDED.source, source_record_id = EXCLUDED.source_record_id,
+    source_version = EXCLUDED.source_version, recorded_at = now();
+
+-- name: insert_protected
+INSERT INTO protected_addresses (address_key, child_id) VALUES ($1, $2)
+ON CONFLICT DO NOTHING;
+
+-- name: insert_parked
+INSERT INTO parked (id, kind, reason, source, source_record_id, source_version, error,
+                    raw, routing_key, message_id, update, candidates, retry_of)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT DO NOTHING;
+
+-- name: insert_audit
+INSERT INTO audit_log (actor, action, child_id, subject, detail)
+VALUES ($1, $2, $3, $4, $5);
+
+-- name: insert_outbox
+INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)
+ON CONFLICT (event_id) DO NOTHING;
+
+-- name: insert_processed
+INSERT INTO processed_messages (message_id, outcome, child_id) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING;
+
+-- name: outbox_batch
+SELECT id, event_id::text AS event_id, routing_key, body
+FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: outbox_mark_sent
+UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]);
+
+-- name: outbox_pending
+SELECT count(*) FROM outbox WHERE sent_at IS NULL;

@@ -1,0 +1,125 @@
+"""Loading what the index knows about a batch, and flushing a batch's writes."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import asyncpg
+
+from hub.batch import BatchState, ChildRow, Writes
+from hub.config import Thresholds
+from hub.db.queries import q
+from hub.decide import SourceLink
+from hub.match.blocking import query_keys
+from hub.records import address_key
+from schemas.canonical import CanonicalUpdate
+
+
+def lock_ids(updates: Iterable[CanonicalUpdate]) -> list[int]:
+    """Advisory lock ids for a batch: one writer per child at a time.
+
+    Two workers that might decide about the same child share a blocking key or
+    the source link, so they take the same lock; sorted to avoid deadlock.
+    """
+    ids: set[int] = set()
+    for u in updates:
+        child = u.child.model_dump(mode="json", exclude_none=True)
+        names = [f"l:{u.source}:{u.source_record_id}"]
+        names += [k for k in query_keys(child) if k.startswith(("n:", "d:"))]
+        for name in names:
+            ids.add(zlib.crc32(name.encode()) - 2**31)
+    return sorted(ids)
+
+
+async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate]) -> None:
+    ids = lock_ids(updates)
+    if ids:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", ids
+        )
+
+
+async def processed(conn: asyncpg.Connection, message_ids: list[str]) -> set[str]:
+    rows = await conn.fetch(q("processed_ids"), message_ids)
+    return {r["message_id"] for r in rows}
+
+
+async def paused_sources(conn: asyncpg.Connection) -> set[str]:
+    return {r["name"] for r in await conn.fetch(q("paused_sources"))}
+
+
+async def load(
+    conn: asyncpg.Connection,
+    updates: list[CanonicalUpdate],
+    thresholds: Thresholds,
+    extra_child_ids: Iterable[str] = (),
+) -> BatchState:
+    """Everything the index knows that bears on these updates."""
+    state = BatchState(thresholds=thresholds, now=datetime.now(UTC))
+    sources = [u.source for u in updates]
+    rids = [u.source_record_id for u in updates]
+    children = [u.child.model_dump(mode="json", exclude_none=True) for u in updates]
+    for r in await conn.fetch(q("links_for"), sources, rids):
+        state.links[(r["source"], r["source_record_id"])] = SourceLink(
+            r["child_id"], r["last_version"], r["severed"]
+        )
+    nhs = [c["nhs_number"] for c in children if c.get("nhs_number")]
+    for r in await conn.fetch(q("invalidated_for"), nhs):
+        state.invalidated[r["nhs_number"]] = r["child_id"]
+    keys = sorted({k for c in children for k in query_keys(c)})
+    ids = {link.child_id for link in state.links.values()}
+    ids |= set(state.invalidated.values()) | set(extra_child_ids)
+    addrs = [a for a in (address_key(c.get("address")) for c in children) if a]
+    for r in await conn.fetch(q("protected_for"), addrs):
+        state.protected.setdefault(r["address_key"], set()).add(r["child_id"])
+        ids.add(r["child_id"])
+    for r in await conn.fetch(q("not_a_match_for"), sources, rids):
+        state.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(
+            r["child_id"]
+        )
+    for r in await conn.fetch(q("children_for_keys"), keys, sorted(ids)):
+        state.children[r["child_id"]] = ChildRow(
+            r["child_id"], r["version"], r["record"], r["shielded"],
+            r["shielding_authority"], r["restricted_at_origin"], r["severed"],
+        )
+        for k in r["keys"]:
+            state.key_index.setdefault(k, set()).add(r["child_id"])
+    return state
+
+
+async def flush(conn: asyncpg.Connection, w: Writes) -> None:
+    """All of a batch's writes; the caller holds the transaction."""
+    if w.children:
+        await conn.executemany(q("upsert_child"), [
+            (c.child_id, c.version, c.record, c.shielded, c.authority, c.restricted, c.severed)
+            for c in w.children.values()
+        ])
+    if w.versions:
+        await conn.executemany(q("insert_version"), w.versions)
+    if w.keys:
+        await conn.execute(q("delete_keys"), list(w.keys))
+        pairs = [(k, cid) for cid, ks in w.keys.items() for k in ks]
+        await conn.execute(q("insert_keys"), [k for k, _ in pairs], [c for _, c in pairs])
+    if w.links:
+        await conn.executemany(q("upsert_link"), list(w.links.values()))
+    if w.provenance:
+        await conn.executemany(q("upsert_provenance"), list(w.provenance.values()))
+    if w.protected:
+        await conn.executemany(q("insert_protected"), sorted(w.protected))
+    if w.parked:
+        await conn.executemany(q("insert_parked"), [
+            (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],
+             p["source_version"], p["error"], p["raw"], p["routing_key"], p["message_id"],
+             p["update"], p["candidates"], p["retry_of"])
+            for p in w.parked
+        ])
+    if w.audit:
+        await conn.executemany(q("insert_audit"), w.audit)
+    if w.outbox:
+        await conn.executemany(q("insert_outbox"), [
+            (n.event_id, n.routing_key, n.body) for n in w.outbox
+        ])
+    if w.processed:
+        await conn.executemany(q("insert_processed"), w.processed)

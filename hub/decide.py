@@ -1,0 +1,183 @@
+"""LINK / CREATE / REVIEW for one update, from its candidates and the shielding policy.
+
+Pure: the caller gathers what the database knows (source link, candidates,
+invalidated identifiers, protected addresses, operators' "not a match") and
+applies the decision. The order of the rules is the safety argument:
+
+1. a source link is the strongest tie, unless the identity behind it was severed;
+2. an invalidated NHS number never links;
+3. a valid NHS number with the same date of birth ties an update to its record;
+4. any other plausible shielded (or severed) candidate sends the update to a person:
+   no update about a shielded child ever creates a record or links by guesswork;
+5. otherwise the match probability decides, with ambiguity going to a person;
+6. nothing writes a shielded child's address into an unshielded record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.config import Thresholds
+from hub.match.score import MatchScore, score
+from hub.records import Record, address_key
+
+LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    child_id: str
+    record: Record
+    shielded: bool = False
+    severed: bool = False
+
+
+@dataclass(frozen=True)
+class SourceLink:
+    child_id: str
+    last_version: int
+    severed: bool = False
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the index knows that bears on one update."""
+
+    link: SourceLink | None = None
+    candidates: tuple[Candidate, ...] = ()
+    invalidated_for: str | None = None  # child whose severed identity held this NHS number
+    not_a_match: frozenset[str] = frozenset()
+    # shielded children that hold (or held) the update's address
+    protected_address_of: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Scored:
+    child_id: str
+    probability: float
+    identity_probability: float
+    shielded: bool
+    severed: bool
+    explanation: MatchScore | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"child_id": self.child_id, "score": round(self.probability, 4)}
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    reason: str
+    child_id: str | None = None
+    candidates: tuple[Scored, ...] = field(default_factory=tuple)
+    model_version: str | None = None
+
+
+def _score_all(child: Record, facts: Facts) -> list[Scored]:
+    out = []
+    for cand in facts.candidates:
+        if cand.child_id in facts.not_a_match:
+            continue
+        s = score(child, cand.record)
+        out.append(
+            Scored(
+                cand.child_id,
+                s.probability,
+                s.identity_probability,
+                cand.shielded,
+                cand.severed,
+                s,
+            )
+        )
+    out.sort(key=lambda c: c.probability, reverse=True)
+    return out
+
+
+def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
+    """True when writing this update would put a shielded child's address elsewhere."""
+    if address_key(child.get("address")) is None:
+        return False
+    return bool(facts.protected_address_of - ({target} if target else set()))
+
+
+def decide(
+    child: Record, version: int, facts: Facts, thresholds: Thresholds
+) -> Decision:
+    """The decision for one valid update's `child` (canonical dict)."""
+    if facts.link is not None:
+        link = facts.link
+        if version <= link.last_version:
+            return Decision(NOOP, "stale_version", link.child_id)
+        if link.severed:
+            return Decision(REVIEW, "severed_identity", None, _only(link.child_id, child, facts))
+        if _address_guard(child, link.child_id, facts):
+            return Decision(REVIEW, "shielded_address", None, _shielded_holders(facts, child))
+        return Decision(LINK, "source_link", link.child_id)
+
+    scored = _score_all(child, facts)
+    model = scored[0].explanation.model_version if scored and scored[0].explanation else None
+    top = tuple(scored[:5])
+
+    if facts.invalidated_for is not None:
+        return Decision(REVIEW, "severed_identity", None, _only(facts.invalidated_for, child, facts))
+
+    nhs = child.get("nhs_number")
+    dob = str(child.get("date_of_birth"))
+    if nhs:
+        same_nhs = [c for c in facts.candidates if c.record.get("nhs_number") == nhs]
+        tied = [c for c in same_nhs if str(c.record.get("date_of_birth")) == dob]
+        if len(tied) == 1 and len(same_nhs) == 1:
+            target = tied[0]
+            if target.severed:
+                return Decision(REVIEW, "severed_identity", None, top, model)
+            others = [
+                c for c in scored
+                if c.child_id != target.child_id and (c.shielded or c.severed)
+                and c.identity_probability >= thresholds.shielded_plausible
+            ]
+            if others:
+                reason = "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
+                return Decision(REVIEW, reason, None, top, model)
+            if _address_guard(child, target.child_id, facts):
+                return Decision(REVIEW, "shielded_address", None, top, model)
+            return Decision(LINK, "nhs_number", target.child_id, top, model)
+        if same_nhs:
+            return Decision(REVIEW, "conflicting_identity", None, top, model)
+
+    plausible = [c for c in scored if c.identity_probability >= thresholds.shielded_plausible
+                 or c.probability >= thresholds.review]
+    if any(c.shielded for c in plausible):
+        return Decision(REVIEW, "shielded_candidate", None, top, model)
+    if any(c.severed for c in plausible):
+        return Decision(REVIEW, "severed_identity", None, top, model)
+
+    if scored and scored[0].probability >= thresholds.review:
+        best = scored[0]
+        runner_up = scored[1].probability if len(scored) > 1 else 0.0
+        if runner_up >= thresholds.review and best.probability - runner_up < thresholds.ambiguous_margin:
+            return Decision(REVIEW, "ambiguous_match", None, top, model)
+        if best.probability < thresholds.link:
+            return Decision(REVIEW, "possible_match", None, top, model)
+        if _address_guard(child, best.child_id, facts):
+            return Decision(REVIEW, "shielded_address", None, top, model)
+        return Decision(LINK, "demographic_match", best.child_id, top, model)
+
+    if _address_guard(child, None, facts):
+        return Decision(REVIEW, "shielded_address", None, top, model)
+    return Decision(CREATE, "no_match", None, top, model)
+
+
+def _only(child_id: str, child: Record, facts: Facts) -> tuple[Scored, ...]:
+    for cand in facts.candidates:
+        if cand.child_id == child_id:
+            s = score(child, cand.record)
+            return (Scored(child_id, s.probability, s.identity_probability,
+                           cand.shielded, cand.severed, s),)
+    return (Scored(child_id, 0.0, 0.0, False, True),)
+
+
+def _shielded_holders(facts: Facts, child: Record) -> tuple[Scored, ...]:
+    return tuple(
+        Scored(cid, 0.0, 0.0, True, False) for cid in sorted(facts.protected_address_of)
+    )

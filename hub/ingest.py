@@ -1,0 +1,80 @@
+"""One batch of received messages: parse, decide, write, in one transaction.
+
+Knows nothing of RabbitMQ: the worker hands it plain `Incoming` values and acks
+them once this returns (that is, once the transaction has committed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from hub.batch import Outcome
+from hub.config import Thresholds
+from hub.db import store
+from hub.validate import Rejection, parse
+from schemas.canonical import CanonicalUpdate
+
+TRUSTED_USERS = frozenset({"guest", "hub"})
+
+
+@dataclass(frozen=True)
+class Incoming:
+    message_id: str
+    routing_key: str
+    body: bytes
+    user_id: str | None = None
+    retry_of: str | None = None
+
+
+def raw_text(body: bytes) -> str:
+    """The body as storable text: invalid bytes and NULs escaped, nothing dropped."""
+    return body.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+def source_of(routing_key: str) -> str | None:
+    prefix, _, name = routing_key.partition(".")
+    return name if prefix == "source" and name and "." not in name else None
+
+
+def check(item: Incoming) -> CanonicalUpdate | Rejection:
+    source = source_of(item.routing_key)
+    if source is None:
+        return Rejection("invalid_routing_key", "routing key must be source.<NAME>")
+    result = parse(item.body, expected_source=source)
+    if isinstance(result, CanonicalUpdate) and item.user_id and item.user_id not in TRUSTED_USERS:
+        # RabbitMQ validates user-id against the connection's user: a source
+        # user may only publish its own updates.
+        if item.user_id not in (source, f"source-{source}"):
+            return Rejection("unauthenticated_source",
+                             "the publishing broker user may not publish for this source",
+                             result.source, result.source_record_id)
+    return result
+
+
+async def process(
+    conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds
+) -> list[Outcome]:
+    checked = [(item, check(item)) for item in items]
+    updates = [r for _, r in checked if isinstance(r, CanonicalUpdate)]
+    outcomes: list[Outcome] = []
+    async with conn.transaction():
+        done = await store.processed(conn, [i.message_id for i in items])
+        await store.lock(conn, updates)
+        state = await store.load(conn, updates, thresholds)
+        for item, result in checked:
+            if item.message_id in done:
+                outcomes.append(Outcome(item.message_id, "duplicate", "already_processed"))
+                continue
+            done.add(item.message_id)
+            if isinstance(result, Rejection):
+                outcomes.append(state.dead(
+                    item.message_id, result.reason, result.error, raw_text(item.body),
+                    result.source or source_of(item.routing_key), result.source_record_id,
+                    item.routing_key, item.retry_of,
+                ))
+            else:
+                outcomes.append(state.handle(result, item.message_id, raw_text(item.body)))
+        await store.flush(conn, state.writes)
+    return outcomes

@@ -1,0 +1,79 @@
+"""Change notifications: which events a change raises and to whom.
+
+Routing asks the shielding policy: a shielded child's notifications go to the
+shielding authority alone, and its moves raise no moved_in / moved_out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hub.records import Record, la_of, visible_only
+from hub.shielding import Shield, for_audience, notification_authorities
+
+EVENT_NAMESPACE = uuid.UUID("6f1c2f55-6c1e-4f57-9d0a-3c2b1f0e5a11")
+
+
+@dataclass(frozen=True)
+class Notification:
+    event_id: str
+    routing_key: str
+    body: dict[str, Any]
+
+
+def _note(
+    event: str, la: str, child_id: str, version: int, at: datetime, child: Record, shielded: bool
+) -> Notification:
+    # Stable: the same change always carries the same event id, so councils can drop repeats.
+    event_id = str(uuid.uuid5(EVENT_NAMESPACE, f"{child_id}:{version}:{event}:{la}"))
+    body = {
+        "event_id": event_id,
+        "event": event,
+        "child_id": child_id,
+        "version": version,
+        "occurred_at": at.isoformat().replace("+00:00", "Z"),
+        "shielded": shielded,
+        "child": child,
+    }
+    return Notification(event_id, f"la.{la}.{event}", body)
+
+
+def for_change(
+    child_id: str,
+    version: int,
+    at: datetime,
+    before: Record | None,
+    after: Record,
+    shield: Shield,
+) -> list[Notification]:
+    """The notifications one committed change raises."""
+    created = before is None
+    if shield.shielded:
+        event = "child.created" if created else "child.updated"
+        return [
+            _note(event, la, child_id, version, at, for_audience(after, shield, la), True)
+            for la in notification_authorities(shield, before, after)
+        ]
+    old_la, new_la = la_of(before), la_of(after)
+    if created:
+        return [_note("child.created", new_la, child_id, version, at, after, False)] if new_la else []
+    if old_la and new_la and old_la != new_la:
+        return [
+            _note("child.moved_out", old_la, child_id, version, at, visible_only(after), False),
+            _note("child.moved_in", new_la, child_id, version, at, after, False),
+        ]
+    if new_la and not old_la:
+        return [_note("child.moved_in", new_la, child_id, version, at, after, False)]
+    return [_note("child.updated", new_la, child_id, version, at, after, False)] if new_la else []
+
+
+def for_shielding(
+    child_id: str, version: int, at: datetime, record: Record, shield: Shield, event: str
+) -> list[Notification]:
+    """child.shielded / child.unshielded: told to the shielding authority only."""
+    if not shield.authority:
+        return []
+    return [_note(event, shield.authority, child_id, version, at, visible_only(record), True)]

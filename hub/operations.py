@@ -1,0 +1,299 @@
+"""What operators do: shielding, severing, review, dead letters, sources, export.
+
+Each action runs in one transaction with its audit row; anything that changes a
+record writes its notifications to the outbox in that same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from hub.batch import BatchState
+from hub.config import Thresholds
+from hub.db import store
+from hub.db.queries import q
+from hub.notify import for_shielding
+from hub.records import address_key
+from hub.shielding import Shield, for_audience
+from schemas.canonical import CanonicalUpdate
+
+
+class OperationError(Exception):
+    """An expected failure with a one-line message for the operator."""
+
+
+def _uuid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise OperationError(f"{what} {value!r} is not a valid id") from None
+
+
+async def audit(
+    conn: asyncpg.Connection, actor: str, action: str, child_id: str | None,
+    subject: str | None, detail: dict[str, Any],
+) -> None:
+    await conn.execute(q("insert_audit"), actor, action, child_id, subject, detail)
+
+
+async def _child(conn: asyncpg.Connection, child_id: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT * FROM children WHERE child_id = $1 FOR UPDATE", _uuid(child_id, "child")
+    )
+    if row is None:
+        raise OperationError(f"no child with id {child_id}")
+    return row
+
+
+async def _new_version(
+    conn: asyncpg.Connection, row: asyncpg.Record, record: dict[str, Any], actor: str,
+    shielded: bool, authority: str | None, severed: bool,
+) -> int:
+    version = row["version"] + 1
+    await conn.execute(
+        "UPDATE children SET version = $2, record = $3, shielded = $4, shielding_authority = $5,"
+        " shielded_at = CASE WHEN $4 THEN coalesce(shielded_at, now()) END,"
+        " restricted_at_origin = restricted_at_origin AND $4, severed = $6, updated_at = now()"
+        " WHERE child_id = $1",
+        row["child_id"], version, record, shielded, authority, severed,
+    )
+    await conn.execute(q("insert_version"), row["child_id"], version, record, actor, None)
+    return version
+
+
+# -- shielding ---------------------------------------------------------------------
+
+async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
+                 reason: str | None) -> int:
+    async with conn.transaction():
+        row = await _child(conn, child_id)
+        if row["shielded"] and row["shielding_authority"] not in (None, authority):
+            raise OperationError("record is already shielded by another authority")
+        version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
+        # Every address it ever had becomes protected, not just the current one.
+        history = await conn.fetch(
+            "SELECT record->'address' AS address FROM child_versions WHERE child_id = $1",
+            row["child_id"],
+        )
+        keys = {k for k in (address_key(h["address"]) for h in history) if k}
+        await conn.executemany(q("insert_protected"), [(k, row["child_id"]) for k in keys])
+        await _outbox_shielding(conn, row, version, authority, "child.shielded")
+        await audit(conn, by, "shield", str(row["child_id"]), authority, {"reason": reason})
+    return version
+
+
+async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
+                   reason: str | None) -> int:
+    async with conn.transaction():
+        row = await _child(conn, child_id)
+        if not row["shielded"]:
+            raise OperationError("record is not shielded")
+        if row["shielding_authority"] not in (None, authority):
+            raise OperationError("only the shielding authority may lift the shield")
+        version = await _new_version(conn, row, row["record"], by, False, None, row["severed"])
+        await conn.execute("DELETE FROM protected_addresses WHERE child_id = $1", row["child_id"])
+        await _outbox_shielding(conn, row, version, authority, "child.unshielded")
+        await audit(conn, by, "unshield", str(row["child_id"]), authority, {"reason": reason})
+    return version
+
+
+async def _outbox_shielding(conn: asyncpg.Connection, row: asyncpg.Record, version: int,
+                            authority: str, event: str) -> None:
+    for n in for_shielding(str(row["child_id"]), version, datetime.now(UTC), row["record"],
+                           Shield(True, authority), event):
+        await conn.execute(q("insert_outbox"), n.event_id, n.routing_key, n.body)
+
+
+async def sever(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
+                reason: str | None) -> int:
+    """Sever the record's former identity: its source links and NHS number never link again."""
+    async with conn.transaction():
+        row = await _child(conn, child_id)
+        if row["shielded"] and row["shielding_authority"] not in (None, authority):
+            raise OperationError("only the shielding authority may sever this record")
+        record = dict(row["record"])
+        nhs = record.pop("nhs_number", None)
+        if nhs:
+            await conn.execute(
+                "INSERT INTO invalidated_identifiers (nhs_number, child_id) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING", nhs, row["child_id"],
+            )
+        # Former names would tie the two identities together in exports and searches.
+        record.pop("former_family_names", None)
+        await conn.execute(
+            "UPDATE source_links SET severed = true WHERE child_id = $1", row["child_id"]
+        )
+        version = await _new_version(conn, row, record, by, row["shielded"],
+                                     row["shielding_authority"], True)
+        await conn.execute("DELETE FROM block_keys WHERE child_id = $1", row["child_id"])
+        from hub.match.blocking import index_keys
+
+        keys = sorted(index_keys(record))
+        await conn.execute(q("insert_keys"), keys, [row["child_id"]] * len(keys))
+        await audit(conn, by, "sever", str(row["child_id"]), authority, {"reason": reason})
+    return version
+
+
+# -- export ------------------------------------------------------------------------
+
+async def export(conn: asyncpg.Connection, include_protected: bool, by: str | None,
+                 reason: str | None) -> AsyncIterator[dict[str, Any]]:
+    if include_protected:
+        await audit(conn, by or "unknown", "export.break_glass", None, None, {"reason": reason})
+        # Break the glass: every shielding authority is told that it happened.
+        authorities = [r["a"] for r in await conn.fetch(
+            "SELECT DISTINCT shielding_authority AS a FROM children"
+            " WHERE shielded AND shielding_authority IS NOT NULL")]
+        now = datetime.now(UTC)
+        for la in authorities:
+            event_id = str(uuid.uuid4())
+            await conn.execute(q("insert_outbox"), event_id, f"la.{la}.alert.break_glass", {
+                "event_id": event_id, "event": "alert.break_glass", "child_id": None,
+                "version": 0, "occurred_at": now.isoformat().replace("+00:00", "Z"),
+                "by": by, "reason": reason, "access": "export --include-protected",
+            })
+    async with conn.transaction():
+        cursor = conn.cursor(
+            "SELECT c.child_id::text AS child_id, c.version, c.record, c.shielded,"
+            " c.shielding_authority,"
+            " coalesce((SELECT json_agg(json_build_object('source', l.source,"
+            "   'source_record_id', l.source_record_id) ORDER BY l.source, l.source_record_id)"
+            "   FROM source_links l WHERE l.child_id = c.child_id AND NOT l.severed), '[]')"
+            "   AS sources"
+            " FROM children c ORDER BY c.created_at, c.child_id"
+        )
+        async for r in cursor:
+            shield_ = Shield(r["shielded"], r["shielding_authority"])
+            yield {
+                "child_id": r["child_id"],
+                "version": r["version"],
+                "shielded": r["shielded"],
+                "shielding_authority": r["shielding_authority"],
+                "sources": r["sources"],
+                "child": for_audience(r["record"], shield_, None, break_glass=include_protected),
+            }
+
+
+# -- review ------------------------------------------------------------------------
+
+def review_line(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(r["id"]),
+        "reason": r["reason"],
+        "source": r["source"],
+        "source_record_id": r["source_record_id"],
+        "candidates": [
+            {"child_id": c["child_id"], "score": c.get("score")} for c in r["candidates"] or []
+        ],
+        "received_at": _ts(r["received_at"]),
+    }
+
+
+def dead_line(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(r["id"]),
+        "reason": r["reason"],
+        "source": r["source"],
+        "source_record_id": r["source_record_id"],
+        "error": r["error"],
+        "received_at": _ts(r["received_at"]),
+    }
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def list_parked(conn: asyncpg.Connection, kind: str, reason: str | None,
+                      source: str | None = None) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM parked WHERE kind = $1 AND status = 'open'"
+        " AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR source = $3)"
+        " ORDER BY received_at, id",
+        kind, reason, source,
+    )
+
+
+async def _parked(conn: asyncpg.Connection, item_id: str, kind: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT * FROM parked WHERE id = $1 AND kind = $2 FOR UPDATE", _uuid(item_id, "item"), kind
+    )
+    if row is None:
+        raise OperationError(f"no {'review item' if kind == 'review' else 'dead letter'} {item_id}")
+    return row
+
+
+async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id: str | None,
+                  by: str, note: str | None, thresholds: Thresholds) -> str | None:
+    """Apply an operator's decision on a review item; return the child it went to."""
+    async with conn.transaction():
+        row = await _parked(conn, item_id, "review")
+        if row["status"] != "open":
+            raise OperationError(f"review item {item_id} is already {row['status']}")
+        update = CanonicalUpdate.model_validate(row["update"])
+        result: str | None = None
+        if action == "reject":
+            for c in row["candidates"] or []:
+                await conn.execute(
+                    "INSERT INTO not_a_match (source, source_record_id, child_id, decided_by)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    update.source, update.source_record_id, c["child_id"], by,
+                )
+        else:
+            target = None
+            if action == "link":
+                assert child_id is not None
+                target = (await _child(conn, child_id))["child_id"]
+                target = str(target)
+            await store.lock(conn, [update])
+            state: BatchState = await store.load(conn, [update], thresholds,
+                                                 extra_child_ids=[target] if target else [])
+            state.actor = by
+            child = update.child.model_dump(mode="json", exclude_none=True)
+            result = state.apply(update, child, target, None, by, f"operator_{action}")
+            if action == "create":
+                for c in row["candidates"] or []:
+                    await conn.execute(
+                        "INSERT INTO not_a_match (source, source_record_id, child_id, decided_by)"
+                        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        update.source, update.source_record_id, c["child_id"], by,
+                    )
+            await store.flush(conn, state.writes)
+        status = "rejected" if action == "reject" else "resolved"
+        await conn.execute(
+            "UPDATE parked SET status = $2, resolved_at = now(), resolved_by = $3,"
+            " resolution = $4, note = $5 WHERE id = $1",
+            row["id"], status, by, action if not result else f"{action}:{result}", note,
+        )
+        await audit(conn, by, f"review.{action}", result, str(row["id"]),
+                    {"note": note, "reason": row["reason"]})
+    return result
+
+
+async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: str,
+                    action: str) -> None:
+    await conn.execute(
+        "UPDATE parked SET status = $2, resolved_at = now(), resolved_by = $3"
+        + (", raw = NULL, update = NULL" if status == "purged" else "")
+        + " WHERE id = ANY($1::uuid[])",
+        ids, status, by,
+    )
+    for i in ids:
+        await audit(conn, by, action, None, str(i), {})
+
+
+async def select_dead(conn: asyncpg.Connection, item_id: str | None, reason: str | None,
+                      every: bool) -> list[asyncpg.Record]:
+    if item_id:
+        row = await _parked(conn, item_id, "dead")
+        if row["status"] != "open":
+            raise OperationError(f"dead letter {item_id} is already {row['status']}")
+        return [row]
+    if reason or every:
+        return await list_parked(conn, "dead", reason)
+    raise OperationError("say which: an ID, --reason R or --all")

@@ -1,0 +1,106 @@
+"""Reading a source file through its adapter and publishing it with confirms.
+
+Every record ends as exactly one of: published to hub.ingest, or dead-lettered
+to hub.dead with its reason and raw content. Message ids are derived from the
+content, so publishing the same file twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO
+from urllib.parse import unquote, urlsplit
+
+from adapters.base import BadRecord, Record
+from hub.broker import topology as topo
+from hub.broker.connection import confirming_channel, connect, message, message_id_for, publish
+from hub.validate import Rejection, check
+
+WINDOW = 256  # confirms outstanding at once
+
+
+@dataclass
+class Summary:
+    published: int = 0
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (where, reason, error)
+
+
+def canonical_body(update: dict) -> bytes:
+    return json.dumps(update, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def user_of(amqp_url: str) -> str:
+    return unquote(urlsplit(amqp_url).username or "guest")
+
+
+async def publish_items(
+    amqp_url: str,
+    source: str,
+    items: Iterable[Record | BadRecord],
+    progress: Callable[[Summary], None] | None = None,
+) -> Summary:
+    conn = await connect(amqp_url)
+    summary = Summary()
+    user = user_of(amqp_url)
+    try:
+        channel = await confirming_channel(conn)
+        ingest = await topo.exchange(channel, topo.INGEST)
+        dead = await topo.exchange(channel, topo.DEAD)
+        routing_key = f"source.{source}"
+        pending: set[asyncio.Task[None]] = set()
+        last = time.monotonic()
+
+        async def flush(limit: int) -> None:
+            while len(pending) > limit:
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    pending.discard(t)
+                    t.result()  # a refused publish is an error: raise it
+
+        for item in items:
+            if isinstance(item, Record):
+                result = check(item.update, expected_source=source)
+                if isinstance(result, Rejection):
+                    item = BadRecord(item.where, result.reason, result.error,
+                                     canonical_body(item.update).decode(),
+                                     result.source_record_id)
+                else:
+                    body = canonical_body(item.update)
+                    msg = message(body, message_id=message_id_for(routing_key, body), user_id=user)
+                    pending.add(asyncio.ensure_future(publish(ingest, routing_key, msg)))
+                    summary.published += 1
+            if isinstance(item, BadRecord):
+                raw = item.raw.encode()
+                headers = {
+                    topo.H_REASON: item.reason,
+                    topo.H_ERROR: f"{item.where}: {item.error}",
+                    topo.H_SOURCE: source,
+                    topo.H_ROUTING_KEY: routing_key,
+                }
+                if item.source_record_id:
+                    headers[topo.H_RECORD] = item.source_record_id
+                mid = message_id_for(f"dead.{source}.{item.where}", raw)
+                pending.add(asyncio.ensure_future(
+                    publish(dead, routing_key, message(raw, message_id=mid, headers=headers))
+                ))
+                summary.rejected.append((item.where, item.reason, item.error))
+            await flush(WINDOW)
+            if progress and time.monotonic() - last > 1:
+                progress(summary)
+                last = time.monotonic()
+        await flush(0)
+    finally:
+        await conn.close()
+    return summary
+
+
+def print_progress(stream: IO[str] = sys.stderr) -> Callable[[Summary], None]:
+    def show(s: Summary) -> None:
+        print(f"... {s.published} published, {len(s.rejected)} rejected", file=stream, flush=True)
+
+    return show

@@ -1,0 +1,76 @@
+"""The child record: canonical fields and how an update merges into a record."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from schemas.canonical import PROTECTED_FIELDS, VISIBLE_FIELDS
+
+Record = dict[str, Any]
+
+LIST_FIELDS = ("former_family_names", "carers", "services")
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == ""
+
+
+def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
+    """Merge an update's child into a record; return the new record and changed fields.
+
+    A source sends what it knows: a null or empty field means "not known here",
+    never "erase it". A new family name keeps the old one as a former name.
+    """
+    current: Record = dict(record or {})
+    changed: list[str] = []
+    for field, value in update.items():
+        if _empty(value) or field == "former_family_names":
+            continue
+        if current.get(field) != value:
+            if field == "family_name" and current.get("family_name"):
+                _add_former(current, current["family_name"], value)
+            current[field] = value
+            changed.append(field)
+    for name in update.get("former_family_names") or []:
+        if _add_former(current, name, current.get("family_name")):
+            changed.append("former_family_names")
+    if record is None:
+        changed = sorted(k for k, v in current.items() if not _empty(v))
+    return current, sorted(set(changed))
+
+
+def _add_former(record: Record, name: str, current_family: Any) -> bool:
+    former = list(record.get("former_family_names") or [])
+    if name == current_family or name in former:
+        return False
+    former.append(name)
+    record["former_family_names"] = former
+    return True
+
+
+def la_of(record: Record | None) -> str | None:
+    address = (record or {}).get("address") or {}
+    la = address.get("la") if isinstance(address, dict) else None
+    return la if isinstance(la, str) else None
+
+
+def address_key(address: Any) -> str | None:
+    """A normalised key for "the same dwelling": postcode plus first line."""
+    if not isinstance(address, dict):
+        return None
+    postcode = re.sub(r"\s+", "", str(address.get("postcode") or "")).upper()
+    lines = address.get("lines") or []
+    first = re.sub(r"[^a-z0-9]+", " ", str(lines[0]).lower()).strip() if lines else ""
+    if not postcode or not first:
+        return None
+    return f"{postcode}|{first}"
+
+
+def visible_only(record: Record) -> Record:
+    """The fields a shielded record shows: names, sex, date of birth."""
+    return {k: record.get(k) for k in VISIBLE_FIELDS if k in record}
+
+
+def without_protected(record: Record) -> Record:
+    return {k: v for k, v in record.items() if k not in PROTECTED_FIELDS}

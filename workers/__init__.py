@@ -1,0 +1,1 @@
+"""Thin asyncio shells: consume -> call hub -> ack."""

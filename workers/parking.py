@@ -1,0 +1,111 @@
+"""Dead-letter parking: messages dead-lettered by the broker (poison, unroutable,
+rejected by an adapter) are stored in the parked table, then acked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from hub.batch import PARK_NAMESPACE
+from hub.broker import topology as topo
+from hub.broker.connection import message_id_for
+from hub.db.queries import q
+from hub.ingest import raw_text, source_of
+from hub.log import get
+from workers.retry import transient
+
+log = get("parking")
+
+REASON_ERRORS = {
+    "poison_message": "processing failed on every delivery up to the delivery limit",
+    "unroutable": "no queue takes this routing key",
+    "dead_lettered": "dead-lettered by the broker",
+}
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def classify(msg: AbstractIncomingMessage) -> dict[str, Any]:
+    """Reason, error and origin of a dead-lettered message."""
+    headers = msg.headers or {}
+    deaths = headers.get("x-death") or []
+    original_key = msg.routing_key or ""
+    if deaths and isinstance(deaths, list) and isinstance(deaths[0], dict):
+        keys = deaths[0].get("routing-keys") or []
+        if keys:
+            original_key = _str(keys[0]) or original_key
+    reason = _str(headers.get(topo.H_REASON))
+    if reason is None:
+        first = _str(headers.get("x-first-death-reason"))
+        if first == "delivery_limit":
+            reason = "poison_message"
+        elif msg.exchange == topo.UNROUTED or not deaths:
+            reason = "unroutable"
+        else:
+            reason = "dead_lettered"
+    source = _str(headers.get(topo.H_SOURCE)) or source_of(original_key)
+    return {
+        "reason": reason,
+        "error": _str(headers.get(topo.H_ERROR)) or REASON_ERRORS.get(reason, reason),
+        "source": source,
+        "source_record_id": _str(headers.get(topo.H_RECORD)),
+        "routing_key": original_key,
+        "retry_of": _str(headers.get(topo.H_RETRY_OF)),
+    }
+
+
+def _record_id(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    rid = data.get("source_record_id") if isinstance(data, dict) else None
+    return str(rid)[:200] if isinstance(rid, str | int) else None
+
+
+async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str:
+    import uuid
+
+    info = classify(msg)
+    mid = msg.message_id or message_id_for(info["routing_key"], msg.body)
+    pid = str(uuid.uuid5(PARK_NAMESPACE, f"dead:{mid}"))
+    rid = info["source_record_id"] or _record_id(msg.body)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            q("insert_parked"), pid, "dead", info["reason"], info["source"], rid, None,
+            info["error"], raw_text(msg.body), info["routing_key"], mid, None, [],
+            info["retry_of"],
+        )
+        await conn.execute(
+            q("insert_audit"), "parking", "decision.dead", None, f"{info['source']}/{rid}",
+            {"reason": info["reason"], "message_id": mid, "parked_id": pid},
+        )
+    return pid
+
+
+async def run(pool: asyncpg.Pool, amqp: AbstractRobustConnection, stopping: asyncio.Event) -> None:
+    channel = await amqp.channel()
+    await channel.set_qos(prefetch_count=50)
+    queue = await channel.get_queue(topo.PARKING_DEAD, ensure=False)
+    try:
+        async with queue.iterator() as messages:
+            async for msg in messages:
+                async for attempt in transient():
+                    with attempt:
+                        pid = await park(pool, msg)
+                await msg.ack()  # after commit
+                log.info("parked", parked_id=pid, kind="dead")
+                if stopping.is_set():
+                    break
+    finally:
+        await channel.close()

@@ -1,0 +1,212 @@
+"""The pipeline worker: batches from hub.inbound through hub.ingest, ack after commit.
+
+Acknowledgement, explicitly:
+- a batch is acked only after its transaction has committed;
+- a paused source's message is acked only after the broker confirmed it in the
+  source's held queue;
+- a message whose processing fails for a reason that is not transient is
+  rejected with requeue, so the queue's delivery limit dead-letters a poison
+  message after a few attempts without holding up the rest;
+- transient failures (database down) are retried in place; the messages stay
+  unacknowledged and come back if this process dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from hub import ingest
+from hub.broker import topology as topo
+from hub.broker.connection import message, message_id_for, publish
+from hub.config import Settings
+from hub.db import store
+from hub.log import get
+from workers.retry import is_transient, transient
+
+log = get("pipeline")
+
+
+def incoming(msg: AbstractIncomingMessage) -> ingest.Incoming:
+    headers = msg.headers or {}
+    routing_key = str(headers.get(topo.H_ROUTING_KEY) or msg.routing_key or "")
+    body = msg.body
+    return ingest.Incoming(
+        message_id=msg.message_id or message_id_for(routing_key, body),
+        routing_key=routing_key,
+        body=body,
+        user_id=msg.user_id,
+        retry_of=str(headers[topo.H_RETRY_OF]) if topo.H_RETRY_OF in headers else None,
+    )
+
+
+class Pipeline:
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, amqp: AbstractRobustConnection,
+        worker_id: str,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.amqp = amqp
+        self.worker_id = worker_id
+        self.buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self.stopping = asyncio.Event()
+        self.held_declared: set[str] = set()
+        self.stats: dict[str, int] = {}
+
+    async def run(self) -> None:
+        channel = await self.amqp.channel(publisher_confirms=True, on_return_raises=True)
+        await channel.set_qos(prefetch_count=self.settings.batch_size * 2)
+        queue = await channel.get_queue(topo.INBOUND, ensure=False)
+        held_exchange = await topo.exchange(channel, topo.HELD)
+        tag = await queue.consume(self.buffer.put)
+        await self._status(0)
+        try:
+            while not self.stopping.is_set():
+                batch = await self._take()
+                if batch:
+                    await self._status(len(batch) + self.buffer.qsize())
+                    await self._handle(channel, held_exchange, batch)
+                    await self._status(self.buffer.qsize())
+        finally:
+            await queue.cancel(tag)
+            await self._status(0)
+            await channel.close()
+
+    async def _take(self) -> list[AbstractIncomingMessage]:
+        try:
+            first = await asyncio.wait_for(self.buffer.get(), timeout=0.5)
+        except TimeoutError:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.batch_wait
+        while len(batch) < self.settings.batch_size:
+            remaining = deadline - time.monotonic()
+            if self.buffer.empty() and remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self.buffer.get(), timeout=max(remaining, 0)))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _paused(self) -> set[str]:
+        async for attempt in transient():
+            with attempt:
+                async with self.pool.acquire() as conn:
+                    return await store.paused_sources(conn)
+        return set()  # pragma: no cover - reraise=True
+
+    async def _handle(self, channel: Any, held_exchange: Any,
+                      batch: list[AbstractIncomingMessage]) -> None:
+        items = [incoming(m) for m in batch]
+        paused = await self._paused()
+        work: list[tuple[AbstractIncomingMessage, ingest.Incoming]] = []
+        for msg, item in zip(batch, items, strict=True):
+            source = ingest.source_of(item.routing_key)
+            if source in paused:
+                await self._hold(channel, held_exchange, msg, item, source)
+            else:
+                work.append((msg, item))
+        if not work:
+            return
+        try:
+            outcomes = await self._process([i for _, i in work])
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if is_transient(exc) or len(work) == 1:
+                log.error("batch_failed", worker=self.worker_id, size=len(work),
+                          error=type(exc).__name__)
+                for msg, _ in work:
+                    await msg.nack(requeue=True)
+                return
+            # Find the poison message: one at a time; only it is rejected.
+            for msg, item in work:
+                try:
+                    outcomes = await self._process([item])
+                except Exception as one:  # noqa: BLE001
+                    log.error("message_failed", worker=self.worker_id,
+                              message_id=item.message_id, error=type(one).__name__)
+                    await msg.nack(requeue=True)
+                else:
+                    self._count(outcomes)
+                    await msg.ack()
+            return
+        self._count(outcomes)
+        for msg, _ in work:
+            await msg.ack()
+
+    async def _process(self, items: list[ingest.Incoming]) -> list[Any]:
+        async for attempt in transient():
+            with attempt:
+                async with self.pool.acquire() as conn:
+                    outcomes = await ingest.process(conn, items, self.settings.thresholds)
+        for o in outcomes:
+            log.info("decision", worker=self.worker_id, message_id=o.message_id,
+                     action=o.action, reason=o.reason, child_id=o.child_id,
+                     parked_id=o.parked_id)
+        return outcomes
+
+    async def _hold(self, channel: Any, exchange: Any, msg: AbstractIncomingMessage,
+                    item: ingest.Incoming, source: str) -> None:
+        if source not in self.held_declared:
+            await topo.declare_held(channel, source)
+            self.held_declared.add(source)
+        held = message(item.body, message_id=item.message_id,
+                       headers={topo.H_ROUTING_KEY: item.routing_key})
+        await publish(exchange, source, held)
+        await msg.ack()
+        log.info("held", worker=self.worker_id, message_id=item.message_id, source=source)
+
+    def _count(self, outcomes: list[Any]) -> None:
+        for o in outcomes:
+            self.stats[o.action] = self.stats.get(o.action, 0) + 1
+
+    async def _status(self, inflight: int) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO worker_status (worker_id, inflight) VALUES ($1, $2) "
+                    "ON CONFLICT (worker_id) DO UPDATE SET inflight = $2, heartbeat = now()",
+                    self.worker_id, inflight,
+                )
+        except Exception as exc:  # noqa: BLE001 - status is advisory
+            log.warning("status_failed", worker=self.worker_id, error=type(exc).__name__)
+
+
+async def release_held(pool: asyncpg.Pool, amqp: AbstractRobustConnection) -> int:
+    """Move the held updates of resumed sources back into the inbound queue."""
+    async with pool.acquire() as conn:
+        sources = [r["name"] for r in await conn.fetch(
+            "SELECT name FROM sources WHERE held AND NOT paused")]
+    moved = 0
+    if not sources:
+        return 0
+    channel = await amqp.channel(publisher_confirms=True, on_return_raises=True)
+    try:
+        ingest_exchange = await topo.exchange(channel, topo.INGEST)
+        for source in sources:
+            queue = await topo.declare_held(channel, source)
+            while True:
+                msg = await queue.get(no_ack=False, fail=False)
+                if msg is None:
+                    break
+                headers = dict(msg.headers or {})
+                routing_key = str(headers.pop(topo.H_ROUTING_KEY, f"source.{source}"))
+                await publish(ingest_exchange, routing_key,
+                              message(msg.body, message_id=msg.message_id, headers=headers,
+                                      user_id=None))
+                await msg.ack()
+                moved += 1
+    finally:
+        await channel.close()
+    if moved:
+        log.info("released_held", count=moved)
+    return moved
+
+
+__all__ = ["Pipeline", "release_held", "aio_pika"]

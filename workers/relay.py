@@ -1,0 +1,58 @@
+"""The outbox relay: committed notifications out to hub.notifications, with confirms.
+
+A row is marked sent only after the broker confirmed it; a crash in between
+publishes it again (at-least-once), and councils drop repeats by event_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
+
+from hub.broker import topology as topo
+from hub.broker.connection import message, publish
+from hub.db.queries import q
+from hub.log import get
+from workers.retry import transient
+
+log = get("relay")
+
+
+async def relay_once(pool: asyncpg.Pool, exchange: object, limit: int = 500) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(q("outbox_batch"), limit)
+        if not rows:
+            return 0
+        await asyncio.gather(*(
+            publish(
+                exchange,  # type: ignore[arg-type]
+                r["routing_key"],
+                message(json.dumps(r["body"]).encode(), message_id=r["event_id"]),
+                mandatory=False,  # a council with no queue yet simply is not listening
+            )
+            for r in rows
+        ))
+        await conn.execute(q("outbox_mark_sent"), [r["id"] for r in rows])
+    return len(rows)
+
+
+async def run(pool: asyncpg.Pool, amqp: AbstractRobustConnection, stopping: asyncio.Event) -> None:
+    channel = await amqp.channel(publisher_confirms=True)
+    exchange = await topo.exchange(channel, topo.NOTIFICATIONS)
+    try:
+        while not stopping.is_set():
+            async for attempt in transient():
+                with attempt:
+                    sent = await relay_once(pool, exchange)
+            if sent:
+                log.info("relayed", count=sent)
+            else:
+                try:
+                    await asyncio.wait_for(stopping.wait(), timeout=0.1)
+                except TimeoutError:
+                    pass
+    finally:
+        await channel.close()

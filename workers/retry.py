@@ -1,0 +1,39 @@
+"""The retry policy, in one place: which errors are transient and how to wait."""
+
+from __future__ import annotations
+
+import asyncpg
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+TRANSIENT_PG = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT_PG | ConnectionError | OSError | TimeoutError)
+
+
+def transient(max_seconds: float = 600.0) -> AsyncRetrying:
+    """Retry transient failures with capped, jittered backoff, for at most `max_seconds`.
+
+    The messages stay unacknowledged meanwhile, so a long outage loses nothing:
+    if the worker gives up or dies, the broker delivers them again.
+    """
+    return AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential_jitter(initial=0.2, max=10),
+        stop=stop_after_delay(max_seconds),
+        reraise=True,
+    )

@@ -1,0 +1,89 @@
+"""`hub run`: pipeline workers, outbox relay, dead-letter parking and held-queue
+release, in one process, stopped cleanly by SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+
+from hub.broker.connection import connect
+from hub.config import Settings
+from hub.db.connect import pool as make_pool
+from hub.log import get
+from workers import parking, relay
+from workers.pipeline import Pipeline, release_held
+
+log = get("runner")
+
+
+async def _heartbeat(pool: object, ids: list[str], stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        with contextlib.suppress(Exception):
+            async with pool.acquire() as conn:  # type: ignore[attr-defined]
+                await conn.execute(
+                    "UPDATE worker_status SET heartbeat = now() WHERE worker_id = ANY($1)", ids
+                )
+                await conn.execute(
+                    "DELETE FROM worker_status WHERE heartbeat < now() - interval '1 minute'"
+                )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=2)
+
+
+async def _release_loop(pool: object, amqp: object, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        try:
+            await release_held(pool, amqp)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - retried next round
+            log.warning("release_failed", error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=1)
+
+
+async def run(settings: Settings, workers: int = 1, started: asyncio.Event | None = None) -> dict:
+    pool = await make_pool(settings.database_url, size=workers + 4)
+    amqp = await connect(settings.amqp_url)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stopping.set)
+    base = f"{socket.gethostname()}:{os.getpid()}"
+    pipelines = [Pipeline(settings, pool, amqp, f"{base}:{i}") for i in range(workers)]
+    ids = [p.worker_id for p in pipelines]
+    work = [asyncio.create_task(p.run(), name=p.worker_id) for p in pipelines]
+    side = [
+        asyncio.create_task(relay.run(pool, amqp, stopping), name="relay"),
+        asyncio.create_task(parking.run(pool, amqp, stopping), name="parking"),
+        asyncio.create_task(_release_loop(pool, amqp, stopping), name="release"),
+        asyncio.create_task(_heartbeat(pool, ids, stopping), name="heartbeat"),
+    ]
+    log.info("started", workers=workers)
+    if started is not None:
+        started.set()
+    stop_wait = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait([stop_wait, *work, *side], return_when=asyncio.FIRST_COMPLETED)
+    failure = next((t for t in done if t is not stop_wait and t.exception()), None)
+    stopping.set()
+    for p in pipelines:
+        p.stopping.set()
+    # Pipelines finish the batch in hand (commit, then ack) before stopping.
+    await asyncio.gather(*work, return_exceptions=True)
+    for t in side:
+        t.cancel()
+    await asyncio.gather(*side, return_exceptions=True)
+    await amqp.close()
+    await pool.close()
+    totals: dict[str, int] = {}
+    for p in pipelines:
+        for k, v in p.stats.items():
+            totals[k] = totals.get(k, 0) + v
+    log.info("stopped", **totals)
+    if failure is not None:
+        exc = failure.exception()
+        assert exc is not None
+        raise exc
+    return totals
