@@ -16,9 +16,7 @@ from hub import operations as ops
 from hub.broker import topology as topo
 from hub.broker.connection import connect, message, publish
 from hub.config import Settings
-from hub.db import migrate
 from hub.db.connect import connect as db_connect
-from hub.db.connect import ensure_database
 from hub.operations import OperationError
 
 
@@ -27,26 +25,9 @@ def out(obj: Any) -> None:
 
 
 async def setup(args: argparse.Namespace, s: Settings) -> int:
-    created = await ensure_database(s.database_url)
-    conn = await db_connect(s.database_url)
-    try:
-        applied = await migrate.apply(conn)
-    finally:
-        await conn.close()
-    amqp = await connect(s.amqp_url)
-    try:
-        channel = await amqp.channel()
-        await topo.declare(channel)
-        conn = await db_connect(s.database_url)
-        try:
-            for r in await conn.fetch("SELECT la FROM councils"):
-                await topo.declare_council(channel, r["la"])
-        finally:
-            await conn.close()
-    finally:
-        await amqp.close()
-    print(f"database {'created' if created else 'present'};"
-          f" migrations applied: {', '.join(applied) or 'none needed'}; broker topology declared")
+    from hub.admin import setup as do_setup
+
+    print(await do_setup(s))
     return 0
 
 

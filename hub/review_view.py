@@ -1,0 +1,80 @@
+"""`hub review show`: the update beside each candidate, field by field, with weights.
+
+Protected fields of a shielded candidate (and of an update that may be about a
+shielded child: its address may be the refuge) are shown only to an operator
+acting for the shielding authority.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from hub.operations import OperationError, _uuid
+from hub.shielding import CONTACT_NOTE, Shield, for_audience
+from schemas.canonical import PROTECTED_FIELDS
+
+FIELDS = ("nhs_number", "given_name", "middle_names", "family_name", "former_family_names",
+          "date_of_birth", "sex", *PROTECTED_FIELDS)
+
+
+def _cell(value: Any, width: int = 34) -> str:
+    if value is None or value == [] or value == "":
+        text = "-"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+async def show(conn: asyncpg.Connection, item_id: str, authority: str | None) -> str:
+    row = await conn.fetchrow("SELECT * FROM parked WHERE id = $1", _uuid(item_id, "item"))
+    if row is None:
+        raise OperationError(f"no parked item {item_id}")
+    lines = [f"{row['kind']} item {row['id']}  reason: {row['reason']}  status: {row['status']}",
+             f"source: {row['source']}/{row['source_record_id']}  received: {row['received_at']}"]
+    if row["kind"] == "dead":
+        lines.append(f"error: {row['error']}")
+        return "\n".join(lines)
+    update = (row["update"] or {}).get("child", {})
+    cands = row["candidates"] or []
+    ids = [c["child_id"] for c in cands]
+    children = {
+        str(r["child_id"]): r for r in await conn.fetch(
+            "SELECT * FROM children WHERE child_id = ANY($1::uuid[])", ids)
+    }
+    shields = [Shield(True, r["shielding_authority"]) for r in children.values() if r["shielded"]]
+    update_view = update
+    if shields and not any(authority and s.authority == authority for s in shields):
+        update_view = for_audience(update, Shield(True, None), authority)
+    for c in cands:
+        r = children.get(c["child_id"])
+        lines.append("")
+        if r is None:
+            lines.append(f"candidate {c['child_id']}: no longer in the index")
+            continue
+        sh = Shield(r["shielded"], r["shielding_authority"])
+        view = for_audience(r["record"], sh, authority)
+        flag = f"  SHIELDED ({CONTACT_NOTE}: {sh.authority})" if sh.shielded else ""
+        lines.append(f"candidate {c['child_id']}  score {c.get('score')}"
+                     f"  model {c.get('model_version', '-')}{flag}")
+        weights = {f["field"]: f for f in c.get("fields", [])}
+        lines.append(f"  {'field':<20} {'update':<34} {'candidate':<34} level / weight")
+        for f in FIELDS:
+            w = weights.get(f)
+            hidden = f in PROTECTED_FIELDS and f not in view and f in r["record"]
+            cand_cell = "[hidden: shielded]" if hidden else _cell(view.get(f))
+            upd_hidden = f in PROTECTED_FIELDS and f not in update_view and f in update
+            upd_cell = "[hidden: shielded]" if upd_hidden else _cell(update_view.get(f))
+            score = f"{w['level']} / {w['weight']:+.2f}" if w else ""
+            lines.append(f"  {f:<20} {upd_cell:<34} {cand_cell:<34} {score}")
+        for f in weights:
+            if f not in FIELDS:
+                w = weights[f]
+                lines.append(f"  {f:<20} {'':<34} {'':<34} {w['level']} / {w['weight']:+.2f}")
+    if not cands:
+        lines.append("no candidates")
+    return "\n".join(lines)

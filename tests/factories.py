@@ -1,0 +1,46 @@
+"""Invented children and canonical updates for tests (NHS numbers start 999)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hub.nhs import check_digit
+
+
+def nhs(n: int) -> str:
+    """The n-th valid test NHS number (999 prefix, valid check digit)."""
+    i = n
+    while True:
+        first = f"999{i:06d}"
+        d = check_digit(first)
+        if d is not None:
+            return first + str(d)
+        i += 1000000
+
+
+def child(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "nhs_number": nhs(1),
+        "given_name": "Marigold",
+        "family_name": "Quenby",
+        "date_of_birth": "2014-03-09",
+        "sex": "female",
+        "address": {"lines": ["12 Orchard Row"], "town": "Leeds", "postcode": "LS6 1AA",
+                    "la": "383"},
+        "carers": [{"name": "Rowan Quenby", "relationship": "mother", "phone": "07700 900111"}],
+    }
+    base.update(over)
+    return base
+
+
+def update(source: str, rid: str, version: int = 1, **child_over: Any) -> dict[str, Any]:
+    return {"source": source, "source_record_id": rid, "source_version": version,
+            "kind": "upsert", "child": child(**child_over)}
+
+
+def moved(u: dict[str, Any], **address: Any) -> dict[str, Any]:
+    out = copy.deepcopy(u)
+    out["child"]["address"] = {"lines": ["3 Harbour Lane"], "town": "Birmingham",
+                               "postcode": "B5 7QQ", "la": "330", **address}
+    return out

@@ -1,0 +1,52 @@
+"""Driving the real `hub` command from tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HUB = [sys.executable, "-m", "hub.cli.main"]
+
+
+def hub(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*HUB, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, input=stdin)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hub {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+class HubProcess:
+    """`hub run` in the background, stopped with SIGTERM (or killed)."""
+
+    def __init__(self, env: dict[str, str], *args: str, log: Path | None = None) -> None:
+        self.log_path = log
+        out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen([*HUB, "run", *args], env=env, stdout=out,
+                                     stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+        time.sleep(0.2)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path

@@ -1,0 +1,124 @@
+"""The whole path through the real CLI, RabbitMQ and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.factories import moved, nhs, update
+from tests.helpers import HubProcess, hub, jsonl, write_jsonl
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def running(hub_env: dict[str, str], tmp_path: Path):
+    hub(hub_env, "setup")
+    proc = HubProcess(hub_env, log=tmp_path / "hub.log")
+    yield hub_env
+    assert proc.stop() == 0, (tmp_path / "hub.log").read_text()
+
+
+def test_setup_is_idempotent(hub_env: dict[str, str]) -> None:
+    first = hub(hub_env, "setup")
+    second = hub(hub_env, "setup")
+    assert "broker topology declared" in first.stdout
+    assert "none needed" in second.stdout
+
+
+def test_create_link_notify_export(running: dict[str, str], tmp_path: Path) -> None:
+    env = running
+    hub(env, "council", "add", "383")
+    hub(env, "council", "add", "330")
+    first = update("la", "LA-1")
+    write_jsonl(tmp_path / "la.jsonl", [first])
+    hub(env, "publish", "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"))
+    hub(env, "wait", "--timeout", "60")
+    # The same child from DWP, now living in Birmingham: linked by NHS number + DOB.
+    write_jsonl(tmp_path / "dwp.jsonl", [moved(update("dwp", "CB-1"))])
+    out = hub(env, "publish", "--source", "dwp", "--format", "jsonl", str(tmp_path / "dwp.jsonl"))
+    assert "published 1, rejected 0" in out.stdout
+    hub(env, "wait", "--timeout", "60")
+
+    lines = jsonl(hub(env, "export").stdout)
+    assert len(lines) == 1
+    rec = lines[0]
+    assert rec["version"] == 2 and rec["shielded"] is False
+    assert {s["source"] for s in rec["sources"]} == {"la", "dwp"}
+    assert rec["child"]["address"]["la"] == "330"
+
+    leeds = jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
+    brum = jsonl(hub(env, "notifications", "consume", "--council", "330").stdout)
+    assert [n["event"] for n in leeds] == ["child.created", "child.moved_out"]
+    assert [n["event"] for n in brum] == ["child.moved_in"]
+    assert "address" not in leeds[1]["child"]  # the old council is not told where the child went
+    assert brum[0]["version"] == 2 and brum[0]["child_id"] == rec["child_id"]
+    assert len({n["event_id"] for n in leeds + brum}) == 3
+
+    # Replaying the same file and an older version changes nothing.
+    hub(env, "publish", "--source", "dwp", "--format", "jsonl", str(tmp_path / "dwp.jsonl"))
+    write_jsonl(tmp_path / "old.jsonl", [update("la", "LA-1", 0)])
+    hub(env, "publish", "--source", "la", "--format", "jsonl", str(tmp_path / "old.jsonl"))
+    hub(env, "wait", "--timeout", "60")
+    again = jsonl(hub(env, "export").stdout)
+    assert again[0]["version"] == 2
+
+
+def test_invalid_input_is_dead_lettered_and_the_worker_goes_on(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    env = running
+    bad_nhs = update("dwp", "CB-2", nhs_number="9990000000")
+    bad_nhs["child"]["nhs_number"] = "9990000019"  # wrong check digit
+    bad_date = update("dwp", "CB-3", date_of_birth="2015-02-30")
+    unknown = update("dwp", "CB-4")
+    unknown["colour"] = "blue"
+    no_names = update("dwp", "CB-5", given_name=None, family_name=None)
+    wrong_source = update("pds", "P-1")
+    good = update("dwp", "CB-6", nhs_number=nhs(2), given_name="Tamsin")
+    path = tmp_path / "mixed.jsonl"
+    write_jsonl(path, [bad_nhs, bad_date, unknown, no_names, wrong_source, good])
+    with path.open("a") as f:
+        f.write("{not json\n")
+    out = hub(env, "publish", "--source", "dwp", "--format", "jsonl", str(path))
+    assert "published 1, rejected 6" in out.stdout
+    assert "line 7: rejected: invalid_json" in out.stdout
+    hub(env, "wait", "--timeout", "60")
+    dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
+    reasons = sorted(d["reason"] for d in dead)
+    assert reasons == sorted(["invalid_nhs_number", "invalid_date_of_birth", "unknown_field",
+                              "missing_name", "source_mismatch", "invalid_json"])
+    by_reason = {d["reason"]: d for d in dead}
+    assert by_reason["invalid_nhs_number"]["source_record_id"] == "CB-2"
+    assert by_reason["invalid_json"]["source_record_id"] is None
+    assert "9990000019" not in by_reason["invalid_nhs_number"]["error"]
+    assert len(jsonl(hub(env, "export").stdout)) == 1  # the good one went through
+
+
+def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
+    hub(hub_env, "setup")
+    bad = hub(hub_env, "shield", "not-an-id", "--authority", "383", "--by", "op", check=False)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    missing = hub(hub_env, "shield", "00000000-0000-0000-0000-000000000000",
+                  "--authority", "383", "--by", "op", check=False)
+    assert missing.returncode == 1 and "no child" in missing.stderr
+    usage = hub(hub_env, "review", "resolve", "x", check=False)
+    assert usage.returncode == 2
+    down = dict(hub_env, HUB_AMQP_URL="amqp://guest:guest@127.0.0.1:1/")
+    unreachable = hub(down, "council", "add", "383", check=False)
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    nofile = hub(hub_env, "publish", "--source", "dwp", "--format", "jsonl", "/nonexistent",
+                 check=False)
+    assert nofile.returncode == 1 and "cannot read" in nofile.stderr
+    fmt = hub(hub_env, "publish", "--source", "dwp", "--format", "xls", "/nonexistent",
+              check=False)
+    assert fmt.returncode == 1
+
+
+def test_wait_times_out_when_work_is_left(hub_env: dict[str, str], tmp_path: Path) -> None:
+    hub(hub_env, "setup")
+    write_jsonl(tmp_path / "la.jsonl", [update("la", "LA-9")])
+    hub(hub_env, "publish", "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"))
+    res = hub(hub_env, "wait", "--timeout", "1", check=False)
+    assert res.returncode == 1 and "hub.inbound" in res.stderr

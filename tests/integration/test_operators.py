@@ -1,0 +1,181 @@
+"""Shielding, severing, review, dead letters and source pause through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from tests.factories import moved, nhs, update
+from tests.helpers import HubProcess, hub, jsonl, write_jsonl
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def running(hub_env: dict[str, str], tmp_path: Path):
+    hub(hub_env, "setup")
+    proc = HubProcess(hub_env, log=tmp_path / "hub.log")
+    yield hub_env
+    assert proc.stop() == 0, (tmp_path / "hub.log").read_text()
+
+
+def publish(env: dict[str, str], tmp_path: Path, source: str, *updates: dict) -> None:
+    path = write_jsonl(tmp_path / f"{source}-{len(list(tmp_path.iterdir()))}.jsonl",
+                       list(updates))
+    hub(env, "publish", "--source", source, "--format", "jsonl", str(path))
+    hub(env, "wait", "--timeout", "60")
+
+
+def only_child(env: dict[str, str]) -> dict:
+    lines = jsonl(hub(env, "export").stdout)
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_shielded_child_is_never_duplicated_nor_exposed(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    env = running
+    for la in ("383", "330"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid = only_child(env)["child_id"]
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    hub(env, "notifications", "consume", "--council", "383")  # drain what came before
+
+    # The central feed: no NHS number, a typo and the refuge address in another council.
+    refuge = moved(update("dwp", "CB-1", nhs_number=None, given_name="Marigld"))
+    publish(env, tmp_path, "dwp", refuge)
+    review = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert [r["reason"] for r in review] == ["shielded_candidate"]
+    assert review[0]["candidates"][0]["child_id"] == cid
+    exported = jsonl(hub(env, "export").stdout)
+    assert len(exported) == 1  # no duplicate
+    assert exported[0]["shielded"] is True and "address" not in exported[0]["child"]
+    assert "carers" not in exported[0]["child"]
+
+    # Tied by NHS number and date of birth: applied, and the record stays shielded.
+    tied = moved(update("pds", "P-1"))
+    publish(env, tmp_path, "pds", tied)
+    rec = only_child(env)
+    assert rec["shielded"] is True and rec["version"] >= 3
+    assert "address" not in rec["child"]
+    # Only the shielding authority heard anything, and no moved_in / moved_out.
+    brum = hub(env, "notifications", "consume", "--council", "330").stdout
+    assert brum == ""
+    leeds = jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
+    assert leeds and {n["event"] for n in leeds} <= {"child.updated"}
+    # A sibling moving into the refuge may not carry its address into an open record.
+    sibling = moved(update("dwp", "CB-2", nhs_number=nhs(3), given_name="Oswin",
+                           date_of_birth="2017-08-01", sex="male"))
+    publish(env, tmp_path, "dwp", sibling)
+    reasons = sorted(r["reason"] for r in jsonl(hub(env, "review", "list", "--json").stdout))
+    assert reasons == ["shielded_address", "shielded_candidate"]
+    assert brum == hub(env, "notifications", "consume", "--council", "330").stdout
+
+    # Break the glass: audited, with the reason required.
+    refused = hub(env, "export", "--include-protected", check=False)
+    assert refused.returncode == 1
+    full = jsonl(hub(env, "export", "--include-protected", "--by", "auditor-1",
+                     "--reason", "court order").stdout)
+    assert full[0]["child"]["address"]["la"] == "330"
+
+    # Only the shielding authority may lift the shield.
+    other = hub(env, "unshield", cid, "--authority", "330", "--by", "x", check=False)
+    assert other.returncode == 1
+    hub(env, "unshield", cid, "--authority", "383", "--by", "la-officer")
+    assert "address" in only_child(env)["child"]
+
+
+def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Path) -> None:
+    env = running
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid = only_child(env)["child_id"]
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer")
+    publish(env, tmp_path, "dwp",
+            update("dwp", "CB-1", nhs_number=None),
+            update("dwp", "CB-2", nhs_number=None, given_name="Marygold"),
+            update("dwp", "CB-3", nhs_number=None, given_name="Marigold", sex="unknown"))
+    items = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert len(items) == 3
+    show = hub(env, "review", "show", items[0]["id"]).stdout
+    assert "SHIELDED" in show and "12 Orchard Row" not in show
+    show_la = hub(env, "review", "show", items[0]["id"], "--authority", "383").stdout
+    assert "12 Orchard Row" in show_la
+
+    hub(env, "review", "resolve", items[0]["id"], "--link", cid, "--by", "op-1", "--note", "same")
+    hub(env, "review", "resolve", items[1]["id"], "--reject", "--by", "op-1")
+    hub(env, "review", "resolve", items[2]["id"], "--create", "--by", "op-1")
+    again = hub(env, "review", "resolve", items[0]["id"], "--reject", "--by", "op-1", check=False)
+    assert again.returncode == 1
+    assert jsonl(hub(env, "review", "list", "--json").stdout) == []
+    exported = jsonl(hub(env, "export").stdout)
+    assert len(exported) == 2
+    linked = next(e for e in exported if e["child_id"] == cid)
+    assert {s["source_record_id"] for s in linked["sources"]} == {"LA-1", "CB-1"}
+    # The linked source record now links automatically; the rejected one never returns to
+    # that child.
+    publish(env, tmp_path, "dwp", update("dwp", "CB-1", 2, nhs_number=None, middle_names="Ivy"))
+    assert jsonl(hub(env, "review", "list", "--json").stdout) == []
+
+
+def test_sever_sends_the_old_identity_to_review(running: dict[str, str], tmp_path: Path) -> None:
+    env = running
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid = only_child(env)["child_id"]
+    hub(env, "sever", cid, "--authority", "383", "--by", "la-officer", "--reason", "adoption")
+    publish(env, tmp_path, "la", update("la", "LA-1", 2))  # its own (severed) source link
+    publish(env, tmp_path, "pds", update("pds", "P-1"))  # the invalidated NHS number
+    reasons = [r["reason"] for r in jsonl(hub(env, "review", "list", "--json").stdout)]
+    assert reasons == ["severed_identity", "severed_identity"]
+    rec = only_child(env)
+    assert "nhs_number" not in rec["child"] and rec["sources"] == []
+
+
+def test_dlq_retry_and_purge(running: dict[str, str], tmp_path: Path) -> None:
+    env = running
+    bad = update("dwp", "CB-1", nhs_number=None)
+    bad["child"]["date_of_birth"] = "2015-02-30"
+    publish(env, tmp_path, "dwp", bad, update("dwp", "CB-2", nhs_number=None, given_name="Ada"))
+    dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
+    assert [d["reason"] for d in dead] == ["invalid_date_of_birth"]
+    assert hub(env, "dlq", "retry", check=False).returncode == 1
+    hub(env, "dlq", "retry", dead[0]["id"])
+    hub(env, "wait", "--timeout", "60")
+    again = jsonl(hub(env, "dlq", "list", "--json").stdout)
+    assert len(again) == 1 and again[0]["id"] != dead[0]["id"]  # failed again, new lineage
+    hub(env, "dlq", "purge", "--reason", "invalid_date_of_birth")
+    assert jsonl(hub(env, "dlq", "list", "--json").stdout) == []
+
+
+async def test_direct_publishes_and_unroutable(running: dict[str, str], settings) -> None:
+    env = running
+    conn = await aio_pika.connect_robust(settings.amqp_url)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        ex = await ch.get_exchange("hub.ingest")
+        good = json.dumps(update("lasys", "X-1", nhs_number=nhs(5), given_name="Ffion")).encode()
+        for body, key in [(b"\xff\xfe not utf8", "source.lasys"), (b"[]", "source.lasys"),
+                          (good, "source.lasys"), (good, "elsewhere")]:
+            await ex.publish(aio_pika.Message(body, delivery_mode=2), routing_key=key)
+    hub(env, "wait", "--timeout", "60")
+    reasons = sorted(d["reason"] for d in jsonl(hub(env, "dlq", "list", "--json").stdout))
+    assert reasons == ["invalid_encoding", "schema_violation", "unroutable"]
+    assert len(jsonl(hub(env, "export").stdout)) == 1
+
+
+def test_source_pause_and_resume(running: dict[str, str], tmp_path: Path) -> None:
+    env = running
+    hub(env, "source", "pause", "dwp")
+    publish(env, tmp_path, "dwp", update("dwp", "CB-1"), update("dwp", "CB-2", nhs_number=nhs(7),
+                                                               given_name="Bryony"))
+    assert jsonl(hub(env, "export").stdout) == []
+    status = hub(env, "source", "status").stdout
+    assert "dwp: paused, 2 held" in status
+    hub(env, "source", "resume", "dwp")
+    hub(env, "wait", "--timeout", "60")
+    assert len(jsonl(hub(env, "export").stdout)) == 2
+    assert "dwp: running" in hub(env, "source", "status").stdout
