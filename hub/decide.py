@@ -120,7 +120,8 @@ def decide(
     top = tuple(scored[:5])
 
     if facts.invalidated_for is not None:
-        return Decision(REVIEW, "severed_identity", None, _only(facts.invalidated_for, child, facts))
+        severed = _only(facts.invalidated_for, child, facts)
+        return Decision(REVIEW, "severed_identity", None, severed)
 
     nhs = child.get("nhs_number")
     dob = str(child.get("date_of_birth"))
@@ -137,7 +138,8 @@ def decide(
                 and c.identity_probability >= thresholds.shielded_plausible
             ]
             if others:
-                reason = "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
+                shielded = any(c.shielded for c in others)
+                reason = "shielded_candidate" if shielded else "severed_identity"
                 return Decision(REVIEW, reason, None, top, model)
             if _address_guard(child, target.child_id, facts):
                 return Decision(REVIEW, "shielded_address", None, top, model)
@@ -145,8 +147,11 @@ def decide(
         if same_nhs:
             return Decision(REVIEW, "conflicting_identity", None, top, model)
 
-    plausible = [c for c in scored if c.identity_probability >= thresholds.shielded_plausible
-                 or c.probability >= thresholds.review]
+    plausible = [
+        c for c in scored
+        if c.identity_probability >= thresholds.shielded_plausible
+        or c.probability >= thresholds.review
+    ]
     if any(c.shielded for c in plausible):
         return Decision(REVIEW, "shielded_candidate", None, top, model)
     if any(c.severed for c in plausible):
@@ -155,7 +160,8 @@ def decide(
     if scored and scored[0].probability >= thresholds.review:
         best = scored[0]
         runner_up = scored[1].probability if len(scored) > 1 else 0.0
-        if runner_up >= thresholds.review and best.probability - runner_up < thresholds.ambiguous_margin:
+        close = best.probability - runner_up < thresholds.ambiguous_margin
+        if runner_up >= thresholds.review and close:
             return Decision(REVIEW, "ambiguous_match", None, top, model)
         if best.probability < thresholds.link:
             return Decision(REVIEW, "possible_match", None, top, model)

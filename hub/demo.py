@@ -80,7 +80,7 @@ async def _publish(s: Settings, source: str, path: Path) -> tuple[int, int]:
         say(f"    ... {summary.published} published")
         last[0] = time.monotonic()
 
-    with open(path, "rb") as stream:
+    with open(path, "rb") as stream:  # noqa: ASYNC230 - streamed by the adapter
         summary = await publish_items(s.amqp_url, source, reader("jsonl")(stream, source), progress)
     return summary.published, len(summary.rejected)
 
@@ -231,8 +231,8 @@ async def _report(s: Settings, pop: Any, feed: Any, shielded_ids: dict[str, str]
     say("report")
     say(f"  children in the index: {children} ({len(shield_rows)} shielded)")
     say("  updates: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-    say("  sent to review: " + (", ".join(f"{k} {v}" for k, v in sorted(reviews.items())) or "none"))
-    say("  dead-lettered: " + (", ".join(f"{k} {v}" for k, v in sorted(dead.items())) or "none"))
+    say(f"  sent to review: {_counts(reviews)}")
+    say(f"  dead-lettered: {_counts(dead)}")
     say("  notifications per council: "
         + ", ".join(f"{la} {n}" for la, n in sorted(notes.items())))
     shielded_updates = len(feed.shielded)
@@ -249,3 +249,7 @@ async def _report(s: Settings, pop: Any, feed: Any, shielded_ids: dict[str, str]
     say("  PROOF: no shielded child was duplicated or exposed" if ok
         else "  FAILED: a shielded child was duplicated or exposed")
     return ok
+
+
+def _counts(c: Counter[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"

@@ -59,7 +59,9 @@ def for_change(
         ]
     old_la, new_la = la_of(before), la_of(after)
     if created:
-        return [_note("child.created", new_la, child_id, version, at, after, False)] if new_la else []
+        if not new_la:
+            return []
+        return [_note("child.created", new_la, child_id, version, at, after, False)]
     if old_la and new_la and old_la != new_la:
         return [
             _note("child.moved_out", old_la, child_id, version, at, visible_only(after), False),

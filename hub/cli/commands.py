@@ -14,7 +14,8 @@ import aio_pika
 
 from hub import operations as ops
 from hub.broker import topology as topo
-from hub.broker.connection import connect, message, publish
+from hub.broker.connection import connect, message
+from hub.broker.connection import publish as broker_publish
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
 from hub.operations import OperationError
@@ -51,7 +52,7 @@ async def publish_cmd(args: argparse.Namespace, s: Settings) -> int:
     total_published, total_rejected = 0, 0
     for path in args.files:
         try:
-            stream = open(path, "rb")  # noqa: SIM115 - closed below
+            stream = open(path, "rb")  # noqa: SIM115, ASYNC230 - streamed, closed below
         except OSError as exc:
             raise OperationError(f"cannot read {path}: {exc.strerror}") from None
         with stream:
@@ -140,7 +141,8 @@ async def review_list(args: argparse.Namespace, s: Settings) -> int:
             out(ops.review_line(r))
         return 0
     counts = Counter(r["reason"] for r in rows)
-    print(f"{len(rows)} awaiting review" + "".join(f"; {k}: {v}" for k, v in sorted(counts.items())))
+    by_reason = "".join(f"; {k}: {v}" for k, v in sorted(counts.items()))
+    print(f"{len(rows)} awaiting review{by_reason}")
     for r in rows:
         line = ops.review_line(r)
         cands = ", ".join(f"{c['child_id']} ({c['score']})" for c in line["candidates"])
@@ -198,7 +200,7 @@ async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
                 message_id=f"retry:{r['id']}:{r['attempts'] + 1}",
                 headers={topo.H_RETRY_OF: str(r["id"])},
             )
-            await publish(ingest, f"source.{r['source']}", msg)
+            await broker_publish(ingest, f"source.{r['source']}", msg)
             async with conn.transaction():
                 await ops.mark_dead(conn, [r["id"]], "retried", args.by, "dlq.retry")
             retried.append(r["id"])
