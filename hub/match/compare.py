@@ -1,0 +1,373 @@
+"""Per-field comparison levels between an update and a stored record.
+
+Records are prepared once (`prepare`), which does all the normalisation, so
+comparing a pair is a handful of string equality tests plus at most a few
+Jaro-Winkler calls (rapidfuzz, with a score cut-off so dissimilar names stop early).
+
+Each ``compare_*`` function returns the name of a level of the model (model.py).
+Name levels are tried strongest first: exact, (nickname | part, former), known by
+a middle name, Jaro-Winkler >= 0.94, one edit (insertion, deletion, substitution
+or adjacent transposition: catches "Zva"/"Ava", where Jaro-Winkler punishes a
+wrong first letter in a short name), Jaro-Winkler >= 0.88, phonetic (Soundex or
+Metaphone), disagree.
+All comparisons are symmetric: compare(a, b) == compare(b, a).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from hub.match.normalise import (
+    first_line,
+    groups_of,
+    metaphone,
+    name_key,
+    name_parts,
+    parse_date,
+    postcode_parts,
+    soundex,
+)
+
+_jw = JaroWinkler.similarity
+_osa = OSA.distance
+
+# Level names (shared with model.py).
+EXACT = "exact"
+SWAPPED = "swapped"
+MISSING = "missing"
+DISAGREE = "disagree"
+
+
+class Prepared:
+    """A record's normal forms, computed once and reused for every pair it is in."""
+
+    __slots__ = (
+        "given", "given_sdx", "given_mph", "given_groups", "given_others",
+        "family", "family_all", "family_sdx", "family_mph", "formers",
+        "dob", "dob_s", "year", "month", "day",
+        "sex", "postcode", "sector", "district", "line1", "nhs", "upn", "la",
+    )
+
+    given: str
+    given_sdx: str
+    given_mph: str
+    given_groups: frozenset[int]
+    given_others: frozenset[str]
+    family: str
+    family_all: frozenset[str]
+    family_sdx: str
+    family_mph: str
+    formers: frozenset[str]
+    dob: date
+    dob_s: str
+    year: int
+    month: int
+    day: int
+    sex: str
+    postcode: str
+    sector: str
+    district: str
+    line1: str
+    nhs: str
+    upn: str
+    la: str
+
+    def __repr__(self) -> str:
+        return f"Prepared({self.given!r}, {self.family!r}, {self.dob.isoformat()})"
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def prepare(child: Mapping[str, Any] | Prepared) -> Prepared:
+    """Normalise a canonical child dict for matching (a Prepared is returned as is).
+
+    Raises ValueError when the date of birth is missing or not a date.
+    """
+    if isinstance(child, Prepared):
+        return child
+    p = Prepared()
+    given_raw = child.get("given_name")
+    p.given = g = name_key(given_raw)
+    p.given_sdx = soundex(g)
+    p.given_mph = metaphone(g)
+    p.given_groups = groups_of(g)
+    others = set(name_parts(given_raw))
+    middle = child.get("middle_names")
+    if isinstance(middle, str):
+        others.update(name_parts(middle))
+        mk = name_key(middle)
+        if mk:
+            others.add(mk)
+    others.discard(g)
+    p.given_others = frozenset(others)
+
+    family_raw = child.get("family_name")
+    p.family = f = name_key(family_raw)
+    p.family_all = frozenset(name_parts(family_raw)) | ({f} if f else frozenset())
+    p.family_sdx = soundex(f)
+    p.family_mph = metaphone(f)
+    formers: set[str] = set()
+    for former in child.get("former_family_names") or ():
+        if isinstance(former, str):
+            fk = name_key(former)
+            if fk:
+                formers.add(fk)
+                formers.update(name_parts(former))
+    formers.difference_update(p.family_all)
+    p.formers = frozenset(formers)
+
+    dob = parse_date(child.get("date_of_birth"))
+    p.dob = dob
+    p.dob_s = f"{dob.year:04d}{dob.month:02d}{dob.day:02d}"
+    p.year, p.month, p.day = dob.year, dob.month, dob.day
+
+    sex = child.get("sex")
+    p.sex = sex if sex in ("female", "male") else ""
+    address = child.get("address")
+    if isinstance(address, Mapping):
+        p.postcode, p.sector, p.district = postcode_parts(_text(address.get("postcode")))
+        p.line1 = first_line(address)
+        p.la = _text(address.get("la"))
+    else:
+        p.postcode = p.sector = p.district = p.line1 = p.la = ""
+    p.nhs = _text(child.get("nhs_number")).replace(" ", "")
+    p.upn = _text(child.get("upn")).upper()
+    return p
+
+
+def _fingerprint(child: Mapping[str, Any]) -> tuple[Any, ...]:
+    address = child.get("address")
+    if isinstance(address, Mapping):
+        lines = address.get("lines")
+        addr: tuple[Any, ...] = (
+            address.get("postcode"),
+            tuple(lines) if isinstance(lines, list) else (),
+            address.get("la"),
+        )
+    else:
+        addr = ()
+    formers = child.get("former_family_names")
+    dob = child.get("date_of_birth")
+    return (
+        child.get("given_name"),
+        child.get("middle_names"),
+        child.get("family_name"),
+        tuple(formers) if isinstance(formers, list) else formers,
+        dob if isinstance(dob, str) else str(dob),
+        child.get("sex"),
+        child.get("nhs_number"),
+        child.get("upn"),
+        addr,
+    )
+
+
+@lru_cache(maxsize=100_000)
+def _prepare_fp(fp: tuple[Any, ...]) -> Prepared:
+    given, middle, family, formers, dob, sex, nhs, upn, addr = fp
+    address = {"postcode": addr[0], "lines": list(addr[1]), "la": addr[2]} if addr else None
+    return prepare(
+        {
+            "given_name": given, "middle_names": middle, "family_name": family,
+            "former_family_names": list(formers or ()), "date_of_birth": dob, "sex": sex,
+            "nhs_number": nhs, "upn": upn, "address": address,
+        }
+    )
+
+
+def prepared(child: Mapping[str, Any] | Prepared) -> Prepared:
+    """Like `prepare`, but remembers recently prepared dicts (by their matching fields).
+
+    Lets callers that hold plain dicts score many pairs without re-normalising.
+    """
+    if isinstance(child, Prepared):
+        return child
+    try:
+        return _prepare_fp(_fingerprint(child))
+    except TypeError:  # something unhashable in an odd record: no caching
+        return prepare(child)
+
+
+# --- the comparisons ----------------------------------------------------------
+
+
+def _close(x: str, y: str, given_name: bool) -> bool:
+    """Near enough for the other half of a transposition: a typo or a nickname."""
+    if not x or not y:
+        return False
+    if x == y or _jw(x, y, score_cutoff=0.94) >= 0.94 or _osa(x, y, score_cutoff=1) <= 1:
+        return True
+    return given_name and not groups_of(x).isdisjoint(groups_of(y))
+
+
+def swap_levels(a: Prepared, b: Prepared) -> tuple[str, str] | None:
+    """(given level, family level) when the names are transposed, else None.
+
+    One transposed name must agree exactly; the other may carry a typo or be a
+    nickname ("Smith Bill" for "William Smith"). When a name is missing on either
+    side, the one name that crossed over is enough.
+    """
+    gf = bool(a.given) and a.given == b.family
+    fg = bool(a.family) and a.family == b.given
+    if not (gf or fg):
+        return None
+    if a.given and a.family and b.given and b.family:
+        if a.given == a.family or b.given == b.family:
+            return None
+        if (gf or _close(a.given, b.family, False)) and (fg or _close(a.family, b.given, True)):
+            return SWAPPED, SWAPPED
+        return None
+    # A name is missing somewhere: the name that crossed over is the evidence.
+    if gf and fg:
+        return SWAPPED, SWAPPED
+    given_level = compare_given(a, b)
+    family_level = compare_family(a, b)
+    if given_level == MISSING and family_level == MISSING:
+        return None
+    if given_level in (EXACT, "nickname") or family_level in (EXACT, "part", "former"):
+        return None  # the names agree the ordinary way
+    if given_level != MISSING:
+        given_level = SWAPPED
+    else:
+        family_level = SWAPPED
+    return given_level, family_level
+
+
+def names_swapped(a: Prepared, b: Prepared) -> bool:
+    """Given and family names transposed between the two records."""
+    return swap_levels(a, b) == (SWAPPED, SWAPPED)
+
+
+def _known_by_other_name(a: Prepared, b: Prepared) -> bool:
+    """a's given name is one of b's other given names (a middle name, or one part of
+    "Mary Jane"), and a shows no different name of its own: "Rose" vs "Wilhelmina
+    Rose" is one child, "Isla Hannah" vs "Olivia Isla" is two (twins)."""
+    return a.given in b.given_others and (not a.given_others or b.given in a.given_others)
+
+
+def compare_given(a: Prepared, b: Prepared) -> str:
+    x, y = a.given, b.given
+    if not x or not y:
+        return MISSING
+    if x == y:
+        return EXACT
+    if not a.given_groups.isdisjoint(b.given_groups):
+        return "nickname"
+    if _known_by_other_name(a, b) or _known_by_other_name(b, a):
+        return "middle"
+    sim = _jw(x, y, score_cutoff=0.88)
+    if sim >= 0.94:
+        return "jw94"
+    if _osa(x, y, score_cutoff=1) <= 1:
+        return "edit1"
+    if sim >= 0.88:
+        return "jw88"
+    if (a.given_sdx and a.given_sdx == b.given_sdx) or (
+        a.given_mph and a.given_mph == b.given_mph
+    ):
+        return "phonetic"
+    return DISAGREE
+
+
+def compare_family(a: Prepared, b: Prepared) -> str:
+    x, y = a.family, b.family
+    if not x or not y:
+        return MISSING
+    if x == y:
+        return EXACT
+    if not a.family_all.isdisjoint(b.family_all):
+        return "part"
+    if not a.family_all.isdisjoint(b.formers) or not b.family_all.isdisjoint(a.formers):
+        return "former"
+    sim = _jw(x, y, score_cutoff=0.88)
+    if sim >= 0.94:
+        return "jw94"
+    if _osa(x, y, score_cutoff=1) <= 1:
+        return "edit1"
+    if sim >= 0.88:
+        return "jw88"
+    if (a.family_sdx and a.family_sdx == b.family_sdx) or (
+        a.family_mph and a.family_mph == b.family_mph
+    ):
+        return "phonetic"
+    return DISAGREE
+
+
+def _one_digit(s: str, t: str) -> bool:
+    """One digit different, or two adjacent digits transposed (8-character dates)."""
+    diffs = [i for i in range(8) if s[i] != t[i]]
+    if len(diffs) == 1:
+        return True
+    if len(diffs) == 2:
+        i, j = diffs
+        return j == i + 1 and s[i] == t[j] and s[j] == t[i]
+    return False
+
+
+def compare_dob(a: Prepared, b: Prepared) -> str:
+    if a.dob_s == b.dob_s:
+        return EXACT
+    if a.year == b.year and a.day == b.month and a.month == b.day:
+        return SWAPPED
+    if _one_digit(a.dob_s, b.dob_s):
+        return "one_digit"
+    if a.year == b.year:
+        # An unknown day and month is recorded as 1 January.
+        if (a.month == 1 and a.day == 1) or (b.month == 1 and b.day == 1):
+            return "jan1"
+        if a.month == b.month:
+            return "year_month"
+    return DISAGREE
+
+
+def compare_sex(a: Prepared, b: Prepared) -> str:
+    if not a.sex or not b.sex:
+        return MISSING
+    return "agree" if a.sex == b.sex else DISAGREE
+
+
+def compare_postcode(a: Prepared, b: Prepared) -> str:
+    if not a.postcode or not b.postcode:
+        return MISSING
+    if a.postcode == b.postcode:
+        return EXACT
+    if a.sector and a.sector == b.sector:
+        return "sector"
+    if a.district and a.district == b.district:
+        return "district"
+    return DISAGREE
+
+
+def compare_address_line(a: Prepared, b: Prepared) -> str:
+    x, y = a.line1, b.line1
+    if not x or not y:
+        return MISSING
+    if x == y:
+        return EXACT
+    if _jw(x, y, score_cutoff=0.9) >= 0.9:
+        return "jw90"
+    return DISAGREE
+
+
+def _identifier(x: str, y: str) -> str:
+    if not x or not y:
+        return MISSING
+    return "agree" if x == y else DISAGREE
+
+
+def compare_nhs(a: Prepared, b: Prepared) -> str:
+    return _identifier(a.nhs, b.nhs)
+
+
+def compare_upn(a: Prepared, b: Prepared) -> str:
+    return _identifier(a.upn, b.upn)
+
+
+def compare_la(a: Prepared, b: Prepared) -> str:
+    return _identifier(a.la, b.la)

@@ -1,0 +1,229 @@
+"""Blocking recall: whatever single corruption an update carries, its true record
+shares at least one blocking key with it (domain.md, "Matching practice")."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from hub.match.blocking import index_keys, query_keys
+from hub.nhs import check_digit
+
+GIVEN = [
+    "Amara", "Tobias", "Wilhelmina", "Orrin", "Ffion", "Jolyon", "Keziah", "Mirela",
+    "Bartholomew", "Saoirse", "Zubair", "Ines", "Peregrine", "Oyelaran", "Dagny",
+]
+FAMILY = [
+    "Quennell", "Abernethy", "Ravensworth", "Okonkwo-Baines", "Featherstone", "Ibekwe",
+    "Lindqvist", "Marchbanks", "Pargeter", "Tregothnan", "Van der Berg", "Hartley Pope",
+]
+# (formal, nickname) pairs from the variant table.
+NICKNAMES = [
+    ("William", "Bill"), ("Margaret", "Peggy"), ("Robert", "Bob"), ("Elizabeth", "Betty"),
+    ("Richard", "Dick"), ("Catherine", "Kate"), ("Edward", "Ted"), ("Alexander", "Sandy"),
+    ("Mohammed", "Muhammad"), ("Eleanor", "Nell"), ("Henry", "Hal"), ("Patrick", "Paddy"),
+]
+POSTCODES = ["LS4 2AB", "M14 5RT", "SW1A 1AA", "B15 2TT", "NE1 7RU", "CF10 3AT"]
+
+
+def nhs_number(n: int) -> str:
+    for i in range(n, n + 20):
+        nine = f"999{i % 1_000_000:06d}"
+        check = check_digit(nine)
+        if check is not None:
+            return nine + str(check)
+    raise AssertionError("unreachable")
+
+
+@st.composite
+def children(draw: st.DrawFn) -> dict[str, Any]:
+    dob = draw(st.dates(date(2007, 1, 1), date(2025, 12, 31)))
+    return {
+        "nhs_number": draw(st.none() | st.integers(0, 999_999).map(nhs_number)),
+        "given_name": draw(st.sampled_from(GIVEN)),
+        "middle_names": draw(st.none() | st.sampled_from(GIVEN)),
+        "family_name": draw(st.sampled_from(FAMILY)),
+        "former_family_names": [],
+        "date_of_birth": draw(st.sampled_from([dob, dob.isoformat()])),
+        "sex": draw(st.sampled_from(["female", "male", "unknown", None])),
+        "address": draw(
+            st.none()
+            | st.builds(
+                lambda pc: {"lines": ["1 High Street"], "postcode": pc, "la": "383"},
+                st.sampled_from(POSTCODES),
+            )
+        ),
+    }
+
+
+def typo(draw: st.DrawFn, name: str) -> str:
+    i = draw(st.integers(0, len(name) - 1))
+    kind = draw(st.sampled_from(["sub", "del", "ins", "swap"]))
+    letter = draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz"))
+    if kind == "sub":
+        out = name[:i] + letter + name[i + 1:]
+    elif kind == "del":
+        out = name[:i] + name[i + 1:]
+    elif kind == "ins":
+        out = name[:i] + letter + name[i:]
+    else:
+        j = min(i + 1, len(name) - 1)
+        chars = list(name)
+        chars[i], chars[j] = chars[j], chars[i]
+        out = "".join(chars)
+    return out or name
+
+
+def _dob(child: dict[str, Any]) -> date:
+    d = child["date_of_birth"]
+    return d if isinstance(d, date) else date.fromisoformat(d)
+
+
+CORRUPTIONS = [
+    "typo_given", "typo_family", "day_month_swap", "names_swapped", "nickname",
+    "surname_part", "surname_part_added", "surname_changed", "surname_changed_update",
+    "moved", "no_nhs",
+]
+NAME_CORRUPTIONS = [c for c in CORRUPTIONS if c != "day_month_swap"]
+
+
+def corrupt(
+    draw: st.DrawFn, record: dict[str, Any], how: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(record, update): the stored record and an update about the same child."""
+    record = dict(record)
+    update = dict(record)
+    if how == "typo_given":
+        update["given_name"] = typo(draw, record["given_name"])
+    elif how == "typo_family":
+        update["family_name"] = typo(draw, record["family_name"])
+    elif how == "day_month_swap":
+        dob = _dob(record)
+        assume(dob.day <= 12 and dob.day != dob.month)
+        update["date_of_birth"] = dob.replace(month=dob.day, day=dob.month).isoformat()
+    elif how == "names_swapped":
+        update["given_name"], update["family_name"] = record["family_name"], record["given_name"]
+    elif how == "nickname":
+        formal, nick = draw(st.sampled_from(NICKNAMES))
+        if draw(st.booleans()):
+            formal, nick = nick, formal
+        record["given_name"], update["given_name"] = formal, nick
+    elif how == "surname_part":
+        first, second = draw(st.sampled_from(FAMILY)), draw(st.sampled_from(FAMILY))
+        assume(first != second)
+        record["family_name"] = f"{first}-{second}"
+        update["family_name"] = draw(st.sampled_from([first, second]))
+    elif how == "surname_part_added":
+        extra = draw(st.sampled_from(FAMILY))
+        assume(extra != record["family_name"])
+        update["family_name"] = f"{record['family_name']}-{extra}"
+    elif how == "surname_changed":
+        # The index learned the new surname and kept the old; the update has the old.
+        new = draw(st.sampled_from(FAMILY))
+        assume(new != record["family_name"])
+        record["former_family_names"] = [record["family_name"]]
+        record["family_name"] = new
+    elif how == "surname_changed_update":
+        # The update carries the new surname and the old one as former.
+        new = draw(st.sampled_from(FAMILY))
+        assume(new != record["family_name"])
+        update["former_family_names"] = [record["family_name"]]
+        update["family_name"] = new
+    elif how == "moved":
+        update["address"] = {"lines": ["2 Low Road"], "postcode": "TR1 2HE", "la": "908"}
+    elif how == "no_nhs":
+        update["nhs_number"] = None
+    return record, update
+
+
+@st.composite
+def corrupted_pairs(
+    draw: st.DrawFn, corruptions: list[str]
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    how = draw(st.sampled_from(corruptions))
+    record, update = corrupt(draw, draw(children()), how)
+    return how, record, update
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.filter_too_much])
+@given(corrupted_pairs(CORRUPTIONS))
+def test_single_corruption_shares_a_key(case: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
+    how, record, update = case
+    assert index_keys(record) & query_keys(update), how
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.filter_too_much])
+@given(corrupted_pairs(NAME_CORRUPTIONS), st.integers(1, 27))
+def test_name_corruption_plus_wrong_day_still_shares_a_key(
+    case: tuple[str, dict[str, Any], dict[str, Any]], shift: int
+) -> None:
+    """Without NHS number or address, and with the day of birth also wrong, the
+    surname or given name keys (with the year) still find the record."""
+    how, record, update = case
+    record = dict(record, nhs_number=None)
+    dob = _dob(record)
+    wrong = dob.replace(day=1) + timedelta(days=(dob.day - 1 + shift) % 28)
+    assume(wrong != dob and wrong.year == dob.year)
+    update = dict(update, nhs_number=None, address=None, date_of_birth=wrong.isoformat())
+    assert index_keys(record) & query_keys(update), how
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.filter_too_much])
+@given(corrupted_pairs(NAME_CORRUPTIONS), st.integers(1, 9), st.integers(2, 3))
+def test_name_corruption_plus_wrong_year_digit_still_shares_a_key(
+    case: tuple[str, dict[str, Any], dict[str, Any]], digit: int, pos: int
+) -> None:
+    """A wrong digit in the year and a move (no NHS number): the surname and the
+    birthday find the record, unless the surname itself is what changed."""
+    how, record, update = case
+    assume(how not in {"typo_family", "names_swapped", "surname_part", "surname_part_added",
+                       "surname_changed", "surname_changed_update"})
+    record = dict(record, nhs_number=None)
+    iso = _dob(record).isoformat()
+    wrong = iso[:pos] + str((int(iso[pos]) + digit) % 10) + iso[pos + 1:]
+    try:
+        date.fromisoformat(wrong)
+    except ValueError:
+        assume(False)
+    moved = {"lines": ["2 Low Road"], "postcode": "TR1 2HE", "la": "908"}
+    update = dict(update, nhs_number=None, address=moved, date_of_birth=wrong)
+    assert index_keys(record) & query_keys(update), how
+
+
+@given(children())
+def test_keys_are_few_and_query_keys_include_index_keys(child: dict[str, Any]) -> None:
+    keys = index_keys(child)
+    assert len(keys) <= 8
+    assert keys <= query_keys(child)
+    assert all(isinstance(k, str) and len(k) < 40 for k in keys)
+
+
+def test_key_shapes() -> None:
+    child = {
+        "nhs_number": nhs_number(1),
+        "given_name": "William",
+        "family_name": "Hartley-Pope",
+        "former_family_names": ["Quennell"],
+        "date_of_birth": "2014-03-07",
+        "address": {"lines": ["8 Stanley Street"], "postcode": "ls4 2ab", "la": "383"},
+    }
+    keys = index_keys(child)
+    assert f"n:{nhs_number(1)}" in keys
+    assert "d:2014-03-07" in keys
+    assert {"s:H634:2014", "s:P100:2014", "s:Q540:2014"} <= keys  # full, parts, former
+    assert "g:W450:2014" in keys
+    assert "p:LS42AB:w" in keys
+    assert "m:H634:0307" in keys  # surname and birthday without the year
+    q = query_keys(child)
+    assert "d:2014-07-03" in q  # day and month swapped
+    assert {"s:W450:2014", "g:H634:2014"} <= q  # names transposed
+
+
+def test_one_name_is_enough() -> None:
+    only_family = {"family_name": "Quennell", "date_of_birth": "2014-03-07"}
+    only_given = {"given_name": "Orrin", "date_of_birth": "2014-03-07"}
+    assert index_keys(only_family) == {"d:2014-03-07", "s:Q540:2014", "m:Q540:0307"}
+    assert index_keys(only_given) == {"d:2014-03-07", "g:O650:2014"}
