@@ -43,7 +43,7 @@ class Thresholds:
     ambiguous_margin: float = 0.10  # top two closer than this: too close to call
     # A shielded or severed record is a plausible candidate when its identity
     # (names, date of birth, sex; never address) scores at least this.
-    shielded_plausible: float = 0.05
+    shielded_plausible: float = 0.001
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ async def list_parked(conn: asyncpg.Connection, kind: str, reason: str | None,
     return await conn.fetch(
         "SELECT * FROM parked WHERE kind = $1 AND status = 'open'"
         " AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR source = $3)"
-        " ORDER BY received_at, id",
+        " ORDER BY received_at, source, source_record_id, id",
         kind, reason, source,
     )
 

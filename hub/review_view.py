@@ -7,7 +7,6 @@ acting for the shielding authority.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
@@ -20,13 +19,24 @@ FIELDS = ("nhs_number", "given_name", "middle_names", "family_name", "former_fam
           "date_of_birth", "sex", *PROTECTED_FIELDS)
 
 
+def _plain(value: Any) -> str:
+    """Human text for a field: an address as lines, town, postcode (LA)."""
+    if isinstance(value, dict):
+        if "lines" in value or "postcode" in value:
+            parts = [*value.get("lines", []), value.get("town"), value.get("postcode")]
+            text = ", ".join(p for p in parts if p)
+            return f"{text} ({value['la']})" if value.get("la") else text
+        return ", ".join(str(v) for v in value.values() if v)
+    if isinstance(value, list):
+        return "; ".join(_plain(v) for v in value)
+    return str(value)
+
+
 def _cell(value: Any, width: int = 34) -> str:
     if value is None or value == [] or value == "":
         text = "-"
-    elif isinstance(value, str):
-        text = value
     else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = _plain(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -99,8 +99,10 @@ def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Pa
             update("dwp", "CB-1", nhs_number=None),
             update("dwp", "CB-2", nhs_number=None, given_name="Marygold"),
             update("dwp", "CB-3", nhs_number=None, given_name="Marigold", sex="unknown"))
-    items = jsonl(hub(env, "review", "list", "--json").stdout)
-    assert len(items) == 3
+    listed = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert len(listed) == 3
+    by_rid = {i["source_record_id"]: i for i in listed}
+    items = [by_rid["CB-1"], by_rid["CB-2"], by_rid["CB-3"]]
     show = hub(env, "review", "show", items[0]["id"]).stdout
     assert "SHIELDED" in show and "12 Orchard Row" not in show
     show_la = hub(env, "review", "show", items[0]["id"], "--authority", "383").stdout
