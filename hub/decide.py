@@ -144,8 +144,10 @@ def decide(
             if _address_guard(child, target.child_id, facts):
                 return Decision(REVIEW, "shielded_address", None, top, model)
             return Decision(LINK, "nhs_number", target.child_id, top, model)
-        if same_nhs:
+        if len(same_nhs) > 1:
             return Decision(REVIEW, "conflicting_identity", None, top, model)
+        # One record with this NHS number but another date of birth (a typo or a
+        # day/month swap): not a tie, so the probabilistic rules below decide.
 
     plausible = [
         c for c in scored
