@@ -29,7 +29,8 @@ def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
             continue
         if current.get(field) != value:
             if field == "family_name" and current.get("family_name"):
-                _add_former(current, current["family_name"], value)
+                if _add_former(current, current["family_name"], value):
+                    changed.append("former_family_names")
             current[field] = value
             changed.append(field)
     for name in update.get("former_family_names") or []:

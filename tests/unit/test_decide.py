@@ -1,0 +1,93 @@
+"""The decision rules, on pure data: the shielding guarantees start here."""
+
+from __future__ import annotations
+
+from hub.config import Thresholds
+from hub.decide import CREATE, LINK, NOOP, REVIEW, Candidate, Facts, SourceLink, decide
+from tests.factories import child, nhs
+
+T = Thresholds()
+REFUGE = {"lines": ["3 Harbour Lane"], "town": "Birmingham", "postcode": "B5 7QQ", "la": "330"}
+
+
+def test_source_link_wins_and_old_versions_are_noops() -> None:
+    facts = Facts(link=SourceLink("c1", last_version=3), candidates=(Candidate("c1", child()),))
+    assert decide(child(), 4, facts, T).action == LINK
+    assert decide(child(), 3, facts, T).action == NOOP
+    assert decide(child(), 2, facts, T).reason == "stale_version"
+
+
+def test_unknown_child_is_created() -> None:
+    assert decide(child(), 1, Facts(), T).action == CREATE
+
+
+def test_same_child_without_nhs_number_links() -> None:
+    facts = Facts(candidates=(Candidate("c1", child()),))
+    d = decide(child(nhs_number=None), 1, facts, T)
+    assert (d.action, d.child_id) == (LINK, "c1")
+
+
+def test_shielded_candidate_without_tie_goes_to_review_never_create() -> None:
+    shielded = Candidate("c1", child(), shielded=True)
+    # New address, no NHS number, a typo, a new surname: still a person decides.
+    for variant in (
+        child(nhs_number=None, address=REFUGE),
+        child(nhs_number=None, address=REFUGE, given_name="Marigld"),
+        child(nhs_number=None, address=REFUGE, family_name="Ashdown"),
+        child(nhs_number=None, address=None, carers=[]),
+    ):
+        d = decide(variant, 1, Facts(candidates=(shielded,)), T)
+        assert d.action == REVIEW and d.reason == "shielded_candidate", variant
+
+
+def test_nhs_number_and_date_of_birth_tie_to_a_shielded_record() -> None:
+    shielded = Candidate("c1", child(), shielded=True)
+    d = decide(child(address=REFUGE), 1, Facts(candidates=(shielded,)), T)
+    assert (d.action, d.child_id, d.reason) == (LINK, "c1", "nhs_number")
+
+
+def test_nhs_number_with_other_date_of_birth_is_not_a_tie_for_a_shielded_record() -> None:
+    shielded = Candidate("c1", child(), shielded=True)
+    d = decide(child(date_of_birth="2014-09-03"), 1, Facts(candidates=(shielded,)), T)
+    assert d.action == REVIEW and d.reason == "shielded_candidate"
+
+
+def test_twin_of_an_open_record_is_created() -> None:
+    twin = child(nhs_number=nhs(40), given_name="Hollis", sex="male")
+    d = decide(twin, 1, Facts(candidates=(Candidate("c1", child()),)), T)
+    assert d.action == CREATE
+
+
+def test_severed_identity_never_links() -> None:
+    facts = Facts(link=SourceLink("c1", 1, severed=True), candidates=(Candidate("c1", child()),))
+    assert decide(child(), 2, facts, T).reason == "severed_identity"
+    invalidated = Facts(invalidated_for="c1", candidates=(Candidate("c1", child(), severed=True),))
+    assert decide(child(), 1, invalidated, T).reason == "severed_identity"
+    plausible = Facts(candidates=(Candidate("c1", child(nhs_number=None), severed=True),))
+    assert decide(child(nhs_number=None), 1, plausible, T).reason == "severed_identity"
+
+
+def test_shielded_address_is_never_written_into_an_open_record() -> None:
+    sibling = child(nhs_number=nhs(41), given_name="Oswin", date_of_birth="2017-08-01",
+                    address=REFUGE)
+    d = decide(sibling, 1, Facts(protected_address_of=frozenset({"c9"})), T)
+    assert d.action == REVIEW and d.reason == "shielded_address"
+    linked = Facts(link=SourceLink("c2", 1), candidates=(Candidate("c2", sibling),),
+                   protected_address_of=frozenset({"c9"}))
+    assert decide(sibling, 2, linked, T).reason == "shielded_address"
+    # The shielded child itself may carry its own address.
+    own = Facts(link=SourceLink("c9", 1), candidates=(Candidate("c9", sibling, shielded=True),),
+                protected_address_of=frozenset({"c9"}))
+    assert decide(sibling, 2, own, T).action == LINK
+
+
+def test_two_equally_good_candidates_are_ambiguous() -> None:
+    a = Candidate("c1", child(nhs_number=None))
+    b = Candidate("c2", child(nhs_number=None))
+    d = decide(child(nhs_number=None), 1, Facts(candidates=(a, b)), T)
+    assert d.action == REVIEW and d.reason == "ambiguous_match"
+
+
+def test_not_a_match_is_remembered() -> None:
+    facts = Facts(candidates=(Candidate("c1", child()),), not_a_match=frozenset({"c1"}))
+    assert decide(child(nhs_number=None), 1, facts, T).action == CREATE

@@ -1,0 +1,55 @@
+"""Notification routing and the shielding policy, on pure data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hub.notify import for_change
+from hub.records import merge
+from hub.shielding import Shield, for_audience
+from tests.factories import child
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+OPEN, SHIELDED = Shield(False, None), Shield(True, "383")
+LEEDS = child()
+BRUM = child(address={"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ", "la": "330"})
+
+
+def keys(notes: list) -> list[str]:
+    return [n.routing_key for n in notes]
+
+
+def test_created_updated_and_moves() -> None:
+    assert keys(for_change("c", 1, NOW, None, LEEDS, OPEN)) == ["la.383.child.created"]
+    assert keys(for_change("c", 2, NOW, LEEDS, LEEDS, OPEN)) == ["la.383.child.updated"]
+    moves = for_change("c", 3, NOW, LEEDS, BRUM, OPEN)
+    assert keys(moves) == ["la.383.child.moved_out", "la.330.child.moved_in"]
+    assert "address" not in moves[0].body["child"]  # the old council is not told where
+
+
+def test_shielded_child_is_told_only_to_its_authority_and_never_moves() -> None:
+    notes = for_change("c", 3, NOW, LEEDS, BRUM, SHIELDED)
+    assert keys(notes) == ["la.383.child.updated"]
+    assert all("moved" not in k for k in keys(notes))
+
+
+def test_event_ids_are_stable() -> None:
+    a = for_change("c", 2, NOW, LEEDS, BRUM, OPEN)
+    b = for_change("c", 2, NOW, LEEDS, BRUM, OPEN)
+    assert [n.event_id for n in a] == [n.event_id for n in b]
+
+
+def test_audiences() -> None:
+    assert "address" not in for_audience(LEEDS, SHIELDED, None)
+    assert "address" not in for_audience(LEEDS, SHIELDED, "330")
+    assert "address" in for_audience(LEEDS, SHIELDED, "383")
+    assert "address" in for_audience(LEEDS, SHIELDED, None, break_glass=True)
+    assert "address" in for_audience(LEEDS, OPEN, None)
+
+
+def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
+    after, changed = merge(LEEDS, {"family_name": "Ashdown", "address": None,
+                                   "date_of_birth": LEEDS["date_of_birth"]})
+    assert after["address"] == LEEDS["address"]
+    assert after["former_family_names"] == ["Quenby"]
+    assert changed == ["family_name", "former_family_names"]
