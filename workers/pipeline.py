@@ -14,6 +14,7 @@ Acknowledgement, explicitly:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from hub.log import get
 from workers.retry import is_transient, transient
 
 log = get("pipeline")
+MAX_ATTEMPTS = 3  # a message failing this often is poison
 
 
 def incoming(msg: AbstractIncomingMessage) -> ingest.Incoming:
@@ -71,7 +73,16 @@ class Pipeline:
                 batch = await self._take()
                 if batch:
                     await self._status(len(batch) + self.buffer.qsize())
-                    await self._handle(channel, held_exchange, batch)
+                    try:
+                        await self._handle(channel, held_exchange, batch)
+                    except Exception as exc:  # noqa: BLE001 - the worker must go on
+                        # Unacknowledged messages come back; nothing is lost.
+                        log.error("batch_aborted", worker=self.worker_id, size=len(batch),
+                                  error=type(exc).__name__)
+                        for m in batch:
+                            with contextlib.suppress(Exception):
+                                await m.nack(requeue=True)
+                        await asyncio.sleep(1)
                     await self._status(self.buffer.qsize())
         finally:
             await queue.cancel(tag)
@@ -118,20 +129,20 @@ class Pipeline:
         try:
             outcomes = await self._process([i for _, i in work])
         except Exception as exc:  # noqa: BLE001 - classified below
-            if is_transient(exc) or len(work) == 1:
+            if is_transient(exc):
                 log.error("batch_failed", worker=self.worker_id, size=len(work),
                           error=type(exc).__name__)
                 for msg, _ in work:
                     await msg.nack(requeue=True)
                 return
-            # Find the poison message: one at a time; only it is rejected.
+            # Find the poison message: one at a time; only it is set aside.
             for msg, item in work:
                 try:
                     outcomes = await self._process([item])
                 except Exception as one:  # noqa: BLE001
                     log.error("message_failed", worker=self.worker_id,
                               message_id=item.message_id, error=type(one).__name__)
-                    await msg.nack(requeue=True)
+                    await self._retry_later(channel, msg, item, type(one).__name__)
                 else:
                     self._count(outcomes)
                     await msg.ack()
@@ -161,6 +172,24 @@ class Pipeline:
         await publish(exchange, source, held)
         await msg.ack()
         log.info("held", worker=self.worker_id, message_id=item.message_id, source=source)
+
+    async def _retry_later(self, channel: Any, msg: AbstractIncomingMessage,
+                           item: ingest.Incoming, error: str) -> None:
+        """A failing message goes to the delay queue, and after MAX_ATTEMPTS to the
+        dead letters as poison; acked only once the broker confirmed the copy."""
+        attempt = int((msg.headers or {}).get(topo.H_ATTEMPT) or 0) + 1
+        headers = {topo.H_ROUTING_KEY: item.routing_key, topo.H_ATTEMPT: attempt}
+        if item.retry_of:
+            headers[topo.H_RETRY_OF] = item.retry_of
+        copy = message(item.body, message_id=item.message_id, headers=headers)
+        if attempt < MAX_ATTEMPTS:
+            await publish(channel.default_exchange, topo.retry_queue("5s"), copy)
+        else:
+            headers.update({topo.H_REASON: "poison_message",
+                            topo.H_ERROR: f"processing failed {attempt} times ({error})"})
+            dead = await topo.exchange(channel, topo.DEAD)
+            await publish(dead, item.routing_key, copy)
+        await msg.ack()
 
     def _count(self, outcomes: list[Any]) -> None:
         for o in outcomes:

@@ -22,7 +22,7 @@ TRANSIENT_PG = (
 
 
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT_PG | ConnectionError | OSError | TimeoutError)
+    return isinstance(exc, (*TRANSIENT_PG, ConnectionError, OSError, TimeoutError))
 
 
 def transient(max_seconds: float = 600.0) -> AsyncRetrying:

@@ -181,3 +181,17 @@ def test_source_pause_and_resume(running: dict[str, str], tmp_path: Path) -> Non
     hub(env, "wait", "--timeout", "60")
     assert len(jsonl(hub(env, "export").stdout)) == 2
     assert "dwp: running" in hub(env, "source", "status").stdout
+
+
+def test_poison_message_is_retried_then_dead_lettered(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    env = running
+    # PostgreSQL cannot store a NUL character: processing fails on every attempt.
+    poison = update("dwp", "CB-1", nhs_number=None, middle_names="a\u0000b")
+    publish(env, tmp_path, "dwp", poison, update("dwp", "CB-2", nhs_number=nhs(8),
+                                                 given_name="Linnea"))
+    assert len(jsonl(hub(env, "export").stdout)) == 1  # the good one was not held up
+    dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
+    assert [(d["reason"], d["source_record_id"]) for d in dead] == [("poison_message", "CB-1")]
+    assert "3 times" in dead[0]["error"]
