@@ -34,11 +34,20 @@ gp_name                     -> gp_practice.name
 restricted                  Y/N, yes/no, true/false, 1/0; blank = no
 ==========================  ================================================
 
+Header problems give a BadRecord at the header's line (``where`` "line 1"):
+``missing_column`` (a required column is absent), ``unknown_column`` (a column
+not listed above: a misspelt column would otherwise lose its data silently),
+``duplicate_column``. No row can be mapped under such a header, but none is
+dropped either: reading goes on, and every following non-blank row gives its
+own BadRecord with the header's reason, its line, its raw text, an error
+naming the header problem (prefixed "row not read because of the header: ")
+and its source_record_id when the header has that column. This holds for a
+row that is also malformed (wrong field count, invalid UTF-8, broken quoting);
+only the header's reason is given.
+
 File-level problems stop the file after ONE BadRecord at "line 1" (nothing in
-it can be read safely): ``missing_column`` (a required column is absent),
-``unknown_column`` (a column not listed above: a misspelt column would
-otherwise lose its data silently), ``duplicate_column``, ``invalid_encoding``
-(header not UTF-8) and ``empty_file``.
+it can be read safely): ``invalid_encoding`` (header not UTF-8),
+``unparseable_record`` (header quoting broken) and ``empty_file``.
 
 Row-level problems give a BadRecord for the row and reading goes on:
 ``wrong_field_count``, ``invalid_encoding``, ``unparseable_record`` (broken
@@ -176,6 +185,7 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
     lines = _Lines(stream)
     reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
+    header_problem: tuple[str, str] | None = None  # (reason, error) of a bad header
     plan: dict[str, list[dict[str, str]]] = {}
     while True:
         try:
@@ -189,6 +199,9 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
                     f"line {first}", "unparseable_record", "header cannot be parsed", raw
                 )
                 return
+            if header_problem:
+                yield _after_bad_header(f"line {first}", header_problem, raw, None)
+                continue
             yield BadRecord(
                 f"line {first}", "unparseable_record", "row cannot be parsed (quoting)", raw
             )
@@ -202,13 +215,16 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
             if _blank(row):
                 continue  # blank lines before the header
             header = [cell.strip().lower() for cell in row]
-            problem = _header_problem(header)
-            if problem:
-                yield BadRecord(where, problem[0], problem[1], raw)
-                return
+            header_problem = _header_problem(header)
+            if header_problem:
+                yield BadRecord(where, header_problem[0], header_problem[1], raw)
+                continue  # every row after it is still read, and dead-lettered
             plan = _numbered_plan(header)
             continue
         if _blank(row):
+            continue
+        if header_problem:
+            yield _after_bad_header(where, header_problem, raw, _row_id(header, row))
             continue
         if bad_encoding:
             yield BadRecord(
@@ -227,6 +243,14 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
         yield _row(where, dict(zip(header, row, strict=True)), plan, raw, source)
     if header is None:
         yield BadRecord("line 1", "empty_file", "the file has no header", "")
+
+
+def _after_bad_header(
+    where: str, problem: tuple[str, str], raw: str, record_id: str | None
+) -> BadRecord:
+    """A row that cannot be mapped because the header is bad: kept, never dropped."""
+    reason, error = problem
+    return BadRecord(where, reason, f"row not read because of the header: {error}", raw, record_id)
 
 
 def _row_id(header: list[str], row: list[str]) -> str | None:

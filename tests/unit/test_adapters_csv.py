@@ -153,14 +153,32 @@ def test_mixed_file_reports_bad_rows_and_goes_on() -> None:
     assert reasons == ["ok", "ok", "invalid_nhs_number", "ok", "ok"]
 
 
-def test_missing_required_column_is_one_bad_record_for_the_file() -> None:
-    items = _read("missing_column.csv")
-    assert len(items) == 1
-    bad = items[0]
-    assert isinstance(bad, BadRecord)
-    assert (bad.where, bad.reason) == ("line 1", "missing_column")
-    assert "date_of_birth" in bad.error
-    assert bad.raw == "source_record_id,source_version,given_name,family_name,dob,sex"
+def _all_bad(items: list[Record | BadRecord]) -> list[BadRecord]:
+    assert all(isinstance(i, BadRecord) for i in items), items
+    return [i for i in items if isinstance(i, BadRecord)]
+
+
+def test_missing_required_column_dead_letters_the_header_and_every_row() -> None:
+    items = _all_bad(_read("missing_column.csv"))
+    raw_lines = (FIXTURES / "missing_column.csv").read_text(encoding="utf-8").splitlines()
+    assert len(items) == 1 + (len(raw_lines) - 1)  # the header + one per row
+    header, *rows = items
+    assert (header.where, header.reason) == ("line 1", "missing_column")
+    assert "date_of_birth" in header.error
+    assert header.raw == "source_record_id,source_version,given_name,family_name,dob,sex"
+    assert header.source_record_id is None
+    assert [(r.where, r.reason, r.source_record_id, r.raw) for r in rows] == [
+        ("line 2", "missing_column", "CB-0201", raw_lines[1]),
+        ("line 3", "missing_column", "CB-0202", raw_lines[2]),
+    ]
+    for row in rows:
+        assert row.error == (
+            "row not read because of the header: required column date_of_birth is missing"
+        )
+    for item in items:
+        assert "\n" not in item.error
+        for personal in PERSONAL:
+            assert personal not in item.error, (item.where, personal)
 
 
 def _one(body: bytes) -> list[Record | BadRecord]:
@@ -170,7 +188,8 @@ def _one(body: bytes) -> list[Record | BadRecord]:
 def test_header_problems() -> None:
     no_name = _one(b"source_record_id,source_version,date_of_birth\nA,1,2015-01-01\n")
     assert [(i.where, getattr(i, "reason", None)) for i in no_name] == [
-        ("line 1", "missing_column")
+        ("line 1", "missing_column"),
+        ("line 2", "missing_column"),
     ]
     unknown = _one(b"source_record_id,source_version,given_name,date_of_birth,surname\n")
     assert isinstance(unknown[0], BadRecord) and unknown[0].reason == "unknown_column"
@@ -186,11 +205,63 @@ def test_header_problems() -> None:
 
 
 def test_headerless_file_does_not_leak_the_first_row() -> None:
-    items = _one(b"CB-1,1,Amara,Okafor,2014-05-17\nCB-2,1,Jude,Ashby,2016-03-08\n")
-    assert len(items) == 1 and isinstance(items[0], BadRecord)
-    assert items[0].reason == "missing_column"
-    for personal in ("Amara", "Okafor", "2014-05-17", "CB-1"):
-        assert personal not in items[0].error
+    items = _all_bad(_one(b"CB-1,1,Amara,Okafor,2014-05-17\nCB-2,1,Jude,Ashby,2016-03-08\n"))
+    assert [(i.where, i.reason, i.source_record_id) for i in items] == [
+        ("line 1", "missing_column", None),  # the first row, taken for the header
+        ("line 2", "missing_column", None),  # no source_record_id column to read
+    ]
+    assert [i.raw for i in items] == [
+        "CB-1,1,Amara,Okafor,2014-05-17",
+        "CB-2,1,Jude,Ashby,2016-03-08",
+    ]
+    for item in items:
+        for personal in ("Amara", "Okafor", "2014-05-17", "CB-1", "Jude", "Ashby", "CB-2"):
+            assert personal not in item.error
+
+
+def test_every_row_after_a_bad_header_is_its_own_bad_record() -> None:
+    # Unknown and duplicate columns too; blank lines are skipped as usual, and a
+    # row that is also malformed keeps the header's reason and its raw text.
+    for header, reason in (
+        (b"source_record_id,source_version,given_name,date_of_birth,surname", "unknown_column"),
+        (
+            b"source_record_id,source_version,given_name,given_name,date_of_birth",
+            "duplicate_column",
+        ),
+    ):
+        rows = [
+            b"A1,1,Ann,Ann,2015-01-01",
+            b"",
+            b"A2,1,Bo",  # wrong field count
+            b"A3,1,Caf\xe9,Cy,2015-01-01",  # invalid UTF-8
+            b'A4,1,"Di,Di,2015-01-01',  # unterminated quote: swallows the rest
+            b"A5,1,Ed,Ed,2015-01-01",
+        ]
+        items = _all_bad(_one(header + b"\r\n" + b"\r\n".join(rows) + b"\r\n"))
+        assert [(i.where, i.reason, i.source_record_id) for i in items] == [
+            ("line 1", reason, None),
+            ("line 2", reason, "A1"),
+            ("line 4", reason, "A2"),
+            ("line 5", reason, "A3"),
+            ("line 6", reason, None),
+        ]
+        assert items[0].raw == header.decode()
+        assert [i.raw for i in items[1:4]] == [
+            "A1,1,Ann,Ann,2015-01-01",
+            "A2,1,Bo",
+            "A3,1,Caf\ufffd,Cy,2015-01-01",
+        ]
+        assert items[4].raw == 'A4,1,"Di,Di,2015-01-01\r\nA5,1,Ed,Ed,2015-01-01'
+        for item in items[1:]:
+            assert item.error == f"row not read because of the header: {items[0].error}"
+
+
+def test_rows_after_a_bad_header_are_read_lazily() -> None:
+    header = b"source_record_id,source_version,given_name,dob\n"
+    stream = io.BytesIO(header + b"A,1,Ann,2015-01-01\n" * 100_000)
+    items = csv_adapter.read(stream, "dwp")
+    assert [getattr(next(items), "where", None) for _ in range(2)] == ["line 1", "line 2"]
+    assert stream.tell() < 64 * 1024
 
 
 def test_values_are_normalised_but_not_invented() -> None:
