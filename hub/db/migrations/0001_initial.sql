@@ -39,7 +39,7 @@ CREATE TABLE source_links (
     source           text NOT NULL,
     source_record_id text NOT NULL,
     child_id         uuid NOT NULL REFERENCES children,
-    last_version     integer NOT NULL,           -- an older or equal version is a no-op
+    last_version     bigint NOT NULL,            -- an older or equal version is a no-op
     severed          boolean NOT NULL DEFAULT false,
     linked_by        text NOT NULL,              -- 'auto' or the operator
     linked_at        timestamptz NOT NULL DEFAULT now(),
@@ -53,7 +53,7 @@ CREATE TABLE provenance (
     field            text NOT NULL,
     source           text NOT NULL,
     source_record_id text NOT NULL,
-    source_version   integer NOT NULL,
+    source_version   bigint NOT NULL,
     recorded_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (child_id, field)
 );
@@ -119,7 +119,7 @@ CREATE TABLE parked (
     reason           text NOT NULL,
     source           text,
     source_record_id text,
-    source_version   integer,
+    source_version   bigint,
     error            text,
     raw              text,                       -- the message body as received
     routing_key      text,
