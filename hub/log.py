@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -18,7 +19,7 @@ PERSONAL_KEYS = frozenset({
 })
 
 
-def refuse_personal(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def refuse_personal(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         if key in PERSONAL_KEYS:
             event[key] = "[withheld]"

@@ -69,7 +69,7 @@ def check(data: Any, expected_source: str | None = None) -> CanonicalUpdate | Re
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False)
         # The most specific reason wins: NHS number and date errors before generic ones.
-        reasons = [_reason_for(e) for e in errors]
+        reasons = [_reason_for(dict(e)) for e in errors]
         order = [
             "invalid_nhs_number",
             "invalid_date_of_birth",

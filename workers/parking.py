@@ -40,9 +40,9 @@ def classify(msg: AbstractIncomingMessage) -> dict[str, Any]:
     headers = msg.headers or {}
     deaths = headers.get("x-death") or []
     original_key = msg.routing_key or ""
-    if deaths and isinstance(deaths, list) and isinstance(deaths[0], dict):
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         keys = deaths[0].get("routing-keys") or []
-        if keys:
+        if isinstance(keys, list) and keys:
             original_key = _str(keys[0]) or original_key
     reason = _str(headers.get(topo.H_REASON))
     if reason is None:

@@ -177,7 +177,7 @@ class Pipeline:
                            item: ingest.Incoming, error: str) -> None:
         """A failing message goes to the delay queue, and after MAX_ATTEMPTS to the
         dead letters as poison; acked only once the broker confirmed the copy."""
-        attempt = int((msg.headers or {}).get(topo.H_ATTEMPT) or 0) + 1
+        attempt = int(str((msg.headers or {}).get(topo.H_ATTEMPT) or 0)) + 1
         headers = {topo.H_ROUTING_KEY: item.routing_key, topo.H_ATTEMPT: attempt}
         if item.retry_of:
             headers[topo.H_RETRY_OF] = item.retry_of

@@ -15,6 +15,8 @@ council.<LA> (quorum)       a council's own queue, bound to `la.<LA>.#`
 
 from __future__ import annotations
 
+from typing import Any
+
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
@@ -50,7 +52,7 @@ def council_queue(la: str) -> str:
     return f"council.{la}"
 
 
-QUORUM_ARGS = {"x-queue-type": "quorum"}
+QUORUM_ARGS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
 async def declare(channel: AbstractChannel) -> None:

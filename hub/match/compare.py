@@ -197,13 +197,16 @@ def prepared(child: Mapping[str, Any] | Prepared) -> Prepared:
 # --- the comparisons ----------------------------------------------------------
 
 
-def _close(x: str, y: str, given_name: bool) -> bool:
-    """Near enough for the other half of a transposition: a typo or a nickname."""
+def _close(x: str, y: str) -> bool:
+    """Near enough for the other half of a transposition: a typo or a nickname.
+
+    Symmetric in x and y.
+    """
     if not x or not y:
         return False
     if x == y or _jw(x, y, score_cutoff=0.94) >= 0.94 or _osa(x, y, score_cutoff=1) <= 1:
         return True
-    return given_name and not groups_of(x).isdisjoint(groups_of(y))
+    return not groups_of(x).isdisjoint(groups_of(y))
 
 
 def swap_levels(a: Prepared, b: Prepared) -> tuple[str, str] | None:
@@ -220,7 +223,12 @@ def swap_levels(a: Prepared, b: Prepared) -> tuple[str, str] | None:
     if a.given and a.family and b.given and b.family:
         if a.given == a.family or b.given == b.family:
             return None
-        if (gf or _close(a.given, b.family, False)) and (fg or _close(a.family, b.given, True)):
+        # The pair that does not agree exactly may be a typo or a nickname. Either
+        # side may be the transposed one, so it may hold given names either way
+        # round: judging it the same whichever record is a keeps the score symmetric.
+        if (gf and fg) or (gf and _close(a.family, b.given)) or (
+            fg and _close(a.given, b.family)
+        ):
             return SWAPPED, SWAPPED
         return None
     # A name is missing somewhere: the name that crossed over is the evidence.
