@@ -122,3 +122,26 @@ def test_wait_times_out_when_work_is_left(hub_env: dict[str, str], tmp_path: Pat
     hub(hub_env, "publish", "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"))
     res = hub(hub_env, "wait", "--timeout", "1", check=False)
     assert res.returncode == 1 and "hub.inbound" in res.stderr
+
+
+def test_councils_and_consume_max(running: dict[str, str], tmp_path: Path) -> None:
+    env = running
+    assert "no councils" in hub(env, "council", "list").stdout
+    hub(env, "council", "add", "383")
+    hub(env, "council", "add", "383")  # idempotent
+    kids = [update("la", f"LA-{i}", nhs_number=nhs(100 + i), given_name=name)
+            for i, name in enumerate(["Alys", "Bramwell", "Cerys"])]
+    write_jsonl(tmp_path / "la.jsonl", kids)
+    hub(env, "publish", "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"))
+    hub(env, "wait", "--timeout", "60")
+    assert "383  council.383  3 waiting" in hub(env, "council", "list").stdout
+    two = jsonl(hub(env, "notifications", "consume", "--council", "383", "--max", "2").stdout)
+    assert len(two) == 2
+    rest = jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
+    assert len(rest) == 1 and rest[0]["event_id"] not in {n["event_id"] for n in two}
+    hub(env, "council", "remove", "383")
+    assert "no councils" in hub(env, "council", "list").stdout
+    gone = hub(env, "notifications", "consume", "--council", "383", check=False)
+    assert gone.returncode == 1 and "hub council add 383" in gone.stderr
+    assert hub(env, "council", "remove", "383", check=False).returncode == 1
+    assert hub(env, "council", "add", "38", check=False).returncode == 2

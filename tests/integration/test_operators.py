@@ -160,12 +160,28 @@ async def test_direct_publishes_and_unroutable(running: dict[str, str], settings
         ch = await conn.channel(publisher_confirms=True)
         ex = await ch.get_exchange("hub.ingest")
         good = json.dumps(update("lasys", "X-1", nhs_number=nhs(5), given_name="Ffion")).encode()
-        for body, key in [(b"\xff\xfe not utf8", "source.lasys"), (b"[]", "source.lasys"),
-                          (good, "source.lasys"), (good, "elsewhere")]:
+        wrong_type = json.loads(good)
+        wrong_type["source_version"] = "three"
+        no_dob = json.loads(good)
+        del no_dob["child"]["date_of_birth"]
+        cases = [
+            (b"\xff\xfe not utf8", "source.lasys"),
+            (b"[]", "source.lasys"),
+            (b"", "source.lasys"),
+            (b"[" * 100_000 + b"]" * 100_000, "source.lasys"),
+            (json.dumps(wrong_type).encode(), "source.lasys"),
+            (json.dumps(no_dob).encode(), "source.lasys"),
+            (good, "source.lasys.extra"),
+            (good, "source.lasys"),
+            (good, "elsewhere"),
+        ]
+        for body, key in cases:
             await ex.publish(aio_pika.Message(body, delivery_mode=2), routing_key=key)
     hub(env, "wait", "--timeout", "60")
     reasons = sorted(d["reason"] for d in jsonl(hub(env, "dlq", "list", "--json").stdout))
-    assert reasons == ["invalid_encoding", "schema_violation", "unroutable"]
+    assert reasons == sorted(["invalid_encoding", "schema_violation", "invalid_json",
+                              "invalid_json", "schema_violation", "missing_date_of_birth",
+                              "invalid_routing_key", "unroutable"])
     assert len(jsonl(hub(env, "export").stdout)) == 1
 
 
