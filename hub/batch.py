@@ -15,7 +15,19 @@ from datetime import datetime
 from typing import Any
 
 from hub.config import Thresholds
-from hub.decide import CREATE, LINK, NOOP, REVIEW, Candidate, Decision, Facts, SourceLink, decide
+from hub.decide import (
+    CREATE,
+    DEFAULT_MATCHER,
+    LINK,
+    NOOP,
+    REVIEW,
+    Candidate,
+    Decision,
+    Facts,
+    Matcher,
+    SourceLink,
+    decide,
+)
 from hub.match.blocking import index_keys, query_keys
 from hub.notify import Notification, for_change
 from hub.records import Record, address_key, la_of, merge
@@ -76,6 +88,7 @@ class BatchState:
     not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
     actor: str = "pipeline"
+    matcher: Matcher = DEFAULT_MATCHER
 
     # -- what the decider sees -------------------------------------------------
     def facts(self, update: CanonicalUpdate, child: Record) -> Facts:
@@ -111,7 +124,8 @@ class BatchState:
     def decide(self, update: CanonicalUpdate) -> tuple[Record, Decision, Facts]:
         child = update.child.model_dump(mode="json", exclude_none=True)
         facts = self.facts(update, child)
-        return child, decide(child, update.source_version, facts, self.thresholds), facts
+        decision = decide(child, update.source_version, facts, self.thresholds, self.matcher)
+        return child, decision, facts
 
     # -- applying --------------------------------------------------------------
     def handle(self, update: CanonicalUpdate, message_id: str, raw: str) -> Outcome:
@@ -127,8 +141,6 @@ class BatchState:
                             candidates=[_candidate_json(c) for c in decision.candidates])
             outcome = Outcome(message_id, REVIEW, decision.reason, None, pid, touches)
         else:
-            if facts.link and decision.action == NOOP:
-                pass
             outcome = Outcome(message_id, NOOP, decision.reason, decision.child_id)
         self.writes.audit.append((
             self.actor, f"decision.{outcome.action}", outcome.child_id,

@@ -19,10 +19,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.config import Thresholds
+from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
 from hub.match.score import MatchScore, score
 from hub.records import Record, address_key
 
 LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """The scoring model in force and the index's name frequencies."""
+
+    model: Model = DEFAULT_MODEL
+    tf: TermFrequencies | None = None
+
+    def score(self, update: Record, record: Record) -> MatchScore:
+        return score(update, record, self.model, self.tf)
+
+
+DEFAULT_MATCHER = Matcher()
 
 
 @dataclass(frozen=True)
@@ -74,12 +89,12 @@ class Decision:
     model_version: str | None = None
 
 
-def _score_all(child: Record, facts: Facts) -> list[Scored]:
+def _score_all(child: Record, facts: Facts, matcher: Matcher) -> list[Scored]:
     out = []
     for cand in facts.candidates:
         if cand.child_id in facts.not_a_match:
             continue
-        s = score(child, cand.record)
+        s = matcher.score(child, cand.record)
         out.append(
             Scored(
                 cand.child_id,
@@ -102,7 +117,8 @@ def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
 
 
 def decide(
-    child: Record, version: int, facts: Facts, thresholds: Thresholds
+    child: Record, version: int, facts: Facts, thresholds: Thresholds,
+    matcher: Matcher = DEFAULT_MATCHER,
 ) -> Decision:
     """The decision for one valid update's `child` (canonical dict)."""
     if facts.link is not None:
@@ -110,17 +126,18 @@ def decide(
         if version <= link.last_version:
             return Decision(NOOP, "stale_version", link.child_id)
         if link.severed:
-            return Decision(REVIEW, "severed_identity", None, _only(link.child_id, child, facts))
+            own = _only(link.child_id, child, facts, matcher)
+            return Decision(REVIEW, "severed_identity", None, own)
         if _address_guard(child, link.child_id, facts):
             return Decision(REVIEW, "shielded_address", None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
 
-    scored = _score_all(child, facts)
+    scored = _score_all(child, facts, matcher)
     model = scored[0].explanation.model_version if scored and scored[0].explanation else None
     top = tuple(scored[:5])
 
     if facts.invalidated_for is not None:
-        severed = _only(facts.invalidated_for, child, facts)
+        severed = _only(facts.invalidated_for, child, facts, matcher)
         return Decision(REVIEW, "severed_identity", None, severed)
 
     nhs = child.get("nhs_number")
@@ -176,10 +193,10 @@ def decide(
     return Decision(CREATE, "no_match", None, top, model)
 
 
-def _only(child_id: str, child: Record, facts: Facts) -> tuple[Scored, ...]:
+def _only(child_id: str, child: Record, facts: Facts, matcher: Matcher) -> tuple[Scored, ...]:
     for cand in facts.candidates:
         if cand.child_id == child_id:
-            s = score(child, cand.record)
+            s = matcher.score(child, cand.record)
             return (Scored(child_id, s.probability, s.identity_probability,
                            cand.shielded, cand.severed, s),)
     return (Scored(child_id, 0.0, 0.0, False, True),)

@@ -10,135 +10,33 @@ with a report checked against the generator's ground truth.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
-from adapters.registry import reader
 from hub import operations as ops
-from hub.admin import setup
-from hub.broker import topology as topo
-from hub.broker.connection import connect, queue_depth
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
-from hub.operations import OperationError
-from hub.publishing import publish_items
+from hub.harness import running_hub, say
 from hub.records import address_key
-from hub.synth.feed import central_feed, initial_load, write_jsonl
+from hub.synth.feed import central_feed, initial_load
 from hub.synth.population import generate_population
-from hub.waiting import idle
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def _demo_db(url: str) -> str:
-    parts = urlsplit(url)
-    name = (parts.path.lstrip("/") or "hub") + "_demo"
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def _fresh_database(url: str) -> None:
-    parts = urlsplit(url)
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=10)
-    try:
-        name = parts.path.lstrip("/")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-
-async def _nobody_else(s: Settings) -> None:
-    amqp = await connect(s.amqp_url)
-    try:
-        depth = await queue_depth(await amqp.channel(), topo.INBOUND)
-    finally:
-        await amqp.close()
-    if depth and (depth[0] or depth[1]):
-        raise OperationError(
-            "another hub is using this broker (hub.inbound has messages or consumers):"
-            " stop it, or point HUB_AMQP_URL at another vhost for the demo")
-
-
-async def _publish(s: Settings, source: str, path: Path) -> tuple[int, int]:
-    last = [0.0]
-
-    def progress(summary: Any) -> None:
-        say(f"    ... {summary.published} published")
-        last[0] = time.monotonic()
-
-    with open(path, "rb") as stream:  # noqa: ASYNC230 - streamed by the adapter
-        summary = await publish_items(s.amqp_url, source, reader("jsonl")(stream, source), progress)
-    return summary.published, len(summary.rejected)
-
-
-async def _wait(s: Settings, timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    shown = 0.0
-    quiet_since: float | None = None
-    while time.monotonic() < deadline:
-        ok, why = await idle(s)
-        if ok:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 0.6:
-                return
-        else:
-            quiet_since = None
-            if time.monotonic() - shown > 2:
-                say(f"    ... waiting: {why}")
-                shown = time.monotonic()
-        await asyncio.sleep(0.2)
-    raise OperationError(f"the hub did not finish within {timeout:g}s")
-
-
-def _start_hub(s: Settings, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, HUB_DATABASE_URL=s.database_url, HUB_AMQP_URL=s.amqp_url)
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
-    return subprocess.Popen(
-        [sys.executable, "-m", "hub.cli.main", "run", "--workers", str(workers)],
-        env=env, stdout=log, stderr=log,
-    )
 
 
 async def run_demo(base: Settings, children: int, seed: int, workers: int) -> int:
-    s = replace(base, database_url=_demo_db(base.database_url))
     t0 = time.monotonic()
     say(f"hub demo: {children} children, seed {seed}, {workers} pipeline workers")
-    say(f"  database: {urlsplit(s.database_url).path.lstrip('/')} (made afresh for the demo)")
-    await _nobody_else(s)
-    await _fresh_database(s.database_url)
-    say(f"  setup: {await setup(s)}")
-
     pop = generate_population(children, seed)
     feed = central_feed(pop, seed)
-    work = Path(tempfile.mkdtemp(prefix="hub-demo-"))
-    log_path = work / "hub.log"
-    hub = _start_hub(s, workers, log_path)
-    say(f"  hub running (pid {hub.pid}); its log: {log_path}")
-    try:
+    async with running_hub(base, "demo", workers) as h:
         # 1. What the councils already hold.
-        load = work / "la.jsonl"
-        write_jsonl(initial_load(pop), load)
         say(f"1. initial load from the local authorities ({len(pop.children)} children)")
-        pub, rej = await _publish(s, "la", load)
+        pub, rej = await h.publish("la", initial_load(pop))
         say(f"   published {pub}, rejected {rej}")
-        await _wait(s)
+        await h.wait()
 
         # 2. Councils shield the children at risk.
-        conn = await db_connect(s.database_url)
+        conn = await db_connect(h.settings.database_url)
         shielded_ids: dict[str, str] = {}
         try:
             for person in pop.shielded_children:
@@ -160,21 +58,13 @@ async def run_demo(base: Settings, children: int, seed: int, workers: int) -> in
         say(f"3. central feeds: {len(feed.updates)} updates from {', '.join(sorted(by_source))}"
             f" ({len(feed.shielded)} about shielded children)")
         for source, updates in sorted(by_source.items()):
-            path = work / f"{source}.jsonl"
-            write_jsonl(updates, path)
-            pub, rej = await _publish(s, source, path)
+            pub, rej = await h.publish(source, updates)
             say(f"   {source}: published {pub}, rejected at the adapter {rej}")
-        await _wait(s)
-    finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            hub.kill()
-    say(f"  hub stopped cleanly (exit {hub.returncode})")
+        await h.wait()
+        s = h.settings
     ok = await _report(s, pop, feed, shielded_ids)
     say(f"done in {time.monotonic() - t0:.1f}s")
-    return 0 if ok and hub.returncode == 0 else 1
+    return 0 if ok else 1
 
 
 async def _report(s: Settings, pop: Any, feed: Any, shielded_ids: dict[str, str]) -> bool:

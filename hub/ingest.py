@@ -13,6 +13,7 @@ import asyncpg
 from hub.batch import Outcome
 from hub.config import Thresholds
 from hub.db import store
+from hub.decide import DEFAULT_MATCHER, Matcher
 from hub.validate import Rejection, parse
 from schemas.canonical import CanonicalUpdate
 
@@ -54,7 +55,8 @@ def check(item: Incoming) -> CanonicalUpdate | Rejection:
 
 
 async def process(
-    conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds
+    conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds,
+    matcher: Matcher = DEFAULT_MATCHER,
 ) -> list[Outcome]:
     checked = [(item, check(item)) for item in items]
     updates = [r for _, r in checked if isinstance(r, CanonicalUpdate)]
@@ -62,7 +64,7 @@ async def process(
     async with conn.transaction():
         done = await store.processed(conn, [i.message_id for i in items])
         await store.lock(conn, updates)
-        state = await store.load(conn, updates, thresholds)
+        state = await store.load(conn, updates, thresholds, matcher=matcher)
         for item, result in checked:
             if item.message_id in done:
                 outcomes.append(Outcome(item.message_id, "duplicate", "already_processed"))

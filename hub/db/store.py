@@ -11,7 +11,7 @@ import asyncpg
 from hub.batch import BatchState, ChildRow, Writes
 from hub.config import Thresholds
 from hub.db.queries import q
-from hub.decide import SourceLink
+from hub.decide import DEFAULT_MATCHER, Matcher, SourceLink
 from hub.match.blocking import query_keys
 from hub.records import address_key
 from schemas.canonical import CanonicalUpdate
@@ -55,9 +55,10 @@ async def load(
     updates: list[CanonicalUpdate],
     thresholds: Thresholds,
     extra_child_ids: Iterable[str] = (),
+    matcher: Matcher = DEFAULT_MATCHER,
 ) -> BatchState:
     """Everything the index knows that bears on these updates."""
-    state = BatchState(thresholds=thresholds, now=datetime.now(UTC))
+    state = BatchState(thresholds=thresholds, now=datetime.now(UTC), matcher=matcher)
     sources = [u.source for u in updates]
     rids = [u.source_record_id for u in updates]
     children = [u.child.model_dump(mode="json", exclude_none=True) for u in updates]

@@ -1,0 +1,137 @@
+"""Running the real hub on generated data: a database of its own, `hub run` as a
+child process, publishing through the adapters, waiting. Used by `hub demo`
+and `hub eval`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from adapters.registry import reader
+from hub.admin import setup
+from hub.broker import topology as topo
+from hub.broker.connection import connect, queue_depth
+from hub.config import Settings
+from hub.operations import OperationError
+from hub.publishing import publish_items
+from hub.synth.feed import write_jsonl
+from hub.waiting import idle
+
+Say = Callable[[str], None]
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def scratch_url(url: str, suffix: str) -> str:
+    parts = urlsplit(url)
+    name = (parts.path.lstrip("/") or "hub") + f"_{suffix}"
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def fresh_database(url: str) -> None:
+    parts = urlsplit(url)
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=10)
+    try:
+        name = parts.path.lstrip("/")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def nobody_else(s: Settings) -> None:
+    amqp = await connect(s.amqp_url)
+    try:
+        depth = await queue_depth(await amqp.channel(), topo.INBOUND)
+    finally:
+        await amqp.close()
+    if depth and (depth[0] or depth[1]):
+        raise OperationError(
+            "another hub is using this broker (hub.inbound has messages or consumers):"
+            " stop it, or point HUB_AMQP_URL at another vhost")
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    work: Path
+    out: Say = say
+
+    async def publish(self, source: str, updates: list[dict[str, Any]]) -> tuple[int, int]:
+        path = self.work / f"{source}-{len(list(self.work.iterdir()))}.jsonl"
+        write_jsonl(updates, path)
+
+        def progress(summary: Any) -> None:
+            self.out(f"    ... {summary.published} published")
+
+        with open(path, "rb") as stream:  # noqa: ASYNC230 - streamed by the adapter
+            summary = await publish_items(self.settings.amqp_url, source,
+                                          reader("jsonl")(stream, source), progress)
+        return summary.published, len(summary.rejected)
+
+    async def wait(self, timeout: float = 1800) -> None:
+        deadline = time.monotonic() + timeout
+        shown = 0.0
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            ok, why = await idle(self.settings)
+            if ok:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 0.6:
+                    return
+            else:
+                quiet_since = None
+                if time.monotonic() - shown > 2:
+                    self.out(f"    ... waiting: {why}")
+                    shown = time.monotonic()
+            await asyncio.sleep(0.2)
+        raise OperationError(f"the hub did not finish within {timeout:g}s")
+
+
+@asynccontextmanager
+async def running_hub(base: Settings, suffix: str, workers: int, out: Say = say):  # type: ignore[no-untyped-def]
+    """A fresh database `<name>_<suffix>`, set up, with `hub run` going against it."""
+    s = replace(base, database_url=scratch_url(base.database_url, suffix))
+    await nobody_else(s)
+    await fresh_database(s.database_url)
+    out(f"  database: {urlsplit(s.database_url).path.lstrip('/')} (made afresh)")
+    out(f"  setup: {await setup(s)}")
+    work = Path(tempfile.mkdtemp(prefix=f"hub-{suffix}-"))
+    log_path = work / "hub.log"
+    env = dict(os.environ, HUB_DATABASE_URL=s.database_url, HUB_AMQP_URL=s.amqp_url)
+    with open(log_path, "ab") as log:  # noqa: ASYNC230 - handed to the child process
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, started once
+            [sys.executable, "-m", "hub.cli.main", "run", "--workers", str(workers)],
+            env=env, stdout=log, stderr=log,
+        )
+    out(f"  hub running (pid {proc.pid}); its log: {log_path}")
+    feeds = work / "feeds"
+    feeds.mkdir()
+    harness = Harness(s, feeds, out)
+    try:
+        yield harness
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out(f"  hub stopped (exit {proc.returncode})")
+        if proc.returncode != 0:
+            raise OperationError(f"hub run exited {proc.returncode}; see {log_path}")
