@@ -378,3 +378,9 @@ async def demo(args: argparse.Namespace, s: Settings) -> int:
     from hub.demo import run_demo
 
     return await run_demo(s, children=args.children, seed=args.seed, workers=args.workers)
+
+
+async def evaluate(args: argparse.Namespace, s: Settings) -> int:
+    from hub.evaluate import run_eval
+
+    return await run_eval(s, args.children, args.seed, args.workers, args.corruption)

@@ -123,6 +123,13 @@ def _parser() -> argparse.ArgumentParser:
     s = ss.add_parser("status")
     s.set_defaults(func=c.source_status)
 
+    s = sub.add_parser("eval", help="score the pipeline against a generated population")
+    s.add_argument("--children", type=int, default=5000)
+    s.add_argument("--seed", type=int, default=11)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--corruption", type=float, default=0.3)
+    s.set_defaults(func=c.evaluate)
+
     s = sub.add_parser("demo", help="run the hub on a generated national feed and report")
     s.add_argument("--children", type=int, default=3000)
     s.add_argument("--seed", type=int, default=7)
