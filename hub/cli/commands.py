@@ -384,3 +384,30 @@ async def evaluate(args: argparse.Namespace, s: Settings) -> int:
     from hub.evaluate import run_eval
 
     return await run_eval(s, args.children, args.seed, args.workers, args.corruption)
+
+
+async def search(args: argparse.Namespace, s: Settings) -> int:
+    from datetime import date
+
+    from hub.search import search as do_search
+
+    try:
+        date.fromisoformat(args.date_of_birth)
+    except ValueError:
+        raise OperationError("--date-of-birth must be YYYY-MM-DD") from None
+    if not (args.given_name or args.family_name):
+        raise OperationError("give --given-name or --family-name (or both)")
+    results = await _with_conn(s, lambda conn: do_search(
+        conn, given_name=args.given_name, family_name=args.family_name,
+        date_of_birth=args.date_of_birth, sex=args.sex, postcode=args.postcode, by=args.by))
+    for r in results:
+        out(r)
+    return 0
+
+
+async def show(args: argparse.Namespace, s: Settings) -> int:
+    from hub.search import show as do_show
+
+    out(await _with_conn(s, do_show, args.child_id, args.by, args.authority, args.break_glass,
+                         args.reason))
+    return 0

@@ -59,6 +59,24 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--reason")
         s.set_defaults(func=getattr(c, name))
 
+    s = sub.add_parser("search", help="find children by names and date of birth (audited)")
+    s.add_argument("--given-name")
+    s.add_argument("--family-name")
+    s.add_argument("--date-of-birth", required=True, metavar="YYYY-MM-DD")
+    s.add_argument("--sex", choices=["female", "male", "unknown"])
+    s.add_argument("--postcode", help="a hidden field: never returns a shielded record")
+    s.add_argument("--by", required=True, metavar="PRACTITIONER")
+    s.set_defaults(func=c.search)
+
+    s = sub.add_parser("show", help="one child record, as you may see it (audited)")
+    s.add_argument("child_id", metavar="CHILD_ID")
+    s.add_argument("--by", required=True, metavar="OPERATOR")
+    s.add_argument("--authority", metavar="LA", help="act for this local authority")
+    s.add_argument("--break-glass", action="store_true",
+                   help="see a shielded record's hidden data: needs --reason, alerts its authority")
+    s.add_argument("--reason")
+    s.set_defaults(func=c.show)
+
     review = sub.add_parser("review", help="records awaiting an operator's decision")
     rs = review.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = rs.add_parser("list")
