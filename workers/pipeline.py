@@ -27,6 +27,7 @@ from hub.broker import topology as topo
 from hub.broker.connection import message, message_id_for, publish
 from hub.config import Settings
 from hub.db import store
+from hub.decide import DEFAULT_MATCHER
 from hub.log import get
 from workers.retry import is_transient, transient
 
@@ -59,6 +60,7 @@ class Pipeline:
         self.buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self.stopping = asyncio.Event()
         self.held_declared: set[str] = set()
+        self.matcher = DEFAULT_MATCHER  # replaced by the runner with the active model
         self.stats: dict[str, int] = {}
 
     async def run(self) -> None:
@@ -155,7 +157,8 @@ class Pipeline:
         async for attempt in transient():
             with attempt:
                 async with self.pool.acquire() as conn:
-                    outcomes = await ingest.process(conn, items, self.settings.thresholds)
+                    outcomes = await ingest.process(conn, items, self.settings.thresholds,
+                                                    self.matcher)
         for o in outcomes:
             log.info("decision", worker=self.worker_id, message_id=o.message_id,
                      action=o.action, reason=o.reason, child_id=o.child_id,

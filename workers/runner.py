@@ -33,6 +33,26 @@ async def _heartbeat(pool: object, ids: list[str], stopping: asyncio.Event) -> N
             await asyncio.wait_for(stopping.wait(), timeout=2)
 
 
+async def _matcher_loop(pool: object, pipelines: list[Pipeline], stopping: asyncio.Event,
+                        ready: asyncio.Event) -> None:
+    """The active scoring model and the index's name frequencies, refreshed now and then."""
+    from hub.decide import Matcher
+    from hub.match_store import active_model, term_frequencies
+
+    while not stopping.is_set():
+        try:
+            async with pool.acquire() as conn:  # type: ignore[attr-defined]
+                matcher = Matcher(await active_model(conn), await term_frequencies(conn))
+            for p in pipelines:
+                p.matcher = matcher
+            log.info("matcher_loaded", model_version=matcher.model.version)
+        except Exception as exc:  # noqa: BLE001 - keep the model in hand
+            log.warning("matcher_load_failed", error=type(exc).__name__)
+        ready.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=300)
+
+
 async def _release_loop(pool: object, amqp: object, stopping: asyncio.Event) -> None:
     while not stopping.is_set():
         try:
@@ -54,12 +74,17 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
     base = f"{socket.gethostname()}:{os.getpid()}"
     pipelines = [Pipeline(settings, pool, amqp, f"{base}:{i}") for i in range(workers)]
     ids = [p.worker_id for p in pipelines]
+    matcher_ready = asyncio.Event()
+    matcher_task = asyncio.create_task(_matcher_loop(pool, pipelines, stopping, matcher_ready))
+    await asyncio.wait([asyncio.create_task(matcher_ready.wait()), matcher_task],
+                       return_when=asyncio.FIRST_COMPLETED)
     work = [asyncio.create_task(p.run(), name=p.worker_id) for p in pipelines]
     side = [
         asyncio.create_task(relay.run(pool, amqp, stopping), name="relay"),
         asyncio.create_task(parking.run(pool, amqp, stopping), name="parking"),
         asyncio.create_task(_release_loop(pool, amqp, stopping), name="release"),
         asyncio.create_task(_heartbeat(pool, ids, stopping), name="heartbeat"),
+        matcher_task,
     ]
     log.info("started", workers=workers)
     if started is not None:

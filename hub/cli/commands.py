@@ -22,7 +22,7 @@ from hub.operations import OperationError
 
 
 def out(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False), flush=True)
+    print(json.dumps(obj, ensure_ascii=False, default=str), flush=True)
 
 
 async def setup(args: argparse.Namespace, s: Settings) -> int:
@@ -410,4 +410,33 @@ async def show(args: argparse.Namespace, s: Settings) -> int:
 
     out(await _with_conn(s, do_show, args.child_id, args.by, args.authority, args.break_glass,
                          args.reason))
+    return 0
+
+
+async def match_train(args: argparse.Namespace, s: Settings) -> int:
+    from hub.match_store import train_and_store
+
+    _, summary = await _with_conn(s, lambda conn: train_and_store(
+        conn, sample=args.sample, pairs=args.pairs, seed=args.seed,
+        activate=not args.no_activate))
+    out(summary)
+    return 0
+
+
+async def match_models(args: argparse.Namespace, s: Settings) -> int:
+    from hub.match_store import list_models
+
+    for m in await _with_conn(s, list_models):
+        out(m)
+    return 0
+
+
+async def match_activate(args: argparse.Namespace, s: Settings) -> int:
+    from hub.match_store import activate_model
+
+    try:
+        await _with_conn(s, activate_model, args.version)
+    except KeyError:
+        raise OperationError(f"no stored model {args.version}") from None
+    print(f"model {args.version} is in force (running hubs pick it up within 5 minutes)")
     return 0
