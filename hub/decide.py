@@ -15,6 +15,7 @@ applies the decision. The order of the rules is the safety argument:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,10 +167,12 @@ def decide(
         # One record with this NHS number but another date of birth (a typo or a
         # day/month swap): not a tie, so the probabilistic rules below decide.
 
+    records = {c.child_id: c.record for c in facts.candidates}
     plausible = [
         c for c in scored
         if c.identity_probability >= thresholds.shielded_plausible
         or c.probability >= thresholds.review
+        or ((c.shielded or c.severed) and could_be_same_child(child, records[c.child_id]))
     ]
     if any(c.shielded for c in plausible):
         return Decision(REVIEW, "shielded_candidate", None, top, model)
@@ -191,6 +194,35 @@ def decide(
     if _address_guard(child, None, facts):
         return Decision(REVIEW, "shielded_address", None, top, model)
     return Decision(CREATE, "no_match", None, top, model)
+
+
+def _name_tokens(record: Record) -> set[str]:
+    names = [record.get("given_name"), record.get("middle_names"), record.get("family_name"),
+             *(record.get("former_family_names") or [])]
+    return {t for n in names if n for t in re.split(r"[^a-z]+", str(n).casefold()) if len(t) > 1}
+
+
+def _dob_close(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if len(a) != 10 or len(b) != 10:
+        return False
+    if a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]:
+        return True  # day and month swapped
+    return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
+def could_be_same_child(update: Record, record: Record) -> bool:
+    """A deliberately generous test, used only for shielded and severed candidates:
+    a close date of birth and any name in common (given, middle, family or former,
+    in any position). Scoring can miss a child whose names changed and were then
+    mistyped or swapped; for a shielded child a miss is a duplicate, so a person looks."""
+    if not _dob_close(str(update.get("date_of_birth")), str(record.get("date_of_birth"))):
+        return False
+    sexes = {update.get("sex"), record.get("sex")} - {None, "unknown"}
+    if len(sexes) > 1:
+        return False
+    return bool(_name_tokens(update) & _name_tokens(record))
 
 
 def _only(child_id: str, child: Record, facts: Facts, matcher: Matcher) -> tuple[Scored, ...]:

@@ -91,3 +91,16 @@ def test_two_equally_good_candidates_are_ambiguous() -> None:
 def test_not_a_match_is_remembered() -> None:
     facts = Facts(candidates=(Candidate("c1", child()),), not_a_match=frozenset({"c1"}))
     assert decide(child(nhs_number=None), 1, facts, T).action == CREATE
+
+
+def test_renamed_shielded_child_with_swapped_old_names_goes_to_review() -> None:
+    # Found by the property test: the record now says Ashdown (formerly Quenby); an
+    # update arrives with the old names swapped and no NHS number.
+    renamed = child(family_name="Ashdown", former_family_names=["Quenby"])
+    shielded = Candidate("c1", renamed, shielded=True)
+    update = child(nhs_number=None, address=None, given_name="Quenby", family_name="Marigold")
+    d = decide(update, 1, Facts(candidates=(shielded,)), T)
+    assert d.action == REVIEW and d.reason == "shielded_candidate"
+    # The same update against an open record is scored on its merits.
+    open_ = decide(update, 1, Facts(candidates=(Candidate("c1", renamed),)), T)
+    assert open_.action != LINK
