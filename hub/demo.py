@@ -72,8 +72,9 @@ async def _report(s: Settings, pop: Any, feed: Any, shielded_ids: dict[str, str]
     try:
         outcomes = Counter(r["outcome"].split(":")[0] for r in await conn.fetch(
             "SELECT outcome FROM processed_messages"))
-        reviews = Counter(r["reason"] for r in await conn.fetch(
-            "SELECT reason FROM parked WHERE kind = 'review'"))
+        review_rows = await conn.fetch(
+            "SELECT reason, source, source_record_id FROM parked WHERE kind = 'review'")
+        reviews = Counter(r["reason"] for r in review_rows)
         dead = Counter(r["reason"] for r in await conn.fetch(
             "SELECT reason FROM parked WHERE kind = 'dead'"))
         notes = Counter(r["la"] for r in await conn.fetch(
@@ -129,9 +130,16 @@ async def _report(s: Settings, pop: Any, feed: Any, shielded_ids: dict[str, str]
     say("  matching against ground truth: "
         f"wrong links {wrong}, duplicates created for indexed children {dup_creates}")
     say("shielding")
+    shielded_people = set(shielded_ids)
+    to_person = sum(1 for r in review_rows
+                    if feed.truth.get((r["source"], r["source_record_id"])) in shielded_people)
     say(f"  updates about shielded children: {shielded_updates};"
         f" sent to a person: {reviews.get('shielded_candidate', 0)} shielded_candidate,"
         f" {reviews.get('shielded_address', 0)} shielded_address")
+    share = 100 * to_person / shielded_updates if shielded_updates else 0.0
+    say(f"  operator burden: {to_person} of {shielded_updates} updates about shielded"
+        f" children needed a person ({share:.0f}%); the rest were tied by NHS number"
+        " and date of birth or by their own source link")
     say(f"  duplicates of shielded children created: {shielded_dups}")
     say(f"  notifications about shielded children to other councils: {len(leaks)}")
     say(f"  unshielded records holding a shielded child's address: {len(address_leaks)}")
