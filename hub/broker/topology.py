@@ -27,7 +27,7 @@ DEAD = "hub.dead"
 HELD = "hub.held"
 INBOUND = "hub.inbound"
 PARKING_DEAD = "hub.parking.dead"
-RETRY_DELAYS = {"5s": 5_000, "60s": 60_000}
+RETRY_DELAYS = {"5s": 5_000}
 DELIVERY_LIMIT = 5
 
 # Header names the hub sets on messages it moves around.

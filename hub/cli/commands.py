@@ -8,6 +8,8 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
@@ -19,6 +21,24 @@ from hub.broker.connection import publish as broker_publish
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
 from hub.operations import OperationError
+
+
+@asynccontextmanager
+async def database(s: Settings) -> AsyncIterator[Any]:
+    conn = await db_connect(s.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def broker(s: Settings) -> AsyncIterator[Any]:
+    amqp = await connect(s.amqp_url)
+    try:
+        yield amqp
+    finally:
+        await amqp.close()
 
 
 def out(obj: Any) -> None:
@@ -99,21 +119,15 @@ async def wait(args: argparse.Namespace, s: Settings) -> int:
 async def export(args: argparse.Namespace, s: Settings) -> int:
     if args.include_protected and not (args.by and args.reason):
         raise OperationError("--include-protected needs --by OPERATOR and --reason TEXT")
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         async for line in ops.export(conn, args.include_protected, args.by, args.reason):
             out(line)
-    finally:
-        await conn.close()
     return 0
 
 
 async def _with_conn(s: Settings, fn: Any, *a: Any) -> Any:
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         return await fn(conn, *a)
-    finally:
-        await conn.close()
 
 
 async def shield(args: argparse.Namespace, s: Settings) -> int:
@@ -183,13 +197,11 @@ async def dlq_list(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
-    conn = await db_connect(s.database_url)
-    amqp = await connect(s.amqp_url)
-    try:
+    async with database(s) as conn, broker(s) as amqp:
         rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
         channel = await amqp.channel(publisher_confirms=True, on_return_raises=True)
         ingest = await topo.exchange(channel, topo.INGEST)
-        retried = []
+        retried = 0
         for r in rows:
             if r["raw"] is None or not r["source"]:
                 print(f"{r['id']}: cannot retry: no raw content or source", file=sys.stderr)
@@ -203,58 +215,39 @@ async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
             await broker_publish(ingest, f"source.{r['source']}", msg)
             async with conn.transaction():
                 await ops.mark_dead(conn, [r["id"]], "retried", args.by, "dlq.retry")
-            retried.append(r["id"])
+            retried += 1
             await asyncio.sleep(0.002)  # rate limit: a re-drive must not flood the pipeline
-        print(f"retried {len(retried)}")
-    finally:
-        await amqp.close()
-        await conn.close()
+    print(f"retried {retried}")
     return 0
 
 
 async def dlq_purge(args: argparse.Namespace, s: Settings) -> int:
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
         async with conn.transaction():
             await ops.mark_dead(conn, [r["id"] for r in rows], "purged", args.by, "dlq.purge")
-        print(f"purged {len(rows)}")
-    finally:
-        await conn.close()
+    print(f"purged {len(rows)}")
     return 0
 
 
 async def council_add(args: argparse.Namespace, s: Settings) -> int:
-    amqp = await connect(s.amqp_url)
-    try:
+    async with broker(s) as amqp:
         await topo.declare_council(await amqp.channel(), args.la)
-    finally:
-        await amqp.close()
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         await conn.execute("INSERT INTO councils (la) VALUES ($1) ON CONFLICT DO NOTHING", args.la)
         await ops.audit(conn, "operator", "council.add", None, args.la, {})
-    finally:
-        await conn.close()
     print(f"council {args.la}: queue {topo.council_queue(args.la)} bound to la.{args.la}.#")
     return 0
 
 
 async def council_remove(args: argparse.Namespace, s: Settings) -> int:
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         found = await conn.fetchval("DELETE FROM councils WHERE la = $1 RETURNING la", args.la)
         if not found:
             raise OperationError(f"no council {args.la}")
-        amqp = await connect(s.amqp_url)
-        try:
-            channel = await amqp.channel()
-            await channel.queue_delete(topo.council_queue(args.la))
-        finally:
-            await amqp.close()
+        async with broker(s) as amqp:
+            await (await amqp.channel()).queue_delete(topo.council_queue(args.la))
         await ops.audit(conn, "operator", "council.remove", None, args.la, {})
-    finally:
-        await conn.close()
     print(f"council {args.la} removed")
     return 0
 
@@ -262,28 +255,21 @@ async def council_remove(args: argparse.Namespace, s: Settings) -> int:
 async def council_list(args: argparse.Namespace, s: Settings) -> int:
     from hub.broker.connection import queue_depth
 
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         las = [r["la"] for r in await conn.fetch("SELECT la FROM councils ORDER BY la")]
-    finally:
-        await conn.close()
-    amqp = await connect(s.amqp_url)
-    try:
+    async with broker(s) as amqp:
         for la in las:
             depth = await queue_depth(await amqp.channel(), topo.council_queue(la))
             waiting = "queue missing" if depth is None else f"{depth[0]} waiting"
             print(f"{la}  {topo.council_queue(la)}  {waiting}")
-    finally:
-        await amqp.close()
     if not las:
         print("no councils")
     return 0
 
 
 async def notifications_consume(args: argparse.Namespace, s: Settings) -> int:
-    amqp = await connect(s.amqp_url)
     count = 0
-    try:
+    async with broker(s) as amqp:
         channel = await amqp.channel()
         await channel.set_qos(prefetch_count=50)
         try:
@@ -293,52 +279,40 @@ async def notifications_consume(args: argparse.Namespace, s: Settings) -> int:
                                  f"run 'hub council add {args.council}'") from None
         while args.max_count is None or count < args.max_count:
             msg = await queue.get(no_ack=False, fail=False, timeout=5)
+            deadline = time.monotonic() + args.idle
+            while msg is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                msg = await queue.get(no_ack=False, fail=False, timeout=5)
             if msg is None:
-                deadline = time.monotonic() + args.idle
-                while msg is None and time.monotonic() < deadline:
-                    await asyncio.sleep(0.1)
-                    msg = await queue.get(no_ack=False, fail=False, timeout=5)
-                if msg is None:
-                    break
+                break
             sys.stdout.write(msg.body.decode() + "\n")
             sys.stdout.flush()
             await msg.ack()  # only after it has been printed
             count += 1
-    finally:
-        await amqp.close()
     return 0
 
 
 async def source_pause(args: argparse.Namespace, s: Settings) -> int:
-    amqp = await connect(s.amqp_url)
-    try:
+    async with broker(s) as amqp:
         await topo.declare_held(await amqp.channel(), args.name)
-    finally:
-        await amqp.close()
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         await conn.execute(
             "INSERT INTO sources (name, paused, held, changed_by) VALUES ($1, true, true, $2)"
             " ON CONFLICT (name) DO UPDATE SET paused = true, held = true, changed_by = $2,"
             " changed_at = now()", args.name, args.by)
         await ops.audit(conn, args.by, "source.pause", None, args.name, {})
-    finally:
-        await conn.close()
     print(f"source {args.name} paused: its updates are held in {topo.held_queue(args.name)}")
     return 0
 
 
 async def source_resume(args: argparse.Namespace, s: Settings) -> int:
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         found = await conn.fetchval(
             "UPDATE sources SET paused = false, changed_by = $2, changed_at = now()"
-            " WHERE name = $1 RETURNING name", args.name, args.by)
+            " WHERE name = $1 AND paused RETURNING name", args.name, args.by)
         if not found:
             raise OperationError(f"source {args.name} is not paused")
         await ops.audit(conn, args.by, "source.resume", None, args.name, {})
-    finally:
-        await conn.close()
     print(f"source {args.name} resumed: held updates go back to the pipeline")
     return 0
 
@@ -346,19 +320,15 @@ async def source_resume(args: argparse.Namespace, s: Settings) -> int:
 async def source_status(args: argparse.Namespace, s: Settings) -> int:
     from hub.broker.connection import queue_depth
 
-    conn = await db_connect(s.database_url)
-    try:
+    async with database(s) as conn:
         rows = await conn.fetch(
             "SELECT name, paused, held, changed_by, changed_at FROM sources ORDER BY name")
         seen = await conn.fetch(
             "SELECT source, count(*) AS n FROM source_links GROUP BY source ORDER BY source")
-    finally:
-        await conn.close()
-    amqp = await connect(s.amqp_url)
-    try:
-        names = sorted({r["name"] for r in rows} | {r["source"] for r in seen})
-        state = {r["name"]: r for r in rows}
-        linked = {r["source"]: r["n"] for r in seen}
+    state = {r["name"]: r for r in rows}
+    linked = {r["source"]: r["n"] for r in seen}
+    names = sorted(set(state) | set(linked))
+    async with broker(s) as amqp:
         for name in names:
             r = state.get(name)
             held = ""
@@ -367,10 +337,8 @@ async def source_status(args: argparse.Namespace, s: Settings) -> int:
                 held = f", {depth[0] if depth else 0} held"
             print(f"{name}: {'paused' if r is not None and r['paused'] else 'running'}"
                   f"{held}, {linked.get(name, 0)} records linked")
-        if not names:
-            print("no sources yet")
-    finally:
-        await amqp.close()
+    if not names:
+        print("no sources yet")
     return 0
 
 
