@@ -53,3 +53,11 @@ def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
     assert after["address"] == LEEDS["address"]
     assert after["former_family_names"] == ["Quenby"]
     assert changed == ["family_name", "former_family_names"]
+
+
+def test_notifications_follow_the_published_model() -> None:
+    from schemas.notification import Notification
+
+    for n in [*for_change("c", 1, NOW, None, LEEDS, OPEN), *for_change("c", 3, NOW, LEEDS, BRUM,
+                                                                       OPEN)]:
+        assert Notification.model_validate(n.body).event_id == n.event_id

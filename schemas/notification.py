@@ -1,0 +1,27 @@
+"""The change notification councils receive on hub.notifications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVENTS = ("child.created", "child.updated", "child.moved_in", "child.moved_out",
+          "child.shielded", "child.unshielded", "alert.break_glass")
+
+
+class Notification(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str = Field(description="Stable per change: a repeat carries the same id")
+    event: Literal[EVENTS] = Field(  # type: ignore[valid-type]
+        description="What happened; routing key la.<LA>.<event>")
+    child_id: str | None = Field(description="The hub's id of the child (null on an export alert)")
+    version: int = Field(description="The child record's version: order by it")
+    occurred_at: datetime
+    shielded: bool | None = Field(
+        default=None, description="True when the child is shielded: only its authority hears")
+    child: dict[str, Any] | None = Field(
+        default=None,
+        description="The canonical child as this council may see it (see canonical_update)")
