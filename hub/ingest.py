@@ -39,18 +39,24 @@ def source_of(routing_key: str) -> str | None:
     return name if prefix == "source" and name and "." not in name else None
 
 
+def authenticated(item: Incoming) -> bool:
+    """RabbitMQ validates user-id against the connection's user: a source's own
+    broker user may publish only its own updates (guest and the hub's user, any)."""
+    if not item.user_id or item.user_id in TRUSTED_USERS:
+        return True
+    source = source_of(item.routing_key)
+    return source is not None and item.user_id in (source, f"source-{source}")
+
+
 def check(item: Incoming) -> CanonicalUpdate | Rejection:
     source = source_of(item.routing_key)
     if source is None:
         return Rejection("invalid_routing_key", "routing key must be source.<NAME>")
     result = parse(item.body, expected_source=source)
-    if isinstance(result, CanonicalUpdate) and item.user_id and item.user_id not in TRUSTED_USERS:
-        # RabbitMQ validates user-id against the connection's user: a source
-        # user may only publish its own updates.
-        if item.user_id not in (source, f"source-{source}"):
-            return Rejection("unauthenticated_source",
-                             "the publishing broker user may not publish for this source",
-                             result.source, result.source_record_id)
+    if isinstance(result, CanonicalUpdate) and not authenticated(item):
+        return Rejection("unauthenticated_source",
+                         "the publishing broker user may not publish for this source",
+                         result.source, result.source_record_id)
     return result
 
 

@@ -122,7 +122,8 @@ class Pipeline:
         work: list[tuple[AbstractIncomingMessage, ingest.Incoming]] = []
         for msg, item in zip(batch, items, strict=True):
             source = ingest.source_of(item.routing_key)
-            if source in paused:
+            # Held messages come back without their publisher: judge it now.
+            if source in paused and ingest.authenticated(item):
                 await self._hold(channel, held_exchange, msg, item, source)
             else:
                 work.append((msg, item))

@@ -211,3 +211,34 @@ def test_poison_message_is_retried_then_dead_lettered(
     dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert [(d["reason"], d["source_record_id"]) for d in dead] == [("poison_message", "CB-1")]
     assert "3 times" in dead[0]["error"]
+
+
+async def test_a_source_user_may_publish_only_its_own_updates(
+    running: dict[str, str], settings
+) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    from tests.conftest import rabbitmqctl
+
+    env = running
+    vhost = unquote(urlsplit(settings.amqp_url).path.lstrip("/"))
+    rabbitmqctl("add_user", "dwp", "dwp-secret")
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "dwp", "^$", "^hub\\.ingest$", "^$")
+        url = settings.amqp_url.replace("guest:guest@", "dwp:dwp-secret@")
+        conn = await aio_pika.connect_robust(url)
+        async with conn:
+            ch = await conn.channel(publisher_confirms=True)
+            ex = await ch.get_exchange("hub.ingest", ensure=False)
+            own = update("dwp", "CB-1", nhs_number=nhs(9), given_name="Elowen")
+            other = update("pds", "P-1", nhs_number=nhs(10), given_name="Tobias")
+            for u in (own, other):
+                await ex.publish(aio_pika.Message(json.dumps(u).encode(), delivery_mode=2,
+                                                  user_id="dwp"),
+                                 routing_key=f"source.{u['source']}")
+    finally:
+        rabbitmqctl("delete_user", "dwp")
+    hub(env, "wait", "--timeout", "60")
+    dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
+    assert [(d["reason"], d["source"]) for d in dead] == [("unauthenticated_source", "pds")]
+    assert [e["sources"][0]["source"] for e in jsonl(hub(env, "export").stdout)] == ["dwp"]
