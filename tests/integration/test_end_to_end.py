@@ -145,3 +145,16 @@ def test_councils_and_consume_max(running: dict[str, str], tmp_path: Path) -> No
     assert gone.returncode == 1 and "hub council add 383" in gone.stderr
     assert hub(env, "council", "remove", "383", check=False).returncode == 1
     assert hub(env, "council", "add", "38", check=False).returncode == 2
+
+
+async def test_source_publisher_client(running: dict[str, str], settings) -> None:
+    from hub.client import InvalidUpdate, SourcePublisher
+
+    async with SourcePublisher(settings.amqp_url, "dwp") as pub:
+        first = await pub.publish(update("dwp", "CB-7"))
+        again = await pub.publish(update("dwp", "CB-7"))
+        assert first == again  # stable ids: a re-publish is the same message
+        with pytest.raises(InvalidUpdate, match="source_mismatch"):
+            await pub.publish(update("pds", "P-7"))
+    hub(running, "wait", "--timeout", "60")
+    assert len(jsonl(hub(running, "export").stdout)) == 1
