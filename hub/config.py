@@ -39,7 +39,7 @@ class Thresholds:
     """Match probability thresholds (see README, "Matching")."""
 
     link: float = 0.95  # at or above: link automatically
-    review: float = 0.50  # between review and link: a person decides
+    review: float = 0.05  # between review and link: a person decides (see README)
     ambiguous_margin: float = 0.10  # top two closer than this: too close to call
     # A shielded or severed record is a plausible candidate when its identity
     # (names, date of birth, sex; never address) scores at least this.
@@ -63,6 +63,6 @@ class Settings:
             batch_wait=_float("HUB_BATCH_WAIT", 0.05),
             thresholds=Thresholds(
                 link=_float("HUB_LINK_THRESHOLD", 0.95),
-                review=_float("HUB_REVIEW_THRESHOLD", 0.50),
+                review=_float("HUB_REVIEW_THRESHOLD", 0.05),
             ),
         )
