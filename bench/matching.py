@@ -1,0 +1,489 @@
+"""Matching throughput with N children indexed: candidate retrieval + scoring + decide.
+
+Builds a scratch database (migrations applied), loads N synthetic children into
+`children` and their blocking keys into `block_keys` with COPY, then replays
+batches of B updates from a central feed about that population through what the
+pipeline does to match a batch, in one process:
+
+    hub.db.store.load       candidate retrieval for the whole batch (the
+                            `children_for_keys` query plus the small lookups:
+                            source links, invalidated NHS numbers, protected
+                            addresses, not-a-match)
+    BatchState.decide       per update: gather its candidates (facts), score
+                            every candidate (hub.match.score), decide
+
+No writes, no locks, no broker: matching alone.
+
+    python -m bench.matching --children 1000000 --updates 20000
+    python -m bench.matching --children 1000000 --keep-db hub_bench_1m   # build, keep
+    python -m bench.matching --reuse-db hub_bench_1m --updates 20000     # measure again
+
+Population: hub.synth.population.generate_population refuses more than 800,000
+people (its NHS numbers are drawn from the 999 test range), so N is generated in
+chunks (default 200,000) with seeds seed, seed+1, ... Chunk 0 keeps its 999 NHS
+numbers and is the population the feed is about; chunk k >= 1 is renumbered
+sequentially with the prefix 999-k (998..., 997..., all with valid check digits),
+so NHS numbers stay unique across the index. Everything else (names, dates,
+addresses, UPNs) is as generated; UPNs may repeat across chunks (rarely).
+The feed (hub.synth.feed.central_feed over chunk 0, sources dwp and pds) is kept in
+the scratch database (table bench_feed) so --reuse-db measures the same updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+import hub.decide
+from hub.config import Thresholds
+from hub.db import migrate, store
+from hub.db.connect import connect
+from hub.db.queries import q
+from hub.match.blocking import index_keys
+from hub.nhs import check_digit
+from hub.records import merge
+from hub.synth.feed import central_feed
+from hub.synth.population import Population, generate_population
+from hub.validate import check
+from schemas.canonical import CanonicalUpdate
+
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CHUNK = 200_000
+QUERY_NAMES = ("links_for", "invalidated_for", "protected_for", "not_a_match_for",
+               "children_for_keys")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _db_url(server_url: str, name: str) -> str:
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+# -- building the index ---------------------------------------------------------------
+
+
+class _Renumber:
+    """Sequential valid NHS numbers under one 3-digit prefix (chunks after the first)."""
+
+    def __init__(self, prefix: int) -> None:
+        self.prefix = f"{prefix:03d}"
+        self.serial = 0
+
+    def next(self) -> str:
+        while True:
+            if self.serial >= 1_000_000:
+                raise ValueError(f"NHS prefix {self.prefix} exhausted")
+            nine = f"{self.prefix}{self.serial:06d}"
+            self.serial += 1
+            digit = check_digit(nine)
+            if digit is not None:
+                return f"{nine}{digit}"
+
+
+def _stored_record(child: dict[str, Any]) -> dict[str, Any]:
+    """What the hub stores for a first, clean update: merge(None, the child)."""
+    record, _ = merge(None, {k: v for k, v in child.items() if v is not None})
+    return record
+
+
+def _rows(pop: Population, renumber: _Renumber | None) -> Iterator[
+    tuple[tuple[Any, ...], list[tuple[str, uuid.UUID]]]
+]:
+    for person in pop.children:
+        child = person.to_child()
+        if renumber is not None:
+            child["nhs_number"] = renumber.next()
+        record = _stored_record(child)
+        cid = uuid.uuid4()
+        row = (cid, 1, json.dumps(record), person.shielded, person.shielding_authority)
+        yield row, [(k, cid) for k in index_keys(record)]
+
+
+async def _constraints(conn: asyncpg.Connection, table: str) -> list[tuple[str, str, str]]:
+    """(kind, name, definition) of a table's constraints and other indexes."""
+    rows = await conn.fetch(
+        "SELECT contype::text AS kind, conname AS name, pg_get_constraintdef(oid) AS def"
+        " FROM pg_constraint WHERE conrelid = $1::regclass", table,
+    )
+    out = [(r["kind"], r["name"], r["def"]) for r in rows]
+    idx = await conn.fetch(
+        "SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def"
+        " FROM pg_index WHERE indrelid = $1::regclass"
+        " AND indexrelid NOT IN (SELECT conindid FROM pg_constraint WHERE conrelid = $1::regclass)",
+        table,
+    )
+    out += [("i", r["name"], r["def"]) for r in idx]
+    return out
+
+
+async def build(
+    conn: asyncpg.Connection, children: int, updates: int, seed: int, chunk: int = CHUNK
+) -> dict[str, Any]:
+    """Load `children` children and a feed of about `updates` updates into a freshly
+    migrated database (`conn` has no JSON codec: records go in as JSON text)."""
+    started = time.perf_counter()
+    await migrate.apply(conn)
+    await conn.execute("SET synchronous_commit = off")
+    # block_keys is the big table: load it bare, then build its keys once.
+    saved = await _constraints(conn, "block_keys")
+    for kind, name, _ in sorted(saved, key=lambda c: c[0] != "f"):  # foreign keys first
+        if kind == "i":
+            await conn.execute(f"DROP INDEX {name}")
+        else:
+            await conn.execute(f'ALTER TABLE block_keys DROP CONSTRAINT "{name}"')
+
+    feed_rows: list[tuple[int, str]] = []
+    loaded = keys_loaded = 0
+    k = 0
+    gen_s = copy_s = 0.0
+    while loaded < children:
+        size = min(chunk, children - loaded)
+        t0 = time.perf_counter()
+        pop = generate_population(
+            size, seed + k, shielded_fraction=0.01, birth_fraction=0.02 if k == 0 else 0.0
+        )
+        renumber = _Renumber(999 - k) if k else None
+        child_rows: list[tuple[Any, ...]] = []
+        key_rows: list[tuple[str, uuid.UUID]] = []
+        for row, keys in _rows(pop, renumber):
+            child_rows.append(row)
+            key_rows.extend(keys)
+        if k == 0:
+            feed_rows = _feed(pop, seed, updates)
+        del pop
+        t1 = time.perf_counter()
+        await conn.copy_records_to_table(
+            "children", records=child_rows,
+            columns=["child_id", "version", "record", "shielded", "shielding_authority"],
+        )
+        await conn.copy_records_to_table(
+            "block_keys", records=key_rows, columns=["key", "child_id"]
+        )
+        t2 = time.perf_counter()
+        gen_s += t1 - t0
+        copy_s += t2 - t1
+        loaded += size
+        keys_loaded += len(key_rows)
+        log(f"chunk {k}: {loaded:,}/{children:,} children, {keys_loaded:,} keys "
+            f"(generate {t1 - t0:.0f}s, copy {t2 - t1:.0f}s)")
+        k += 1
+        del child_rows, key_rows
+
+    t0 = time.perf_counter()
+    for kind, name, definition in sorted(saved, key=lambda c: c[0] == "f"):  # foreign keys last
+        log(f"restoring {name}")
+        if kind == "i":
+            await conn.execute(definition)
+        else:
+            await conn.execute(f'ALTER TABLE block_keys ADD CONSTRAINT "{name}" {definition}')
+    await conn.execute(
+        "CREATE TABLE bench_feed (seq integer PRIMARY KEY, body jsonb NOT NULL);"
+        "CREATE TABLE bench_meta (key text PRIMARY KEY, value jsonb NOT NULL)"
+    )
+    await conn.copy_records_to_table("bench_feed", records=feed_rows, columns=["seq", "body"])
+    log("analyze")
+    for table in ("children", "block_keys"):
+        await conn.execute(f"VACUUM ANALYZE {table}")
+    index_s = time.perf_counter() - t0
+    meta = {
+        "children": children, "block_keys": keys_loaded, "seed": seed, "chunk": chunk,
+        "feed_updates": len(feed_rows), "generate_seconds": round(gen_s, 1),
+        "copy_seconds": round(copy_s, 1), "index_seconds": round(index_s, 1),
+        "build_seconds": round(time.perf_counter() - started, 1),
+    }
+    await conn.execute("INSERT INTO bench_meta VALUES ('build', $1)", json.dumps(meta))
+    return meta
+
+
+def _feed(pop: Population, seed: int, updates: int) -> list[tuple[int, str]]:
+    """About `updates` valid updates from a central feed (dwp, pds) about `pop`.
+
+    central_feed gives every new birth and every shielded child a record whatever
+    its update_rate; at the low rate used here to get only `updates` updates, those
+    are thinned to the share they have at the default rate (0.5), so that the feed
+    stays mostly about indexed children, as a real one is.
+    """
+    # Each unshielded child gets a record per source with probability update_rate,
+    # about 1.17 versions each; aim a little over the target and cut.
+    rate = min(0.5, 1.2 * updates / (2 * 1.17 * max(1, len(pop.children))))
+    feed = central_feed(pop, seed, ("dwp", "pds"), update_rate=rate)
+    rng = random.Random(seed)
+    keep = rate / 0.5
+    valid = []
+    for u in feed.updates:
+        special = (u["source"], u["source_record_id"]) in feed.births or (
+            u["source"], u["source_record_id"], u["source_version"]
+        ) in feed.shielded
+        if special and rng.random() >= keep:
+            continue
+        if isinstance(check(u), CanonicalUpdate):
+            valid.append(u)
+    births = sum(1 for u in valid if (u["source"], u["source_record_id"]) in feed.births)
+    log(f"feed: {len(valid):,} valid updates ({len(valid) - births:,} about indexed children, "
+        f"{births:,} about new births)")
+    return [(i, json.dumps(u)) for i, u in enumerate(valid[:updates])]
+
+
+# -- measuring ------------------------------------------------------------------------
+
+
+class _TimedConn:
+    """Wraps a connection; times fetch() per named query."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._names = {q(name): name for name in QUERY_NAMES}
+        self.seconds: dict[str, float] = {}
+        self.rows: Counter[str] = Counter()
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        t0 = time.perf_counter()
+        rows: list[asyncpg.Record] = await self._conn.fetch(sql, *args)
+        name = self._names.get(sql, "other")
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+        self.rows[name] += len(rows)
+        return rows
+
+
+@dataclass
+class _ScoreTimer:
+    seconds: float = 0.0
+    calls: int = 0
+    original: Callable[..., Any] = field(default=hub.decide.score)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self.original(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
+
+
+def _pct(values: list[int], fraction: float) -> int:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+async def measure_batches(
+    conn: asyncpg.Connection, updates: list[CanonicalUpdate], batch_size: int = 200,
+    thresholds: Thresholds | None = None,
+) -> dict[str, Any]:
+    """Match `updates` in batches; `conn` must have the hub's JSON codec (connect())."""
+    thresholds = thresholds or Thresholds()
+    batches = [updates[i:i + batch_size] for i in range(0, len(updates), batch_size)]
+    timed = _TimedConn(conn)
+    tconn = cast(asyncpg.Connection, timed)
+    # Warm-up (prepared statements, caches): one batch, not counted.
+    log("warm-up batch")
+    state = await store.load(tconn, batches[0], thresholds)
+    for u in batches[0]:
+        state.decide(u)
+    timed.seconds.clear()
+    timed.rows.clear()
+
+    timer = _ScoreTimer()
+    hub.decide.score = timer  # type: ignore[assignment]  # decide() looks it up per call
+    load_s = decide_s = 0.0
+    candidates: list[int] = []
+    actions: Counter[str] = Counter()
+    loaded_children = 0
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    wall0 = time.perf_counter()
+    try:
+        for batch in batches:
+            t0 = time.perf_counter()
+            state = await store.load(tconn, batch, thresholds)
+            t1 = time.perf_counter()
+            for u in batch:
+                _, decision, facts = state.decide(u)
+                candidates.append(len(facts.candidates))
+                actions[f"{decision.action}:{decision.reason}"] += 1
+            t2 = time.perf_counter()
+            load_s += t1 - t0
+            decide_s += t2 - t1
+            loaded_children += len(state.children)
+            done = len(candidates)
+            log(f"batch {done // batch_size}/{len(batches)}: retrieval {t1 - t0:.1f}s, "
+                f"scoring+decide {t2 - t1:.1f}s, {len(state.children):,} children loaded; "
+                f"{done / (load_s + decide_s):.1f} updates/s so far")
+    finally:
+        hub.decide.score = timer.original  # type: ignore[assignment]
+    wall = time.perf_counter() - wall0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+
+    n = len(updates)
+    total = load_s + decide_s
+    query_s = sum(timed.seconds.values())
+    return {
+        "updates": n,
+        "batch_size": batch_size,
+        "batches": len(batches),
+        "updates_per_second": n / total,
+        "seconds": total,
+        "wall_seconds": wall,
+        "python_cpu_seconds": cpu,
+        "candidates_per_update_mean": statistics.fmean(candidates),
+        "candidates_per_update_median": statistics.median(candidates),
+        "candidates_per_update_p99": _pct(candidates, 0.99),
+        "candidates_per_update_max": max(candidates),
+        "children_loaded_per_batch": loaded_children / len(batches),
+        "retrieval_seconds": load_s,
+        "retrieval_query_seconds": dict(timed.seconds),
+        "retrieval_python_seconds": load_s - query_s,
+        "scoring_seconds": timer.seconds,
+        "score_calls": timer.calls,
+        "us_per_score": 1e6 * timer.seconds / max(1, timer.calls),
+        "decide_other_seconds": decide_s - timer.seconds,
+        "actions": dict(actions.most_common()),
+    }
+
+
+async def _load_feed(conn: asyncpg.Connection, updates: int) -> list[CanonicalUpdate]:
+    rows = await conn.fetch("SELECT body FROM bench_feed ORDER BY seq")
+    parsed = [check(r["body"]) for r in rows]
+    feed = [u for u in parsed if isinstance(u, CanonicalUpdate)]
+    if not feed:
+        raise RuntimeError("bench_feed is empty")
+    if len(feed) < updates:
+        log(f"the stored feed has {len(feed):,} updates; cycling it to {updates:,}")
+    return [feed[i % len(feed)] for i in range(updates)]
+
+
+async def run(
+    server_url: str = DEFAULT_SERVER_URL,
+    children: int = 100_000,
+    updates: int = 20_000,
+    batch_size: int = 200,
+    seed: int = 1,
+    chunk: int = CHUNK,
+    keep_db: str | None = None,
+    reuse_db: str | None = None,
+) -> dict[str, Any]:
+    """Build (or reuse) an index and measure matching against it."""
+    name = reuse_db or keep_db or f"hub_bench_{uuid.uuid4().hex[:8]}"
+    created = False
+    admin = await asyncpg.connect(server_url, timeout=10)
+    try:
+        if reuse_db is None:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            created = True
+    finally:
+        await admin.close()
+    url = _db_url(server_url, name)
+    try:
+        if reuse_db is None:
+            log(f"building {name}: {children:,} children")
+            raw = await asyncpg.connect(url, timeout=10)
+            try:
+                build_meta = await build(raw, children, updates, seed, chunk)
+            finally:
+                await raw.close()
+            log(f"built in {build_meta['build_seconds']:.0f}s")
+        conn = await connect(url)
+        try:
+            meta_row = await conn.fetchval("SELECT value FROM bench_meta WHERE key = 'build'")
+            build_meta = dict(meta_row)
+            feed = await _load_feed(conn, updates)
+            log(f"matching {len(feed):,} updates in batches of {batch_size} "
+                f"against {build_meta['children']:,} children")
+            result = await measure_batches(conn, feed, batch_size)
+        finally:
+            await conn.close()
+    finally:
+        if created and keep_db is None:
+            await _drop(server_url, name)
+    result["database"] = name if (keep_db or reuse_db) else None
+    result["index"] = build_meta
+    result["children"] = build_meta["children"]
+    return result
+
+
+async def _drop(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(server_url, timeout=10)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def format_result(r: dict[str, Any]) -> str:
+    idx = r["index"]
+    qs = r["retrieval_query_seconds"]
+    t = r["seconds"]
+
+    def share(s: float) -> str:
+        return f"{s:7.2f} s  {100 * s / t:5.1f}%  {1e3 * s / r['batches']:7.1f} ms/batch"
+
+    lines = [
+        f"matching: {r['updates']:,} updates in batches of {r['batch_size']} against "
+        f"{r['children']:,} children ({idx['block_keys']:,} blocking keys)",
+        f"  throughput:           {r['updates_per_second']:9.0f} updates/s  "
+        f"({t:.2f} s; Python CPU {r['python_cpu_seconds']:.2f} s)",
+        f"  candidates/update:    mean {r['candidates_per_update_mean']:.1f}, median "
+        f"{r['candidates_per_update_median']:.0f}, p99 {r['candidates_per_update_p99']}, "
+        f"max {r['candidates_per_update_max']}; "
+        f"{r['children_loaded_per_batch']:.0f} distinct children loaded per batch",
+        f"  retrieval (store.load)       {share(r['retrieval_seconds'])}",
+        f"    children_for_keys query    {share(qs.get('children_for_keys', 0.0))}",
+        "    other lookups (4 queries)  "
+        + share(sum(v for k, v in qs.items() if k != "children_for_keys")),
+        f"    Python (keys, rows)        {share(r['retrieval_python_seconds'])}",
+        f"  scoring                      {share(r['scoring_seconds'])}  "
+        f"({r['score_calls']:,} pairs, {r['us_per_score']:.1f} us/pair)",
+        f"  facts + decide (rest)        {share(r['decide_other_seconds'])}",
+        "  decisions: " + ", ".join(f"{k} {v}" for k, v in list(r["actions"].items())[:8]),
+    ]
+    if "build_seconds" in idx:
+        lines.append(
+            f"  index build: {idx['build_seconds']:.0f} s (generate {idx['generate_seconds']:.0f}"
+            f" s, copy {idx['copy_seconds']:.0f} s, keys+analyze {idx['index_seconds']:.0f} s)"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", default=DEFAULT_SERVER_URL,
+                        help="any database on the server; the scratch one is created beside it")
+    parser.add_argument("--children", type=int, default=100_000)
+    parser.add_argument("--updates", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--chunk", type=int, default=CHUNK,
+                        help="children generated per population (at most ~780,000)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--keep-db", metavar="NAME", help="build into NAME and keep it")
+    group.add_argument("--reuse-db", metavar="NAME", help="measure against a kept NAME")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(
+        args.database_url, args.children, args.updates, args.batch, args.seed, args.chunk,
+        args.keep_db, args.reuse_db,
+    ))
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+
+
+if __name__ == "__main__":
+    main()
