@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from adapters.base import BadRecord, Record
@@ -52,17 +52,32 @@ async def publish_items(
         ingest = await topo.exchange(channel, topo.INGEST)
         dead = await topo.exchange(channel, topo.DEAD)
         routing_key = f"source.{source}"
+        window = asyncio.Semaphore(WINDOW)
         pending: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
         last = time.monotonic()
 
-        async def flush(limit: int) -> None:
-            while len(pending) > limit:
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    pending.discard(t)
-                    t.result()  # a refused publish is an error: raise it
+        async def send(exchange: Any, key: str, msg: Any) -> None:
+            try:
+                await publish(exchange, key, msg)
+            finally:
+                window.release()
+
+        def done(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+
+        def start(exchange: Any, key: str, msg: Any) -> None:
+            task = asyncio.ensure_future(send(exchange, key, msg))
+            pending.add(task)
+            task.add_done_callback(done)
 
         for item in items:
+            await window.acquire()  # at most WINDOW confirms outstanding
+            if failures:
+                window.release()
+                raise failures[0]  # a refused publish is an error, not a silent drop
             if isinstance(item, Record):
                 result = check(item.update, expected_source=source)
                 if isinstance(result, Rejection):
@@ -72,7 +87,7 @@ async def publish_items(
                 else:
                     body = canonical_body(item.update)
                     msg = message(body, message_id=message_id_for(routing_key, body), user_id=user)
-                    pending.add(asyncio.ensure_future(publish(ingest, routing_key, msg)))
+                    start(ingest, routing_key, msg)
                     summary.published += 1
             if isinstance(item, BadRecord):
                 raw = item.raw.encode()
@@ -85,15 +100,15 @@ async def publish_items(
                 if item.source_record_id:
                     headers[topo.H_RECORD] = item.source_record_id
                 mid = message_id_for(f"dead.{source}.{item.where}", raw)
-                pending.add(asyncio.ensure_future(
-                    publish(dead, routing_key, message(raw, message_id=mid, headers=headers))
-                ))
+                start(dead, routing_key, message(raw, message_id=mid, headers=headers))
                 summary.rejected.append((item.where, item.reason, item.error))
-            await flush(WINDOW)
             if progress and time.monotonic() - last > 1:
                 progress(summary)
                 last = time.monotonic()
-        await flush(0)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if failures:
+            raise failures[0]
     finally:
         await conn.close()
     return summary
