@@ -14,16 +14,20 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
 
 -- name: children_for_keys
 -- Candidates for a whole batch in one round trip: by blocking key, or by id
--- (source links, invalidated identifiers).
-WITH ids AS (
-    SELECT child_id FROM block_keys WHERE key = ANY($1::text[])
+-- (source links, invalidated identifiers); with the keys each one was found by.
+WITH hits AS (
+    SELECT key, child_id FROM block_keys WHERE key = ANY($1::text[])
+), ids AS (
+    SELECT child_id FROM hits
     UNION
     SELECT unnest($2::uuid[])
+), found AS (
+    SELECT child_id, array_agg(key) AS keys FROM hits GROUP BY child_id
 )
 SELECT c.child_id::text AS child_id, c.version, c.record, c.shielded,
        c.shielding_authority, c.restricted_at_origin, c.severed,
-       ARRAY(SELECT key FROM block_keys b WHERE b.child_id = c.child_id) AS keys
-FROM children c JOIN ids USING (child_id);
+       coalesce(found.keys, '{}') AS keys
+FROM children c JOIN ids USING (child_id) LEFT JOIN found USING (child_id);
 
 -- name: invalidated_for
 SELECT nhs_number, child_id::text AS child_id

@@ -20,14 +20,18 @@ from schemas.canonical import CanonicalUpdate
 def lock_ids(updates: Iterable[CanonicalUpdate]) -> list[int]:
     """Advisory lock ids for a batch: one writer per child at a time.
 
-    Two workers that might decide about the same child share a blocking key or
-    the source link, so they take the same lock; sorted to avoid deadlock.
+    Two updates that might be about the same child share their source link, NHS
+    number or date of birth (or its day/month swap), so they take the same lock
+    and the second sees what the first wrote. Sorted, so batches never deadlock.
     """
     ids: set[int] = set()
     for u in updates:
-        child = u.child.model_dump(mode="json", exclude_none=True)
-        names = [f"l:{u.source}:{u.source_record_id}"]
-        names += [k for k in query_keys(child) if k.startswith(("n:", "d:"))]
+        dob = u.child.date_of_birth
+        names = [f"l:{u.source}:{u.source_record_id}", f"b:{dob.isoformat()}"]
+        if dob.day <= 12 and dob.day != dob.month:
+            names.append(f"b:{dob.year:04d}-{dob.day:02d}-{dob.month:02d}")
+        if u.child.nhs_number:
+            names.append(f"n:{u.child.nhs_number}")
         for name in names:
             ids.add(zlib.crc32(name.encode()) - 2**31)
     return sorted(ids)

@@ -2,28 +2,34 @@
 
 A stored record is indexed under a few short keys (``index_keys``); an update
 looks up a few more (``query_keys``); the candidates are the records sharing at
-least one key. Keys:
+least one key. Every key but the identifiers pairs two facts, so that a key
+holds a handful of children even with eleven million indexed (a date of birth
+alone holds about 1,600 children in England; with a name code, a few):
 
     n:<nhs number>
     u:<unique pupil number>
-    d:<YYYY-MM-DD>                  date of birth
-    s:<soundex(surname)>:<year>     the family name, each part of a hyphenated or
-                                    double-barrelled one, and each former family name
-    g:<soundex(given)>:<year>       the given name (finds the child after a change
-                                    of surname, or with a typo in the surname)
-    m:<soundex(surname)>:<MMDD>     birthday without the year (a wrong digit in the
-                                    year, with a move, still finds the child)
+    d:<YYYY-MM-DD>:<soundex(name)>  date of birth with the family name, each part of
+                                    a hyphenated or double-barrelled one, each former
+                                    family name, and the given name (which finds the
+                                    child after a change of surname)
+    y:<soundex(surname)>:<given code>:<year>
+                                    both names and the year (a wrong day or month)
+    m:<soundex(surname)>:<MMDD>:<given code>
+                                    birthday without the year (a wrong year)
+
+A given name's codes are its soundex and its nickname groups (Bill, William and
+Liam share one).
     p:<postcode>:<given initial>
 
-A typical record has 6-8 keys. The update additionally looks up its day/month
-swapped date of birth and the keys it would have with given and family names
-transposed. Recall argument (tested in tests/unit/test_match_blocking.py): any
-one of the corruptions that occur in practice (a typo in a name, day and month
-swapped, names transposed, a nickname, one part of a double-barrelled surname,
-a change of surname with the former one recorded, a move) leaves either the date
-of birth or its swap intact, and those are keys; with the day or month also
-mistyped, the surname or the given name and the year still find the record; with
-the year mistyped, the surname and the birthday do.
+The update additionally looks up its day/month-swapped date of birth and the
+keys it would have with given and family names transposed. Recall argument
+(tested in tests/unit/test_match_blocking.py): any one of the corruptions that
+occur in practice (a typo in a name, day and month swapped, names transposed, a
+nickname, one part of a double-barrelled surname, a change of surname with or
+without the former one recorded, a missing name, a move) leaves the date of
+birth (or its swap) with one name code intact; a wrong digit in the day or month
+leaves both names and the year; a wrong year leaves the surname, the birthday
+and the given name's code.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.match.compare import Prepared, prepared
-from hub.match.normalise import soundex, swapped_date
+from hub.match.normalise import groups_of, soundex, swapped_date
 
 
 def _code(key: str) -> str:
@@ -40,21 +46,36 @@ def _code(key: str) -> str:
     return soundex(key) or "=" + key[:12]
 
 
-def _keys(p: Prepared) -> set[str]:
-    year = p.year
-    keys = {f"d:{p.dob.isoformat()}"}
+def _given_codes(given: str) -> set[str]:
+    # Soundex, and the nickname groups the name belongs to, so that Bill and
+    # William (or Liam) share a code.
+    return {_code(given)} | {f"v{g}" for g in sorted(groups_of(given))[:3]}
+
+
+def _keys(p: Prepared, transposed: bool = False) -> set[str]:
+    family_names: set[str] = set(p.family_all | p.formers)
+    given = p.given
+    if transposed:  # the keys the record would have with given and family swapped
+        family_names, given = ({p.given} if p.given else set()), p.family
+    keys: set[str] = set()
     if p.nhs:
         keys.add(f"n:{p.nhs}")
     if p.upn:
         keys.add(f"u:{p.upn}")
-    for name in p.family_all | p.formers:
-        keys.add(f"s:{_code(name)}:{year}")
-    if p.family:
-        keys.add(f"m:{_code(p.family)}:{p.dob_s[4:]}")
-    if p.given:
-        keys.add(f"g:{_code(p.given)}:{year}")
+    dob, year, birthday = p.dob.isoformat(), p.year, p.dob_s[4:]
+    for name in family_names:
+        keys.add(f"d:{dob}:{_code(name)}")
+    # With a date of birth also wrong, the full surname must be right (a part or a
+    # former surname alone is one corruption already).
+    full = p.given if transposed else p.family
+    if full and given:
+        for g in _given_codes(given):
+            keys.add(f"y:{_code(full)}:{g}:{year}")
+            keys.add(f"m:{_code(full)}:{birthday}:{g}")
+    if given:
+        keys.add(f"d:{dob}:{_code(given)}")
         if p.postcode:
-            keys.add(f"p:{p.postcode}:{p.given[0]}")
+            keys.add(f"p:{p.postcode}:{given[0]}")
     return keys
 
 
@@ -66,17 +87,9 @@ def index_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
 def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     """The keys an incoming update looks up (a superset of its own index keys)."""
     p = prepared(child)
-    keys = _keys(p)
+    keys = _keys(p) | _keys(p, transposed=True)
     swapped = swapped_date(p.dob)
     if swapped is not None:
-        keys.add(f"d:{swapped.isoformat()}")
-    # Given and family names transposed.
-    year = p.year
-    if p.given:
-        keys.add(f"s:{_code(p.given)}:{year}")
-        keys.add(f"m:{_code(p.given)}:{p.dob_s[4:]}")
-    if p.family:
-        keys.add(f"g:{_code(p.family)}:{year}")
-        if p.postcode:
-            keys.add(f"p:{p.postcode}:{p.family[0]}")
+        iso = p.dob.isoformat()
+        keys |= {k.replace(iso, swapped.isoformat()) for k in keys if k.startswith("d:")}
     return keys

@@ -139,6 +139,19 @@ def corrupt(
     return record, update
 
 
+def _codes_kept(record: dict[str, Any], update: dict[str, Any]) -> bool:
+    """Two corruptions at once (a name and the date of birth) are found only when the
+    names keep their soundex codes or are nickname variants: the blocking design's
+    stated limit, which keeps each key to a handful of children at national scale."""
+    from hub.match.normalise import are_variants, name_key, soundex
+
+    for field in ("given_name", "family_name"):
+        a, b = record.get(field), update.get(field)
+        if a and b and soundex(name_key(a)) != soundex(name_key(b)) and not are_variants(a, b):
+            return False
+    return True
+
+
 @st.composite
 def corrupted_pairs(
     draw: st.DrawFn, corruptions: list[str]
@@ -163,6 +176,7 @@ def test_name_corruption_plus_wrong_day_still_shares_a_key(
     """Without NHS number or address, and with the day of birth also wrong, the
     surname or given name keys (with the year) still find the record."""
     how, record, update = case
+    assume(_codes_kept(record, update))
     record = dict(record, nhs_number=None)
     dob = _dob(record)
     wrong = dob.replace(day=1) + timedelta(days=(dob.day - 1 + shift) % 28)
@@ -179,6 +193,7 @@ def test_name_corruption_plus_wrong_year_digit_still_shares_a_key(
     """A wrong digit in the year and a move (no NHS number): the surname and the
     birthday find the record, unless the surname itself is what changed."""
     how, record, update = case
+    assume(_codes_kept(record, update))
     assume(how not in {"typo_family", "names_swapped", "surname_part", "surname_part_added",
                        "surname_changed", "surname_changed_update"})
     record = dict(record, nhs_number=None)
@@ -196,7 +211,7 @@ def test_name_corruption_plus_wrong_year_digit_still_shares_a_key(
 @given(children())
 def test_keys_are_few_and_query_keys_include_index_keys(child: dict[str, Any]) -> None:
     keys = index_keys(child)
-    assert len(keys) <= 8
+    assert len(keys) <= 16
     assert keys <= query_keys(child)
     assert all(isinstance(k, str) and len(k) < 40 for k in keys)
 
@@ -212,18 +227,22 @@ def test_key_shapes() -> None:
     }
     keys = index_keys(child)
     assert f"n:{nhs_number(1)}" in keys
-    assert "d:2014-03-07" in keys
-    assert {"s:H634:2014", "s:P100:2014", "s:Q540:2014"} <= keys  # full, parts, former
-    assert "g:W450:2014" in keys
+    # date of birth with the full surname, its parts, the former one, the given name
+    assert {"d:2014-03-07:H634", "d:2014-03-07:P100", "d:2014-03-07:Q540",
+            "d:2014-03-07:W450"} <= keys
+    assert "y:H634:W450:2014" in keys  # both names and the year
+    assert "m:H634:0307:W450" in keys  # surname and birthday without the year
+    assert any(k.startswith("y:H634:v") for k in keys)  # William's nickname group
     assert "p:LS42AB:w" in keys
-    assert "m:H634:0307" in keys  # surname and birthday without the year
+    assert len(keys) <= 16
     q = query_keys(child)
-    assert "d:2014-07-03" in q  # day and month swapped
-    assert {"s:W450:2014", "g:H634:2014"} <= q  # names transposed
+    assert "d:2014-07-03:H634" in q  # day and month swapped
+    assert {"y:W450:H634:2014", "m:W450:0307:H634"} <= q  # names transposed
 
 
 def test_one_name_is_enough() -> None:
     only_family = {"family_name": "Quennell", "date_of_birth": "2014-03-07"}
     only_given = {"given_name": "Orrin", "date_of_birth": "2014-03-07"}
-    assert index_keys(only_family) == {"d:2014-03-07", "s:Q540:2014", "m:Q540:0307"}
-    assert index_keys(only_given) == {"d:2014-03-07", "g:O650:2014"}
+    assert index_keys(only_family) == {"d:2014-03-07:Q540"}
+    assert index_keys(only_given) == {"d:2014-03-07:O650"}
+    assert index_keys(only_family) & query_keys(dict(only_family, given_name="Orrin"))

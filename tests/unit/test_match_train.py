@@ -81,7 +81,7 @@ def _true_m(world: World, field: str) -> dict[str, float]:
 
 def test_the_population_has_matches_and_twins(world: World) -> None:
     assert sum(world.truth) > 2000
-    assert len(world.pairs) > 5 * sum(world.truth)
+    assert len(world.pairs) > sum(world.truth)  # non-matches among the blocked pairs too
     assert any(p.twin_of for p in world.pop.children)
 
 
