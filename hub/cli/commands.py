@@ -408,3 +408,22 @@ async def match_activate(args: argparse.Namespace, s: Settings) -> int:
         raise OperationError(f"no stored model {args.version}") from None
     print(f"model {args.version} is in force (running hubs pick it up within 5 minutes)")
     return 0
+
+
+async def source_preview(args: argparse.Namespace, s: Settings) -> int:
+    from hub.preview import preview
+
+    p = await preview(s, args.name)
+    if args.json:
+        out({"source": args.name, "held": p.held, "outcomes": dict(p.outcomes),
+             "reasons": dict(p.reasons), "touching_shielded": p.touching_shielded})
+        return 0
+    print(f"source {args.name}: {p.held} updates held; resuming would now give:")
+    for action in ("link", "create", "review", "dead", "noop", "duplicate"):
+        if p.outcomes.get(action):
+            detail = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(p.reasons.items())
+                               if k.startswith(action + ":"))
+            print(f"  {action:<9} {p.outcomes[action]:>6}  ({detail})")
+    print(f"  touching shielded records: {p.touching_shielded}")
+    print("nothing was written; the held updates are still held")
+    return 0

@@ -140,6 +140,10 @@ def _parser() -> argparse.ArgumentParser:
         s.set_defaults(func=getattr(c, f"source_{name}"))
     s = ss.add_parser("status")
     s.set_defaults(func=c.source_status)
+    s = ss.add_parser("preview", help="what resuming would do, written nowhere")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=c.source_preview)
 
     match = sub.add_parser("match", help="the matching model")
     ms = match.add_subparsers(dest="action", required=True, metavar="ACTION")

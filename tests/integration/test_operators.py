@@ -185,17 +185,36 @@ async def test_direct_publishes_and_unroutable(running: dict[str, str], settings
     assert len(jsonl(hub(env, "export").stdout)) == 1
 
 
-def test_source_pause_and_resume(running: dict[str, str], tmp_path: Path) -> None:
+def test_source_pause_preview_and_resume(running: dict[str, str], tmp_path: Path) -> None:
     env = running
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid = only_child(env)["child_id"]
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer")
+    assert hub(env, "source", "preview", "dwp", check=False).returncode == 1  # not paused
     hub(env, "source", "pause", "dwp")
-    publish(env, tmp_path, "dwp", update("dwp", "CB-1"), update("dwp", "CB-2", nhs_number=nhs(7),
-                                                               given_name="Bryony"))
-    assert jsonl(hub(env, "export").stdout) == []
+    publish(env, tmp_path, "dwp",
+            update("dwp", "CB-1", nhs_number=None),  # about the shielded child: review
+            update("dwp", "CB-2", nhs_number=nhs(7), given_name="Bryony", family_name="Vane",
+                   date_of_birth="2012-06-30", address=None))  # a new child
+    assert len(jsonl(hub(env, "export").stdout)) == 1
     status = hub(env, "source", "status").stdout
     assert "dwp: paused, 2 held" in status
+    for _ in range(2):  # previewing twice changes nothing
+        preview = jsonl(hub(env, "source", "preview", "dwp", "--json").stdout)[0]
+        assert preview["held"] == 2
+        assert preview["outcomes"] == {"review": 1, "create": 1}
+        assert preview["reasons"]["review:shielded_candidate"] == 1
+        assert preview["touching_shielded"] == 1
+    assert "dwp: paused, 2 held" in hub(env, "source", "status").stdout
+    assert len(jsonl(hub(env, "export").stdout)) == 1
+    assert jsonl(hub(env, "review", "list", "--json").stdout) == []
+    text = hub(env, "source", "preview", "dwp").stdout
+    assert "touching shielded records: 1" in text and "nothing was written" in text
     hub(env, "source", "resume", "dwp")
     hub(env, "wait", "--timeout", "60")
     assert len(jsonl(hub(env, "export").stdout)) == 2
+    assert [r["reason"] for r in jsonl(hub(env, "review", "list", "--json").stdout)] == [
+        "shielded_candidate"]
     assert "dwp: running" in hub(env, "source", "status").stdout
 
 
