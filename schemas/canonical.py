@@ -104,7 +104,7 @@ class Child(Strict):
 
 
 class CanonicalUpdate(Strict):
-    source: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    source: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     source_record_id: str = Field(min_length=1, max_length=200)
     source_version: int = Field(ge=0, le=2**63 - 1)
     kind: Literal["upsert"] = "upsert"
