@@ -38,7 +38,7 @@ def documents() -> dict[str, Any]:
                 "description": "One canonical update per message, persistent, published with "
                 "confirms to the topic exchange hub.ingest.",
                 "parameters": {"source": {"schema": {"type": "string",
-                                                     "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}}},
+                                                     "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}},
                 "bindings": {"amqp": {"is": "routingKey", "exchange": {
                     "name": "hub.ingest", "type": "topic", "durable": True}}},
                 "publish": {"message": {"$ref": "#/components/messages/CanonicalUpdate"}},
