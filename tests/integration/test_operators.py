@@ -103,6 +103,10 @@ def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Pa
     assert len(listed) == 3
     by_rid = {i["source_record_id"]: i for i in listed}
     items = [by_rid["CB-1"], by_rid["CB-2"], by_rid["CB-3"]]
+    assert len(jsonl(hub(env, "review", "list", "--json", "--reason",
+                         "shielded_candidate").stdout)) == 3
+    assert jsonl(hub(env, "review", "list", "--json", "--reason", "ambiguous_match").stdout) == []
+    assert "3 awaiting review; shielded_candidate: 3" in hub(env, "review", "list").stdout
     show = hub(env, "review", "show", items[0]["id"]).stdout
     assert "SHIELDED" in show and "12 Orchard Row" not in show
     show_la = hub(env, "review", "show", items[0]["id"], "--authority", "383").stdout
@@ -149,6 +153,14 @@ def test_dlq_retry_and_purge(running: dict[str, str], tmp_path: Path) -> None:
     hub(env, "wait", "--timeout", "60")
     again = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert len(again) == 1 and again[0]["id"] != dead[0]["id"]  # failed again, new lineage
+    hub(env, "dlq", "retry", "--reason", "invalid_date_of_birth")
+    hub(env, "wait", "--timeout", "60")
+    third = jsonl(hub(env, "dlq", "list", "--json", "--reason", "invalid_date_of_birth").stdout)
+    assert len(third) == 1 and third[0]["id"] not in {dead[0]["id"], again[0]["id"]}
+    hub(env, "dlq", "retry", "--all")
+    hub(env, "wait", "--timeout", "60")
+    assert len(jsonl(hub(env, "dlq", "list", "--json").stdout)) == 1
+    assert jsonl(hub(env, "dlq", "list", "--json", "--reason", "unknown_field").stdout) == []
     hub(env, "dlq", "purge", "--reason", "invalid_date_of_birth")
     assert jsonl(hub(env, "dlq", "list", "--json").stdout) == []
 
