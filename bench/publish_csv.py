@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import os
 import resource
@@ -99,6 +100,8 @@ async def main_async(rows: int, base_url: str) -> dict[str, float]:
         elapsed = time.monotonic() - t
         stop.set()
         drainer.cancel()
+        with contextlib.suppress(BaseException):  # the drain only kept the queue short
+            await drainer
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         summary = out.decode().strip().splitlines()[-1] if out else ""
         return {"rows": rows, "seconds": round(elapsed, 1),
