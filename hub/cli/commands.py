@@ -148,20 +148,32 @@ async def sever(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
+def _print_parked(rows: list[Any], what: str, as_json: bool, line: Any, text: Any) -> None:
+    """A parked list: JSON lines, or counts by reason and one line an item."""
+    if as_json:
+        for r in rows:
+            out(line(r))
+        return
+    counts = Counter(r["reason"] for r in rows)
+    print(f"{len(rows)} {what}" + "".join(f"; {k}: {v}" for k, v in sorted(counts.items())))
+    for r in rows:
+        print(text(line(r)))
+
+
+def _review_text(d: dict[str, Any]) -> str:
+    cands = ", ".join(f"{c['child_id']} ({c['score']})" for c in d["candidates"])
+    return (f"{d['id']}  {d['reason']:<20} {d['source']}/{d['source_record_id']}"
+            f"  {d['received_at']}  candidates: {cands or '-'}")
+
+
+def _dead_text(d: dict[str, Any]) -> str:
+    return (f"{d['id']}  {d['reason']:<22} {d['source']}/{d['source_record_id']}"
+            f"  {d['received_at']}  {d['error']}")
+
+
 async def review_list(args: argparse.Namespace, s: Settings) -> int:
     rows = await _with_conn(s, ops.list_parked, "review", args.reason, args.source)
-    if args.json:
-        for r in rows:
-            out(ops.review_line(r))
-        return 0
-    counts = Counter(r["reason"] for r in rows)
-    by_reason = "".join(f"; {k}: {v}" for k, v in sorted(counts.items()))
-    print(f"{len(rows)} awaiting review{by_reason}")
-    for r in rows:
-        line = ops.review_line(r)
-        cands = ", ".join(f"{c['child_id']} ({c['score']})" for c in line["candidates"])
-        print(f"{line['id']}  {line['reason']:<20} {line['source']}/{line['source_record_id']}"
-              f"  {line['received_at']}  candidates: {cands or '-'}")
+    _print_parked(rows, "awaiting review", args.json, ops.review_line, _review_text)
     return 0
 
 
@@ -183,16 +195,7 @@ async def review_resolve(args: argparse.Namespace, s: Settings) -> int:
 
 async def dlq_list(args: argparse.Namespace, s: Settings) -> int:
     rows = await _with_conn(s, ops.list_parked, "dead", args.reason, args.source)
-    if args.json:
-        for r in rows:
-            out(ops.dead_line(r))
-        return 0
-    counts = Counter(r["reason"] for r in rows)
-    print(f"{len(rows)} dead letters" + "".join(f"; {k}: {v}" for k, v in sorted(counts.items())))
-    for r in rows:
-        d = ops.dead_line(r)
-        print(f"{d['id']}  {d['reason']:<22} {d['source']}/{d['source_record_id']}"
-              f"  {d['received_at']}  {d['error']}")
+    _print_parked(rows, "dead letters", args.json, ops.dead_line, _dead_text)
     return 0
 
 

@@ -269,6 +269,11 @@ def compare_given(a: Prepared, b: Prepared) -> str:
         return "nickname"
     if _known_by_other_name(a, b) or _known_by_other_name(b, a):
         return "middle"
+    return _fuzzy(x, y, (a.given_sdx, a.given_mph), (b.given_sdx, b.given_mph))
+
+
+def _fuzzy(x: str, y: str, codes_x: tuple[str, str], codes_y: tuple[str, str]) -> str:
+    """The similarity bands shared by given and family names, strongest first."""
     sim = _jw(x, y, score_cutoff=0.88)
     if sim >= 0.94:
         return "jw94"
@@ -276,9 +281,7 @@ def compare_given(a: Prepared, b: Prepared) -> str:
         return "edit1"
     if sim >= 0.88:
         return "jw88"
-    if (a.given_sdx and a.given_sdx == b.given_sdx) or (
-        a.given_mph and a.given_mph == b.given_mph
-    ):
+    if any(cx and cx == cy for cx, cy in zip(codes_x, codes_y, strict=True)):
         return "phonetic"
     return DISAGREE
 
@@ -293,18 +296,7 @@ def compare_family(a: Prepared, b: Prepared) -> str:
         return "part"
     if not a.family_all.isdisjoint(b.formers) or not b.family_all.isdisjoint(a.formers):
         return "former"
-    sim = _jw(x, y, score_cutoff=0.88)
-    if sim >= 0.94:
-        return "jw94"
-    if _osa(x, y, score_cutoff=1) <= 1:
-        return "edit1"
-    if sim >= 0.88:
-        return "jw88"
-    if (a.family_sdx and a.family_sdx == b.family_sdx) or (
-        a.family_mph and a.family_mph == b.family_mph
-    ):
-        return "phonetic"
-    return DISAGREE
+    return _fuzzy(x, y, (a.family_sdx, a.family_mph), (b.family_sdx, b.family_mph))
 
 
 def _one_digit(s: str, t: str) -> bool:
