@@ -1,0 +1,1 @@
+"""The operator console: server-rendered pages over hub.operations (see app.py)."""
