@@ -430,3 +430,47 @@ async def source_preview(args: argparse.Namespace, s: Settings) -> int:
     print(f"  touching shielded records: {p.touching_shielded}")
     print("nothing was written; the held updates are still held")
     return 0
+
+
+async def console(args: argparse.Namespace, s: Settings) -> int:
+    import signal
+
+    from hub.console.app import serve
+
+    task = asyncio.ensure_future(serve(s, args.host, args.port))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    print(f"console on http://{args.host}:{args.port}/ (metrics at /metrics)", flush=True)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    return 0
+
+
+async def console_user_add(args: argparse.Namespace, s: Settings) -> int:
+    from pathlib import Path
+
+    from hub.console.users import add_user
+
+    try:
+        password = Path(args.password_file).read_text().strip()  # noqa: ASYNC240 - tiny file
+    except OSError as exc:
+        raise OperationError(f"cannot read {args.password_file}: {exc.strerror}") from None
+    await _with_conn(s, add_user, args.name, args.role, password, args.authority)
+    print(f"console user {args.name} ({args.role}) added")
+    return 0
+
+
+async def status(args: argparse.Namespace, s: Settings) -> int:
+    from hub.metrics import collect
+
+    text = await collect(s)
+    if args.prometheus:
+        print(text, end="")
+        return 0
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            print(line)
+    return 0

@@ -159,6 +159,26 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("version", metavar="VERSION")
     s.set_defaults(func=c.match_activate)
 
+    s = sub.add_parser("console", help="the operators' web console (and /metrics)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0 in a container)")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(func=c.console)
+
+    users = sub.add_parser("console-user", help="console logins")
+    us = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = us.add_parser("add")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("--role", required=True, choices=["operator", "authority", "auditor"])
+    s.add_argument("--authority", metavar="LA", help="for an authority operator")
+    s.add_argument("--password-file", required=True,
+                   help="file holding the password (never on the command line)")
+    s.set_defaults(func=c.console_user_add)
+
+    s = sub.add_parser("status", help="the hub at a glance: backlogs, queues, decisions")
+    s.add_argument("--prometheus", action="store_true", help="print the metrics text")
+    s.set_defaults(func=c.status)
+
     s = sub.add_parser("eval", help="score the pipeline against a generated population")
     s.add_argument("--children", type=int, default=5000)
     s.add_argument("--seed", type=int, default=11)

@@ -31,7 +31,7 @@ K8S = DEPLOY / "k8s"
 # `hub` subcommands the deployment uses before the parser knows them (being added
 # by other work). Each is accepted only while the parser lacks it; once the parser
 # has it, the command line is parsed like any other.
-KNOWN_PENDING = {"console"}
+KNOWN_PENDING: set[str] = set()
 # HUB_* variables read outside hub/config.py that deployment files may set.
 EXTRA_ENV = {"HUB_CONSOLE_SECRET"}
 
