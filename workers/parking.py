@@ -96,7 +96,7 @@ async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str:
 async def run(pool: asyncpg.Pool, amqp: AbstractRobustConnection, stopping: asyncio.Event) -> None:
     channel = await amqp.channel()
     await channel.set_qos(prefetch_count=50)
-    queue = await channel.get_queue(topo.PARKING_DEAD, ensure=False)
+    queue = await channel.declare_queue(topo.PARKING_DEAD, passive=True)  # restored on reconnect
     try:
         async with queue.iterator() as messages:
             async for msg in messages:

@@ -48,6 +48,13 @@ def incoming(msg: AbstractIncomingMessage) -> ingest.Incoming:
     )
 
 
+def _deliverable(msg: AbstractIncomingMessage) -> bool:
+    try:
+        return not msg.channel.is_closed
+    except aio_pika.exceptions.ChannelInvalidStateError:
+        return False
+
+
 class Pipeline:
     def __init__(
         self, settings: Settings, pool: asyncpg.Pool, amqp: AbstractRobustConnection,
@@ -66,7 +73,9 @@ class Pipeline:
     async def run(self) -> None:
         channel = await self.amqp.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=self.settings.batch_size * 2)
-        queue = await channel.get_queue(topo.INBOUND, ensure=False)
+        # Declared (passively), not merely looked up: a robust channel restores
+        # the consumers of the queues it declared after a reconnect.
+        queue = await channel.declare_queue(topo.INBOUND, passive=True)
         held_exchange = await topo.exchange(channel, topo.HELD)
         tag = await queue.consume(self.buffer.put)
         await self._status(0)
@@ -117,6 +126,11 @@ class Pipeline:
 
     async def _handle(self, channel: Any, held_exchange: Any,
                       batch: list[AbstractIncomingMessage]) -> None:
+        # Deliveries from a channel that has since closed (a cut connection) can no
+        # longer be acked: the broker delivers them again, so skip the work now.
+        batch = [m for m in batch if _deliverable(m)]
+        if not batch:
+            return
         items = [incoming(m) for m in batch]
         paused = await self._paused()
         work: list[tuple[AbstractIncomingMessage, ingest.Incoming]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiormq
 import asyncpg
 from tenacity import (
     AsyncRetrying,
@@ -21,8 +22,18 @@ TRANSIENT_PG = (
 )
 
 
+# A cut or restarted broker: the robust connection reconnects and these pass.
+TRANSIENT_AMQP = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ConnectionClosed,
+)
+
+
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (*TRANSIENT_PG, ConnectionError, OSError, TimeoutError))
+    return isinstance(
+        exc, (*TRANSIENT_PG, *TRANSIENT_AMQP, ConnectionError, OSError, TimeoutError)
+    )
 
 
 def transient(max_seconds: float = 600.0) -> AsyncRetrying:

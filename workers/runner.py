@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 
 from hub.broker.connection import connect
 from hub.config import Settings
@@ -17,6 +18,24 @@ from workers import parking, relay
 from workers.pipeline import Pipeline, release_held
 
 log = get("runner")
+
+
+async def _supervise(name: str, make: Callable[[], Awaitable[None]],
+                     stopping: asyncio.Event) -> None:
+    """Run a loop until the hub stops, restarting it after a failure: a cut
+    connection must not stop the hub (what was unacknowledged comes back)."""
+    delay = 0.5
+    while not stopping.is_set():
+        try:
+            await make()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - logged and restarted
+            log.error("component_failed", component=name, error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            delay = min(delay * 2, 10)
 
 
 async def _heartbeat(pool: object, ids: list[str], stopping: asyncio.Event) -> None:
@@ -78,10 +97,16 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
     matcher_task = asyncio.create_task(_matcher_loop(pool, pipelines, stopping, matcher_ready))
     await asyncio.wait([asyncio.create_task(matcher_ready.wait()), matcher_task],
                        return_when=asyncio.FIRST_COMPLETED)
-    work = [asyncio.create_task(p.run(), name=p.worker_id) for p in pipelines]
+    work = [
+        asyncio.create_task(_supervise(p.worker_id, p.run, p.stopping), name=p.worker_id)
+        for p in pipelines
+    ]
     side = [
-        asyncio.create_task(relay.run(pool, amqp, stopping), name="relay"),
-        asyncio.create_task(parking.run(pool, amqp, stopping), name="parking"),
+        asyncio.create_task(
+            _supervise("relay", lambda: relay.run(pool, amqp, stopping), stopping), name="relay"),
+        asyncio.create_task(
+            _supervise("parking", lambda: parking.run(pool, amqp, stopping), stopping),
+            name="parking"),
         asyncio.create_task(_release_loop(pool, amqp, stopping), name="release"),
         asyncio.create_task(_heartbeat(pool, ids, stopping), name="heartbeat"),
         matcher_task,

@@ -11,7 +11,9 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 
 
 async def connect(url: str) -> AbstractRobustConnection:
-    return await aio_pika.connect_robust(url, timeout=10)
+    # Reconnect quickly after a cut: the hub's consumers and publishers resume
+    # on the same robust channels.
+    return await aio_pika.connect_robust(url, timeout=10, reconnect_interval=1)
 
 
 async def confirming_channel(conn: AbstractRobustConnection) -> AbstractChannel:
