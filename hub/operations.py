@@ -191,7 +191,13 @@ def review_line(r: asyncpg.Record) -> dict[str, Any]:
             {"child_id": c["child_id"], "score": c.get("score")} for c in r["candidates"] or []
         ],
         "received_at": _ts(r["received_at"]),
+        **_handling(r),
     }
+
+
+def _handling(r: asyncpg.Record) -> dict[str, Any]:
+    return {"assigned_to": r["assigned_to"], "investigating": r["investigating"],
+            "notes": len(r["notes"] or [])}
 
 
 def dead_line(r: asyncpg.Record) -> dict[str, Any]:
@@ -202,6 +208,7 @@ def dead_line(r: asyncpg.Record) -> dict[str, Any]:
         "source_record_id": r["source_record_id"],
         "error": r["error"],
         "received_at": _ts(r["received_at"]),
+        **_handling(r),
     }
 
 
@@ -210,13 +217,47 @@ def _ts(value: datetime) -> str:
 
 
 async def list_parked(conn: asyncpg.Connection, kind: str, reason: str | None,
-                      source: str | None = None) -> list[asyncpg.Record]:
+                      source: str | None = None, older_than_hours: float | None = None,
+                      assigned_to: str | None = None) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM parked WHERE kind = $1 AND status = 'open'"
         " AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR source = $3)"
+        " AND ($4::float8 IS NULL OR received_at < now() - make_interval(secs => $4 * 3600))"
+        " AND ($5::text IS NULL OR assigned_to = $5)"
         " ORDER BY received_at, source, source_record_id, id",
-        kind, reason, source,
+        kind, reason, source, older_than_hours, assigned_to,
     )
+
+
+async def handle_parked(conn: asyncpg.Connection, item_id: str, by: str, *,
+                        assign_to: str | None = None, note: str | None = None,
+                        investigating: bool | None = None) -> None:
+    """Assign, annotate, or mark under investigation any open parked item; audited."""
+    async with conn.transaction():
+        row = await conn.fetchrow("SELECT id, status FROM parked WHERE id = $1 FOR UPDATE",
+                                  _uuid(item_id, "item"))
+        if row is None:
+            raise OperationError(f"no parked item {item_id}")
+        if row["status"] != "open":
+            raise OperationError(f"item {item_id} is already {row['status']}")
+        entry = [{"by": by, "at": datetime.now(UTC).isoformat(), "text": note}] if note else []
+        await conn.execute(
+            "UPDATE parked SET assigned_to = coalesce($2, assigned_to),"
+            " investigating = coalesce($3, investigating), notes = notes || $4::jsonb"
+            " WHERE id = $1", row["id"], assign_to, investigating, entry)
+        await audit(conn, by, "parked.handle", None, str(row["id"]),
+                    {"assigned_to": assign_to, "investigating": investigating,
+                     "noted": bool(note)})
+
+
+async def purge_older_than(conn: asyncpg.Connection, days: float, by: str) -> int:
+    """Retention: dead letters open longer than `days` lose their content; audited."""
+    rows = await conn.fetch(
+        "SELECT id FROM parked WHERE kind = 'dead' AND status = 'open'"
+        " AND received_at < now() - make_interval(secs => $1 * 86400)", days)
+    async with conn.transaction():
+        await mark_dead(conn, [r["id"] for r in rows], "purged", by, "dlq.purge.retention")
+    return len(rows)
 
 
 async def _parked(conn: asyncpg.Connection, item_id: str, kind: str) -> asyncpg.Record:

@@ -172,7 +172,8 @@ def _dead_text(d: dict[str, Any]) -> str:
 
 
 async def review_list(args: argparse.Namespace, s: Settings) -> int:
-    rows = await _with_conn(s, ops.list_parked, "review", args.reason, args.source)
+    rows = await _with_conn(s, ops.list_parked, "review", args.reason, args.source,
+                            args.older_than, args.assigned_to)
     _print_parked(rows, "awaiting review", args.json, ops.review_line, _review_text)
     return 0
 
@@ -194,7 +195,8 @@ async def review_resolve(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def dlq_list(args: argparse.Namespace, s: Settings) -> int:
-    rows = await _with_conn(s, ops.list_parked, "dead", args.reason, args.source)
+    rows = await _with_conn(s, ops.list_parked, "dead", args.reason, args.source,
+                            args.older_than, args.assigned_to)
     _print_parked(rows, "dead letters", args.json, ops.dead_line, _dead_text)
     return 0
 
@@ -226,6 +228,9 @@ async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
 
 async def dlq_purge(args: argparse.Namespace, s: Settings) -> int:
     async with database(s) as conn:
+        if args.older_than_days is not None:
+            print(f"purged {await ops.purge_older_than(conn, args.older_than_days, args.by)}")
+            return 0
         rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
         async with conn.transaction():
             await ops.mark_dead(conn, [r["id"] for r in rows], "purged", args.by, "dlq.purge")
@@ -473,4 +478,17 @@ async def status(args: argparse.Namespace, s: Settings) -> int:
     for line in text.splitlines():
         if line and not line.startswith("#"):
             print(line)
+    return 0
+
+
+async def review_handle(args: argparse.Namespace, s: Settings) -> int:
+    kw: dict[str, Any] = {}
+    if args.handle == "assign":
+        kw["assign_to"] = args.to
+    elif args.handle == "note":
+        kw["note"] = args.text
+    else:
+        kw["investigating"] = not args.done
+    await _with_conn(s, lambda conn: ops.handle_parked(conn, args.item_id, args.by, **kw))
+    print(f"{args.item_id}: {args.handle} recorded")
     return 0

@@ -83,7 +83,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--reason")
     s.add_argument("--source")
+    s.add_argument("--older-than", type=float, metavar="HOURS")
+    s.add_argument("--assigned-to", metavar="OPERATOR")
     s.set_defaults(func=c.review_list)
+    for name, helptext in (("assign", "give an item to an operator"),
+                           ("note", "add a note to an item"),
+                           ("investigate", "mark an item under investigation (or --done)")):
+        s = rs.add_parser(name, help=helptext + " (review items and dead letters alike)")
+        s.add_argument("item_id", metavar="ID")
+        s.add_argument("--by", required=True, metavar="OPERATOR")
+        if name == "assign":
+            s.add_argument("--to", required=True, metavar="OPERATOR")
+        if name == "note":
+            s.add_argument("--text", required=True)
+        if name == "investigate":
+            s.add_argument("--done", action="store_true")
+        s.set_defaults(func=c.review_handle, handle=name)
     s = rs.add_parser("show")
     s.add_argument("item_id", metavar="ID")
     s.add_argument("--authority", metavar="LA", help="act for this local authority")
@@ -104,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--reason")
     s.add_argument("--source")
+    s.add_argument("--older-than", type=float, metavar="HOURS")
+    s.add_argument("--assigned-to", metavar="OPERATOR")
     s.set_defaults(func=c.dlq_list)
     for name in ("retry", "purge"):
         s = ds.add_parser(name)
@@ -111,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--reason")
         s.add_argument("--all", action="store_true", dest="every")
         s.add_argument("--by", default="operator", metavar="OPERATOR")
+        if name == "purge":
+            s.add_argument("--older-than-days", type=float, metavar="DAYS",
+                           help="retention: purge every dead letter older than this")
         s.set_defaults(func=getattr(c, f"dlq_{name}"))
 
     council = sub.add_parser("council", help="councils' notification queues")

@@ -112,7 +112,18 @@ def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Pa
     show_la = hub(env, "review", "show", items[0]["id"], "--authority", "383").stdout
     assert "12 Orchard Row" in show_la
 
+    # Handling before deciding: assign, note, investigate; filters by owner and age.
+    hub(env, "review", "assign", items[0]["id"], "--to", "op-2", "--by", "lead")
+    hub(env, "review", "note", items[0]["id"], "--text", "called the council", "--by", "op-2")
+    hub(env, "review", "investigate", items[0]["id"], "--by", "op-2")
+    mine = jsonl(hub(env, "review", "list", "--json", "--assigned-to", "op-2").stdout)
+    assert [(m["id"], m["investigating"], m["notes"]) for m in mine] == [
+        (items[0]["id"], True, 1)]
+    assert jsonl(hub(env, "review", "list", "--json", "--older-than", "1").stdout) == []
+    assert len(jsonl(hub(env, "review", "list", "--json", "--older-than", "0").stdout)) == 3
     hub(env, "review", "resolve", items[0]["id"], "--link", cid, "--by", "op-1", "--note", "same")
+    assert hub(env, "review", "note", items[0]["id"], "--text", "late", "--by", "x",
+               check=False).returncode == 1
     hub(env, "review", "resolve", items[1]["id"], "--reject", "--by", "op-1")
     hub(env, "review", "resolve", items[2]["id"], "--create", "--by", "op-1")
     again = hub(env, "review", "resolve", items[0]["id"], "--reject", "--by", "op-1", check=False)
@@ -161,7 +172,8 @@ def test_dlq_retry_and_purge(running: dict[str, str], tmp_path: Path) -> None:
     hub(env, "wait", "--timeout", "60")
     assert len(jsonl(hub(env, "dlq", "list", "--json").stdout)) == 1
     assert jsonl(hub(env, "dlq", "list", "--json", "--reason", "unknown_field").stdout) == []
-    hub(env, "dlq", "purge", "--reason", "invalid_date_of_birth")
+    assert "purged 0" in hub(env, "dlq", "purge", "--older-than-days", "30").stdout
+    assert "purged 1" in hub(env, "dlq", "purge", "--older-than-days", "0").stdout
     assert jsonl(hub(env, "dlq", "list", "--json").stdout) == []
 
 
