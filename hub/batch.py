@@ -63,7 +63,7 @@ class Writes:
     parked: list[dict[str, Any]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
-    processed: list[tuple[str, str, str | None]] = field(default_factory=list)
+    processed: list[tuple[str, str, str | None, int | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,11 @@ class BatchState:
     writes: Writes = field(default_factory=Writes)
     actor: str = "pipeline"
     matcher: Matcher = DEFAULT_MATCHER
+    published: dict[str, datetime] = field(default_factory=dict)  # message id -> publish time
+
+    def _latency_ms(self, message_id: str) -> int | None:
+        at = self.published.get(message_id)
+        return None if at is None else max(0, int((self.now - at).total_seconds() * 1000))
 
     # -- what the decider sees -------------------------------------------------
     def facts(self, update: CanonicalUpdate, child: Record) -> Facts:
@@ -149,7 +154,7 @@ class BatchState:
              "model_version": decision.model_version, "parked_id": outcome.parked_id},
         ))
         self.writes.processed.append((message_id, f"{outcome.action}:{outcome.reason}",
-                                      outcome.child_id))
+                                      outcome.child_id, self._latency_ms(message_id)))
         return outcome
 
     def apply(
@@ -251,7 +256,8 @@ class BatchState:
             self.actor, "decision.dead", None, f"{source}/{source_record_id}",
             {"reason": reason, "message_id": message_id, "parked_id": pid},
         ))
-        self.writes.processed.append((message_id, f"dead:{reason}", None))
+        self.writes.processed.append((message_id, f"dead:{reason}", None,
+                                      self._latency_ms(message_id)))
         return Outcome(message_id, "dead", reason, None, pid)
 
 

@@ -7,6 +7,7 @@ them once this returns (that is, once the transaction has committed).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -27,6 +28,7 @@ class Incoming:
     body: bytes
     user_id: str | None = None
     retry_of: str | None = None
+    published_at: datetime | None = None
 
 
 def raw_text(body: bytes) -> str:
@@ -71,6 +73,7 @@ async def process(
         done = await store.processed(conn, [i.message_id for i in items])
         await store.lock(conn, updates)
         state = await store.load(conn, updates, thresholds, matcher=matcher)
+        state.published = {i.message_id: i.published_at for i in items if i.published_at}
         for item, result in checked:
             if item.message_id in done:
                 outcomes.append(Outcome(item.message_id, "duplicate", "already_processed"))

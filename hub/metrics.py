@@ -3,11 +3,9 @@
 The query part (`gather`) and the formatting part (`render`) are separate, so the
 format is a pure function of a `Snapshot` and can be tested without services.
 
-Not exported: a processing latency histogram. The hub does not record when a
-message was published or received, only when it was processed
-(processed_messages.processed_at), parked (parked.received_at, the same
-transaction) and audited (the same transaction again), so there is no honest
-latency to derive.
+The processing latency histogram covers the last hour: from the publisher's
+timestamp on the message (set by `hub publish`, the client and the hub itself)
+to the commit of its effect (processed_messages.latency_ms).
 """
 
 from __future__ import annotations
@@ -31,7 +29,10 @@ FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("hub_queue_depth", "gauge", "Ready messages in each work queue."),
     ("hub_queue_consumers", "gauge", "Consumers on each work queue."),
     ("hub_broker_up", "gauge", "1 when the broker answered this scrape, else 0."),
+    ("hub_processing_latency_seconds", "histogram",
+     "Publish to commit, messages processed in the last hour."),
 )
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclass
@@ -44,6 +45,10 @@ class Snapshot:
     queue_depth: dict[str, int] = field(default_factory=dict)
     queue_consumers: dict[str, int] = field(default_factory=dict)
     broker_up: bool = True
+    # cumulative counts per bucket bound (seconds), then sum and count
+    latency_buckets: dict[float, int] = field(default_factory=dict)
+    latency_sum: float = 0.0
+    latency_count: int = 0
 
 
 def _escape(value: str) -> str:
@@ -78,12 +83,20 @@ def render(s: Snapshot) -> str:
         "hub_queue_consumers": [(_labels(queue=q), n)
                                 for q, n in sorted(s.queue_consumers.items())],
         "hub_broker_up": [("", 1 if s.broker_up else 0)],
+        "hub_processing_latency_seconds": [],
     }
     lines: list[str] = []
     for name, kind, help_text in FAMILIES:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         lines.extend(f"{name}{labels} {_number(v)}" for labels, v in samples[name])
+        if kind == "histogram":
+            for bound in LATENCY_BUCKETS:
+                le = _labels(le=_number(bound))
+                lines.append(f"{name}_bucket{le} {s.latency_buckets.get(bound, 0)}")
+            lines.append(f'{name}_bucket{{le="+Inf"}} {s.latency_count}')
+            lines.append(f"{name}_sum {_number(round(s.latency_sum, 3))}")
+            lines.append(f"{name}_count {s.latency_count}")
     return "\n".join(lines) + "\n"
 
 
@@ -109,6 +122,16 @@ async def gather_db(conn: asyncpg.Connection | asyncpg.Pool, snap: Snapshot,
             snap.dead_letters[r["reason"]] = r["n"]
     snap.outbox_pending = await conn.fetchval(
         "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    recent = ("FROM processed_messages WHERE processed_at > now() - interval '1 hour'"
+              " AND latency_ms IS NOT NULL")
+    row = await conn.fetchrow(
+        f"SELECT count(*) AS n, coalesce(sum(latency_ms), 0) AS total {recent}")
+    counts = await conn.fetch(
+        f"SELECT b, (SELECT count(*) {recent} AND latency_ms <= b) AS n"
+        " FROM unnest($1::int[]) AS b ORDER BY b", [int(b * 1000) for b in LATENCY_BUCKETS])
+    snap.latency_count = row["n"]
+    snap.latency_sum = row["total"] / 1000
+    snap.latency_buckets = dict(zip(LATENCY_BUCKETS, [r["n"] for r in counts], strict=True))
 
 
 async def gather_broker(amqp_url: str, snap: Snapshot) -> None:

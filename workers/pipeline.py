@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -24,7 +25,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from hub import ingest
 from hub.broker import topology as topo
-from hub.broker.connection import message, message_id_for, publish
+from hub.broker.connection import H_PUBLISHED_MS, message, message_id_for, publish
 from hub.config import Settings
 from hub.db import store
 from hub.decide import DEFAULT_MATCHER
@@ -45,7 +46,17 @@ def incoming(msg: AbstractIncomingMessage) -> ingest.Incoming:
         body=body,
         user_id=msg.user_id,
         retry_of=str(headers[topo.H_RETRY_OF]) if topo.H_RETRY_OF in headers else None,
+        published_at=_published(headers, msg.timestamp),
     )
+
+
+def _published(headers: Any, ts: datetime | None) -> datetime | None:
+    ms = headers.get(H_PUBLISHED_MS)
+    if isinstance(ms, int | float):
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    if ts is None:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _deliverable(msg: AbstractIncomingMessage) -> bool:

@@ -103,7 +103,8 @@ INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)
 ON CONFLICT (event_id) DO NOTHING;
 
 -- name: insert_processed
-INSERT INTO processed_messages (message_id, outcome, child_id) VALUES ($1, $2, $3)
+INSERT INTO processed_messages (message_id, outcome, child_id, latency_ms)
+VALUES ($1, $2, $3, $4)
 ON CONFLICT DO NOTHING;
 
 -- name: outbox_batch

@@ -33,6 +33,7 @@ def test_console_user_status_and_console(hub_env: dict[str, str], tmp_path: Path
     assert again.returncode == 1 and "Traceback" not in again.stderr
     status = hub(hub_env, "status").stdout
     assert "hub_outbox_pending 0" in status and "hub_broker_up 1" in status
+    assert "hub_processing_latency_seconds_count 0" in status
     assert "# TYPE" in hub(hub_env, "status", "--prometheus").stdout
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "console", "--port",

@@ -158,3 +158,12 @@ async def test_source_publisher_client(running: dict[str, str], settings) -> Non
             await pub.publish(update("pds", "P-7"))
     hub(running, "wait", "--timeout", "60")
     assert len(jsonl(hub(running, "export").stdout)) == 1
+
+
+def test_processing_latency_is_measured(running: dict[str, str], tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "la.jsonl", [update("la", "LA-1")])
+    hub(running, "publish", "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"))
+    hub(running, "wait", "--timeout", "60")
+    status = hub(running, "status").stdout
+    assert "hub_processing_latency_seconds_count 1" in status
+    assert 'hub_processing_latency_seconds_bucket{le="60"} 1' in status

@@ -23,7 +23,8 @@ def test_every_family_has_help_and_type_before_its_samples() -> None:
     for name, kind, _ in FAMILIES:
         help_at = lines.index(next(x for x in lines if x.startswith(f"# HELP {name} ")))
         assert lines[help_at + 1] == f"# TYPE {name} {kind}"
-        samples = [i for i, x in enumerate(lines) if x.startswith((name + "{", name + " "))]
+        prefixes = (name + "{", name + " ", name + "_bucket{", name + "_sum ", name + "_count ")
+        samples = [i for i, x in enumerate(lines) if x.startswith(prefixes)]
         assert samples and min(samples) > help_at + 1, name
     assert "# TYPE hub_updates_total counter" in lines
     assert "# TYPE hub_review_backlog gauge" in lines
@@ -66,3 +67,17 @@ def test_empty_snapshot_and_broker_down() -> None:
 def test_label_values_are_escaped() -> None:
     text = render(Snapshot(dead_letters={'odd"reason\\with\nnewline': 1}))
     assert 'hub_dead_letters{reason="odd\\"reason\\\\with\\nnewline"} 1' in text.splitlines()
+
+
+def test_latency_histogram() -> None:
+    snap = _snapshot()
+    snap.latency_buckets = {0.05: 1, 0.1: 3, 0.25: 7}
+    snap.latency_buckets.update({b: 9 for b in (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)})
+    snap.latency_count, snap.latency_sum = 10, 4.25
+    lines = set(render(snap).splitlines())
+    assert "# TYPE hub_processing_latency_seconds histogram" in lines
+    assert 'hub_processing_latency_seconds_bucket{le="0.1"} 3' in lines
+    assert 'hub_processing_latency_seconds_bucket{le="60"} 9' in lines
+    assert 'hub_processing_latency_seconds_bucket{le="+Inf"} 10' in lines
+    assert "hub_processing_latency_seconds_sum 4.25" in lines
+    assert "hub_processing_latency_seconds_count 10" in lines
