@@ -54,7 +54,8 @@ async def test_train_and_store_activates_the_new_model(conn: asyncpg.Connection)
     assert model.version.startswith("trained-")
     assert summary["version"] == model.version
     assert summary["records"] == 2000
-    assert summary["pairs"] > 1000
+    # compound blocking keys: in a deduplicated index only siblings and twins share keys
+    assert summary["pairs"] > 100
     assert summary["labelled"] == 0
     assert summary["iterations"] >= 1
     assert 0.0 <= summary["lambda"] < 0.05  # a deduplicated index holds no matches
