@@ -328,13 +328,18 @@ async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: s
         await audit(conn, by, action, None, str(i), {})
 
 
-async def select_dead(conn: asyncpg.Connection, item_id: str | None, reason: str | None,
-                      every: bool) -> list[asyncpg.Record]:
-    if item_id:
-        row = await _parked(conn, item_id, "dead")
-        if row["status"] != "open":
-            raise OperationError(f"dead letter {item_id} is already {row['status']}")
-        return [row]
+async def select_dead(conn: asyncpg.Connection, item_ids: str | list[str] | None,
+                      reason: str | None, every: bool) -> list[asyncpg.Record]:
+    """One dead letter, a selection of them, a reason group, or all that are open."""
+    ids = [item_ids] if isinstance(item_ids, str) else list(item_ids or [])
+    if ids:
+        rows = []
+        for item_id in ids:
+            row = await _parked(conn, item_id, "dead")
+            if row["status"] != "open":
+                raise OperationError(f"dead letter {item_id} is already {row['status']}")
+            rows.append(row)
+        return rows
     if reason or every:
         return await list_parked(conn, "dead", reason)
-    raise OperationError("say which: an ID, --reason R or --all")
+    raise OperationError("say which: one or more IDs, --reason R or --all")

@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=c.dlq_list)
     for name in ("retry", "purge"):
         s = ds.add_parser(name)
-        s.add_argument("item_id", nargs="?", metavar="ID")
+        s.add_argument("item_id", nargs="*", metavar="ID", help="one or more dead letters")
         s.add_argument("--reason")
         s.add_argument("--all", action="store_true", dest="every")
         s.add_argument("--by", default="operator", metavar="OPERATOR")

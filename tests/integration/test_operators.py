@@ -168,6 +168,11 @@ def test_dlq_retry_and_purge(running: dict[str, str], tmp_path: Path) -> None:
     hub(env, "wait", "--timeout", "60")
     third = jsonl(hub(env, "dlq", "list", "--json", "--reason", "invalid_date_of_birth").stdout)
     assert len(third) == 1 and third[0]["id"] not in {dead[0]["id"], again[0]["id"]}
+    # A selection by ids; the re-driven message is fresh: no stale x-death headers.
+    hub(env, "dlq", "retry", third[0]["id"])
+    hub(env, "wait", "--timeout", "60")
+    fourth = jsonl(hub(env, "dlq", "list", "--json").stdout)
+    assert len(fourth) == 1 and fourth[0]["id"] != third[0]["id"]
     hub(env, "dlq", "retry", "--all")
     hub(env, "wait", "--timeout", "60")
     assert len(jsonl(hub(env, "dlq", "list", "--json").stdout)) == 1
