@@ -210,13 +210,14 @@ class Pipeline:
         headers = {topo.H_ROUTING_KEY: item.routing_key, topo.H_ATTEMPT: attempt}
         if item.retry_of:
             headers[topo.H_RETRY_OF] = item.retry_of
-        copy = message(item.body, message_id=item.message_id, headers=headers)
         if attempt < MAX_ATTEMPTS:
+            copy = message(item.body, message_id=item.message_id, headers=headers)
             await publish(channel.default_exchange, topo.retry_queue("5s"), copy)
         else:
             headers.update({topo.H_REASON: "poison_message",
                             topo.H_ERROR: f"processing failed {attempt} times ({error})"})
             dead = await topo.exchange(channel, topo.DEAD)
+            copy = message(item.body, message_id=item.message_id, headers=headers)
             await publish(dead, item.routing_key, copy)
         await msg.ack()
 
