@@ -50,3 +50,14 @@ class HubProcess:
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+async def count(url: str, sql: str) -> int:
+    """One number from the test's database (a fresh connection, closed after)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()

@@ -16,8 +16,7 @@ import aio_pika
 
 from hub import operations as ops
 from hub.broker import topology as topo
-from hub.broker.connection import connect, message
-from hub.broker.connection import publish as broker_publish
+from hub.broker.connection import connect
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
 from hub.operations import OperationError
@@ -202,26 +201,13 @@ async def dlq_list(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
+    from hub.console.actions import retry_dead
+
     async with database(s) as conn, broker(s) as amqp:
         rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
-        channel = await amqp.channel(publisher_confirms=True, on_return_raises=True)
-        ingest = await topo.exchange(channel, topo.INGEST)
-        retried = 0
-        for r in rows:
-            if r["raw"] is None or not r["source"]:
-                print(f"{r['id']}: cannot retry: no raw content or source", file=sys.stderr)
-                continue
-            # A fresh message: no stale x-death headers, a new id, its lineage kept.
-            msg = message(
-                r["raw"].encode(),
-                message_id=f"retry:{r['id']}:{r['attempts'] + 1}",
-                headers={topo.H_RETRY_OF: str(r["id"])},
-            )
-            await broker_publish(ingest, f"source.{r['source']}", msg)
-            async with conn.transaction():
-                await ops.mark_dead(conn, [r["id"]], "retried", args.by, "dlq.retry")
-            retried += 1
-            await asyncio.sleep(0.002)  # rate limit: a re-drive must not flood the pipeline
+        retried, skipped = await retry_dead(conn, amqp, rows, args.by)
+    for item in skipped:
+        print(f"{item}: cannot retry: no raw content or source", file=sys.stderr)
     print(f"retried {retried}")
     return 0
 
@@ -301,26 +287,19 @@ async def notifications_consume(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def source_pause(args: argparse.Namespace, s: Settings) -> int:
-    async with broker(s) as amqp:
-        await topo.declare_held(await amqp.channel(), args.name)
-    async with database(s) as conn:
-        await conn.execute(
-            "INSERT INTO sources (name, paused, held, changed_by) VALUES ($1, true, true, $2)"
-            " ON CONFLICT (name) DO UPDATE SET paused = true, held = true, changed_by = $2,"
-            " changed_at = now()", args.name, args.by)
-        await ops.audit(conn, args.by, "source.pause", None, args.name, {})
+    from hub.console.actions import pause
+
+    async with database(s) as conn, broker(s) as amqp:
+        await pause(conn, amqp, args.name, args.by, via="cli")
     print(f"source {args.name} paused: its updates are held in {topo.held_queue(args.name)}")
     return 0
 
 
 async def source_resume(args: argparse.Namespace, s: Settings) -> int:
+    from hub.console.actions import resume
+
     async with database(s) as conn:
-        found = await conn.fetchval(
-            "UPDATE sources SET paused = false, changed_by = $2, changed_at = now()"
-            " WHERE name = $1 AND paused RETURNING name", args.name, args.by)
-        if not found:
-            raise OperationError(f"source {args.name} is not paused")
-        await ops.audit(conn, args.by, "source.resume", None, args.name, {})
+        await resume(conn, args.name, args.by, via="cli")
     print(f"source {args.name} resumed: held updates go back to the pipeline")
     return 0
 

@@ -47,7 +47,7 @@ async def retry_dead(conn: asyncpg.Connection, amqp: AbstractRobustConnection,
 
 
 async def pause(conn: asyncpg.Connection, amqp: AbstractRobustConnection, name: str,
-                by: str) -> None:
+                by: str, via: str = "console") -> None:
     channel = await amqp.channel()
     try:
         await topo.declare_held(channel, name)
@@ -58,17 +58,17 @@ async def pause(conn: asyncpg.Connection, amqp: AbstractRobustConnection, name: 
             "INSERT INTO sources (name, paused, held, changed_by) VALUES ($1, true, true, $2)"
             " ON CONFLICT (name) DO UPDATE SET paused = true, held = true, changed_by = $2,"
             " changed_at = now()", name, by)
-        await ops.audit(conn, by, "source.pause", None, name, {"via": "console"})
+        await ops.audit(conn, by, "source.pause", None, name, {"via": via})
 
 
-async def resume(conn: asyncpg.Connection, name: str, by: str) -> None:
+async def resume(conn: asyncpg.Connection, name: str, by: str, via: str = "console") -> None:
     async with conn.transaction():
         found = await conn.fetchval(
             "UPDATE sources SET paused = false, changed_by = $2, changed_at = now()"
             " WHERE name = $1 AND paused RETURNING name", name, by)
         if not found:
             raise OperationError(f"source {name} is not paused")
-        await ops.audit(conn, by, "source.resume", None, name, {"via": "console"})
+        await ops.audit(conn, by, "source.resume", None, name, {"via": via})
 
 
 async def source_status(conn: asyncpg.Connection | asyncpg.Pool,

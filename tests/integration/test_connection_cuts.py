@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
 from hub.synth.feed import initial_load, write_jsonl
 from hub.synth.population import generate_population
-from tests.helpers import HubProcess, hub
+from tests.helpers import HubProcess, count, hub
 from tests.proxy import ProxyThread
 
 pytestmark = pytest.mark.integration
@@ -23,14 +22,6 @@ def _via(url: str, port: int) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     host = f"127.0.0.1:{port}"
     return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
-
-
-async def _count(url: str, sql: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
 
 
 async def test_cut_connections_lose_and_double_nothing(
@@ -53,7 +44,7 @@ async def test_cut_connections_lose_and_double_nothing(
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            done = await _count(url, "SELECT count(*) FROM processed_messages")
+            done = await count(url, "SELECT count(*) FROM processed_messages")
             if done >= len(updates):
                 break
             if done >= 150 * (cuts + 1) and cuts < 6:
@@ -66,19 +57,19 @@ async def test_cut_connections_lose_and_double_nothing(
         proxies.close()
     assert cuts >= 4
     n = len(updates)
-    assert await _count(url, "SELECT count(*) FROM processed_messages") == n
-    assert await _count(
+    assert await count(url, "SELECT count(*) FROM processed_messages") == n
+    assert await count(
         url, "SELECT count(*) FROM audit_log WHERE action LIKE 'decision.%'") == n
-    children = await _count(url, "SELECT count(*) FROM children")
-    assert children == await _count(
+    children = await count(url, "SELECT count(*) FROM children")
+    assert children == await count(
         url, "SELECT count(*) FROM audit_log WHERE action = 'decision.create'")
-    assert await _count(url, "SELECT count(*) FROM source_links") + await _count(
+    assert await count(url, "SELECT count(*) FROM source_links") + await count(
         url, "SELECT count(*) FROM parked") == n
-    assert await _count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+    assert await count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
     # Every notification reached the council: at least once, none lost.
     notes = hub(hub_env, "notifications", "consume", "--council", "383").stdout.splitlines()
     import json
 
     ids = {json.loads(line)["event_id"] for line in notes}
-    expected = await _count(url, "SELECT count(*) FROM outbox WHERE routing_key LIKE 'la.383.%'")
+    expected = await count(url, "SELECT count(*) FROM outbox WHERE routing_key LIKE 'la.383.%'")
     assert len(ids) == expected

@@ -6,22 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from hub.synth.feed import initial_load, write_jsonl
 from hub.synth.population import generate_population
-from tests.helpers import HubProcess, hub
+from tests.helpers import HubProcess, count, hub
 
 pytestmark = pytest.mark.integration
-
-
-async def _count(url: str, sql: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
 
 
 async def test_sigkill_mid_batch_loses_and_doubles_nothing(
@@ -39,10 +30,10 @@ async def test_sigkill_mid_batch_loses_and_doubles_nothing(
     kills = 0
     for _ in range(3):  # kill it repeatedly, each time mid-stream
         proc = HubProcess(hub_env, "--workers", "2", log=tmp_path / f"hub{kills}.log")
-        start = await _count(url, "SELECT count(*) FROM processed_messages")
+        start = await count(url, "SELECT count(*) FROM processed_messages")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            done = await _count(url, "SELECT count(*) FROM processed_messages")
+            done = await count(url, "SELECT count(*) FROM processed_messages")
             if done >= min(n, start + 200):
                 break
             await asyncio.sleep(0.05)
@@ -54,15 +45,15 @@ async def test_sigkill_mid_batch_loses_and_doubles_nothing(
     finally:
         assert proc.stop() == 0
 
-    processed = await _count(url, "SELECT count(*) FROM processed_messages")
-    decisions = await _count(url, "SELECT count(*) FROM audit_log WHERE action LIKE 'decision.%'")
-    links = await _count(url, "SELECT count(*) FROM source_links")
-    parked = await _count(url, "SELECT count(*) FROM parked")
-    creates = await _count(url, "SELECT count(*) FROM audit_log WHERE action = 'decision.create'")
-    children = await _count(url, "SELECT count(*) FROM children")
-    created_events = await _count(
+    processed = await count(url, "SELECT count(*) FROM processed_messages")
+    decisions = await count(url, "SELECT count(*) FROM audit_log WHERE action LIKE 'decision.%'")
+    links = await count(url, "SELECT count(*) FROM source_links")
+    parked = await count(url, "SELECT count(*) FROM parked")
+    creates = await count(url, "SELECT count(*) FROM audit_log WHERE action = 'decision.create'")
+    children = await count(url, "SELECT count(*) FROM children")
+    created_events = await count(
         url, "SELECT count(*) FROM outbox WHERE body->>'event' = 'child.created'")
-    unsent = await _count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    unsent = await count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
     assert processed == n  # nothing lost
     assert decisions == n  # each message decided exactly once
     assert links + parked == n  # each ends as exactly one effect
