@@ -77,3 +77,14 @@ def hub_env(settings: Settings) -> dict[str, str]:
     env["HUB_DATABASE_URL"] = settings.database_url
     env["HUB_AMQP_URL"] = settings.amqp_url
     return env
+
+
+@pytest.fixture
+def running(hub_env: dict[str, str], tmp_path):  # type: ignore[no-untyped-def]
+    """A set-up hub with `hub run` going; stopped cleanly (exit 0) at the end."""
+    from tests.helpers import HubProcess, hub
+
+    hub(hub_env, "setup")
+    proc = HubProcess(hub_env, log=tmp_path / "hub.log")
+    yield hub_env
+    assert proc.stop() == 0, (tmp_path / "hub.log").read_text()

@@ -305,26 +305,15 @@ async def source_resume(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def source_status(args: argparse.Namespace, s: Settings) -> int:
-    from hub.broker.connection import queue_depth
+    from hub.console.actions import source_status as status_of
 
-    async with database(s) as conn:
-        rows = await conn.fetch(
-            "SELECT name, paused, held, changed_by, changed_at FROM sources ORDER BY name")
-        seen = await conn.fetch(
-            "SELECT source, count(*) AS n FROM source_links GROUP BY source ORDER BY source")
-    state = {r["name"]: r for r in rows}
-    linked = {r["source"]: r["n"] for r in seen}
-    names = sorted(set(state) | set(linked))
-    async with broker(s) as amqp:
-        for name in names:
-            r = state.get(name)
-            held = ""
-            if r is not None and r["held"]:
-                depth = await queue_depth(await amqp.channel(), topo.held_queue(name))
-                held = f", {depth[0] if depth else 0} held"
-            print(f"{name}: {'paused' if r is not None and r['paused'] else 'running'}"
-                  f"{held}, {linked.get(name, 0)} records linked")
-    if not names:
+    async with database(s) as conn, broker(s) as amqp:
+        sources = await status_of(conn, amqp)
+    for src in sources:
+        held = f", {src['held']} held" if src["held"] is not None else ""
+        print(f"{src['name']}: {'paused' if src['paused'] else 'running'}"
+              f"{held}, {src['linked']} records linked")
+    if not sources:
         print("no sources yet")
     return 0
 

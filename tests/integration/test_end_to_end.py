@@ -7,17 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.factories import moved, nhs, update
-from tests.helpers import HubProcess, hub, jsonl, write_jsonl
+from tests.helpers import hub, jsonl, write_jsonl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def running(hub_env: dict[str, str], tmp_path: Path):
-    hub(hub_env, "setup")
-    proc = HubProcess(hub_env, log=tmp_path / "hub.log")
-    yield hub_env
-    assert proc.stop() == 0, (tmp_path / "hub.log").read_text()
 
 
 def test_setup_is_idempotent(hub_env: dict[str, str]) -> None:

@@ -9,17 +9,9 @@ import aio_pika
 import pytest
 
 from tests.factories import moved, nhs, update
-from tests.helpers import HubProcess, hub, jsonl, write_jsonl
+from tests.helpers import hub, jsonl, write_jsonl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def running(hub_env: dict[str, str], tmp_path: Path):
-    hub(hub_env, "setup")
-    proc = HubProcess(hub_env, log=tmp_path / "hub.log")
-    yield hub_env
-    assert proc.stop() == 0, (tmp_path / "hub.log").read_text()
 
 
 def publish(env: dict[str, str], tmp_path: Path, source: str, *updates: dict) -> None:
