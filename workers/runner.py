@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from hub.broker.connection import connect
 from hub.config import Settings
 from hub.db.connect import pool as make_pool
+from hub.db.roles import too_powerful
 from hub.log import get
 from workers import parking, relay
 from workers.pipeline import Pipeline, release_held
@@ -84,6 +85,12 @@ async def _release_loop(pool: object, amqp: object, stopping: asyncio.Event) -> 
 
 async def run(settings: Settings, workers: int = 1, started: asyncio.Event | None = None) -> dict:
     pool = await make_pool(settings.database_url, size=workers + 4)
+    async with pool.acquire() as conn:
+        # The runtime needs only hub_worker (README, Security); say when it has more.
+        too_much = await too_powerful(conn)
+    if too_much:
+        log.warning("db_login_too_powerful", login=too_much,
+                    hint="run `hub run` as a hub_worker login (hub db-user add)")
     amqp = await connect(settings.amqp_url)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

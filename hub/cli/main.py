@@ -195,6 +195,33 @@ def _parser() -> argparse.ArgumentParser:
                    help="file holding the password (never on the command line)")
     s.set_defaults(func=c.console_user_add)
 
+    from hub.cli import security as sec
+
+    bu = sub.add_parser("broker-users",
+                        help="the broker's vhost, users and permissions (with rabbitmqctl)")
+    bs = bu.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, helptext in (("apply", "import a definitions file's access control, then check"),
+                           ("check", "compare the broker with a definitions file")):
+        s = bs.add_parser(name, help=helptext)
+        s.add_argument("file", metavar="FILE", help="RabbitMQ definitions (JSON)")
+        s.add_argument("--passwords-dir", metavar="DIR",
+                       help="one file per user holding its password (else"
+                            " HUB_BROKER_PASSWORD_<USER>, else the file's password_hash)")
+        s.add_argument("--node", help="the RabbitMQ node (rabbitmqctl -n)")
+        s.set_defaults(func=getattr(sec, f"broker_users_{name}"))
+
+    du = sub.add_parser("db-user", help="database logins in the hub's roles")
+    dus = du.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = dus.add_parser("add", help="create or update a login in a role (needs CREATEROLE)")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("--role", required=True, choices=["worker", "operator", "reader", "auditor"])
+    s.add_argument("--password-file", help="file holding the password (never on the command"
+                                           " line); none: for peer, cert or trust auth")
+    s.set_defaults(func=sec.db_user_add)
+    s = dus.add_parser("remove", help="drop a login made by `db-user add`")
+    s.add_argument("name", metavar="NAME")
+    s.set_defaults(func=sec.db_user_remove)
+
     s = sub.add_parser("status", help="the hub at a glance: backlogs, queues, decisions")
     s.add_argument("--prometheus", action="store_true", help="print the metrics text")
     s.set_defaults(func=c.status)
