@@ -41,21 +41,22 @@ def source_of(routing_key: str) -> str | None:
     return name if prefix == "source" and name and "." not in name else None
 
 
-def authenticated(item: Incoming) -> bool:
+def authenticated(item: Incoming, trusted: frozenset[str] = TRUSTED_USERS) -> bool:
     """RabbitMQ validates user-id against the connection's user: a source's own
-    broker user may publish only its own updates (guest and the hub's user, any)."""
-    if not item.user_id or item.user_id in TRUSTED_USERS:
+    broker user may publish only its own updates (guest and the hub's user, any;
+    the running hub adds its own broker user to `trusted`)."""
+    if not item.user_id or item.user_id in trusted:
         return True
     source = source_of(item.routing_key)
     return source is not None and item.user_id in (source, f"source-{source}")
 
 
-def check(item: Incoming) -> CanonicalUpdate | Rejection:
+def check(item: Incoming, trusted: frozenset[str] = TRUSTED_USERS) -> CanonicalUpdate | Rejection:
     source = source_of(item.routing_key)
     if source is None:
         return Rejection("invalid_routing_key", "routing key must be source.<NAME>")
     result = parse(item.body, expected_source=source)
-    if isinstance(result, CanonicalUpdate) and not authenticated(item):
+    if isinstance(result, CanonicalUpdate) and not authenticated(item, trusted):
         return Rejection("unauthenticated_source",
                          "the publishing broker user may not publish for this source",
                          result.source, result.source_record_id)
@@ -64,9 +65,9 @@ def check(item: Incoming) -> CanonicalUpdate | Rejection:
 
 async def process(
     conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds,
-    matcher: Matcher = DEFAULT_MATCHER,
+    matcher: Matcher = DEFAULT_MATCHER, trusted: frozenset[str] = TRUSTED_USERS,
 ) -> list[Outcome]:
-    checked = [(item, check(item)) for item in items]
+    checked = [(item, check(item, trusted)) for item in items]
     updates = [r for _, r in checked if isinstance(r, CanonicalUpdate)]
     outcomes: list[Outcome] = []
     async with conn.transaction():

@@ -30,6 +30,7 @@ from hub.config import Settings
 from hub.db import store
 from hub.decide import DEFAULT_MATCHER
 from hub.log import get
+from hub.publishing import user_of
 from workers.retry import is_transient, transient
 
 log = get("pipeline")
@@ -78,6 +79,8 @@ class Pipeline:
         self.buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self.stopping = asyncio.Event()
         self.held_declared: set[str] = set()
+        # The hub's own broker user may publish for any source (hub publish, re-drives).
+        self.trusted = ingest.TRUSTED_USERS | {user_of(settings.amqp_url)}
         self.matcher = DEFAULT_MATCHER  # replaced by the runner with the active model
         self.stats: dict[str, int] = {}
 
@@ -148,7 +151,7 @@ class Pipeline:
         for msg, item in zip(batch, items, strict=True):
             source = ingest.source_of(item.routing_key)
             # Held messages come back without their publisher: judge it now.
-            if source in paused and ingest.authenticated(item):
+            if source in paused and ingest.authenticated(item, self.trusted):
                 await self._hold(channel, held_exchange, msg, item, source)
             else:
                 work.append((msg, item))
@@ -184,7 +187,7 @@ class Pipeline:
             with attempt:
                 async with self.pool.acquire() as conn:
                     outcomes = await ingest.process(conn, items, self.settings.thresholds,
-                                                    self.matcher)
+                                                    self.matcher, self.trusted)
         for o in outcomes:
             log.info("decision", worker=self.worker_id, message_id=o.message_id,
                      action=o.action, reason=o.reason, child_id=o.child_id,
