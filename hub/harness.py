@@ -25,6 +25,7 @@ from hub.admin import setup
 from hub.broker import topology as topo
 from hub.broker.connection import connect, queue_depth
 from hub.config import Settings
+from hub.db.roles import drop_scratch_worker, scratch_worker
 from hub.operations import OperationError
 from hub.publishing import publish_items
 from hub.synth.feed import write_jsonl
@@ -113,7 +114,14 @@ async def running_hub(base: Settings, suffix: str, workers: int, out: Say = say)
     out(f"  setup: {await setup(s)}")
     work = Path(tempfile.mkdtemp(prefix=f"hub-{suffix}-"))
     log_path = work / "hub.log"
-    env = dict(os.environ, HUB_DATABASE_URL=s.database_url, HUB_AMQP_URL=s.amqp_url)
+    # `hub run` connects as a hub_worker login, as it should anywhere (README, Security).
+    login = await scratch_worker(s.database_url)
+    out("  hub run connects as " + (f"database login {login[1]} (hub_worker)" if login else
+                                    "the setup login (it may not create roles)"))
+    # The scratch URLs only: a *_FILE variable would point `hub run` elsewhere.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HUB_DATABASE_URL_FILE", "HUB_AMQP_URL_FILE")}
+    env.update(HUB_DATABASE_URL=login[0] if login else s.database_url, HUB_AMQP_URL=s.amqp_url)
     with open(log_path, "ab") as log:  # noqa: ASYNC230 - handed to the child process
         proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, started once
             [sys.executable, "-m", "hub.cli.main", "run", "--workers", str(workers)],
@@ -133,5 +141,7 @@ async def running_hub(base: Settings, suffix: str, workers: int, out: Say = say)
             proc.kill()
             proc.wait()
         out(f"  hub stopped (exit {proc.returncode})")
+        if login:
+            await drop_scratch_worker(s.database_url, login[1])
         if proc.returncode != 0:
             raise OperationError(f"hub run exited {proc.returncode}; see {log_path}")

@@ -124,3 +124,31 @@ def login_url(url: str, name: str, password: str | None = None) -> str:
     host = parts.netloc.rpartition("@")[2]
     cred = quote(name, safe="") + (":" + quote(password, safe="") if password else "")
     return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))
+
+
+async def scratch_worker(url: str) -> tuple[str, str] | None:
+    """A hub_worker login for a scratch database (the demo, eval), named after it,
+    with a random password: (its URL, its name); None when this login may not
+    create roles (then the caller runs as itself)."""
+    from hub.db.connect import connect, database_name
+
+    name = re.sub(r"[^a-z0-9_]", "_", database_name(url).lower())[:56] + "_worker"
+    password = secrets.token_urlsafe(18)
+    conn = await connect(url)
+    try:
+        await add_login(conn, name, "worker", password)
+    except OperationError:
+        return None
+    finally:
+        await conn.close()
+    return login_url(url, name, password), name
+
+
+async def drop_scratch_worker(url: str, name: str) -> None:
+    from hub.db.connect import connect
+
+    conn = await connect(url)
+    try:
+        await remove_login(conn, name)
+    finally:
+        await conn.close()

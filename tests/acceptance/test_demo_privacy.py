@@ -54,9 +54,20 @@ def test_demo_reports_and_leaks_nothing(demo_env: dict[str, str]) -> None:
     log_path = Path(re.search(r"its log: (\S+)", out).group(1))  # type: ignore[union-attr]
     lines = log_path.read_text().splitlines()
     assert any('"event": "decision"' in line for line in lines)
+    # The demo's workers ran as a least-privilege database login, not the superuser.
+    assert "hub run connects as database login" in out
+    assert "db_login_too_powerful" not in log_path.read_text()
+    # Errors (dead letters, review items) and metrics, read back from the demo's database.
+    demo = dict(demo_env, HUB_DATABASE_URL=demo_env["HUB_DATABASE_URL"] + "_demo")
+    dead = hub(demo, "dlq", "list", "--json").stdout.splitlines()
+    assert dead, "the demo's feed has invalid records"
+    reviews = hub(demo, "review", "list", "--json").stdout.splitlines()
+    metrics = hub(demo, "status", "--prometheus").stdout.splitlines()
+    assert any(m.startswith("hub_") for m in metrics)
     exact, names = personal_values(400, 5)
     name_re = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\b")
-    for text in [*lines, *out.splitlines(), *res.stderr.splitlines()]:
+    for text in [*lines, *out.splitlines(), *res.stderr.splitlines(), *dead, *reviews,
+                 *metrics]:
         values = json.loads(text) if text.startswith("{") else {"text": text}
         for value in values.values():
             v = str(value)
