@@ -76,7 +76,7 @@ def safe_exception(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     elif isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     if isinstance(exc_info, tuple) and exc_info[0] is not None:
-        chain = []
+        chain: list[dict[str, Any]] = []
         exc: BaseException | None = exc_info[1]
         while exc is not None and len(chain) < 5:
             chain.append({"type": type(exc).__qualname__, "frames": _frames(exc.__traceback__)})
