@@ -53,7 +53,9 @@ from hub.config import Thresholds
 from hub.db import migrate, store
 from hub.db.connect import connect
 from hub.db.queries import q
+from hub.match import compact
 from hub.match.blocking import index_keys
+from hub.match.compare import prepare
 from hub.nhs import check_digit
 from hub.records import merge
 from hub.synth.feed import central_feed
@@ -111,7 +113,8 @@ def _rows(pop: Population, renumber: _Renumber | None) -> Iterator[
             child["nhs_number"] = renumber.next()
         record = _stored_record(child)
         cid = uuid.uuid4()
-        row = (cid, 1, json.dumps(record), person.shielded, person.shielding_authority)
+        row = (cid, 1, json.dumps(record), person.shielded, person.shielding_authority,
+               compact.encode(prepare(record), 1))
         yield row, [(k, cid) for k in index_keys(record)]
 
 
@@ -170,7 +173,8 @@ async def build(
         t1 = time.perf_counter()
         await conn.copy_records_to_table(
             "children", records=child_rows,
-            columns=["child_id", "version", "record", "shielded", "shielding_authority"],
+            columns=["child_id", "version", "record", "shielded", "shielding_authority",
+                     "prepared"],
         )
         await conn.copy_records_to_table(
             "block_keys", records=key_rows, columns=["key", "child_id"]

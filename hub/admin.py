@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 from hub.broker import topology as topo
 from hub.broker.connection import connect
 from hub.config import Settings
-from hub.db import migrate
+from hub.db import migrate, prepared
 from hub.db.connect import connect as db_connect
 from hub.db.connect import ensure_database
+
+
+def _progress(done: int, total: int) -> None:
+    if done == total or done % 100_000 < prepared.CHUNK:
+        print(f"matching forms: {done:,}/{total:,}", file=sys.stderr, flush=True)
 
 
 async def setup(s: Settings) -> str:
@@ -16,6 +23,7 @@ async def setup(s: Settings) -> str:
     conn = await db_connect(s.database_url)
     try:
         applied = await migrate.apply(conn)
+        refreshed = await prepared.refresh(conn, _progress)
         councils = [r["la"] for r in await conn.fetch("SELECT la FROM councils")]
     finally:
         await conn.close()
@@ -29,4 +37,5 @@ async def setup(s: Settings) -> str:
         await amqp.close()
     return (f"database {'created' if created else 'present'};"
             f" migrations applied: {', '.join(applied) or 'none needed'};"
+            f" matching forms refreshed: {refreshed};"
             " broker topology declared")

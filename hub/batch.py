@@ -9,7 +9,9 @@ child in one batch still meet.
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +31,7 @@ from hub.decide import (
     decide,
 )
 from hub.match.blocking import index_keys, query_keys
+from hub.match.compare import Prepared, prepare
 from hub.notify import Notification, for_change
 from hub.records import Record, address_key, la_of, merge
 from hub.shielding import Shield
@@ -37,15 +40,45 @@ from schemas.canonical import CanonicalUpdate
 PARK_NAMESPACE = uuid.UUID("0b6f3f8e-3a7d-4f2b-a0b8-2a3c9b1d7e21")
 
 
+class StoredRecord(Mapping[str, Any]):
+    """A record as read from the index, its JSON decoded only when first read:
+    most candidates of a batch are scored from their prepared form alone."""
+
+    __slots__ = ("_raw", "_data")
+
+    def __init__(self, raw: str) -> None:
+        self._raw = raw
+        self._data: dict[str, Any] | None = None
+
+    def _decoded(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = json.loads(self._raw)
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._decoded()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._decoded().get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+
 @dataclass
 class ChildRow:
     child_id: str
     version: int
-    record: Record
+    record: Mapping[str, Any]
     shielded: bool = False
     authority: str | None = None
     restricted: bool = False
     severed: bool = False
+    # The record's normal forms for scoring (None: prepare from the record).
+    match: Prepared | None = None
 
     @property
     def shield(self) -> Shield:
@@ -90,16 +123,38 @@ class BatchState:
     actor: str = "pipeline"
     matcher: Matcher = DEFAULT_MATCHER
     published: dict[str, datetime] = field(default_factory=dict)  # message id -> publish time
+    # id(update) -> (update, its child as a dict, its query keys): computed once a batch
+    _seen: dict[int, tuple[CanonicalUpdate, Record, frozenset[str]]] = field(
+        default_factory=dict, repr=False)
+
+    def view(self, update: CanonicalUpdate) -> tuple[Record, frozenset[str]]:
+        """The update's child as a dict and the blocking keys it looks up."""
+        got = self._seen.get(id(update))
+        if got is None or got[0] is not update:  # the update is kept, so its id is not reused
+            child = update.child.model_dump(mode="json", exclude_none=True)
+            got = (update, child, frozenset(self.query_keys_of(child)))
+            self._seen[id(update)] = got
+        return got[1], got[2]
+
+    # -- blocking keys (a bulk load supplies keys it computed in parallel) -----
+    def query_keys_of(self, child: Record) -> set[str]:
+        return query_keys(child)
+
+    def index_keys_of(self, record: Record) -> set[str]:
+        return index_keys(record)
 
     def _latency_ms(self, message_id: str) -> int | None:
         at = self.published.get(message_id)
-        return None if at is None else max(0, int((self.now - at).total_seconds() * 1000))
+        # The publish time is the publisher's word (a clock in milliseconds where
+        # seconds belong, a source paused for weeks): kept within the column's range.
+        return None if at is None else min(
+            max(0, int((self.now - at).total_seconds() * 1000)), 2**31 - 1)
 
     # -- what the decider sees -------------------------------------------------
     def facts(self, update: CanonicalUpdate, child: Record) -> Facts:
         key = (update.source, update.source_record_id)
         ids: set[str] = set()
-        for k in query_keys(child):
+        for k in self.view(update)[1]:
             ids |= self.key_index.get(k, set())
         link = self.links.get(key)
         if link:
@@ -114,7 +169,7 @@ class BatchState:
             or self.children[cid].shielded
         } if addr else set()
         candidates = tuple(
-            Candidate(c.child_id, c.record, c.shielded, c.severed)
+            Candidate(c.child_id, c.record, c.shielded, c.severed, c.match)
             for c in (self.children.get(i) for i in sorted(ids))
             if c is not None
         )
@@ -127,7 +182,7 @@ class BatchState:
         )
 
     def decide(self, update: CanonicalUpdate) -> tuple[Record, Decision, Facts]:
-        child = update.child.model_dump(mode="json", exclude_none=True)
+        child = self.view(update)[0]
         facts = self.facts(update, child)
         decision = decide(child, update.source_version, facts, self.thresholds, self.matcher)
         return child, decision, facts
@@ -172,7 +227,7 @@ class BatchState:
             row = ChildRow(str(uuid.uuid4()), 0, {})
             before: Record | None = None
         else:
-            before = row.record
+            before = dict(row.record)
         after, changed = merge(before, child)
         shield_changed = False
         if update.restricted and not row.shielded:
@@ -191,13 +246,14 @@ class BatchState:
             return row.child_id
         row.version += 1
         row.record = after
+        row.match = prepare(after)
         self.writes.children[row.child_id] = row
         self.writes.versions.append((row.child_id, row.version, after, actor, message_id))
         for fld in changed:
             self.writes.provenance[(row.child_id, fld)] = (
                 row.child_id, fld, update.source, update.source_record_id, update.source_version
             )
-        keys = index_keys(after)
+        keys = self.index_keys_of(after)
         self.writes.keys[row.child_id] = keys
         for k in keys:
             self.key_index.setdefault(k, set()).add(row.child_id)

@@ -16,10 +16,12 @@ applies the decision. The order of the rules is the safety argument:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.config import Thresholds
+from hub.match.compare import Prepared, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
 from hub.match.score import MatchScore, score
 from hub.records import Record, address_key
@@ -34,7 +36,8 @@ class Matcher:
     model: Model = DEFAULT_MODEL
     tf: TermFrequencies | None = None
 
-    def score(self, update: Record, record: Record) -> MatchScore:
+    def score(self, update: Mapping[str, Any] | Prepared,
+              record: Mapping[str, Any] | Prepared) -> MatchScore:
         return score(update, record, self.model, self.tf)
 
 
@@ -44,9 +47,14 @@ DEFAULT_MATCHER = Matcher()
 @dataclass(frozen=True)
 class Candidate:
     child_id: str
-    record: Record
+    record: Mapping[str, Any]
     shielded: bool = False
     severed: bool = False
+    match: Prepared | None = None  # the record's normal forms, when the index stored them
+
+    @property
+    def normal_form(self) -> Prepared:
+        return self.match if self.match is not None else prepared(self.record)
 
 
 @dataclass(frozen=True)
@@ -92,10 +100,11 @@ class Decision:
 
 def _score_all(child: Record, facts: Facts, matcher: Matcher) -> list[Scored]:
     out = []
+    update = prepared(child)
     for cand in facts.candidates:
         if cand.child_id in facts.not_a_match:
             continue
-        s = matcher.score(child, cand.record)
+        s = matcher.score(update, cand.normal_form)
         out.append(
             Scored(
                 cand.child_id,
@@ -144,8 +153,8 @@ def decide(
     nhs = child.get("nhs_number")
     dob = str(child.get("date_of_birth"))
     if nhs:
-        same_nhs = [c for c in facts.candidates if c.record.get("nhs_number") == nhs]
-        tied = [c for c in same_nhs if str(c.record.get("date_of_birth")) == dob]
+        same_nhs = [c for c in facts.candidates if c.normal_form.nhs == nhs]
+        tied = [c for c in same_nhs if c.normal_form.dob.isoformat() == dob]
         if len(tied) == 1 and len(same_nhs) == 1:
             target = tied[0]
             if target.severed:
@@ -167,7 +176,7 @@ def decide(
         # One record with this NHS number but another date of birth (a typo or a
         # day/month swap): not a tie, so the probabilistic rules below decide.
 
-    records = {c.child_id: c.record for c in facts.candidates}
+    records = {c.child_id: c.record for c in facts.candidates if c.shielded or c.severed}
     plausible = [
         c for c in scored
         if c.identity_probability >= thresholds.shielded_plausible
@@ -196,7 +205,7 @@ def decide(
     return Decision(CREATE, "no_match", None, top, model)
 
 
-def _name_tokens(record: Record) -> set[str]:
+def _name_tokens(record: Mapping[str, Any]) -> set[str]:
     names = [record.get("given_name"), record.get("middle_names"), record.get("family_name"),
              *(record.get("former_family_names") or [])]
     return {t for n in names if n for t in re.split(r"[^a-z]+", str(n).casefold()) if len(t) > 1}
@@ -212,7 +221,7 @@ def _dob_close(a: str, b: str) -> bool:
     return sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
 
-def could_be_same_child(update: Record, record: Record) -> bool:
+def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
     """A deliberately generous test, used only for shielded and severed candidates:
     a close date of birth and any name in common (given, middle, family or former,
     in any position). Scoring can miss a child whose names changed and were then
@@ -228,7 +237,7 @@ def could_be_same_child(update: Record, record: Record) -> bool:
 def _only(child_id: str, child: Record, facts: Facts, matcher: Matcher) -> tuple[Scored, ...]:
     for cand in facts.candidates:
         if cand.child_id == child_id:
-            s = matcher.score(child, cand.record)
+            s = matcher.score(child, cand.normal_form)
             return (Scored(child_id, s.probability, s.identity_probability,
                            cand.shielded, cand.severed, s),)
     return (Scored(child_id, 0.0, 0.0, False, True),)

@@ -17,6 +17,8 @@ from hub.batch import BatchState
 from hub.config import Thresholds
 from hub.db import store
 from hub.db.queries import q
+from hub.match import compact
+from hub.match.compare import prepare
 from hub.notify import for_shielding
 from hub.records import address_key
 from hub.shielding import Shield, for_audience
@@ -42,6 +44,8 @@ async def audit(
 
 
 async def _child(conn: asyncpg.Connection, child_id: str) -> asyncpg.Record:
+    # Not while `hub load` writes the index (it holds LOAD_LOCK exclusively).
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", store.LOAD_LOCK)
     row = await conn.fetchrow(
         "SELECT * FROM children WHERE child_id = $1 FOR UPDATE", _uuid(child_id, "child")
     )
@@ -58,9 +62,10 @@ async def _new_version(
     await conn.execute(
         "UPDATE children SET version = $2, record = $3, shielded = $4, shielding_authority = $5,"
         " shielded_at = CASE WHEN $4 THEN coalesce(shielded_at, now()) END,"
-        " restricted_at_origin = restricted_at_origin AND $4, severed = $6, updated_at = now()"
-        " WHERE child_id = $1",
+        " restricted_at_origin = restricted_at_origin AND $4, severed = $6, updated_at = now(),"
+        " prepared = $7 WHERE child_id = $1",
         row["child_id"], version, record, shielded, authority, severed,
+        compact.encode(prepare(record), version),
     )
     await conn.execute(q("insert_version"), row["child_id"], version, record, actor, None)
     return version

@@ -8,6 +8,7 @@ search used a hidden field (postcode), even when it matches.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +40,7 @@ async def search(
         shield = Shield(r["shielded"], r["shielding_authority"])
         if not search_may_return(shield, used_hidden_field=bool(postcode)):
             continue
-        record = r["record"]
+        record = json.loads(r["record_json"])
         # A shielded record is judged on its visible fields only: its hidden
         # ones must not decide whether it is found.
         s = score(probe, visible_only(record) if shield.shielded else record)

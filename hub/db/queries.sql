@@ -24,8 +24,10 @@ WITH hits AS (
 ), found AS (
     SELECT child_id, array_agg(key) AS keys FROM hits GROUP BY child_id
 )
-SELECT c.child_id::text AS child_id, c.version, c.record, c.shielded,
-       c.shielding_authority, c.restricted_at_origin, c.severed,
+-- The record comes as JSON text, decoded only if it is used; `prepared` is what
+-- scoring reads (hub.match.compact).
+SELECT c.child_id::text AS child_id, c.version, c.record::text AS record_json, c.prepared,
+       c.shielded, c.shielding_authority, c.restricted_at_origin, c.severed,
        coalesce(found.keys, '{}') AS keys
 FROM children c JOIN ids USING (child_id) LEFT JOIN found USING (child_id);
 
@@ -45,10 +47,10 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
 
 -- name: upsert_child
 INSERT INTO children (child_id, version, record, shielded, shielding_authority,
-                      shielded_at, restricted_at_origin, severed)
-VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 THEN now() END, $6, $7)
+                      shielded_at, restricted_at_origin, severed, prepared)
+VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 THEN now() END, $6, $7, $8)
 ON CONFLICT (child_id) DO UPDATE SET
-    version = EXCLUDED.version, record = EXCLUDED.record,
+    version = EXCLUDED.version, record = EXCLUDED.record, prepared = EXCLUDED.prepared,
     shielded = EXCLUDED.shielded, shielding_authority = EXCLUDED.shielding_authority,
     shielded_at = COALESCE(children.shielded_at, EXCLUDED.shielded_at),
     restricted_at_origin = EXCLUDED.restricted_at_origin,
@@ -117,3 +119,23 @@ UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]);
 
 -- name: outbox_pending
 SELECT count(*) FROM outbox WHERE sent_at IS NULL;
+
+-- name: count_stale_prepared
+-- Children whose stored normal form is missing, of another normalisation ($1, the
+-- tag of hub.match.compact) or of another version of the record.
+SELECT count(*) FROM children
+WHERE prepared IS NULL OR split_part(prepared, E'\x1f', 1) <> $1
+   OR split_part(prepared, E'\x1f', 2) <> version::text;
+
+-- name: stale_prepared
+SELECT child_id, version, record::text AS record_json FROM children
+WHERE child_id > $2::uuid
+  AND (prepared IS NULL OR split_part(prepared, E'\x1f', 1) <> $1
+       OR split_part(prepared, E'\x1f', 2) <> version::text)
+ORDER BY child_id LIMIT $3;
+
+-- name: set_prepared
+UPDATE children c SET prepared = f.prepared
+FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS f(child_id, version, prepared)
+WHERE c.child_id = f.child_id AND c.version = f.version
+RETURNING c.child_id;

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from hub.batch import BatchState, ChildRow, Writes
+from hub.batch import BatchState, ChildRow, StoredRecord, Writes
 from hub.config import Thresholds
 from hub.db.queries import q
 from hub.decide import DEFAULT_MATCHER, Matcher, SourceLink
-from hub.match.blocking import query_keys
+from hub.match import compact
+from hub.match.compare import prepare
 from hub.records import address_key
 from schemas.canonical import CanonicalUpdate
 
@@ -37,9 +38,15 @@ def lock_ids(updates: Iterable[CanonicalUpdate]) -> list[int]:
     return sorted(ids)
 
 
+#: Held exclusively by `hub load` for the whole load (hub/bulk/load.py); every other
+#: writer of children takes it shared first, so none writes while a load runs.
+LOAD_LOCK = 7_201_118
+
+
 async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate]) -> None:
     ids = lock_ids(updates)
     if ids:
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", LOAD_LOCK)
         await conn.execute(
             "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", ids
         )
@@ -65,7 +72,8 @@ async def load(
     state = BatchState(thresholds=thresholds, now=datetime.now(UTC), matcher=matcher)
     sources = [u.source for u in updates]
     rids = [u.source_record_id for u in updates]
-    children = [u.child.model_dump(mode="json", exclude_none=True) for u in updates]
+    views = [state.view(u) for u in updates]
+    children = [child for child, _ in views]
     for r in await conn.fetch(q("links_for"), sources, rids):
         state.links[(r["source"], r["source_record_id"])] = SourceLink(
             r["child_id"], r["last_version"], r["severed"]
@@ -73,7 +81,7 @@ async def load(
     nhs = [c["nhs_number"] for c in children if c.get("nhs_number")]
     for r in await conn.fetch(q("invalidated_for"), nhs):
         state.invalidated[r["nhs_number"]] = r["child_id"]
-    keys = sorted({k for c in children for k in query_keys(c)})
+    keys = sorted({k for _, ks in views for k in ks})
     ids = {link.child_id for link in state.links.values()}
     ids |= set(state.invalidated.values()) | set(extra_child_ids)
     addrs = [a for a in (address_key(c.get("address")) for c in children) if a]
@@ -86,8 +94,9 @@ async def load(
         )
     for r in await conn.fetch(q("children_for_keys"), keys, sorted(ids)):
         state.children[r["child_id"]] = ChildRow(
-            r["child_id"], r["version"], r["record"], r["shielded"],
+            r["child_id"], r["version"], StoredRecord(r["record_json"]), r["shielded"],
             r["shielding_authority"], r["restricted_at_origin"], r["severed"],
+            compact.decode(r["prepared"], r["version"]),
         )
         for k in r["keys"]:
             state.key_index.setdefault(k, set()).add(r["child_id"])
@@ -98,7 +107,8 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
     """All of a batch's writes; the caller holds the transaction."""
     if w.children:
         await conn.executemany(q("upsert_child"), [
-            (c.child_id, c.version, c.record, c.shielded, c.authority, c.restricted, c.severed)
+            (c.child_id, c.version, c.record, c.shielded, c.authority, c.restricted, c.severed,
+             compact.encode(c.match or prepare(c.record), c.version))
             for c in w.children.values()
         ])
     if w.versions:

@@ -12,8 +12,10 @@ alone holds about 1,600 children in England; with a name code, a few):
                                     a hyphenated or double-barrelled one, each former
                                     family name, and the given name (which finds the
                                     child after a change of surname)
-    y:<soundex(surname)>:<given code>:<year>
-                                    both names and the year (a wrong day or month)
+    y:<soundex(surname)>:<given code>:<YYYY-MM>
+    y:<soundex(surname)>:<given code>:<YYYY>-<DD>
+                                    both names with the year and the month (a wrong
+                                    day) or the year and the day (a wrong month)
     m:<soundex(surname)>:<MMDD>:<given code>
                                     birthday without the year (a wrong year)
 
@@ -27,9 +29,11 @@ keys it would have with given and family names transposed. Recall argument
 occur in practice (a typo in a name, day and month swapped, names transposed, a
 nickname, one part of a double-barrelled surname, a change of surname with or
 without the former one recorded, a missing name, a move) leaves the date of
-birth (or its swap) with one name code intact; a wrong digit in the day or month
-leaves both names and the year; a wrong year leaves the surname, the birthday
-and the given name's code.
+birth (or its swap) with one name code intact; a wrong day leaves both names, the
+year and the month; a wrong month leaves both names, the year and the day; a wrong
+year leaves the surname, the birthday and the given name's code. (One key of both
+names and the year alone held ten times more children, for the same recall
+against one wrong date part.)
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ def _keys(p: Prepared, transposed: bool = False) -> set[str]:
         keys.add(f"n:{p.nhs}")
     if p.upn:
         keys.add(f"u:{p.upn}")
-    dob, year, birthday = p.dob.isoformat(), p.year, p.dob_s[4:]
+    dob, birthday = p.dob.isoformat(), p.dob_s[4:]
+    year_month, year_day = dob[:7], f"{dob[:4]}-{dob[8:]}"
     for name in family_names:
         keys.add(f"d:{dob}:{_code(name)}")
     # With a date of birth also wrong, the full surname must be right (a part or a
@@ -70,7 +75,8 @@ def _keys(p: Prepared, transposed: bool = False) -> set[str]:
     full = p.given if transposed else p.family
     if full and given:
         for g in _given_codes(given):
-            keys.add(f"y:{_code(full)}:{g}:{year}")
+            keys.add(f"y:{_code(full)}:{g}:{year_month}")
+            keys.add(f"y:{_code(full)}:{g}:{year_day}")
             keys.add(f"m:{_code(full)}:{birthday}:{g}")
     if given:
         keys.add(f"d:{dob}:{_code(given)}")

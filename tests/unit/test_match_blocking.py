@@ -186,6 +186,25 @@ def test_name_corruption_plus_wrong_day_still_shares_a_key(
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.filter_too_much])
+@given(corrupted_pairs(NAME_CORRUPTIONS), st.integers(1, 11))
+def test_name_corruption_plus_wrong_month_still_shares_a_key(
+    case: tuple[str, dict[str, Any], dict[str, Any]], shift: int
+) -> None:
+    """Without NHS number or address, and with the month of birth also wrong, both
+    names with the year and the day still find the record."""
+    how, record, update = case
+    assume(_codes_kept(record, update))
+    record = dict(record, nhs_number=None)
+    dob = _dob(record)
+    try:
+        wrong = dob.replace(month=(dob.month - 1 + shift) % 12 + 1)
+    except ValueError:
+        assume(False)
+    update = dict(update, nhs_number=None, address=None, date_of_birth=wrong.isoformat())
+    assert index_keys(record) & query_keys(update), how
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.filter_too_much])
 @given(corrupted_pairs(NAME_CORRUPTIONS), st.integers(1, 9), st.integers(2, 3))
 def test_name_corruption_plus_wrong_year_digit_still_shares_a_key(
     case: tuple[str, dict[str, Any], dict[str, Any]], digit: int, pos: int
@@ -230,14 +249,14 @@ def test_key_shapes() -> None:
     # date of birth with the full surname, its parts, the former one, the given name
     assert {"d:2014-03-07:H634", "d:2014-03-07:P100", "d:2014-03-07:Q540",
             "d:2014-03-07:W450"} <= keys
-    assert "y:H634:W450:2014" in keys  # both names and the year
+    assert {"y:H634:W450:2014-03", "y:H634:W450:2014-07"} <= keys  # names, year, month|day
     assert "m:H634:0307:W450" in keys  # surname and birthday without the year
     assert any(k.startswith("y:H634:v") for k in keys)  # William's nickname group
     assert "p:LS42AB:w" in keys
     assert len(keys) <= 16
     q = query_keys(child)
     assert "d:2014-07-03:H634" in q  # day and month swapped
-    assert {"y:W450:H634:2014", "m:W450:0307:H634"} <= q  # names transposed
+    assert {"y:W450:H634:2014-03", "m:W450:0307:H634"} <= q  # names transposed
 
 
 def test_one_name_is_enough() -> None:

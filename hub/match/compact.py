@@ -1,0 +1,86 @@
+"""A stored record's Prepared form as one short string (column children.prepared).
+
+Normalising a record (names, postcode, address line) costs far more than scoring
+a pair, and a candidate query returns thousands of records a batch. The writer
+prepares a record once, when it changes; readers rebuild the Prepared form from
+this string with a split and a few constructors.
+
+The string begins with a tag that changes whenever the normalisation or the
+blocking keys could come out otherwise (their code or the nickname table
+changed; hub.db.prepared then renews forms and keys), and the record version
+it was made from. A form of another tag or version is never used (a writer that
+changed the record without writing its form, an upgrade): `decode` returns None
+and the caller prepares the record itself.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+from hub.match import blocking, compare, normalise
+from hub.match.compare import Prepared
+
+_SEP = "\x1f"  # between fields
+_SET = "\x1e"  # between members of a set
+
+
+def _tag() -> str:
+    crc = 0
+    for path in (Path(normalise.__file__), Path(compare.__file__), Path(blocking.__file__)):
+        crc = zlib.crc32(path.read_bytes(), crc)
+    nick = resources.files("hub.match").joinpath("data/nicknames.csv").read_bytes()
+    return f"p1.{zlib.crc32(nick, crc):08x}"
+
+
+TAG = _tag()
+_PARTS = 21
+
+
+def encode(p: Prepared, version: int) -> str | None:
+    """The stored form of version `version` of a record, or None when a value would
+    not survive the separators."""
+    parts = [
+        TAG, str(version),
+        p.given, p.given_sdx, p.given_mph,
+        _SET.join(str(g) for g in sorted(p.given_groups)),
+        _SET.join(sorted(p.given_others)),
+        p.family, _SET.join(sorted(p.family_all)), p.family_sdx, p.family_mph,
+        _SET.join(sorted(p.formers)),
+        p.dob_s, p.sex, p.postcode, p.sector, p.district, p.line1, p.nhs, p.upn, p.la,
+    ]
+    text = _SEP.join(parts)
+    if text.count(_SEP) != len(parts) - 1 or any(_SEP in s or _SET in s for s in (
+        *p.given_others, *p.family_all, *p.formers
+    )):
+        return None
+    return text
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split(_SET)) if text else frozenset()
+
+
+def decode(text: str | None, version: int) -> Prepared | None:
+    """The Prepared form of version `version` of a record, or None when absent, made
+    from another version or by other normalisation code."""
+    if not text or not text.startswith(TAG):
+        return None
+    f = text.split(_SEP)
+    if len(f) != _PARTS or f[1] != str(version):
+        return None
+    del f[1]
+    p = Prepared()
+    p.given, p.given_sdx, p.given_mph = f[1], f[2], f[3]
+    p.given_groups = frozenset(int(g) for g in f[4].split(_SET)) if f[4] else frozenset()
+    p.given_others = _set(f[5])
+    p.family, p.family_all, p.family_sdx, p.family_mph = f[6], _set(f[7]), f[8], f[9]
+    p.formers = _set(f[10])
+    s = p.dob_s = f[11]
+    p.year, p.month, p.day = int(s[:4]), int(s[4:6]), int(s[6:])
+    p.dob = date(p.year, p.month, p.day)
+    p.sex, p.postcode, p.sector, p.district, p.line1 = f[12], f[13], f[14], f[15], f[16]
+    p.nhs, p.upn, p.la = f[17], f[18], f[19]
+    return p
