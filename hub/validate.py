@@ -7,12 +7,21 @@ the offending values (they may be personal data), only field paths.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from hub import text_rules
 from schemas.canonical import CanonicalUpdate
+
+# A body this large is no single update: refused before it is parsed, so a
+# flood of huge messages costs the worker almost nothing.
+MAX_BODY = 1 << 20
+# A field name shown in an error: a hostile key can be any text, so only a short
+# identifier is echoed (a key holding a name or a NUL is not).
+_SHOWN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -24,7 +33,9 @@ class Rejection:
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(record)"
+    parts = [str(p) if isinstance(p, int) or _SHOWN_KEY.match(str(p)) else "(field)"
+             for p in loc]
+    return ".".join(parts) or "(record)"
 
 
 def _reason_for(err: dict[str, Any]) -> tuple[str, str]:
@@ -35,6 +46,8 @@ def _reason_for(err: dict[str, Any]) -> tuple[str, str]:
     last = str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
         return "unknown_field", f"unknown field {path}"
+    if kind == "string_unicode":  # a lone surrogate (a "\ud800" escape), in a value or a key
+        return "invalid_character", f"{path} holds a lone surrogate"
     if last == "nhs_number":
         text = msg.removeprefix("Value error, ")
         return "invalid_nhs_number", text
@@ -55,7 +68,7 @@ def _peek(data: Any, key: str) -> str | None:
     if isinstance(data, dict):
         value = data.get(key)
         if isinstance(value, str | int) and not isinstance(value, bool):
-            return str(value)[:200]
+            return text_rules.storable(str(value)[:200])
     return None
 
 
@@ -81,6 +94,9 @@ def check(data: Any, expected_source: str | None = None) -> CanonicalUpdate | Re
         reasons.sort(key=lambda r: order.index(r[0]) if r[0] in order else len(order))
         reason, error = reasons[0]
         return Rejection(reason, error, source, record_id)
+    bad_text = text_rules.problem(update.model_dump(mode="json"))
+    if bad_text is not None:
+        return Rejection(bad_text[0], bad_text[1], source, record_id)
     if expected_source is not None and update.source != expected_source:
         return Rejection(
             "source_mismatch",
@@ -93,6 +109,8 @@ def check(data: Any, expected_source: str | None = None) -> CanonicalUpdate | Re
 
 def parse(body: bytes, expected_source: str | None = None) -> CanonicalUpdate | Rejection:
     """Decode and validate one message body."""
+    if len(body) > MAX_BODY:
+        return Rejection("too_large", f"message body is larger than {MAX_BODY} bytes")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

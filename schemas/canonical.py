@@ -7,10 +7,19 @@ understand finds out from the dead letters rather than by silent loss.
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from hub.nhs import nhs_number_problem
 
@@ -22,6 +31,7 @@ PROTECTED_FIELDS: tuple[str, ...] = (
     "services",
 )
 VISIBLE_FIELDS: tuple[str, ...] = ("given_name", "family_name", "date_of_birth", "sex")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Strict(BaseModel):
@@ -89,6 +99,15 @@ class Child(Strict):
             raise ValueError(problem)
         return v
 
+    @field_validator("date_of_birth", mode="before")
+    @classmethod
+    def _date_text(cls, v: Any) -> Any:
+        # Only "YYYY-MM-DD": pydantic would also read a number (or a string of
+        # digits) as seconds since 1970, and a date-time as its date.
+        if not isinstance(v, str | date) or (isinstance(v, str) and not _DATE.match(v.strip())):
+            raise ValueError("date_of_birth must be a YYYY-MM-DD date")
+        return v
+
     @field_validator("given_name", "family_name", "middle_names", "upn")
     @classmethod
     def _blank_is_none(cls, v: str | None) -> str | None:
@@ -106,9 +125,10 @@ class Child(Strict):
 class CanonicalUpdate(Strict):
     source: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     source_record_id: str = Field(min_length=1, max_length=200)
-    source_version: int = Field(ge=0, le=2**63 - 1)
+    # Strict: true is not version 1, nor "yes" restricted.
+    source_version: StrictInt = Field(ge=0, le=2**63 - 1)
     kind: Literal["upsert"] = "upsert"
-    restricted: bool = Field(
+    restricted: StrictBool = Field(
         default=False,
         description="Restricted at origin (e.g. NHS PDS meta.security R or V): the hub "
         "treats the child as shielded on arrival until an authority decides.",

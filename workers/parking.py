@@ -16,6 +16,8 @@ from hub.broker.connection import message_id_for
 from hub.db.queries import q
 from hub.ingest import raw_text, source_of
 from hub.log import get
+from hub.text_rules import storable
+from workers.pipeline import parked_id
 from workers.retry import transient
 
 log = get("parking")
@@ -28,18 +30,19 @@ REASON_ERRORS = {
 
 
 def _str(value: Any) -> str | None:
+    # Headers come from whoever published: any type, any text, NULs included.
     if value is None:
         return None
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+        return storable(value.decode("utf-8", "replace"))
+    return storable(str(value))
 
 
 def classify(msg: AbstractIncomingMessage) -> dict[str, Any]:
     """Reason, error and origin of a dead-lettered message."""
     headers = msg.headers or {}
     deaths = headers.get("x-death") or []
-    original_key = msg.routing_key or ""
+    original_key = _str(msg.routing_key) or ""
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         keys = deaths[0].get("routing-keys") or []
         if isinstance(keys, list) and keys:
@@ -60,7 +63,7 @@ def classify(msg: AbstractIncomingMessage) -> dict[str, Any]:
         "source": source,
         "source_record_id": _str(headers.get(topo.H_RECORD)),
         "routing_key": original_key,
-        "retry_of": _str(headers.get(topo.H_RETRY_OF)),
+        "retry_of": parked_id(headers.get(topo.H_RETRY_OF)),
     }
 
 
@@ -70,14 +73,14 @@ def _record_id(body: bytes) -> str | None:
     except (ValueError, RecursionError):
         return None
     rid = data.get("source_record_id") if isinstance(data, dict) else None
-    return str(rid)[:200] if isinstance(rid, str | int) else None
+    return storable(str(rid)[:200]) if isinstance(rid, str | int) else None
 
 
 async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str:
     import uuid
 
     info = classify(msg)
-    mid = msg.message_id or message_id_for(info["routing_key"], msg.body)
+    mid = storable(msg.message_id or "") or message_id_for(info["routing_key"], msg.body)
     pid = str(uuid.uuid5(PARK_NAMESPACE, f"dead:{mid}"))
     rid = info["source_record_id"] or _record_id(msg.body)
     async with pool.acquire() as conn, conn.transaction():

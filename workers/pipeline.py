@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from hub.db import store
 from hub.decide import DEFAULT_MATCHER
 from hub.log import get
 from hub.publishing import user_of
+from hub.text_rules import storable
 from workers.retry import is_transient, transient
 
 log = get("pipeline")
@@ -38,24 +40,40 @@ MAX_ATTEMPTS = 3  # a message failing this often is poison
 
 
 def incoming(msg: AbstractIncomingMessage) -> ingest.Incoming:
+    # Properties and headers come from the publisher, so any of them may be
+    # missing, of the wrong type or unstorable: each is read defensively.
     headers = msg.headers or {}
-    routing_key = str(headers.get(topo.H_ROUTING_KEY) or msg.routing_key or "")
+    # The routing-key header is the hub's own (retry and held copies); on a
+    # message straight from hub.ingest it is the publisher's claim and ignored.
+    moved_key = headers.get(topo.H_ROUTING_KEY) if msg.exchange != topo.INGEST else None
+    routing_key = storable(str(moved_key or msg.routing_key or ""))
     body = msg.body
     return ingest.Incoming(
-        message_id=msg.message_id or message_id_for(routing_key, body),
+        message_id=storable(msg.message_id or "") or message_id_for(routing_key, body),
         routing_key=routing_key,
         body=body,
         user_id=msg.user_id,
-        retry_of=str(headers[topo.H_RETRY_OF]) if topo.H_RETRY_OF in headers else None,
+        retry_of=parked_id(headers.get(topo.H_RETRY_OF)),
         published_at=_published(headers, msg.timestamp),
     )
 
 
-def _published(headers: Any, ts: datetime | None) -> datetime | None:
+def parked_id(value: Any) -> str | None:
+    """A dead letter's id from a header, or None when it is not one (a uuid)."""
+    try:
+        return str(uuid.UUID(str(value))) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _published(headers: Any, ts: Any) -> datetime | None:
     ms = headers.get(H_PUBLISHED_MS)
-    if isinstance(ms, int | float):
-        return datetime.fromtimestamp(ms / 1000, UTC)
-    if ts is None:
+    try:
+        if isinstance(ms, int | float) and not isinstance(ms, bool):
+            return datetime.fromtimestamp(ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        pass  # not a time: fall back to the AMQP timestamp
+    if not isinstance(ts, datetime):
         return None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
@@ -209,7 +227,8 @@ class Pipeline:
                            item: ingest.Incoming, error: str) -> None:
         """A failing message goes to the delay queue, and after MAX_ATTEMPTS to the
         dead letters as poison; acked only once the broker confirmed the copy."""
-        attempt = int(str((msg.headers or {}).get(topo.H_ATTEMPT) or 0)) + 1
+        seen = (msg.headers or {}).get(topo.H_ATTEMPT)
+        attempt = (seen if isinstance(seen, int) and 0 <= seen < MAX_ATTEMPTS else 0) + 1
         headers = {topo.H_ROUTING_KEY: item.routing_key, topo.H_ATTEMPT: attempt}
         if item.retry_of:
             headers[topo.H_RETRY_OF] = item.retry_of

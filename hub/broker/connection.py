@@ -10,6 +10,11 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
+from hub.broker import tolerant
+
+# A message with properties pamqp cannot decode must not close the connection.
+tolerant.install()
+
 
 async def connect(url: str) -> AbstractRobustConnection:
     # Reconnect quickly after a cut: the hub's consumers and publishers resume
