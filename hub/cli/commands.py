@@ -93,6 +93,30 @@ async def publish_cmd(args: argparse.Namespace, s: Settings) -> int:
 publish = publish_cmd
 
 
+async def load(args: argparse.Namespace, s: Settings) -> int:
+    from hub.bulk.load import load as bulk_load
+    from hub.bulk.load import print_progress
+
+    if args.chunk < 1 or args.workers < 1:
+        raise OperationError("--chunk and --workers must be at least 1")
+    summary = await bulk_load(s, args.source, args.fmt, args.files, chunk=args.chunk,
+                              workers=args.workers,
+                              progress=None if args.quiet else print_progress)
+    for where, reason, error in summary.rejected:
+        print(f"{where}: rejected: {reason}: {error}", flush=True)
+    outcomes = ", ".join(f"{k} {n}" for k, n in sorted(summary.outcomes.items()))
+    print(f"loaded {summary.read} records in {summary.seconds:.1f}s: "
+          f"{summary.read - len(summary.rejected)} valid, {len(summary.rejected)} rejected"
+          f" (dead-lettered), {summary.duplicates} already processed;"
+          f" {outcomes or 'nothing new'}", flush=True)
+    if not args.quiet:
+        phases = ", ".join(f"{k} {v:.1f}s" for k, v in summary.phases.items())
+        print(f"load: time by phase: {phases}; pairs scored ahead"
+              f" {summary.scores['pairs']:,}, used {summary.scores['cached']:,},"
+              f" scored while deciding {summary.scores['scored']:,}", file=sys.stderr)
+    return 0
+
+
 async def wait(args: argparse.Namespace, s: Settings) -> int:
     from hub.waiting import idle
 

@@ -41,6 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=c.publish)
 
+    s = sub.add_parser("load", help="a source's initial extract matched and written in bulk")
+    s.add_argument("--source", required=True)
+    s.add_argument("--format", required=True, dest="fmt")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--chunk", type=int, default=50_000, help="records per chunk (transaction)")
+    s.add_argument("--workers", type=int, default=2, help="worker processes")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=c.load)
+
     s = sub.add_parser("wait", help="wait until every hub queue and the outbox are drained")
     s.add_argument("--timeout", type=float, default=60.0)
     s.set_defaults(func=c.wait)

@@ -1,0 +1,469 @@
+"""`hub load`: a source's initial extract straight into the index, in large chunks.
+
+The same adapters, validation, blocking, scoring, decisions and writes as
+`hub publish` + `hub run`, without the broker and without deciding one small
+batch at a time:
+
+1. read a chunk of records (default 50,000) through the format's adapter;
+2. workers validate each record (hub.validate), give it the message id `hub
+   publish` would give it, normalise it and compute its blocking keys;
+3. records already processed (processed_messages: an earlier load or publish of
+   the same content) are skipped; so are repeats inside the load;
+4. when the index held children before the load, what it knows about the chunk
+   (source links, invalidated NHS numbers, protected addresses, operators' "not a
+   match", candidate children by blocking key) is read in one round of queries;
+5. the candidates of every record are found: children indexed before the chunk
+   (by the index's keys, as the pipeline looks them up) and earlier records of the
+   chunk itself (by their keys); workers score each record against them;
+6. one process decides the records in file order with the pipeline's BatchState
+   and hub.decide (hub/bulk/state.py): each record sees the index and every earlier
+   record of the load, so the same child twice in one extract becomes one record
+   with two source links, and a shielded candidate sends a record to review;
+7. the chunk's rows are written with COPY in one transaction (hub/bulk/write.py).
+
+Serialisation: the load holds the advisory lock LOAD_LOCK (hub.db.store)
+exclusively for its whole run. The pipeline (hub.db.store.lock), operators'
+decisions and shield/unshield/sever take it shared, so while a load runs nothing
+else writes a child: streaming batches wait, unacknowledged, and go on when the
+load ends. Per-child locks, as the pipeline takes them, would mean millions of
+locks in one transaction; a paused source is refused rather than loaded.
+
+Idempotent: a rerun of the same file finds every message id processed (and every
+dead letter parked) and writes nothing; a load stopped half way resumes where its
+last committed chunk ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, BinaryIO
+
+import asyncpg
+
+from adapters.base import BadRecord, Record
+from adapters.registry import reader
+from hub.batch import PARK_NAMESPACE, ChildRow, Writes
+from hub.broker.connection import message_id_for
+from hub.bulk import work, write
+from hub.bulk.state import CachedMatcher, LoadedUpdate, LoadState
+from hub.config import Settings
+from hub.db.queries import q
+from hub.db.store import LOAD_LOCK
+from hub.decide import CREATE, LINK, REVIEW, Matcher, SourceLink
+from hub.ingest import raw_text
+from hub.match_store import active_model, term_frequencies
+from hub.operations import OperationError
+from hub.records import address_key
+
+CHUNK = 50_000
+ACTOR = "load"
+
+
+@dataclass
+class Summary:
+    read: int = 0
+    valid: int = 0
+    duplicates: int = 0  # already processed, or repeated within the load
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (where, reason, error)
+    outcomes: Counter[str] = field(default_factory=Counter)  # "action:reason" -> n
+    scores: Counter[str] = field(default_factory=Counter)  # cached / scored pairs
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent per phase
+    seconds: float = 0.0
+    fraction: float = 0.0
+
+    def count(self, action: str) -> int:
+        return sum(n for k, n in self.outcomes.items() if k.split(":", 1)[0] == action)
+
+    def line(self) -> str:
+        rate = self.read / self.seconds if self.seconds else 0.0
+        eta = ""
+        if 0 < self.fraction < 1 and self.seconds:
+            left = self.seconds * (1 / self.fraction - 1)
+            eta = f", ETA {int(left // 60)}m{int(left % 60):02d}s"
+        return (f"load: {self.read:,} read ({100 * self.fraction:.0f}%), "
+                f"{len(self.rejected):,} dead-lettered, {self.duplicates:,} already done; "
+                f"created {self.count(CREATE):,}, linked {self.count(LINK):,}, "
+                f"review {self.count(REVIEW):,}, unchanged {self.count('noop'):,}; "
+                f"{rate:,.0f} records/s{eta}")
+
+
+class _Files:
+    """The records of several files in order, and how far through them reading is."""
+
+    def __init__(self, fmt: str, source: str, paths: list[str]) -> None:
+        try:
+            self.read = reader(fmt)
+        except KeyError as exc:
+            raise OperationError(str(exc.args[0])) from None
+        self.source = source
+        self.paths = paths
+        self.sizes = []
+        for p in paths:
+            try:
+                self.sizes.append(os.path.getsize(p))
+            except OSError as exc:
+                raise OperationError(f"cannot read {p}: {exc.strerror}") from None
+        self.done_bytes = 0
+        self.stream: BinaryIO | None = None
+
+    def __iter__(self) -> Iterator[tuple[str, Record | BadRecord]]:
+        for path, size in zip(self.paths, self.sizes, strict=True):
+            try:
+                stream = open(path, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise OperationError(f"cannot read {path}: {exc.strerror}") from None
+            with stream:
+                self.stream = stream
+                for item in self.read(stream, self.source):
+                    yield path, item
+            self.stream = None
+            self.done_bytes += size
+
+    @property
+    def fraction(self) -> float:
+        total = sum(self.sizes) or 1
+        at = self.done_bytes
+        if self.stream is not None:
+            try:
+                at += self.stream.tell()
+            except (OSError, ValueError):
+                pass
+        return min(at / total, 1.0)
+
+
+class _Writer:
+    """A connection of its own, in a thread of its own, writing chunk k while the
+    loader decides chunk k+1 (PostgreSQL does the work on the other core)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="load-writer",
+                                       daemon=True)
+        self.thread.start()
+        self.conn: asyncpg.Connection | None = None
+        self.pending: concurrent.futures.Future[Any] | None = None
+
+    async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def open(self, url: str) -> None:
+        async def connect() -> asyncpg.Connection:
+            conn = await asyncpg.connect(url, timeout=10)
+            await write.prepare_session(conn)
+            return conn
+        self.conn = await self.run(connect())
+
+    async def wait(self) -> None:
+        """The chunk in hand is committed (or its failure raised here)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await asyncio.wrap_future(pending)
+
+    async def submit(self, snap: write.Snapshot, form: Any) -> None:
+        await self.wait()
+        conn = self.conn
+        assert conn is not None
+
+        async def flush() -> None:
+            async with conn.transaction():
+                await write.flush(conn, snap, form)
+        self.pending = asyncio.run_coroutine_threadsafe(flush(), self.loop)
+
+    async def close(self) -> None:
+        try:
+            if self.conn is not None:
+                await self.run(self.conn.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+            self.loop.close()
+
+
+async def load(
+    settings: Settings, source: str, fmt: str, paths: list[str], *,
+    chunk: int = CHUNK, workers: int = 2,
+    progress: Callable[[Summary], None] | None = None,
+) -> Summary:
+    files = _Files(fmt, source, paths)
+    started = time.monotonic()
+    summary = Summary()
+    conn = await asyncpg.connect(settings.database_url, timeout=10)
+    writer = _Writer()
+    ctx = multiprocessing.get_context("fork")
+    pool = ctx.Pool(workers)
+    try:
+        paused = await conn.fetchval("SELECT paused FROM sources WHERE name = $1", source)
+        if paused:
+            raise OperationError(f"source {source} is paused: resume it before loading")
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOAD_LOCK):
+            print("load: waiting for running pipeline batches, operators' decisions or"
+                  " another load to finish", file=sys.stderr, flush=True)
+            await conn.execute("SELECT pg_advisory_lock($1)", LOAD_LOCK)
+        began_at = await conn.fetchval("SELECT now()")
+        empty = not await conn.fetchval(write.lq("load_index_size"))
+        matcher = CachedMatcher(await active_model(conn), await term_frequencies(conn))
+        form = write.stored_form() if await write.has_stored_forms(conn) else None
+        await writer.open(settings.database_url)
+        state = LoadState(thresholds=settings.thresholds, now=datetime.now(UTC),
+                          matcher=matcher)
+        run = _Run(conn, pool, ctx, workers, source, state, matcher, empty, began_at, summary,
+                   form, writer)
+        items = iter(files)
+        gc.freeze()  # what is loaded stays: the collector need not walk it again and again
+        while True:
+            batch = list(islice(items, chunk))
+            if not batch:
+                break
+            await run.chunk(batch)
+            gc.freeze()
+            summary.seconds = time.monotonic() - started
+            summary.fraction = files.fraction
+            if progress:
+                progress(summary)
+        await writer.wait()
+        run.tick("write (COPY, not overlapped)")
+        summary.scores.update(matcher.counts)
+        await conn.execute(
+            q("insert_audit"), ACTOR, "load", None, source,
+            json.dumps({"files": [os.path.basename(p) for p in paths], "read": summary.read,
+                        "rejected": len(summary.rejected), "duplicates": summary.duplicates,
+                        "outcomes": dict(summary.outcomes)}),
+        )
+    finally:
+        pool.terminate()
+        pool.join()
+        try:
+            await writer.wait()
+        finally:
+            await writer.close()
+            await conn.close()  # ends the session: LOAD_LOCK goes with it
+            gc.unfreeze()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+class _Run:
+    def __init__(self, conn: asyncpg.Connection, pool: Any, ctx: Any, workers: int,
+                 source: str, state: LoadState, matcher: CachedMatcher, empty: bool,
+                 began_at: datetime, summary: Summary, form: Any, writer: _Writer) -> None:
+        self.conn, self.pool, self.ctx, self.workers = conn, pool, ctx, workers
+        self.source, self.state, self.matcher = source, state, matcher
+        self.scorer = Matcher(matcher.model, matcher.tf)
+        self.empty, self.began_at, self.summary, self.form = empty, began_at, summary, form
+        self.writer = writer
+        self.seen: set[str] = set()  # message ids of this load
+        self.in_db: dict[str, int] = {}  # child id -> version the index holds
+        # child id -> (its record, the packed Prepared of the record that created it),
+        # while that record is unchanged: the scorer need not normalise it again.
+        self.pristine: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        self.clock = time.perf_counter()
+
+    def _parts(self, items: list[Any]) -> list[list[Any]]:
+        n = max(1, min(len(items), self.workers * 4))
+        size = -(-len(items) // n)
+        return [items[i:i + size] for i in range(0, len(items), size)]
+
+    def tick(self, phase: str) -> None:
+        now = time.perf_counter()
+        p = self.summary.phases
+        p[phase] = p.get(phase, 0.0) + now - self.clock
+        self.clock = now
+
+    async def chunk(self, batch: list[tuple[str, Record | BadRecord]]) -> None:
+        s = self.summary
+        s.read += len(batch)
+        self.clock = time.perf_counter()
+        parts = self._parts([item for _, item in batch])
+        results = [r for part in self.pool.starmap(work.read_items,
+                                                    [(self.source, p) for p in parts])
+                   for r in part]
+        paths = [path for path, _ in batch]
+        writes = self.state.writes
+        valid: list[work.Valid] = []
+        bad: list[tuple[str, str, work.Bad]] = []
+        for path, r in zip(paths, results, strict=True):
+            if isinstance(r, work.Bad):
+                mid = message_id_for(f"dead.{self.source}.{r.where}", r.raw.encode())
+                bad.append((path, mid, r))
+            else:
+                valid.append(r)
+        s.valid += len(valid)
+        self.tick("read and validate (workers)")
+        await self._dead(bad, writes)
+        done = {row["message_id"] for row in await self.conn.fetch(
+            q("processed_ids"), [v.message_id for v in valid])}
+        todo = []
+        for v in valid:
+            if v.message_id in done or v.message_id in self.seen:
+                s.duplicates += 1
+                continue
+            self.seen.add(v.message_id)
+            todo.append(v)
+        if not self.empty:
+            await self._lookup(todo)
+        self.tick("processed ids and index lookups")
+        tasks, objects = self._candidates(todo)
+        self.tick("candidates")
+        scores = self._score(todo, tasks)
+        s.scores["pairs"] += sum(len(c) for _, c in tasks)
+        self.tick("scoring (workers)")
+        self._decide(todo, tasks, objects, scores)
+        self.tick("decide and merge")
+        snap = write.snapshot(self.state.writes, self.in_db)
+        self.state.writes = Writes()
+        await self.writer.submit(snap, self.form)
+        self.tick("write (COPY, not overlapped)")
+        self.state.now = datetime.now(UTC)
+
+    async def _dead(self, bad: list[tuple[str, str, work.Bad]], writes: Writes) -> None:
+        """Dead letters as `hub publish` + parking would store them (once each)."""
+        if not bad:
+            return
+        parked = {row["message_id"] for row in await self.conn.fetch(
+            write.lq("load_parked_dead"), [mid for _, mid, _ in bad])}
+        routing_key = f"source.{self.source}"
+        for path, mid, r in bad:
+            self.summary.rejected.append((f"{path}: {r.where}", r.reason, r.error))
+            if mid in parked or mid in self.seen:
+                continue
+            self.seen.add(mid)
+            pid = str(uuid.uuid5(PARK_NAMESPACE, f"dead:{mid}"))
+            writes.parked.append({
+                "id": pid, "kind": "dead", "reason": r.reason, "source": self.source,
+                "source_record_id": r.source_record_id, "source_version": None,
+                "error": f"{r.where}: {r.error}", "raw": raw_text(r.raw.encode()),
+                "routing_key": routing_key, "message_id": mid, "update": None,
+                "candidates": [], "retry_of": None,
+            })
+            writes.audit.append((ACTOR, "decision.dead", None,
+                                 f"{self.source}/{r.source_record_id}",
+                                 {"reason": r.reason, "message_id": mid, "parked_id": pid}))
+
+    async def _lookup(self, todo: list[work.Valid]) -> None:
+        """What the index held before the load about these records (hub.db.store.load)."""
+        st, conn = self.state, self.conn
+        sources = [v.source for v in todo]
+        rids = [v.source_record_id for v in todo]
+        for r in await conn.fetch(q("links_for"), sources, rids):
+            key = (r["source"], r["source_record_id"])
+            if key not in st.links:
+                st.links[key] = SourceLink(r["child_id"], r["last_version"], r["severed"])
+        nhs = [v.child["nhs_number"] for v in todo if v.child.get("nhs_number")]
+        for r in await conn.fetch(q("invalidated_for"), nhs):
+            st.invalidated.setdefault(r["nhs_number"], r["child_id"])
+        ids = {link.child_id for link in st.links.values()} | set(st.invalidated.values())
+        addrs = [a for a in (address_key(v.child.get("address")) for v in todo) if a]
+        for r in await conn.fetch(q("protected_for"), addrs):
+            st.protected.setdefault(r["address_key"], set()).add(r["child_id"])
+            ids.add(r["child_id"])
+        for r in await conn.fetch(q("not_a_match_for"), sources, rids):
+            st.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(
+                r["child_id"])
+        keys = sorted({k for v in todo for k in v.qkeys})
+        wanted = sorted(i for i in ids if i not in st.children)
+        for r in await conn.fetch(write.lq("load_candidates"), keys, wanted, self.began_at):
+            cid = r["child_id"]
+            if cid not in st.children:
+                st.children[cid] = ChildRow(cid, r["version"], json.loads(r["record"]),
+                                            r["shielded"], r["shielding_authority"],
+                                            r["restricted_at_origin"], r["severed"])
+                self.in_db[cid] = r["version"]
+            for k in r["keys"]:
+                st.key_index.setdefault(k, set()).add(cid)
+
+    def _candidates(
+        self, todo: list[work.Valid]
+    ) -> tuple[list[tuple[int, tuple[int, ...]]], list[Any]]:
+        """Per record, what to score it against: targets 0..n-1 are the chunk's own
+        records (by their keys, earlier ones only), the rest are children the index
+        holds (by the key index, as BatchState.facts finds them)."""
+        st = self.state
+        targets: list[Any] = [v.packed for v in todo]
+        objects: list[Any] = [None] * len(todo)
+        by_child: dict[str, int] = {}
+        local: dict[str, list[int]] = {}
+        tasks: list[tuple[int, tuple[int, ...]]] = []
+        for r, v in enumerate(todo):
+            cands: set[int] = set()
+            ids: set[str] = set()
+            for k in v.qkeys:
+                found = st.key_index.get(k)
+                if found:
+                    ids |= found
+                earlier = local.get(k)
+                if earlier:
+                    cands.update(earlier)
+            for cid in ids:
+                t = by_child.get(cid)
+                if t is None:
+                    row = st.children.get(cid)
+                    if row is None:
+                        continue
+                    t = by_child[cid] = len(targets)
+                    match = getattr(row, "match", None)
+                    kept = self.pristine.get(cid)
+                    if match is not None:
+                        targets.append(work.pack(match))
+                    elif kept and kept[0] is row.record:
+                        targets.append(kept[1])
+                    else:
+                        targets.append(row.record)
+                    objects.append((row.record, match))
+                cands.add(t)
+            for k in v.ikeys:
+                local.setdefault(k, []).append(r)
+            tasks.append((r, tuple(sorted(cands))))
+        work.set_scoring(targets, self.scorer)
+        return tasks, objects
+
+    def _score(self, todo: list[work.Valid],
+               tasks: list[tuple[int, tuple[int, ...]]]) -> list[list[Any]]:
+        pairs = sum(len(c) for _, c in tasks)
+        if not pairs:
+            return [[] for _ in tasks]
+        if pairs < 2000 or self.workers < 2:
+            return work.score_pairs(tasks)
+        # Forked now, so the workers see this chunk's targets without copying them.
+        with self.ctx.Pool(self.workers) as pool:
+            parts = pool.map(work.score_pairs, self._parts(tasks))
+        return [s for part in parts for s in part]
+
+    def _decide(self, todo: list[work.Valid], tasks: list[tuple[int, tuple[int, ...]]],
+                objects: list[Any], scores: list[list[Any]]) -> None:
+        st, m, s = self.state, self.matcher, self.summary
+        created: dict[int, tuple[Any, Any]] = {}
+        for r, v in enumerate(todo):
+            m.cache.clear()
+            for t, sc in zip(tasks[r][1], scores[r], strict=True):
+                for obj in (objects[t] if t >= len(todo) else created.get(t, ())):
+                    if obj is not None:
+                        m.cache[id(obj)] = sc
+            st.current_child, st.current_qkeys, st.current_ikeys = v.child, v.qkeys, v.ikeys
+            update = LoadedUpdate(v.source, v.source_record_id, v.source_version,
+                                  v.restricted, v.child, v.raw)
+            outcome = st.handle(update.as_update(), v.message_id, v.raw)
+            s.outcomes[f"{outcome.action}:{outcome.reason}"] += 1
+            if outcome.action == CREATE and outcome.child_id:
+                row = st.children[outcome.child_id]
+                created[r] = (row.record, getattr(row, "match", None))
+                self.pristine[outcome.child_id] = (row.record, v.packed)
+        m.cache.clear()
+        st.current_child = None
+
+
+def print_progress(s: Summary) -> None:
+    print(s.line(), file=sys.stderr, flush=True)

@@ -1,0 +1,112 @@
+"""The sequential half of a bulk load: the pipeline's own BatchState, fed ahead of time.
+
+A load decides its records one at a time in file order with hub.batch.BatchState
+and hub.decide.decide, exactly as one pipeline worker would decide them one batch
+after another: each record sees the index plus every earlier record of the load.
+What the workers computed in parallel only saves time, never changes an answer:
+
+- blocking keys computed by a worker are used for the record they were computed for;
+- a score computed by a worker is used only while the candidate's record is the very
+  object it was computed against (records are replaced, never changed in place, and
+  the load keeps a reference to each one it scored, so an id cannot be reused). A
+  candidate changed since (an earlier record of the load linked to it) is scored
+  again, then and there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from hub.batch import BatchState
+from hub.decide import Matcher
+from hub.match.blocking import index_keys
+from hub.match.score import MatchScore
+from hub.records import Record
+from schemas.canonical import CanonicalUpdate
+
+
+@dataclass(frozen=True, eq=False)
+class CachedMatcher(Matcher):
+    """The pipeline's scorer, answering from the workers' scores where they hold.
+
+    `cache` maps the id of a candidate's record (or of its normal forms) to the
+    current update's score against it; the load resets it before each update,
+    and decide() scores nothing but the current update."""
+
+    cache: dict[int, MatchScore] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: {"cached": 0, "scored": 0})
+
+    def score(self, update: Any, record: Any) -> MatchScore:
+        s = self.cache.get(id(record))
+        if s is not None:
+            self.counts["cached"] += 1
+            return s
+        self.counts["scored"] += 1
+        return super().score(update, record)
+
+
+class _Child:
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        return self.data
+
+
+class LoadedUpdate:
+    """A validated update as BatchState reads it (source, ids, version, child dump).
+
+    The child is the dump the worker made of the validated CanonicalUpdate; the
+    full model is rebuilt from the raw body only when a review item needs it."""
+
+    __slots__ = ("source", "source_record_id", "source_version", "restricted", "child", "raw")
+
+    def __init__(self, source: str, source_record_id: str, source_version: int,
+                 restricted: bool, child: dict[str, Any], raw: str) -> None:
+        self.source = source
+        self.source_record_id = source_record_id
+        self.source_version = source_version
+        self.restricted = restricted
+        self.child = _Child(child)
+        self.raw = raw
+
+    def model_dump(self, **kw: Any) -> dict[str, Any]:
+        return CanonicalUpdate.model_validate_json(self.raw).model_dump(**kw)
+
+    def as_update(self) -> CanonicalUpdate:
+        return cast(CanonicalUpdate, self)
+
+
+@dataclass
+class LoadState(BatchState):
+    """BatchState with the blocking keys the workers computed for the current record."""
+
+    current_qkeys: tuple[str, ...] = ()
+    current_ikeys: tuple[str, ...] = ()
+    current_child: dict[str, Any] | None = None
+    _create_keys: tuple[str, ...] | None = None
+
+    def query_keys_of(self, child: Record) -> set[str]:
+        if child is self.current_child:
+            return set(self.current_qkeys)
+        return super().query_keys_of(child)
+
+    def index_keys_of(self, record: Record) -> set[str]:
+        keys, self._create_keys = self._create_keys, None
+        if keys is not None:
+            return set(keys)
+        return index_keys(record)
+
+    def apply(self, update: CanonicalUpdate, child: Record, child_id: str | None,
+              message_id: str | None, actor: str, reason: str) -> str:
+        # A new record is merge(None, child): its index keys are the child's own,
+        # which the worker computed (merge drops only empty values, as prepare does).
+        if child_id is None and child is self.current_child:
+            self._create_keys = self.current_ikeys
+        try:
+            return super().apply(update, child, child_id, message_id, actor, reason)
+        finally:
+            self._create_keys = None

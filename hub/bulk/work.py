@@ -1,0 +1,121 @@
+"""The parallel half of a bulk load, run in worker processes. Pure: no database.
+
+read_items   per record: the same validation as `hub publish` (hub.validate.check),
+             the message id `hub publish` would give it, the child as the pipeline
+             dumps it, its normal forms (hub.match.compare.prepare) and its index
+             and query blocking keys.
+score_pairs  per record: its scores against the candidates the parent found for it,
+             with the same scorer the pipeline uses (Matcher.score).
+
+Prepared forms travel between processes as tuples of their slots: pickling the
+slotted class itself costs four times as much.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.base import BadRecord, Record
+from hub.broker.connection import message_id_for
+from hub.decide import Matcher
+from hub.ingest import raw_text
+from hub.match.blocking import index_keys, query_keys
+from hub.match.compare import Prepared, prepare
+from hub.match.score import MatchScore
+from hub.publishing import canonical_body
+from hub.validate import Rejection, check
+
+_SLOTS = Prepared.__slots__
+
+
+def pack(p: Prepared) -> tuple[Any, ...]:
+    return tuple(getattr(p, s) for s in _SLOTS)
+
+
+def unpack(t: tuple[Any, ...]) -> Prepared:
+    p = Prepared.__new__(Prepared)
+    for s, v in zip(_SLOTS, t, strict=True):
+        setattr(p, s, v)
+    return p
+
+
+@dataclass(slots=True)
+class Valid:
+    """One valid update, ready for the sequential half."""
+
+    where: str
+    message_id: str
+    raw: str
+    source: str
+    source_record_id: str
+    source_version: int
+    restricted: bool
+    child: dict[str, Any]
+    packed: tuple[Any, ...]
+    ikeys: tuple[str, ...]
+    qkeys: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Bad:
+    """A record that becomes a dead letter, exactly as `hub publish` would send it."""
+
+    where: str
+    reason: str
+    error: str
+    raw: str
+    source_record_id: str | None
+
+
+def read_items(source: str, items: list[Record | BadRecord]) -> list[Valid | Bad]:
+    routing_key = f"source.{source}"
+    out: list[Valid | Bad] = []
+    for item in items:
+        if isinstance(item, BadRecord):
+            out.append(Bad(item.where, item.reason, item.error, item.raw, item.source_record_id))
+            continue
+        result = check(item.update, expected_source=source)
+        body = canonical_body(item.update)
+        if isinstance(result, Rejection):
+            out.append(Bad(item.where, result.reason, result.error, body.decode(),
+                           result.source_record_id))
+            continue
+        child = result.child.model_dump(mode="json", exclude_none=True)
+        p = prepare(child)
+        out.append(Valid(
+            item.where, message_id_for(routing_key, body), raw_text(body), result.source,
+            result.source_record_id, result.source_version, result.restricted, child,
+            pack(p), tuple(sorted(index_keys(p))), tuple(sorted(query_keys(p))),
+        ))
+    return out
+
+
+# -- scoring: the parent sets these before it forks the scoring workers -----------
+_TARGETS: list[Any] = []  # packed Prepared tuples or stored record dicts
+_MATCHER: Matcher = Matcher()
+
+
+def set_scoring(targets: list[Any], matcher: Matcher) -> None:
+    global _TARGETS, _MATCHER
+    _TARGETS, _MATCHER = targets, matcher
+
+
+def score_pairs(tasks: list[tuple[int, tuple[int, ...]]]) -> list[list[MatchScore]]:
+    """For each (update target, candidate targets): the update scored against each."""
+    cache: dict[int, Prepared] = {}
+
+    def get(t: int) -> Prepared:
+        p = cache.get(t)
+        if p is None:
+            v = _TARGETS[t]
+            p = unpack(v) if isinstance(v, tuple) else prepare(v)
+            cache[t] = p
+        return p
+
+    out = []
+    score = _MATCHER.score
+    for u, cands in tasks:
+        pu = get(u)
+        out.append([score(pu, get(c)) for c in cands])  # type: ignore[arg-type]
+    return out

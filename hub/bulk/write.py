@@ -1,0 +1,235 @@
+"""Writing a chunk of a bulk load: the rows hub.db.store.flush would write, with COPY.
+
+Rows that cannot already exist (new children, their versions and keys, audit rows)
+are copied straight into their tables; rows that may (source links, provenance,
+protected addresses, parked items, outbox events, processed ids, children the
+index held before) go through session-local staging tables and the same
+INSERT ... ON CONFLICT or UPDATE the pipeline's named queries use. The caller
+holds the transaction. The connection has no JSON codec: jsonb goes in as text,
+encoded once (a new record's text serves its children row and its version 1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import asyncpg
+
+from hub.batch import Writes
+from hub.operations import OperationError
+
+
+class IndexChanged(OperationError):
+    """Someone else changed a record the load holds in memory (should not happen: the
+    load holds LOAD_LOCK, which every other writer takes shared)."""
+
+
+@cache
+def _queries() -> dict[str, str]:
+    text = files("hub.db").joinpath("load_queries.sql").read_text()
+    out: dict[str, str] = {}
+    for block in text.split("-- name: ")[1:]:
+        name, _, body = block.partition("\n")
+        out[name.strip()] = body.strip()
+    return out
+
+
+def lq(name: str) -> str:
+    return _queries()[name].rstrip(";") if name != "load_staging" else _queries()[name]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Encoder:
+    """JSON text of records, each encoded once per flush (by identity)."""
+
+    def __init__(self) -> None:
+        self.texts: dict[int, tuple[Any, str]] = {}
+
+    def __call__(self, value: Any) -> str:
+        hit = self.texts.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = _dumps(value)
+        self.texts[id(value)] = (value, text)
+        return text
+
+
+async def prepare_session(conn: asyncpg.Connection) -> None:
+    await conn.execute(lq("load_staging"))
+
+
+def stored_form() -> Callable[[Any, Any, int], str | None] | None:
+    """The encoder of children.prepared (a record's normal forms, from its match
+    form or its record), where the hub stores them (hub.match.compact), else None."""
+    try:
+        from hub.match import compact  # type: ignore[attr-defined, unused-ignore]
+        from hub.match.compare import prepare
+    except ImportError:
+        return None
+
+    def form(match: Any, record: Any, version: int) -> str | None:
+        return compact.encode(match if match is not None else prepare(record),  # type: ignore[no-any-return, unused-ignore]
+                              version)
+
+    return form
+
+
+async def has_stored_forms(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
+        " WHERE table_name = 'children' AND column_name = 'prepared'"
+        " AND table_schema = current_schema())"))
+
+
+@dataclass
+class Snapshot:
+    """One chunk's writes, taken from the state in the deciding thread so that the
+    writing thread sees each record as it was at the end of the chunk."""
+
+    writes: Writes
+    children: list[tuple[Any, ...]]  # id, version, record, flags..., normal forms
+    expected: dict[str, int]  # children the index holds -> the version it should hold
+    new: set[str]  # children the index does not hold yet
+
+
+def snapshot(w: Writes, in_db: dict[str, int]) -> Snapshot:
+    """Take a chunk's writes; `in_db` (child id -> version in the index) is updated
+    as if they were written."""
+    children = [(c.child_id, c.version, c.record, c.shielded, c.authority, c.restricted,
+                 c.severed, getattr(c, "match", None)) for c in w.children.values()]
+    expected = {c[0]: in_db[c[0]] for c in children if c[0] in in_db}
+    new = {c[0] for c in children if c[0] not in in_db}
+    for c in children:
+        in_db[c[0]] = c[1]
+    return Snapshot(w, children, expected, new)
+
+
+async def flush(
+    conn: asyncpg.Connection, snap: Snapshot,
+    form: Callable[[Any, Any, int], str | None] | None = None,
+) -> dict[str, int]:
+    """Write one chunk (the caller holds the transaction). `form` encodes the column
+    children.prepared where the index has it. Returns rows written per table."""
+    w = snap.writes
+    now = datetime.now(UTC)
+    enc = Encoder()
+    counts: dict[str, int] = {}
+
+    if snap.expected:
+        rows = await conn.fetch(lq("load_versions"), list(snap.expected))
+        seen = {r["child_id"]: r["version"] for r in rows}
+        for cid, version in snap.expected.items():
+            if seen.get(cid) != version:
+                raise IndexChanged(f"record {cid} changed in the index during the load")
+
+    new_rows: list[tuple[Any, ...]] = []
+    old_rows: list[tuple[Any, ...]] = []
+    for cid, version, record, shielded, authority, restricted, severed, match in snap.children:
+        row: tuple[Any, ...] = (cid, version, enc(record), shielded, authority, restricted,
+                                severed)
+        if form is not None:
+            row += (form(match, record, version),)
+        if cid in snap.new:
+            new_rows.append(row[:5] + (now if shielded else None,) + row[5:])
+        else:
+            old_rows.append(row)
+    extra = ["prepared"] if form is not None else []
+    if new_rows:
+        await conn.copy_records_to_table(
+            "children", records=new_rows,
+            columns=["child_id", "version", "record", "shielded", "shielding_authority",
+                     "shielded_at", "restricted_at_origin", "severed", *extra])
+    if old_rows:
+        await conn.copy_records_to_table("load_children", records=old_rows,
+                                         columns=["child_id", "version", "record", "shielded",
+                                                  "shielding_authority", "restricted_at_origin",
+                                                  "severed", *extra])
+        await conn.execute(lq("load_update_children" + ("_prepared" if extra else "")))
+    counts["children"] = len(snap.children)
+
+    if w.versions:
+        await conn.copy_records_to_table(
+            "child_versions",
+            records=[(cid, v, enc(rec), by, mid) for cid, v, rec, by, mid in w.versions],
+            columns=["child_id", "version", "record", "changed_by", "message_id"])
+    counts["versions"] = len(w.versions)
+
+    if w.keys:
+        stale = [cid for cid in w.keys if cid not in snap.new]
+        if stale:
+            await conn.execute(lq("load_delete_keys"), stale)
+        await conn.copy_records_to_table(
+            "block_keys", records=[(k, cid) for cid, ks in w.keys.items() for k in ks],
+            columns=["key", "child_id"])
+
+    # A new child's source links and provenance cannot exist yet (a source link in
+    # the index would have tied the record to its child): straight in. The rest
+    # upsert as the pipeline does.
+    await _split_copy(conn, list(w.links.values()), 2, snap.new, "source_links", "load_links",
+                      "load_upsert_links",
+                      ["source", "source_record_id", "child_id", "last_version", "linked_by"])
+    await _split_copy(conn, list(w.provenance.values()), 0, snap.new, "provenance",
+                      "load_provenance", "load_upsert_provenance",
+                      ["child_id", "field", "source", "source_record_id", "source_version"])
+    if w.protected:
+        await conn.copy_records_to_table("load_protected", records=sorted(w.protected))
+        await conn.execute(lq("load_insert_protected"))
+    if w.parked:
+        await conn.copy_records_to_table("load_parked", records=[
+            (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],
+             p["source_version"], p["error"], p["raw"], p["routing_key"], p["message_id"],
+             None if p["update"] is None else _dumps(p["update"]), _dumps(p["candidates"]),
+             p["retry_of"])
+            for p in w.parked
+        ])
+        await conn.execute(lq("load_insert_parked"))
+    if w.audit:
+        await conn.copy_records_to_table(
+            "audit_log", records=[(a, act, cid, subj, _dumps(d)) for a, act, cid, subj, d
+                                  in w.audit],
+            columns=["actor", "action", "child_id", "subject", "detail"])
+    # Event ids name a child's new version, and message ids were checked against
+    # processed_messages under LOAD_LOCK: neither can exist yet (COPY would fail
+    # loudly if one did). In order: the relay publishes by outbox id.
+    if w.outbox:
+        await conn.copy_records_to_table("outbox", records=[
+            (n.event_id, n.routing_key, _body(n.body, enc)) for n in w.outbox
+        ], columns=["event_id", "routing_key", "body"])
+    if w.processed:
+        await conn.copy_records_to_table(
+            "processed_messages", records=[(m, o, c) for m, o, c, _ in w.processed],
+            columns=["message_id", "outcome", "child_id"])
+    for name in ("links", "provenance", "protected", "parked", "audit", "outbox", "processed"):
+        counts[name] = len(getattr(w, name))
+    return counts
+
+
+async def _split_copy(conn: asyncpg.Connection, rows: list[tuple[Any, ...]], child_at: int,
+                      new_ids: set[str], table: str, staging: str, upsert: str,
+                      columns: list[str]) -> None:
+    new = [r for r in rows if r[child_at] in new_ids]
+    old = [r for r in rows if r[child_at] not in new_ids]
+    if new:
+        await conn.copy_records_to_table(table, records=new, columns=columns)
+    if old:
+        await conn.copy_records_to_table(staging, records=old, columns=columns)
+        await conn.execute(lq(upsert))
+
+
+def _body(body: dict[str, Any], enc: Encoder) -> str:
+    """A notification body's text, reusing the record's text when it carries the record."""
+    child = body.get("child")
+    hit = enc.texts.get(id(child)) if child is not None else None
+    if hit is None or hit[0] is not child:
+        return _dumps(body)
+    head = _dumps({k: v for k, v in body.items() if k != "child"})
+    return head[:-1] + ',"child":' + hit[1] + "}"
