@@ -83,7 +83,13 @@ async def _release_loop(pool: object, amqp: object, stopping: asyncio.Event) -> 
             await asyncio.wait_for(stopping.wait(), timeout=1)
 
 
-async def run(settings: Settings, workers: int = 1, started: asyncio.Event | None = None) -> dict:
+COMPONENTS = ("pipeline", "relay", "parking")
+
+
+async def run(settings: Settings, workers: int = 1, started: asyncio.Event | None = None,
+              only: tuple[str, ...] = COMPONENTS) -> dict:
+    """`only` runs some components (the chaos suite kills the relay on its own);
+    "pipeline" includes releasing resumed sources' held updates."""
     pool = await make_pool(settings.database_url, size=workers + 4)
     async with pool.acquire() as conn:
         # The runtime needs only hub_worker (README, Security); say when it has more.
@@ -98,7 +104,8 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stopping.set)
     base = f"{socket.gethostname()}:{os.getpid()}"
-    pipelines = [Pipeline(settings, pool, amqp, f"{base}:{i}") for i in range(workers)]
+    pipelines = [Pipeline(settings, pool, amqp, f"{base}:{i}")
+                 for i in range(workers if "pipeline" in only else 0)]
     ids = [p.worker_id for p in pipelines]
     matcher_ready = asyncio.Event()
     matcher_task = asyncio.create_task(_matcher_loop(pool, pipelines, stopping, matcher_ready))
@@ -109,15 +116,18 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
         for p in pipelines
     ]
     side = [
-        asyncio.create_task(
-            _supervise("relay", lambda: relay.run(pool, amqp, stopping), stopping), name="relay"),
-        asyncio.create_task(
-            _supervise("parking", lambda: parking.run(pool, amqp, stopping), stopping),
-            name="parking"),
-        asyncio.create_task(_release_loop(pool, amqp, stopping), name="release"),
         asyncio.create_task(_heartbeat(pool, ids, stopping), name="heartbeat"),
         matcher_task,
     ]
+    if "relay" in only:
+        side.append(asyncio.create_task(
+            _supervise("relay", lambda: relay.run(pool, amqp, stopping), stopping), name="relay"))
+    if "parking" in only:
+        side.append(asyncio.create_task(
+            _supervise("parking", lambda: parking.run(pool, amqp, stopping), stopping),
+            name="parking"))
+    if "pipeline" in only:
+        side.append(asyncio.create_task(_release_loop(pool, amqp, stopping), name="release"))
     log.info("started", workers=workers)
     if started is not None:
         started.set()

@@ -52,11 +52,12 @@ async def setup(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def run(args: argparse.Namespace, s: Settings) -> int:
+    from workers.runner import COMPONENTS
     from workers.runner import run as run_hub
 
     if args.workers < 1:
         raise OperationError("--workers must be at least 1")
-    await run_hub(s, args.workers)
+    await run_hub(s, args.workers, only=args.only or COMPONENTS)
     return 0
 
 

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="run the pipeline, outbox relay and parking")
     s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--only", metavar="COMPONENTS", type=_components,
+                   help="comma-separated: pipeline, relay, parking (default: all)")
     s.set_defaults(func=c.run)
 
     s = sub.add_parser("publish", help="publish a source file with confirms")
@@ -248,6 +250,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=c.demo)
     return p
+
+
+def _components(value: str) -> tuple[str, ...]:
+    from workers.runner import COMPONENTS
+
+    parts = tuple(p.strip() for p in value.split(",") if p.strip())
+    if not parts or set(parts) - set(COMPONENTS):
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(COMPONENTS)}")
+    return parts
 
 
 def _la(value: str) -> str:
