@@ -231,3 +231,68 @@ async def test_the_roles_migration_is_idempotent(
             "SELECT has_table_privilege('hub_worker', 'children', 'SELECT')") is True
     finally:
         await conn.close()
+
+
+def test_every_operators_command_runs_as_an_operator_login(
+    logins: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """What operators and the console do, as a hub_operator login (the pipeline as a
+    hub_worker login): a grant missing from 0007 fails here."""
+    op = logins["operator"]
+    proc = HubProcess(logins["worker"], log=tmp_path / "hub.log")
+
+    def publish(source: str, *updates: dict) -> None:
+        path = write_jsonl(tmp_path / f"{source}-{len(list(tmp_path.iterdir()))}.jsonl",
+                           list(updates))
+        hub(op, "publish", "--source", source, "--format", "jsonl", str(path))
+        hub(op, "wait", "--timeout", "60")
+
+    try:
+        hub(op, "council", "add", "383")
+        publish("la", update("la", "LA-1"),
+                update("la", "LA-2", nhs_number=nhs(3), given_name="Ottoline",
+                       family_name="Brack", address={"lines": ["1 Quarry Hill"],
+                                                     "postcode": "LS2 7UE", "la": "383"}))
+        ids = {c["child"]["given_name"]: c["child_id"] for c in jsonl(hub(op, "export").stdout)}
+        hub(op, "shield", ids["Marigold"], "--authority", "383", "--by", "op")
+        bad = update("dwp", "CB-9", nhs_number=None)
+        bad["child"]["date_of_birth"] = "2015-02-30"
+        publish("dwp", update("dwp", "CB-1", nhs_number=None),
+                update("dwp", "CB-2", nhs_number=None, given_name="Marygold"), bad)
+        items = jsonl(hub(op, "review", "list", "--json").stdout)
+        assert len(items) == 2
+        hub(op, "review", "show", items[0]["id"], "--authority", "383")
+        hub(op, "review", "assign", items[0]["id"], "--to", "op-2", "--by", "lead")
+        hub(op, "review", "note", items[0]["id"], "--text", "called", "--by", "op-2")
+        hub(op, "review", "investigate", items[0]["id"], "--by", "op-2")
+        hub(op, "review", "resolve", items[0]["id"], "--link", ids["Marigold"], "--by", "op")
+        hub(op, "review", "resolve", items[1]["id"], "--create", "--by", "op")
+        [dead] = jsonl(hub(op, "dlq", "list", "--json").stdout)
+        hub(op, "dlq", "retry", dead["id"])
+        hub(op, "wait", "--timeout", "60")
+        assert "purged 1" in hub(op, "dlq", "purge", "--older-than-days", "0").stdout
+        hub(op, "source", "pause", "pds")
+        publish("pds", update("pds", "P-1", nhs_number=nhs(3), given_name="Ottoline",
+                              family_name="Brack"))
+        assert "1 held" in hub(op, "source", "status").stdout
+        assert jsonl(hub(op, "source", "preview", "pds", "--json").stdout)[0]["held"] == 1
+        hub(op, "source", "resume", "pds")
+        hub(op, "wait", "--timeout", "60")
+        hub(op, "sever", ids["Ottoline"], "--authority", "383", "--by", "op", "--reason", "adopt")
+        hub(op, "unshield", ids["Marigold"], "--authority", "383", "--by", "op")
+        hub(op, "search", "--family-name", "Quenby", "--date-of-birth", "2014-03-09",
+            "--by", "hv-1")
+        hub(op, "show", ids["Marigold"], "--by", "hv-1", "--break-glass", "--reason", "duty")
+        hub(op, "export", "--include-protected", "--by", "op", "--reason", "court order")
+        hub(op, "match", "train", "--sample", "50", "--pairs", "200")
+        hub(op, "match", "models")
+        (tmp_path / "pw").write_text("a long console passphrase")
+        hub(op, "console-user", "add", "olu", "--role", "auditor", "--password-file",
+            str(tmp_path / "pw"))
+        assert "hub_" in hub(op, "status", "--prometheus").stdout
+        hub(op, "council", "list")
+        hub(op, "wait", "--timeout", "60")
+    finally:
+        assert proc.stop() == 0, (tmp_path / "hub.log").read_text()
+    log = (tmp_path / "hub.log").read_text()
+    assert "component_failed" not in log and "batch_aborted" not in log, log
