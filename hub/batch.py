@@ -143,6 +143,9 @@ class BatchState:
     def index_keys_of(self, record: Record) -> set[str]:
         return index_keys(record)
 
+    def prepare_of(self, record: Record) -> Prepared:
+        return prepare(record)
+
     def _latency_ms(self, message_id: str) -> int | None:
         at = self.published.get(message_id)
         # The publish time is the publisher's word (a clock in milliseconds where
@@ -246,7 +249,7 @@ class BatchState:
             return row.child_id
         row.version += 1
         row.record = after
-        row.match = prepare(after)
+        row.match = self.prepare_of(after)
         self.writes.children[row.child_id] = row
         self.writes.versions.append((row.child_id, row.version, after, actor, message_id))
         for fld in changed:

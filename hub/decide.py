@@ -40,6 +40,10 @@ class Matcher:
               record: Mapping[str, Any] | Prepared) -> MatchScore:
         return score(update, record, self.model, self.tf)
 
+    def prepare(self, child: Mapping[str, Any]) -> Prepared:
+        """The update's normal forms (a bulk load hands over its workers')."""
+        return prepared(child)
+
 
 DEFAULT_MATCHER = Matcher()
 
@@ -100,7 +104,7 @@ class Decision:
 
 def _score_all(child: Record, facts: Facts, matcher: Matcher) -> list[Scored]:
     out = []
-    update = prepared(child)
+    update = matcher.prepare(child)
     for cand in facts.candidates:
         if cand.child_id in facts.not_a_match:
             continue

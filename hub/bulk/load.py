@@ -65,6 +65,7 @@ from hub.db.queries import q
 from hub.db.store import LOAD_LOCK
 from hub.decide import CREATE, LINK, REVIEW, Matcher, SourceLink
 from hub.ingest import raw_text
+from hub.match import compact
 from hub.match_store import active_model, term_frequencies
 from hub.operations import OperationError
 from hub.records import address_key
@@ -173,14 +174,14 @@ class _Writer:
             pending, self.pending = self.pending, None
             await asyncio.wrap_future(pending)
 
-    async def submit(self, snap: write.Snapshot, form: Any) -> None:
+    async def submit(self, snap: write.Snapshot) -> None:
         await self.wait()
         conn = self.conn
         assert conn is not None
 
         async def flush() -> None:
             async with conn.transaction():
-                await write.flush(conn, snap, form)
+                await write.flush(conn, snap)
         self.pending = asyncio.run_coroutine_threadsafe(flush(), self.loop)
 
     async def close(self) -> None:
@@ -216,12 +217,11 @@ async def load(
         began_at = await conn.fetchval("SELECT now()")
         empty = not await conn.fetchval(write.lq("load_index_size"))
         matcher = CachedMatcher(await active_model(conn), await term_frequencies(conn))
-        form = write.stored_form() if await write.has_stored_forms(conn) else None
         await writer.open(settings.database_url)
         state = LoadState(thresholds=settings.thresholds, now=datetime.now(UTC),
                           matcher=matcher)
         run = _Run(conn, pool, ctx, workers, source, state, matcher, empty, began_at, summary,
-                   form, writer)
+                   writer)
         items = iter(files)
         gc.freeze()  # what is loaded stays: the collector need not walk it again and again
         while True:
@@ -259,11 +259,11 @@ async def load(
 class _Run:
     def __init__(self, conn: asyncpg.Connection, pool: Any, ctx: Any, workers: int,
                  source: str, state: LoadState, matcher: CachedMatcher, empty: bool,
-                 began_at: datetime, summary: Summary, form: Any, writer: _Writer) -> None:
+                 began_at: datetime, summary: Summary, writer: _Writer) -> None:
         self.conn, self.pool, self.ctx, self.workers = conn, pool, ctx, workers
         self.source, self.state, self.matcher = source, state, matcher
         self.scorer = Matcher(matcher.model, matcher.tf)
-        self.empty, self.began_at, self.summary, self.form = empty, began_at, summary, form
+        self.empty, self.began_at, self.summary = empty, began_at, summary
         self.writer = writer
         self.seen: set[str] = set()  # message ids of this load
         self.in_db: dict[str, int] = {}  # child id -> version the index holds
@@ -325,7 +325,7 @@ class _Run:
         self.tick("decide and merge")
         snap = write.snapshot(self.state.writes, self.in_db)
         self.state.writes = Writes()
-        await self.writer.submit(snap, self.form)
+        await self.writer.submit(snap)
         self.tick("write (COPY, not overlapped)")
         self.state.now = datetime.now(UTC)
 
@@ -380,7 +380,8 @@ class _Run:
             if cid not in st.children:
                 st.children[cid] = ChildRow(cid, r["version"], json.loads(r["record"]),
                                             r["shielded"], r["shielding_authority"],
-                                            r["restricted_at_origin"], r["severed"])
+                                            r["restricted_at_origin"], r["severed"],
+                                            compact.decode(r["prepared"], r["version"]))
                 self.in_db[cid] = r["version"]
             for k in r["keys"]:
                 st.key_index.setdefault(k, set()).add(cid)
@@ -452,7 +453,10 @@ class _Run:
                 for obj in (objects[t] if t >= len(todo) else created.get(t, ())):
                     if obj is not None:
                         m.cache[id(obj)] = sc
+            prep = work.unpack(v.packed)
+            m.current[0], m.current[1] = v.child, prep
             st.current_child, st.current_qkeys, st.current_ikeys = v.child, v.qkeys, v.ikeys
+            st.current_prepared = prep
             update = LoadedUpdate(v.source, v.source_record_id, v.source_version,
                                   v.restricted, v.child, v.raw)
             outcome = st.handle(update.as_update(), v.message_id, v.raw)
@@ -462,7 +466,8 @@ class _Run:
                 created[r] = (row.record, getattr(row, "match", None))
                 self.pristine[outcome.child_id] = (row.record, v.packed)
         m.cache.clear()
-        st.current_child = None
+        m.current[0] = m.current[1] = st.current_child = st.current_prepared = None
+        st.end_chunk()
 
 
 def print_progress(s: Summary) -> None:

@@ -15,12 +15,14 @@ What the workers computed in parallel only saves time, never changes an answer:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from hub.batch import BatchState
 from hub.decide import Matcher
 from hub.match.blocking import index_keys
+from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.records import Record
 from schemas.canonical import CanonicalUpdate
@@ -36,6 +38,12 @@ class CachedMatcher(Matcher):
 
     cache: dict[int, MatchScore] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: {"cached": 0, "scored": 0})
+    current: list[Any] = field(default_factory=lambda: [None, None])  # [child, Prepared]
+
+    def prepare(self, child: Mapping[str, Any]) -> Prepared:
+        if child is self.current[0]:
+            return cast(Prepared, self.current[1])
+        return super().prepare(child)
 
     def score(self, update: Any, record: Any) -> MatchScore:
         s = self.cache.get(id(record))
@@ -87,7 +95,8 @@ class LoadState(BatchState):
     current_qkeys: tuple[str, ...] = ()
     current_ikeys: tuple[str, ...] = ()
     current_child: dict[str, Any] | None = None
-    _create_keys: tuple[str, ...] | None = None
+    current_prepared: Prepared | None = None
+    _create: tuple[tuple[str, ...], Prepared | None] | None = None
 
     def query_keys_of(self, child: Record) -> set[str]:
         if child is self.current_child:
@@ -95,18 +104,27 @@ class LoadState(BatchState):
         return super().query_keys_of(child)
 
     def index_keys_of(self, record: Record) -> set[str]:
-        keys, self._create_keys = self._create_keys, None
-        if keys is not None:
-            return set(keys)
+        if self._create is not None:
+            return set(self._create[0])
         return index_keys(record)
+
+    def prepare_of(self, record: Record) -> Prepared:
+        if self._create is not None and self._create[1] is not None:
+            return self._create[1]
+        return prepare(record)
+
+    def end_chunk(self) -> None:
+        """Forget the chunk's update views (the pipeline's are per batch)."""
+        self._seen.clear()
 
     def apply(self, update: CanonicalUpdate, child: Record, child_id: str | None,
               message_id: str | None, actor: str, reason: str) -> str:
-        # A new record is merge(None, child): its index keys are the child's own,
-        # which the worker computed (merge drops only empty values, as prepare does).
+        # A new record is merge(None, child): its index keys and normal forms are the
+        # child's own, which the worker computed (merge drops only empty values, and
+        # so does prepare).
         if child_id is None and child is self.current_child:
-            self._create_keys = self.current_ikeys
+            self._create = (self.current_ikeys, self.current_prepared)
         try:
             return super().apply(update, child, child_id, message_id, actor, reason)
         finally:
-            self._create_keys = None
+            self._create = None

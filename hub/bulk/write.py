@@ -12,7 +12,6 @@ encoded once (a new record's text serves its children row and its version 1).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -22,6 +21,8 @@ from typing import Any
 import asyncpg
 
 from hub.batch import Writes
+from hub.match import compact
+from hub.match.compare import prepare
 from hub.operations import OperationError
 
 
@@ -67,27 +68,9 @@ async def prepare_session(conn: asyncpg.Connection) -> None:
     await conn.execute(lq("load_staging"))
 
 
-def stored_form() -> Callable[[Any, Any, int], str | None] | None:
-    """The encoder of children.prepared (a record's normal forms, from its match
-    form or its record), where the hub stores them (hub.match.compact), else None."""
-    try:
-        from hub.match import compact  # type: ignore[attr-defined, unused-ignore]
-        from hub.match.compare import prepare
-    except ImportError:
-        return None
-
-    def form(match: Any, record: Any, version: int) -> str | None:
-        return compact.encode(match if match is not None else prepare(record),  # type: ignore[no-any-return, unused-ignore]
-                              version)
-
-    return form
-
-
-async def has_stored_forms(conn: asyncpg.Connection) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
-        " WHERE table_name = 'children' AND column_name = 'prepared'"
-        " AND table_schema = current_schema())"))
+def stored_form(match: Any, record: Any, version: int) -> str | None:
+    """children.prepared: the record's normal forms (hub.match.compact)."""
+    return compact.encode(match if match is not None else prepare(record), version)
 
 
 @dataclass
@@ -113,12 +96,8 @@ def snapshot(w: Writes, in_db: dict[str, int]) -> Snapshot:
     return Snapshot(w, children, expected, new)
 
 
-async def flush(
-    conn: asyncpg.Connection, snap: Snapshot,
-    form: Callable[[Any, Any, int], str | None] | None = None,
-) -> dict[str, int]:
-    """Write one chunk (the caller holds the transaction). `form` encodes the column
-    children.prepared where the index has it. Returns rows written per table."""
+async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
+    """Write one chunk (the caller holds the transaction). Returns rows per table."""
     w = snap.writes
     now = datetime.now(UTC)
     enc = Encoder()
@@ -135,25 +114,22 @@ async def flush(
     old_rows: list[tuple[Any, ...]] = []
     for cid, version, record, shielded, authority, restricted, severed, match in snap.children:
         row: tuple[Any, ...] = (cid, version, enc(record), shielded, authority, restricted,
-                                severed)
-        if form is not None:
-            row += (form(match, record, version),)
+                                severed, stored_form(match, record, version))
         if cid in snap.new:
             new_rows.append(row[:5] + (now if shielded else None,) + row[5:])
         else:
             old_rows.append(row)
-    extra = ["prepared"] if form is not None else []
     if new_rows:
         await conn.copy_records_to_table(
             "children", records=new_rows,
             columns=["child_id", "version", "record", "shielded", "shielding_authority",
-                     "shielded_at", "restricted_at_origin", "severed", *extra])
+                     "shielded_at", "restricted_at_origin", "severed", "prepared"])
     if old_rows:
         await conn.copy_records_to_table("load_children", records=old_rows,
                                          columns=["child_id", "version", "record", "shielded",
                                                   "shielding_authority", "restricted_at_origin",
-                                                  "severed", *extra])
-        await conn.execute(lq("load_update_children" + ("_prepared" if extra else "")))
+                                                  "severed", "prepared"])
+        await conn.execute(lq("load_update_children"))
     counts["children"] = len(snap.children)
 
     if w.versions:

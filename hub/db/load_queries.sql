@@ -16,7 +16,7 @@ WITH hits AS (
     SELECT child_id, array_agg(key) AS keys FROM hits GROUP BY child_id
 )
 SELECT c.child_id::text AS child_id, c.version, c.record::text AS record, c.shielded,
-       c.shielding_authority, c.restricted_at_origin, c.severed,
+       c.shielding_authority, c.restricted_at_origin, c.severed, c.prepared,
        coalesce(found.keys, '{}') AS keys
 FROM children c JOIN ids USING (child_id) LEFT JOIN found USING (child_id)
 WHERE c.created_at < $3;
@@ -49,14 +49,6 @@ CREATE TEMP TABLE IF NOT EXISTS load_parked (
 ) ON COMMIT DELETE ROWS;
 
 -- name: load_update_children
-UPDATE children c SET
-    version = s.version, record = s.record, shielded = s.shielded,
-    shielding_authority = s.shielding_authority,
-    shielded_at = COALESCE(c.shielded_at, CASE WHEN s.shielded THEN now() END),
-    restricted_at_origin = s.restricted_at_origin, severed = s.severed, updated_at = now()
-FROM load_children s WHERE c.child_id = s.child_id;
-
--- name: load_update_children_prepared
 UPDATE children c SET
     version = s.version, record = s.record, shielded = s.shielded,
     shielding_authority = s.shielding_authority,
