@@ -267,9 +267,6 @@ class _Run:
         self.writer = writer
         self.seen: set[str] = set()  # message ids of this load
         self.in_db: dict[str, int] = {}  # child id -> version the index holds
-        # child id -> (its record, the packed Prepared of the record that created it),
-        # while that record is unchanged: the scorer need not normalise it again.
-        self.pristine: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         self.clock = time.perf_counter()
 
     def _parts(self, items: list[Any]) -> list[list[Any]]:
@@ -415,15 +412,9 @@ class _Run:
                     if row is None:
                         continue
                     t = by_child[cid] = len(targets)
-                    match = getattr(row, "match", None)
-                    kept = self.pristine.get(cid)
-                    if match is not None:
-                        targets.append(work.pack(match))
-                    elif kept and kept[0] is row.record:
-                        targets.append(kept[1])
-                    else:
-                        targets.append(row.record)
-                    objects.append((row.record, match))
+                    # Its normal forms when the state holds them, else its record.
+                    targets.append(row.record if row.match is None else work.pack(row.match))
+                    objects.append((row.record, row.match))
                 cands.add(t)
             for k in v.ikeys:
                 local.setdefault(k, []).append(r)
@@ -463,8 +454,7 @@ class _Run:
             s.outcomes[f"{outcome.action}:{outcome.reason}"] += 1
             if outcome.action == CREATE and outcome.child_id:
                 row = st.children[outcome.child_id]
-                created[r] = (row.record, getattr(row, "match", None))
-                self.pristine[outcome.child_id] = (row.record, v.packed)
+                created[r] = (row.record, row.match)
         m.cache.clear()
         m.current[0] = m.current[1] = st.current_child = st.current_prepared = None
         st.end_chunk()
