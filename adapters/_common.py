@@ -135,7 +135,14 @@ def loads(text: str) -> Any:
 
 def dumps(value: Any) -> str:
     """Compact JSON text for a value already parsed (the raw text of a part)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A "\ud800" escape parsed into a lone surrogate, which UTF-8 cannot carry
+        # (hub publish sends the raw text): keep it escaped, as it came.
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text
 
 
 def compact(d: dict[str, Any]) -> dict[str, Any] | None:

@@ -138,10 +138,10 @@ def _version(value: str | None) -> int | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)  # OverflowError at the calendar's edges
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
     return int(moment.strftime("%Y%m%d%H%M%S"))
 
 
@@ -172,9 +172,11 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
                 yield _pupil(f"Pupil[{count}]", current, header, source)
                 stack[-1].remove(current)
                 current = None  # drop it: one pupil in memory at a time
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:
         line, column = getattr(exc, "position", (0, 0))
         error = f"XML is not well-formed at line {line} column {column}"
+        if isinstance(exc, LookupError):  # expat knows no such encoding
+            error = "the XML declaration names an unknown encoding"
         if current is not None:
             raw = _raw(current)
             yield BadRecord(f"Pupil[{count}]", "invalid_xml", error, raw, _text(current, "UPN"))

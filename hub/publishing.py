@@ -31,7 +31,13 @@ class Summary:
 
 
 def canonical_body(update: dict) -> bytes:
-    return json.dumps(update, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(update, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (from a "\ud800" escape) in a record that is about to be
+        # rejected: UTF-8 cannot carry it, a JSON escape can.
+        return json.dumps(update, sort_keys=True, separators=(",", ":")).encode()
 
 
 def user_of(amqp_url: str) -> str:
@@ -90,7 +96,7 @@ async def publish_items(
                     start(ingest, routing_key, msg)
                     summary.published += 1
             if isinstance(item, BadRecord):
-                raw = item.raw.encode()
+                raw = item.raw.encode("utf-8", "backslashreplace")
                 headers = {
                     topo.H_REASON: item.reason,
                     topo.H_ERROR: f"{item.where}: {item.error}",

@@ -6,8 +6,9 @@ characters break one of those:
 - NUL and lone surrogates cannot be stored in PostgreSQL at all: a valid-looking
   update holding one would fail on every delivery (a poison message) instead of
   being dead-lettered once.
-- Control characters (tab and line breaks aside), invisible formatting (zero-width spaces, bidi overrides),
-  unassigned and private-use code points hide from an operator what a value is.
+- Control characters (tab and line breaks aside), invisible formatting
+  (zero-width spaces, bidi overrides), unassigned and private-use code points
+  hide from an operator what a value is.
 - A lookalike compatibility form (fullwidth "Ｌ", mathematical "𝐋", the "ﬁ"
   ligature) or a word mixing Latin with Cyrillic or Greek letters ("Оrchard"
   with a Cyrillic O) looks like another value but does not match it: a shielded

@@ -7,7 +7,6 @@ the offending values (they may be personal data), only field paths.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +18,22 @@ from schemas.canonical import CanonicalUpdate
 # A body this large is no single update: refused before it is parsed, so a
 # flood of huge messages costs the worker almost nothing.
 MAX_BODY = 1 << 20
-# A field name shown in an error: a hostile key can be any text, so only a short
-# identifier is echoed (a key holding a name or a NUL is not).
-_SHOWN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _field_names(model: Any) -> set[str]:
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        for arg in (info.annotation, *getattr(info.annotation, "__args__", ())):
+            for inner in (arg, *getattr(arg, "__args__", ())):
+                if isinstance(inner, type) and hasattr(inner, "model_fields"):
+                    names |= _field_names(inner)
+    return names
+
+
+# Only the schema's own field names are shown in an error: an unknown key can be
+# any text a source sent (a child's name, a NUL, a megabyte).
+_KNOWN_FIELDS = frozenset(_field_names(CanonicalUpdate))
 
 
 @dataclass(frozen=True)
@@ -33,8 +45,7 @@ class Rejection:
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) if isinstance(p, int) or _SHOWN_KEY.match(str(p)) else "(field)"
-             for p in loc]
+    parts = [str(p) if isinstance(p, int) or p in _KNOWN_FIELDS else "(field)" for p in loc]
     return ".".join(parts) or "(record)"
 
 
@@ -45,7 +56,9 @@ def _reason_for(err: dict[str, Any]) -> tuple[str, str]:
     msg = str(err.get("msg", ""))
     last = str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
-        return "unknown_field", f"unknown field {path}"
+        where = f"in {_field_path(loc[:-1])}" if len(loc) > 1 else "at the top level"
+        name = f"field {loc[-1]}" if loc and loc[-1] in _KNOWN_FIELDS else "a field"
+        return "unknown_field", f"{name} {where} is not in the schema"
     if kind == "string_unicode":  # a lone surrogate (a "\ud800" escape), in a value or a key
         return "invalid_character", f"{path} holds a lone surrogate"
     if last == "nhs_number":
