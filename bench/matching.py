@@ -49,6 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 import hub.decide
+from hub import gc_tuning
 from hub.config import Thresholds
 from hub.db import migrate, store
 from hub.db.connect import connect
@@ -287,20 +288,25 @@ def _pct(values: list[int], fraction: float) -> int:
 
 async def measure_batches(
     conn: asyncpg.Connection, updates: list[CanonicalUpdate], batch_size: int = 200,
-    thresholds: Thresholds | None = None,
+    thresholds: Thresholds | None = None, more: tuple[asyncpg.Connection, ...] = (),
 ) -> dict[str, Any]:
-    """Match `updates` in batches; `conn` must have the hub's JSON codec (connect())."""
+    """Match `updates` in batches; connections must have the hub's JSON codec (connect()).
+
+    With `more` connections, that many more batches are matched at once in this one
+    process and thread, as `hub run --workers N` does: one batch's query overlaps
+    another's scoring. Throughput is then updates / wall time, and the breakdown
+    adds up the lanes' busy time (it can exceed the wall time)."""
     thresholds = thresholds or Thresholds()
     batches = [updates[i:i + batch_size] for i in range(0, len(updates), batch_size)]
-    timed = _TimedConn(conn)
-    tconn = cast(asyncpg.Connection, timed)
-    # Warm-up (prepared statements, caches): one batch, not counted.
+    lanes = [_TimedConn(c) for c in (conn, *more)]
+    # Warm-up (prepared statements, caches): one batch a lane, not counted.
     log("warm-up batch")
-    state = await store.load(tconn, batches[0], thresholds)
-    for u in batches[0]:
-        state.decide(u)
-    timed.seconds.clear()
-    timed.rows.clear()
+    for timed in lanes:
+        state = await store.load(cast(asyncpg.Connection, timed), batches[0], thresholds)
+        for u in batches[0]:
+            state.decide(u)
+        timed.seconds.clear()
+        timed.rows.clear()
 
     timer = _ScoreTimer()
     hub.decide.score = timer  # type: ignore[assignment]  # decide() looks it up per call
@@ -308,10 +314,12 @@ async def measure_batches(
     candidates: list[int] = []
     actions: Counter[str] = Counter()
     loaded_children = 0
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    wall0 = time.perf_counter()
-    try:
-        for batch in batches:
+    todo = iter(batches)
+
+    async def lane(timed: _TimedConn) -> None:
+        nonlocal load_s, decide_s, loaded_children
+        tconn = cast(asyncpg.Connection, timed)
+        for batch in todo:
             t0 = time.perf_counter()
             state = await store.load(tconn, batch, thresholds)
             t1 = time.perf_counter()
@@ -324,9 +332,15 @@ async def measure_batches(
             decide_s += t2 - t1
             loaded_children += len(state.children)
             done = len(candidates)
-            log(f"batch {done // batch_size}/{len(batches)}: retrieval {t1 - t0:.1f}s, "
-                f"scoring+decide {t2 - t1:.1f}s, {len(state.children):,} children loaded; "
-                f"{done / (load_s + decide_s):.1f} updates/s so far")
+            if done % (10 * batch_size) == 0:
+                log(f"{done:,}/{len(updates):,} updates: last batch retrieval {t1 - t0:.2f}s,"
+                    f" scoring+decide {t2 - t1:.2f}s, {len(state.children):,} children"
+                    f" loaded; {done / (time.perf_counter() - wall0):.0f} updates/s so far")
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    wall0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(lane(t) for t in lanes))
     finally:
         hub.decide.score = timer.original  # type: ignore[assignment]
     wall = time.perf_counter() - wall0
@@ -334,14 +348,19 @@ async def measure_batches(
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
 
     n = len(updates)
-    total = load_s + decide_s
-    query_s = sum(timed.seconds.values())
+    busy = load_s + decide_s
+    query_seconds: dict[str, float] = {}
+    for timed in lanes:
+        for name, secs in timed.seconds.items():
+            query_seconds[name] = query_seconds.get(name, 0.0) + secs
+    query_s = sum(query_seconds.values())
     return {
         "updates": n,
         "batch_size": batch_size,
         "batches": len(batches),
-        "updates_per_second": n / total,
-        "seconds": total,
+        "lanes": len(lanes),
+        "updates_per_second": n / (wall if len(lanes) > 1 else busy),
+        "seconds": busy,
         "wall_seconds": wall,
         "python_cpu_seconds": cpu,
         "candidates_per_update_mean": statistics.fmean(candidates),
@@ -350,7 +369,7 @@ async def measure_batches(
         "candidates_per_update_max": max(candidates),
         "children_loaded_per_batch": loaded_children / len(batches),
         "retrieval_seconds": load_s,
-        "retrieval_query_seconds": dict(timed.seconds),
+        "retrieval_query_seconds": query_seconds,
         "retrieval_python_seconds": load_s - query_s,
         "scoring_seconds": timer.seconds,
         "score_calls": timer.calls,
@@ -380,6 +399,7 @@ async def run(
     chunk: int = CHUNK,
     keep_db: str | None = None,
     reuse_db: str | None = None,
+    lanes: int = 1,
 ) -> dict[str, Any]:
     """Build (or reuse) an index and measure matching against it."""
     name = reuse_db or keep_db or f"hub_bench_{uuid.uuid4().hex[:8]}"
@@ -406,9 +426,15 @@ async def run(
             meta_row = await conn.fetchval("SELECT value FROM bench_meta WHERE key = 'build'")
             build_meta = dict(meta_row)
             feed = await _load_feed(conn, updates)
+            gc_tuning.tune()  # as `hub run` does
             log(f"matching {len(feed):,} updates in batches of {batch_size} "
                 f"against {build_meta['children']:,} children")
-            result = await measure_batches(conn, feed, batch_size)
+            more = tuple([await connect(url) for _ in range(lanes - 1)])
+            try:
+                result = await measure_batches(conn, feed, batch_size, more=more)
+            finally:
+                for c in more:
+                    await c.close()
         finally:
             await conn.close()
     finally:
@@ -440,7 +466,8 @@ def format_result(r: dict[str, Any]) -> str:
         f"matching: {r['updates']:,} updates in batches of {r['batch_size']} against "
         f"{r['children']:,} children ({idx['block_keys']:,} blocking keys)",
         f"  throughput:           {r['updates_per_second']:9.0f} updates/s  "
-        f"({t:.2f} s; Python CPU {r['python_cpu_seconds']:.2f} s)",
+        f"({r['wall_seconds']:.2f} s wall, {r['lanes']} batches at once, one process and "
+        f"thread; Python CPU {r['python_cpu_seconds']:.2f} s)",
         f"  candidates/update:    mean {r['candidates_per_update_mean']:.1f}, median "
         f"{r['candidates_per_update_median']:.0f}, p99 {r['candidates_per_update_p99']}, "
         f"max {r['candidates_per_update_max']}; "
@@ -469,6 +496,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--children", type=int, default=100_000)
     parser.add_argument("--updates", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--lanes", type=int, default=2,
+                        help="batches matched at once in the one process (hub run --workers)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=CHUNK,
                         help="children generated per population (at most ~780,000)")
@@ -484,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = asyncio.run(run(
         args.database_url, args.children, args.updates, args.batch, args.seed, args.chunk,
-        args.keep_db, args.reuse_db,
+        args.keep_db, args.reuse_db, args.lanes,
     ))
     print(json.dumps(result, indent=2) if args.json else format_result(result))
 

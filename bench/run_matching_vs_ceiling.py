@@ -29,7 +29,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ceiling = await broker_ceiling.measure(args.amqp_url, args.n, args.size)
     match = await matching.run(
         args.database_url, args.children, args.updates, args.batch, args.seed, args.chunk,
-        args.keep_db, args.reuse_db,
+        args.keep_db, args.reuse_db, args.lanes,
     )
     ratio = match["updates_per_second"] / ceiling["end_to_end_rate"]
     return {

@@ -10,6 +10,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 
+from hub import gc_tuning
 from hub.broker.connection import connect
 from hub.config import Settings
 from hub.db.connect import pool as make_pool
@@ -90,6 +91,7 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
               only: tuple[str, ...] = COMPONENTS) -> dict:
     """`only` runs some components (the chaos suite kills the relay on its own);
     "pipeline" includes releasing resumed sources' held updates."""
+    gc_tuning.tune()
     pool = await make_pool(settings.database_url, size=workers + 4)
     async with pool.acquire() as conn:
         # The runtime needs only hub_worker (README, Security); say when it has more.

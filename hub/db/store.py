@@ -18,14 +18,17 @@ from hub.records import address_key
 from schemas.canonical import CanonicalUpdate
 
 
-def lock_ids(updates: Iterable[CanonicalUpdate]) -> list[int]:
+def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()) -> list[int]:
     """Advisory lock ids for a batch: one writer per child at a time.
 
     Two updates that might be about the same child share their source link, NHS
     number or date of birth (or its day/month swap), so they take the same lock
-    and the second sees what the first wrote. Sorted, so batches never deadlock.
+    and the second sees what the first wrote. Each message's id is locked too, so
+    a second delivery of a message being processed right now (a redelivery after
+    a cut, a message published twice), even one that is not a valid update, waits
+    and then finds it processed. Sorted, so batches never deadlock.
     """
-    ids: set[int] = set()
+    ids: set[int] = {zlib.crc32(f"m:{m}".encode()) - 2**31 for m in message_ids}
     for u in updates:
         dob = u.child.date_of_birth
         names = [f"l:{u.source}:{u.source_record_id}", f"b:{dob.isoformat()}"]
@@ -43,8 +46,9 @@ def lock_ids(updates: Iterable[CanonicalUpdate]) -> list[int]:
 LOAD_LOCK = 7_201_118
 
 
-async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate]) -> None:
-    ids = lock_ids(updates)
+async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate],
+               message_ids: Iterable[str] = ()) -> None:
+    ids = lock_ids(updates, message_ids)
     if ids:
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", LOAD_LOCK)
         await conn.execute(
@@ -92,14 +96,19 @@ async def load(
         state.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(
             r["child_id"]
         )
-    for r in await conn.fetch(q("children_for_keys"), keys, sorted(ids)):
-        state.children[r["child_id"]] = ChildRow(
-            r["child_id"], r["version"], StoredRecord(r["record_json"]), r["shielded"],
-            r["shielding_authority"], r["restricted_at_origin"], r["severed"],
-            compact.decode(r["prepared"], r["version"]),
+    key_index = state.key_index
+    # Thousands of rows a batch: read by position (the query's column order).
+    for cid, version, record_json, form, shielded, authority, restricted, severed, found \
+            in await conn.fetch(q("children_for_keys"), keys, sorted(ids)):
+        state.children[cid] = ChildRow(
+            cid, version, StoredRecord(record_json), shielded, authority, restricted, severed,
+            compact.decode(form, version),
         )
-        for k in r["keys"]:
-            state.key_index.setdefault(k, set()).add(r["child_id"])
+        for k in found:
+            if k in key_index:
+                key_index[k].add(cid)
+            else:
+                key_index[k] = {cid}
     return state
 
 
