@@ -71,8 +71,11 @@ async def process(
     updates = [r for _, r in checked if isinstance(r, CanonicalUpdate)]
     outcomes: list[Outcome] = []
     async with conn.transaction():
+        # Locks first, then the processed check: a second delivery of a message that
+        # another transaction is processing waits for it and then finds it done,
+        # instead of being decided again.
+        await store.lock(conn, updates, [i.message_id for i in items])
         done = await store.processed(conn, [i.message_id for i in items])
-        await store.lock(conn, updates)
         state = await store.load(conn, updates, thresholds, matcher=matcher)
         state.published = {i.message_id: i.published_at for i in items if i.published_at}
         for item, result in checked:

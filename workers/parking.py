@@ -84,11 +84,13 @@ async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str:
     pid = str(uuid.uuid5(PARK_NAMESPACE, f"dead:{mid}"))
     rid = info["source_record_id"] or _record_id(msg.body)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
+        status = await conn.execute(
             q("insert_parked"), pid, "dead", info["reason"], info["source"], rid, None,
             info["error"], raw_text(msg.body), info["routing_key"], mid, None, [],
             info["retry_of"],
         )
+        if status.endswith(" 0"):  # parked already: a redelivery, decided once
+            return pid
         await conn.execute(
             q("insert_audit"), "parking", "decision.dead", None, f"{info['source']}/{rid}",
             {"reason": info["reason"], "message_id": mid, "parked_id": pid},

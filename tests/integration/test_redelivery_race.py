@@ -1,0 +1,88 @@
+"""A message delivered twice at once (a redelivery after a cut connection while the
+first delivery is still being processed, or one message published twice) is
+decided once: the second transaction waits for the first, then finds it done.
+
+Found by the chaos suite (`hub chaos`): before, the processed-message check ran
+before the locks were taken, so the second delivery saw nothing processed, waited
+for the first's locks, and was then decided again (an audit decision
+`stale_version` beside the first one's link or create).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from hub.broker.connection import message_id_for
+from hub.config import Thresholds
+from hub.db.connect import connect
+from hub.ingest import Incoming, process
+from hub.publishing import canonical_body
+from tests.factories import update
+
+pytestmark = pytest.mark.integration
+
+
+def _incoming(body: bytes) -> Incoming:
+    return Incoming(message_id_for("source.dwp", body), "source.dwp", body)
+
+
+@pytest.mark.parametrize("body", [
+    canonical_body(update("dwp", "CB-RACE-1")),
+    json.dumps({"source": "dwp", "source_record_id": "CB-RACE-2", "source_version": 1,
+                "kind": "upsert", "child": {"given_name": "Ottoline"}}).encode(),  # invalid
+], ids=["update", "invalid"])
+async def test_a_message_processed_twice_at_once_is_decided_once(
+    database_url: str, body: bytes
+) -> None:
+    item = _incoming(body)
+    first, second = await connect(database_url), await connect(database_url)
+    try:
+        # The first delivery is processed inside a transaction that has not committed.
+        holding = first.transaction()
+        await holding.start()
+        [one] = await process(first, [item], Thresholds())
+        assert one.action in ("create", "dead")
+        # The second delivery of the same message, on another connection, meanwhile.
+        racing = asyncio.create_task(process(second, [item], Thresholds()))
+        await asyncio.sleep(0.5)
+        assert not racing.done()  # it waits for the first
+        await holding.commit()
+        [two] = await asyncio.wait_for(racing, 10)
+        assert (two.action, two.reason) == ("duplicate", "already_processed")
+        decisions = await first.fetchval(
+            "SELECT count(*) FROM audit_log WHERE detail->>'message_id' = $1", item.message_id)
+        assert decisions == 1
+        assert await first.fetchval("SELECT count(*) FROM parked") == (one.action == "dead")
+        assert await first.fetchval("SELECT count(*) FROM children") == (one.action == "create")
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_dead_letter_delivered_twice_is_parked_and_audited_once(
+    running: dict[str, str], settings
+) -> None:
+    import aio_pika
+
+    from hub.broker import topology as topo
+    from hub.broker.connection import message
+    from tests.helpers import count, hub
+
+    conn = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        dead = await channel.get_exchange(topo.DEAD)
+        for _ in range(2):  # the broker redelivers what was parked but not acked
+            await dead.publish(message(b"{not json", message_id="dead-twice-1",
+                                       headers={topo.H_REASON: "invalid_json"}),
+                               routing_key="source.dwp")
+    finally:
+        await conn.close()
+    hub(running, "wait", "--timeout", "60")
+    url = settings.database_url
+    assert await count(url, "SELECT count(*) FROM parked WHERE message_id = 'dead-twice-1'") == 1
+    assert await count(url, "SELECT count(*) FROM audit_log"
+                            " WHERE detail->>'message_id' = 'dead-twice-1'") == 1
