@@ -21,9 +21,8 @@ whose update carries a different or no NHS number.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from math import log2
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.match.compare import (
     EXACT,
@@ -57,8 +56,7 @@ def probability_of(weight: float) -> float:
     return 1.0 / (1.0 + 2.0 ** -weight)
 
 
-@dataclass(frozen=True)
-class MatchScore:
+class MatchScore(NamedTuple):  # a tuple: one per pair scored, made cheaply
     weight: float  # total log2 weight (without the prior)
     probability: float  # posterior match probability with the prior
     identity_weight: float  # names, date of birth and sex only
