@@ -224,11 +224,15 @@ async def load(
                    writer)
         items = iter(files)
         gc.freeze()  # what is loaded stays: the collector need not walk it again and again
-        while True:
+        # The workers validate chunk k+1 while this process decides chunk k.
+        batch = list(islice(items, chunk))
+        reading = run.read(batch) if batch else None
+        while reading is not None:
+            current, results = batch, reading
             batch = list(islice(items, chunk))
-            if not batch:
-                break
-            await run.chunk(batch)
+            run.tick("read the file (adapter)")
+            reading = run.read(batch) if batch else None
+            await run.chunk(current, results.get())
             gc.freeze()
             summary.seconds = time.monotonic() - started
             summary.fraction = files.fraction
@@ -280,14 +284,16 @@ class _Run:
         p[phase] = p.get(phase, 0.0) + now - self.clock
         self.clock = now
 
-    async def chunk(self, batch: list[tuple[str, Record | BadRecord]]) -> None:
+    def read(self, batch: list[tuple[str, Record | BadRecord]]) -> Any:
+        """Start the workers on a chunk: validation, normal forms, keys."""
+        parts = self._parts([item for _, item in batch])
+        return self.pool.starmap_async(work.read_items, [(self.source, p) for p in parts])
+
+    async def chunk(self, batch: list[tuple[str, Record | BadRecord]],
+                    parts: list[list[work.Valid | work.Bad]]) -> None:
         s = self.summary
         s.read += len(batch)
-        self.clock = time.perf_counter()
-        parts = self._parts([item for _, item in batch])
-        results = [r for part in self.pool.starmap(work.read_items,
-                                                    [(self.source, p) for p in parts])
-                   for r in part]
+        results = [r for part in parts for r in part]
         paths = [path for path, _ in batch]
         writes = self.state.writes
         valid: list[work.Valid] = []
@@ -299,7 +305,7 @@ class _Run:
             else:
                 valid.append(r)
         s.valid += len(valid)
-        self.tick("read and validate (workers)")
+        self.tick("validate (workers, not overlapped)")
         await self._dead(bad, writes)
         done = {row["message_id"] for row in await self.conn.fetch(
             q("processed_ids"), [v.message_id for v in valid])}
