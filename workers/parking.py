@@ -13,6 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from hub.batch import PARK_NAMESPACE
 from hub.broker import topology as topo
 from hub.broker.connection import message_id_for
+from hub.db import store
 from hub.db.queries import q
 from hub.ingest import raw_text, source_of
 from hub.log import get
@@ -76,7 +77,8 @@ def _record_id(body: bytes) -> str | None:
     return storable(str(rid)[:200]) if isinstance(rid, str | int) else None
 
 
-async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str:
+async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str | None:
+    """The parked id; None for a copy of a message the pipeline has processed."""
     import uuid
 
     info = classify(msg)
@@ -84,6 +86,13 @@ async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str:
     pid = str(uuid.uuid5(PARK_NAMESPACE, f"dead:{mid}"))
     rid = info["source_record_id"] or _record_id(msg.body)
     async with pool.acquire() as conn, conn.transaction():
+        # A message whose acknowledgement was lost comes back; after the delivery
+        # limit the broker dead-letters it even if a worker had committed it. Its
+        # effect exists, so it is no dead letter (the message's lock waits for a
+        # worker still committing it).
+        await store.lock(conn, [], [mid])
+        if await store.processed(conn, [mid]):
+            return None
         status = await conn.execute(
             q("insert_parked"), pid, "dead", info["reason"], info["source"], rid, None,
             info["error"], raw_text(msg.body), info["routing_key"], mid, None, [],
@@ -109,7 +118,10 @@ async def run(pool: asyncpg.Pool, amqp: AbstractRobustConnection, stopping: asyn
                     with attempt:
                         pid = await park(pool, msg)
                 await msg.ack()  # after commit
-                log.info("parked", parked_id=pid, kind="dead")
+                if pid is None:
+                    log.info("dead_letter_already_processed", message_id=msg.message_id)
+                else:
+                    log.info("parked", parked_id=pid, kind="dead")
                 if stopping.is_set():
                     break
     finally:

@@ -86,3 +86,36 @@ async def test_a_dead_letter_delivered_twice_is_parked_and_audited_once(
     assert await count(url, "SELECT count(*) FROM parked WHERE message_id = 'dead-twice-1'") == 1
     assert await count(url, "SELECT count(*) FROM audit_log"
                             " WHERE detail->>'message_id' = 'dead-twice-1'") == 1
+
+
+async def test_a_processed_message_dead_lettered_by_the_delivery_limit_is_no_dead_letter(
+    running: dict[str, str], settings
+) -> None:
+    """Its acknowledgement lost again and again (faults), the broker dead-letters a
+    message a worker had committed: its effect exists, so parking drops the copy."""
+    import aio_pika
+
+    from hub.broker import topology as topo
+    from hub.broker.connection import message
+    from tests.helpers import count, hub
+
+    body = canonical_body(update("dwp", "CB-LIMIT-1"))
+    mid = message_id_for("source.dwp", body)
+    conn = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        ingest = await channel.get_exchange(topo.INGEST)
+        await ingest.publish(message(body, message_id=mid), routing_key="source.dwp")
+        hub(running, "wait", "--timeout", "60")
+        dead = await channel.get_exchange(topo.DEAD)
+        await dead.publish(message(body, message_id=mid,
+                                   headers={"x-first-death-reason": "delivery_limit"}),
+                           routing_key="source.dwp")
+    finally:
+        await conn.close()
+    hub(running, "wait", "--timeout", "60")
+    url = settings.database_url
+    assert await count(url, "SELECT count(*) FROM children") == 1
+    assert await count(url, "SELECT count(*) FROM parked") == 0
+    assert await count(url, "SELECT count(*) FROM audit_log"
+                            f" WHERE detail->>'message_id' = '{mid}'") == 1
