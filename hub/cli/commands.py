@@ -349,6 +349,26 @@ async def demo(args: argparse.Namespace, s: Settings) -> int:
     return await run_demo(s, children=args.children, seed=args.seed, workers=args.workers)
 
 
+async def chaos(args: argparse.Namespace, s: Settings) -> int:
+    """Runs on private services of its own: HUB_* settings are not used."""
+    from hub.chaos.services import ServiceError
+    from hub.chaos.suite import Options, run_chaos, to_json
+
+    opts = Options.quick_run() if args.quick else Options()
+    for name in ("updates", "nodes", "rate"):
+        if getattr(args, name) is not None:
+            setattr(opts, name, getattr(args, name))
+    opts.seed, opts.keep = args.seed, args.keep
+    try:
+        outcome = await run_chaos(opts)
+    except (ServiceError, TimeoutError) as exc:
+        raise OperationError(f"chaos suite: {exc}") from None
+    if args.json:
+        with open(args.json, "w") as fh:  # noqa: ASYNC230 - one small file at the end
+            fh.write(to_json(outcome) + "\n")
+    return 0 if outcome.ok else 1
+
+
 async def evaluate(args: argparse.Namespace, s: Settings) -> int:
     from hub.evaluate import run_eval
 

@@ -244,6 +244,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--corruption", type=float, default=0.3)
     s.set_defaults(func=c.evaluate)
 
+    s = sub.add_parser("chaos", help="fault injection: private services, a stream, faults,"
+                                      " the exactly-once check (README, Reliability)")
+    s.add_argument("--updates", type=int, default=None,
+                   help="about how many updates to stream (default 26000; 3500 with --quick)")
+    s.add_argument("--quick", action="store_true",
+                   help="one RabbitMQ node, a few thousand updates, seven faults")
+    s.add_argument("--nodes", type=int, choices=[1, 3], default=None,
+                   help="RabbitMQ nodes (default 3; 1 with --quick)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--rate", type=float, default=None,
+                   help="updates/s while faults are injected (default: spread over them)")
+    s.add_argument("--keep", action="store_true",
+                   help="keep the temporary directory (service data and hub logs)")
+    s.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    s.set_defaults(func=c.chaos)
+
     s = sub.add_parser("demo", help="run the hub on a generated national feed and report")
     s.add_argument("--children", type=int, default=3000)
     s.add_argument("--seed", type=int, default=7)
