@@ -162,8 +162,8 @@ async def restart_rabbitmq(rig: Rig, down: float = 2.0) -> FaultResult:
 
 async def kill_node(rig: Rig) -> FaultResult:
     """SIGKILL the cluster node leading hub.inbound. Recovered once the hub's
-    connections to it are made again to the others and it commits again; then the
-    node is started again and rejoins."""
+    connections to it are made again to the others, the queue has a new leader and
+    the hub commits again; then the node is started again and rejoins."""
     nodes = rig.services.nodes
     leader = await asyncio.to_thread(_leader, rig.services)
     index = next((i for i, n in enumerate(nodes) if n.name == leader), 0)
@@ -173,7 +173,11 @@ async def kill_node(rig: Rig) -> FaultResult:
     await asyncio.to_thread(victim.kill)
 
     async def moved() -> bool:
-        return rig.proxies.opened_since("hub-amqp", t) >= had
+        if rig.proxies.opened_since("hub-amqp", t) < had:
+            return False
+        # A new leader on a live node: the queue serves again.
+        now = await asyncio.to_thread(_leader, rig.services)
+        return now is not None and now != victim.name
 
     moved_at = await _until(moved, 120) or time.time()
     recovered = await _recovered(rig, moved_at)

@@ -86,6 +86,8 @@ class Outcome:
     seconds: float
     root: Path
     problems: list[str] = field(default_factory=list)
+    # (sent, committed) when the last fault had been recovered from
+    during_faults: tuple[int, int] = (0, 0)
 
     @property
     def ok(self) -> bool:
@@ -222,6 +224,7 @@ async def _stream(rig: Rig, plan: Plan, opts: Options, outside_port: int,
             state["fault"] = f"{i + 1}/{len(faults)} {label}" if i < len(faults) else "done"
 
         results = await run_faults(rig, faults, opts.settle, progress)
+        during = (ledger.dispatched, await rig.monitor.committed() or 0)
         pace.released.set()
         await sender
         state["fault"] = "draining"
@@ -246,7 +249,7 @@ async def _stream(rig: Rig, plan: Plan, opts: Options, outside_port: int,
     problems = [f"{name} exited {code} on SIGTERM" for name, code in codes.items() if code]
     problems += [f"fault {r.name} at {r.at:.0f}s: not recovered" for r in results
                  if r.recovered is None]
-    return Outcome(figures, results, codes, 0.0, Path(), problems)
+    return Outcome(figures, results, codes, 0.0, Path(), problems, during)
 
 
 async def _committed_at_least(rig: Rig, n: int) -> bool:
@@ -286,7 +289,9 @@ async def _drain(rig: Rig, direct: Settings, councils: Councils, timeout: float 
 
 def _print(o: Outcome, say: Say) -> None:
     say("")
-    say("Faults (recovered: the hub commits again with every consumer back; from injection)")
+    sent, committed = o.during_faults
+    say(f"Faults: {sent:,} updates sent and {committed:,} committed while they were injected"
+        " (recovered: from injection until the hub commits again, every consumer back)")
     for line in report.faults_table(o.faults):
         say(line)
     say("")
@@ -306,5 +311,7 @@ def _print(o: Outcome, say: Say) -> None:
 def to_json(o: Outcome) -> str:
     g = {k: v for k, v in vars(o.figures).items() if k != "examples"}
     return json.dumps({"ok": o.ok, "seconds": round(o.seconds, 1), "figures": g,
+                       "during_faults": {"sent": o.during_faults[0],
+                                         "committed": o.during_faults[1]},
                        "faults": [vars(r) for r in o.faults], "exit_codes": o.exit_codes,
                        "problems": o.problems})

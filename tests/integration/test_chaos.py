@@ -32,9 +32,11 @@ def test_quick_chaos_loses_doubles_and_invents_nothing(tmp_path: Path) -> None:
     assert g["confirmed"] == g["sent"] and g["unconfirmed"] == 0
     assert g["effects"] == g["confirmed"]
     assert (g["lost"], g["doubled"], g["unexpected"], g["misplaced"]) == (0, 0, 0, 0)
+    assert g["dead_valid"] == 0  # no valid update held through five faults here
     assert g["duplicate_children"] == 0 and g["stale_links"] == 0
     # Every kind of effect happened, the poison messages after their attempts.
-    assert g["changes"] > 1000 and g["noops"] > 100 and g["reviews"] > 0
+    assert g["changes"] > 1000 and g["noops"] > 10 and g["unchanged"] > 100
+    assert g["reviews"] > 0
     assert g["dead_invalid"] > 0 and g["dead_poison"] == 2
     # Faults really met the stream: retried publishes, races run concurrently.
     assert g["publishes"] > g["sent"]

@@ -64,7 +64,7 @@ def test_exactly_once_passes_and_counts_redeliveries() -> None:
     g = evaluate(PLAN, _ledger(), _facts(), _received("e1", "e2", "e2"), ["383"])
     assert g.ok, g.failures
     assert (g.sent, g.confirmed, g.effects) == (5, 5, 5)
-    assert (g.changes, g.noops, g.dead_invalid, g.dead_poison) == (2, 1, 1, 1)
+    assert (g.changes, g.unchanged, g.dead_invalid, g.dead_poison) == (2, 1, 1, 1)
     assert (g.notes_committed, g.notes_delivered, g.notes_redelivered) == (2, 2, 1)
 
 
@@ -144,12 +144,20 @@ def test_notifications_missing_or_never_raised_are_found() -> None:
     assert g.changes_unnotified == 1
 
 
-def test_a_valid_update_in_the_dead_letters_is_misplaced() -> None:
+def test_a_poison_message_processed_is_misplaced() -> None:
+    facts = _facts()
+    facts.parked = facts.parked[:1]
+    facts.processed["m4"] = ("link:source_link", 4.0)
+    g = evaluate(PLAN, _ledger(), facts, _received("e1", "e2"), ["383"])
+    assert g.misplaced == 1 and not g.ok
+
+
+def test_a_valid_update_in_the_dead_letters_is_counted_apart() -> None:
     facts = _facts()
     facts.parked.append(("dead", "poison_message", "m5"))
     del facts.processed["m5"]
     g = evaluate(PLAN, _ledger(), facts, _received("e1", "e2"), ["383"])
-    assert g.misplaced == 1
+    assert (g.dead_valid, g.dead_poison, g.misplaced, g.lost) == (1, 1, 0, 0)
 
 
 def test_the_stream_holds_every_kind_of_message() -> None:
