@@ -71,6 +71,7 @@ class PrivatePostgres:
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    closed: bool = False  # set by Services.close: start no more
 
     @property
     def data(self) -> Path:
@@ -89,6 +90,8 @@ class PrivatePostgres:
         )
 
     def start(self) -> None:
+        if self.closed:
+            raise ServiceError("the chaos suite's services are closed")
         log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - held by the child
         self.proc = subprocess.Popen(
             [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
@@ -136,6 +139,7 @@ class RabbitNode:
     port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    closed: bool = False  # set by Services.close: start no more
 
     def env(self) -> dict[str, str]:
         return dict(
@@ -177,6 +181,8 @@ class RabbitNode:
         (self.root / "enabled_plugins").write_text("[].\n")
 
     def start(self) -> None:
+        if self.closed:
+            raise ServiceError("the chaos suite's services are closed")
         log = open(self.root / "log" / "console.log", "ab")  # noqa: SIM115 - held by the child
         self.proc = subprocess.Popen(
             [str(RABBIT_BIN / "rabbitmq-server")], env=self.env(), stdout=log, stderr=log,
@@ -279,7 +285,11 @@ class Services:
 
     def close(self) -> None:
         for n in self.nodes:
-            n.kill()
+            n.closed = True
+        self.postgres.closed = True
+        for n in self.nodes:
+            with contextlib.suppress(ServiceError):
+                n.kill()
         self.postgres.kill()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)

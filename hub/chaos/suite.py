@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -120,8 +121,20 @@ async def run_chaos(opts: Options, say: Say = print) -> Outcome:
     services = Services.create(opts.nodes, keep=opts.keep)
     proxies: Proxies | None = None
     fleet: Fleet | None = None
+    # SIGTERM and SIGHUP stop the suite as Ctrl-C does: through the cleanup below.
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(sig, main.cancel)  # type: ignore[union-attr]
     try:
-        await asyncio.to_thread(services.start, say)
+        starting = asyncio.ensure_future(asyncio.to_thread(services.start, say))
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await starting  # what it started, the cleanup below stops
+            raise
         proxies = Proxies()
         targets = [("127.0.0.1", n.port) for n in services.nodes]
         hub_amqp = proxies.add("hub-amqp", targets)
@@ -163,6 +176,9 @@ async def run_chaos(opts: Options, say: Say = print) -> Outcome:
         if proxies is not None:
             proxies.close()
         services.close()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+                loop.remove_signal_handler(sig)
 
 
 async def _prepare(s: Settings, plan: Plan) -> None:

@@ -363,6 +363,8 @@ async def chaos(args: argparse.Namespace, s: Settings) -> int:
         outcome = await run_chaos(opts)
     except (ServiceError, TimeoutError) as exc:
         raise OperationError(f"chaos suite: {exc}") from None
+    except asyncio.CancelledError:
+        raise OperationError("chaos suite: stopped by a signal (its services are gone)") from None
     if args.json:
         with open(args.json, "w") as fh:  # noqa: ASYNC230 - one small file at the end
             fh.write(to_json(outcome) + "\n")
