@@ -12,16 +12,26 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from hub.batch import PARK_NAMESPACE
 from hub.broker import topology as topo
-from hub.broker.connection import message_id_for
+from hub.broker.connection import message, message_id_for, publish
 from hub.db import store
 from hub.db.queries import q
-from hub.ingest import raw_text, source_of
+from hub.ingest import Incoming, authenticated, raw_text, source_of
 from hub.log import get
 from hub.text_rules import storable
 from workers.pipeline import parked_id
 from workers.retry import transient
 
 log = get("parking")
+
+# RabbitMQ 3.x counts every return of a message toward the quorum queue's delivery
+# limit, a consumer's lost channel included (4.x counts only failed deliveries): a
+# good update held by consumers that kept losing their connections (killed
+# workers, cut connections, a broker restart) reaches the limit unprocessed. It
+# goes back to the pipeline this many times before it is parked as poison; a
+# message that really kills its worker costs (MAX_REDRIVES + 1) x DELIVERY_LIMIT
+# worker restarts.
+MAX_REDRIVES = 2
+H_REDRIVEN = "x-hub-redriven"
 
 REASON_ERRORS = {
     "poison_message": "processing failed on every delivery up to the delivery limit",
@@ -107,13 +117,55 @@ async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str | None:
     return pid
 
 
+def _redrives(msg: AbstractIncomingMessage) -> int:
+    try:
+        return int(str((msg.headers or {}).get(H_REDRIVEN) or 0))
+    except ValueError:
+        return MAX_REDRIVES
+
+
+def redrivable(msg: AbstractIncomingMessage) -> bool:
+    """Dead-lettered by hub.inbound's delivery limit (its latest death), not by the
+    hub's own verdict, not yet sent back MAX_REDRIVES times, from a publisher
+    allowed to publish for its source (a copy loses its publisher)."""
+    headers = msg.headers or {}
+    deaths = headers.get("x-death")
+    if topo.H_REASON in headers or not isinstance(deaths, list) or not deaths:
+        return False
+    last = deaths[0] if isinstance(deaths[0], dict) else {}
+    if _str(last.get("reason")) != "delivery_limit" or _str(last.get("queue")) != topo.INBOUND:
+        return False
+    item = Incoming(msg.message_id or "", classify(msg)["routing_key"], msg.body,
+                    user_id=msg.user_id)
+    return _redrives(msg) < MAX_REDRIVES and authenticated(item)
+
+
+async def redrive(channel: Any, msg: AbstractIncomingMessage) -> int:
+    """Back into hub.inbound, same body and message id (a repeat is a no-op there),
+    acked by the caller once the broker confirmed the copy."""
+    headers = {k: v for k, v in (msg.headers or {}).items()
+               if not k.startswith(("x-death", "x-first-death", "x-last-death"))}
+    headers[topo.H_ROUTING_KEY] = classify(msg)["routing_key"]
+    n = headers[H_REDRIVEN] = _redrives(msg) + 1
+    await publish(channel.default_exchange, topo.INBOUND,
+                  message(msg.body, message_id=msg.message_id, headers=headers))
+    return n
+
+
 async def run(pool: asyncpg.Pool, amqp: AbstractRobustConnection, stopping: asyncio.Event) -> None:
-    channel = await amqp.channel()
+    channel = await amqp.channel(publisher_confirms=True)
     await channel.set_qos(prefetch_count=50)
     queue = await channel.declare_queue(topo.PARKING_DEAD, passive=True)  # restored on reconnect
     try:
         async with queue.iterator() as messages:
             async for msg in messages:
+                if redrivable(msg):
+                    async for attempt in transient():
+                        with attempt:
+                            n = await redrive(channel, msg)
+                    await msg.ack()
+                    log.info("redriven", message_id=msg.message_id, redrives=n)
+                    continue
                 async for attempt in transient():
                     with attempt:
                         pid = await park(pool, msg)

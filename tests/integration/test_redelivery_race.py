@@ -119,3 +119,85 @@ async def test_a_processed_message_dead_lettered_by_the_delivery_limit_is_no_dea
     assert await count(url, "SELECT count(*) FROM parked") == 0
     assert await count(url, "SELECT count(*) FROM audit_log"
                             f" WHERE detail->>'message_id' = '{mid}'") == 1
+
+
+async def test_a_good_update_returned_to_the_delivery_limit_by_lost_consumers_is_applied(
+    hub_env: dict[str, str], settings, tmp_path
+) -> None:
+    """RabbitMQ 3.x counts a consumer's lost channel toward the quorum queue's delivery
+    limit. A good update held by consumers that kept dying reaches the limit unprocessed:
+    it goes back to the pipeline (a bounded number of times), not to the dead letters."""
+    import aio_pika
+
+    from hub.broker import topology as topo
+    from hub.broker.connection import message
+    from tests.helpers import HubProcess, count, hub
+
+    hub(hub_env, "setup")
+    body = canonical_body(update("dwp", "CB-UNLUCKY-1"))
+    conn = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        ingest = await channel.get_exchange(topo.INGEST)
+        await ingest.publish(message(body, message_id=message_id_for("source.dwp", body)),
+                             routing_key="source.dwp")
+        # Consumers that take it and die before acknowledging, past the delivery limit.
+        for _ in range(topo.DELIVERY_LIMIT + 1):
+            doomed = await conn.channel()
+            queue = await doomed.declare_queue(topo.INBOUND, passive=True)
+            got = await queue.get(no_ack=False, fail=False, timeout=5)
+            if got is None:  # the broker has dead-lettered it
+                break
+            await doomed.close()
+        waiting = 0
+        for _ in range(50):  # dead-lettering (at-least-once) takes a moment
+            look = await conn.channel()
+            dead = await look.declare_queue(topo.PARKING_DEAD, passive=True)
+            waiting = dead.declaration_result.message_count or 0
+            await look.close()
+            if waiting:
+                break
+            await asyncio.sleep(0.1)
+        assert waiting == 1
+    finally:
+        await conn.close()
+    proc = HubProcess(hub_env, log=tmp_path / "hub.log")
+    try:
+        hub(hub_env, "wait", "--timeout", "60")
+    finally:
+        assert proc.stop() == 0
+    url = settings.database_url
+    assert await count(url, "SELECT count(*) FROM children") == 1
+    assert await count(url, "SELECT count(*) FROM parked") == 0
+
+
+async def test_a_message_at_the_delivery_limit_again_and_again_is_parked_as_poison(
+    running: dict[str, str], settings
+) -> None:
+    """The bound: after MAX_REDRIVES trips back, a message that keeps reaching the
+    delivery limit (a worker dies on it every time) is a poison message."""
+    import aio_pika
+
+    from hub.broker import topology as topo
+    from hub.broker.connection import message
+    from tests.helpers import count, hub, jsonl
+    from workers.parking import H_REDRIVEN, MAX_REDRIVES
+
+    body = canonical_body(update("dwp", "CB-KILLER-1"))
+    death = {"reason": "delivery_limit", "queue": topo.INBOUND, "count": 1,
+             "exchange": topo.INGEST, "routing-keys": ["source.dwp"]}
+    conn = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        dead = await channel.get_exchange(topo.DEAD)
+        await dead.publish(message(body, message_id=message_id_for("source.dwp", body),
+                                   headers={"x-death": [death], H_REDRIVEN: MAX_REDRIVES,
+                                            "x-first-death-reason": "delivery_limit"}),
+                           routing_key="source.dwp")
+    finally:
+        await conn.close()
+    hub(running, "wait", "--timeout", "60")
+    assert await count(settings.database_url, "SELECT count(*) FROM children") == 0
+    dead_letters = jsonl(hub(running, "dlq", "list", "--json").stdout)
+    assert [(d["reason"], d["source_record_id"]) for d in dead_letters] == [
+        ("poison_message", "CB-KILLER-1")]
