@@ -89,6 +89,10 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     # (sent, committed) when the last fault had been recovered from
     during_faults: tuple[int, int] = (0, 0)
+    # From the parking worker's log: good updates sent back to the pipeline from
+    # hub.inbound's delivery limit, and dead-lettered copies of committed messages
+    # dropped (both after faults; README, Reliability).
+    parking: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -252,6 +256,7 @@ async def _stream(rig: Rig, plan: Plan, opts: Options, outside_port: int,
         with contextlib.suppress(BaseException):
             await sender
     codes = await rig.fleet.stop()
+    parking = _parking_events(rig.fleet.logs)
     await councils.close()
     for src in sources.values():
         await src.close()
@@ -265,7 +270,17 @@ async def _stream(rig: Rig, plan: Plan, opts: Options, outside_port: int,
     problems = [f"{name} exited {code} on SIGTERM" for name, code in codes.items() if code]
     problems += [f"fault {r.name} at {r.at:.0f}s: not recovered" for r in results
                  if r.recovered is None]
-    return Outcome(figures, results, codes, 0.0, Path(), problems, during)
+    return Outcome(figures, results, codes, 0.0, Path(), problems, during, parking)
+
+
+def _parking_events(logs: Path) -> dict[str, int]:
+    counts = {"redriven": 0, "dead_letter_already_processed": 0}
+    for path in logs.glob("parking.*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            for event in counts:
+                if f'"event": "{event}"' in line:
+                    counts[event] += 1
+    return counts
 
 
 async def _committed_at_least(rig: Rig, n: int) -> bool:
@@ -314,6 +329,10 @@ def _print(o: Outcome, say: Say) -> None:
     say("Figures")
     for line in report.figures_table(o.figures):
         say(line)
+    say(f"  parking: {o.parking.get('redriven', 0)} good updates sent back to the pipeline"
+        " from the delivery limit, "
+        f"{o.parking.get('dead_letter_already_processed', 0)} dead-lettered copies of"
+        " committed updates dropped")
     for line in report.examples(o.figures):
         say(line)
     for p in o.problems:
@@ -330,4 +349,5 @@ def to_json(o: Outcome) -> str:
                        "during_faults": {"sent": o.during_faults[0],
                                          "committed": o.during_faults[1]},
                        "faults": [vars(r) for r in o.faults], "exit_codes": o.exit_codes,
+                       "parking": o.parking,
                        "problems": o.problems})
