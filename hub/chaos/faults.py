@@ -185,7 +185,7 @@ async def kill_node(rig: Rig) -> FaultResult:
     await asyncio.to_thread(victim.wait_ready, 240)
     lifted = time.time()
     detail = (f"{victim.name.split('@')[0]} (leader of hub.inbound{'' if leader else '?'},"
-              f" {had} hub connections) killed; restarted {lifted - t:.0f}s later")
+              f" hub connections on it: {had}) killed; restarted {lifted - t:.0f}s later")
     return _result(rig, "one node of the 3-node cluster SIGKILLed", t, detail, moved_at,
                    recovered)
 
