@@ -148,6 +148,9 @@ async def run_chaos(opts: Options, say: Say = print) -> Outcome:
                           database_url=services.postgres.url("hub"))
         say(f"  setup: {await setup(direct)}")
         await _prepare(direct, plan)
+        if len(services.nodes) > 1:
+            members = await asyncio.to_thread(_members, services, topo.INBOUND)
+            say(f"  {topo.INBOUND}: quorum queue replicated on {members} nodes")
 
         logs = services.root / "logs"
         logs.mkdir()
@@ -183,6 +186,12 @@ async def run_chaos(opts: Options, say: Say = print) -> Outcome:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
                 loop.remove_signal_handler(sig)
+
+
+def _members(services: Services, queue: str) -> int:
+    out = services.nodes[0].ctl("list_queues", "name", "members", "--no-table-headers")
+    line = next((x for x in out.splitlines() if x.split() and x.split()[0] == queue), "")
+    return line.count("@")
 
 
 async def _prepare(s: Settings, plan: Plan) -> None:
