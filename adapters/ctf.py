@@ -145,14 +145,34 @@ def _version(value: str | None) -> int | None:
     return int(moment.strftime("%Y%m%d%H%M%S"))
 
 
+class _Unreadable(Exception):
+    def __init__(self, error: str, line: int) -> None:
+        super().__init__(error)
+        self.error = error
+        self.line = line
+
+
+def _events(stream: BinaryIO) -> Iterator[tuple[str, ET.Element]]:
+    """iterparse's events; whatever stops expat reading the file is _Unreadable
+    (only expat's errors: those of the caller's loop body do not pass through here)."""
+    try:
+        yield from ET.iterparse(stream, events=("start", "end"))
+    except ET.ParseError as exc:
+        line, column = getattr(exc, "position", (0, 0))
+        raise _Unreadable(f"XML is not well-formed at line {line} column {column}", line) from None
+    except (LookupError, ValueError):
+        # An encoding expat does not know (LookupError) or cannot read (UTF-7, any
+        # multi-byte codec: ValueError), named in the XML declaration.
+        raise _Unreadable("the XML declaration names an encoding that cannot be read", 1) from None
+
+
 def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
     header: _Header | None = None
     stack: list[ET.Element] = []
     count = 0
     current: ET.Element | None = None  # the Pupil being read
-    parser = ET.iterparse(stream, events=("start", "end"))
     try:
-        for event, elem in parser:
+        for event, elem in _events(stream):
             if event == "start":
                 stack.append(elem)
                 if (
@@ -172,16 +192,13 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
                 yield _pupil(f"Pupil[{count}]", current, header, source)
                 stack[-1].remove(current)
                 current = None  # drop it: one pupil in memory at a time
-    except (ET.ParseError, LookupError) as exc:
-        line, column = getattr(exc, "position", (0, 0))
-        error = f"XML is not well-formed at line {line} column {column}"
-        if isinstance(exc, LookupError):  # expat knows no such encoding
-            error = "the XML declaration names an unknown encoding"
+    except _Unreadable as exc:
         if current is not None:
             raw = _raw(current)
-            yield BadRecord(f"Pupil[{count}]", "invalid_xml", error, raw, _text(current, "UPN"))
+            yield BadRecord(f"Pupil[{count}]", "invalid_xml", exc.error, raw,
+                            _text(current, "UPN"))
         else:
-            yield BadRecord(f"line {line}", "invalid_xml", error, "")
+            yield BadRecord(f"line {exc.line}", "invalid_xml", exc.error, "")
 
 
 def _raw(elem: ET.Element) -> str:

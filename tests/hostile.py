@@ -327,7 +327,11 @@ def hostile(tag: str = "", near_limit: int = 0) -> list[Message]:
         i = len(out)
         c = canary(i)
         body = b'{"source":"dwp","child":{"given_name":"' + c.encode() + b'"'  # broken JSON
-        props = {"message_id": f"hostile-{tag}{i:04d}", **properties}
+        mid = f"hostile-{tag}{i:04d}"
+        # A property may be made from the message's own id: ids stay unique, so
+        # that the catalogue can be sent many times (a reused id is a redelivery).
+        props = {"message_id": mid, **{k: v(mid) if callable(v) else v
+                                       for k, v in properties.items()}}
         out.append(Message(f"props:{kind}", body, c, routing_key, props, expect, secrets=(c,)))
 
     odd("no_properties", {"message_id": None})
@@ -348,15 +352,16 @@ def hostile(tag: str = "", near_limit: int = 0) -> list[Message]:
                                                   "count": "x"}]}})
     odd("many_headers", {"headers": {f"h{n}": n for n in range(2000)}})
     odd("nested_headers", {"headers": {"t": {"u": {"v": [1, {"w": None}, 2.5, True]}}}})
-    odd("message_id_nul", {"message_id": "hostile-nul\x00id"})
-    odd("message_id_long", {"message_id": "m" * 255})
+    odd("message_id_nul", {"message_id": lambda mid: mid + "-nul\x00id"})
+    odd("message_id_long", {"message_id": lambda mid: mid.ljust(255, "m")})
     odd("correlation_and_type", {"correlation_id": "\x00" * 10, "message_type": "x" * 255,
                                  "app_id": "\u202e", "reply_to": "\u202e" * 50,
                                  "priority": 255, "expiration": "600000"})
     odd("timestamp_zero", {"timestamp": raw_timestamp(0)})
     odd("timestamp_milliseconds", {"timestamp": raw_timestamp(1_700_000_000_000)})
     odd("timestamp_max", {"timestamp": raw_timestamp(2**64 - 1)})
-    odd("message_id_not_utf8", {"message_id": raw_shortstr(b"hostile-\xff\xfe")})
+    odd("message_id_not_utf8",
+        {"message_id": lambda mid: raw_shortstr(mid.encode() + b"\xff\xfe")})
     odd("header_not_utf8", {"headers": {
         "x-hub-routing-key": Raw(b"S" + struct.pack(">I", 3) + b"\xff\xfe\xfd"),
         "x-hub-published-ms": Raw(b"T" + struct.pack(">Q", 2**64 - 1))}})

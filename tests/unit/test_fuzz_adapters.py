@@ -191,13 +191,16 @@ def test_ctf_with_hostile_text(fields: dict[str, str], when: str, lea: str) -> N
     read_all("ctf", doc.encode())
 
 
-def test_ctf_with_an_unknown_encoding_is_invalid_xml() -> None:
-    """Found by mutating the fixtures: expat raised LookupError out of the adapter."""
+@pytest.mark.parametrize("encoding", [b"UVF-8", b"UTF-7", b"Shift_JIS", b"UTF-16"])
+def test_ctf_with_an_encoding_expat_cannot_read_is_invalid_xml(encoding: bytes) -> None:
+    """Found by mutating the fixtures (hypothesis: an unknown encoding, LookupError)
+    and by atheris (UTF-7, "multi-byte encodings are not supported", ValueError):
+    both came out of the adapter."""
     doc = (FIXTURES / "ctf" / "good.xml").read_bytes()
-    doc = re.sub(rb'encoding="[^"]*"', b'encoding="UVF-8"', doc, count=1)
-    assert b"UVF-8" in doc
-    [item] = read_all("ctf", doc)
-    assert isinstance(item, BadRecord) and item.reason == "invalid_xml"
+    doc = re.sub(rb'encoding="[^"]*"', b'encoding="' + encoding + b'"', doc, count=1)
+    assert encoding in doc
+    items = read_all("ctf", doc)
+    assert isinstance(items[-1], BadRecord) and items[-1].reason == "invalid_xml"
 
 
 def test_a_rejected_jsonl_record_with_a_lone_surrogate_can_still_be_sent() -> None:
