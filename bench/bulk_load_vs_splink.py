@@ -217,7 +217,7 @@ def run_hub_load(url: str, extract: Path, chunk: int, workers: int) -> tuple[flo
     return elapsed, out, "".join(err_lines)
 
 
-async def main_async(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -226,20 +226,24 @@ async def main_async(args: argparse.Namespace) -> None:
     truth = read_truth(truth_path)
 
     log("splink: training, then deduplicating (read + predict + cluster)")
+    load_before = os.getloadavg()[0]
     splink, pairs = run_splink(extract, work, args.threads)
+    splink["load_average"] = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
     log(f"splink: {splink}")
     splink_acc = pair_accuracy(splink_clusters(pairs), truth)
 
     name = args.keep_db or f"hub_bench_load_{uuid.uuid4().hex[:8]}"
-    url = await fresh_db(args.database_url, name)
+    url = asyncio.run(fresh_db(args.database_url, name))
     try:
         log(f"hub load into {name} (empty)")
+        load_before = os.getloadavg()[0]
         hub_s, out, err = run_hub_load(url, extract, args.chunk, args.workers)
-        clusters, reviews = await hub_clusters(url)
+        hub_load_average = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
+        clusters, reviews = asyncio.run(hub_clusters(url))
         hub_acc = pair_accuracy(clusters, truth)
     finally:
         if not args.keep_db:
-            await drop_db(args.database_url, name)
+            asyncio.run(drop_db(args.database_url, name))
 
     splink_s = float(splink["dedupe_seconds"])
     ratio = hub_s / splink_s if splink_s else float("inf")
@@ -250,8 +254,10 @@ async def main_async(args: argparse.Namespace) -> None:
           f"dedupe {splink_s:.1f}s = read {splink['read_seconds']}s + predict "
           f"{splink['predict_seconds']}s + cluster {splink['cluster_seconds']}s "
           f"(training {splink['train_seconds']}s, not counted); "
-          f"{splink['pairs_at_0.5']:,} pairs >= 0.5, {splink['clusters']:,} clusters")
-    print(f"hub load: {hub_s:.1f}s ({records / hub_s:,.0f} records/s), read to last commit")
+          f"{splink['pairs_at_0.5']:,} pairs >= 0.5, {splink['clusters']:,} clusters; "
+          f"load average {splink['load_average']}")
+    print(f"hub load: {hub_s:.1f}s ({records / hub_s:,.0f} records/s), read to last commit;"
+          f" load average {hub_load_average}")
     print("  " + out.strip().replace("\n", "\n  "))
     print("  " + next((ln for ln in err.splitlines() if "time by phase" in ln), "").strip())
     verdict = "meets" if ratio <= 2.0 else "MISSES"
@@ -275,7 +281,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads for Splink")
     p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--keep-db", metavar="NAME", help="load into this database and keep it")
-    asyncio.run(main_async(p.parse_args()))
+    run(p.parse_args())
 
 
 if __name__ == "__main__":

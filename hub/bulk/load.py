@@ -203,9 +203,8 @@ async def load(
     started = time.monotonic()
     summary = Summary()
     conn = await asyncpg.connect(settings.database_url, timeout=10)
-    writer = _Writer()
-    ctx = multiprocessing.get_context("fork")
-    pool = ctx.Pool(workers)
+    pool: Any = None
+    writer: _Writer | None = None
     try:
         paused = await conn.fetchval("SELECT paused FROM sources WHERE name = $1", source)
         if paused:
@@ -217,11 +216,17 @@ async def load(
         began_at = await conn.fetchval("SELECT now()")
         empty = not await conn.fetchval(write.lq("load_index_size"))
         matcher = CachedMatcher(await active_model(conn), await term_frequencies(conn))
+        # Forked while this process is small and has no other thread; the workers
+        # keep the matcher (the model and the index's name frequencies).
+        work.set_matcher(Matcher(matcher.model, matcher.tf))
+        # Two pools: one validates the next chunk while the other scores this one.
+        ctx = multiprocessing.get_context("fork")
+        pool = (ctx.Pool(workers), ctx.Pool(workers))
+        writer = _Writer()
         await writer.open(settings.database_url)
         state = LoadState(thresholds=settings.thresholds, now=datetime.now(UTC),
                           matcher=matcher)
-        run = _Run(conn, pool, ctx, workers, source, state, matcher, empty, began_at, summary,
-                   writer)
+        run = _Run(conn, pool, workers, source, state, matcher, empty, began_at, summary, writer)
         items = iter(files)
         gc.freeze()  # what is loaded stays: the collector need not walk it again and again
         # The workers validate chunk k+1 while this process decides chunk k.
@@ -248,12 +253,15 @@ async def load(
                         "outcomes": dict(summary.outcomes)}),
         )
     finally:
-        pool.terminate()
-        pool.join()
+        for p in pool or ():
+            p.terminate()
+            p.join()
         try:
-            await writer.wait()
+            if writer is not None:
+                await writer.wait()
         finally:
-            await writer.close()
+            if writer is not None:
+                await writer.close()
             await conn.close()  # ends the session: LOAD_LOCK goes with it
             gc.unfreeze()
     summary.seconds = time.monotonic() - started
@@ -261,17 +269,17 @@ async def load(
 
 
 class _Run:
-    def __init__(self, conn: asyncpg.Connection, pool: Any, ctx: Any, workers: int,
+    def __init__(self, conn: asyncpg.Connection, pool: Any, workers: int,
                  source: str, state: LoadState, matcher: CachedMatcher, empty: bool,
                  began_at: datetime, summary: Summary, writer: _Writer) -> None:
-        self.conn, self.pool, self.ctx, self.workers = conn, pool, ctx, workers
+        self.conn, self.pool, self.workers = conn, pool, workers
         self.source, self.state, self.matcher = source, state, matcher
-        self.scorer = Matcher(matcher.model, matcher.tf)
         self.empty, self.began_at, self.summary = empty, began_at, summary
         self.writer = writer
         self.seen: set[str] = set()  # message ids of this load
         self.in_db: dict[str, int] = {}  # child id -> version the index holds
         self.clock = time.perf_counter()
+        self.targets: list[Any] = []
 
     def _parts(self, items: list[Any]) -> list[list[Any]]:
         n = max(1, min(len(items), self.workers * 4))
@@ -287,7 +295,7 @@ class _Run:
     def read(self, batch: list[tuple[str, Record | BadRecord]]) -> Any:
         """Start the workers on a chunk: validation, normal forms, keys."""
         parts = self._parts([item for _, item in batch])
-        return self.pool.starmap_async(work.read_items, [(self.source, p) for p in parts])
+        return self.pool[0].starmap_async(work.read_items, [(self.source, p) for p in parts])
 
     async def chunk(self, batch: list[tuple[str, Record | BadRecord]],
                     parts: list[list[work.Valid | work.Bad]]) -> None:
@@ -425,7 +433,7 @@ class _Run:
             for k in v.ikeys:
                 local.setdefault(k, []).append(r)
             tasks.append((r, tuple(sorted(cands))))
-        work.set_scoring(targets, self.scorer)
+        self.targets = targets
         return tasks, objects
 
     def _score(self, todo: list[work.Valid],
@@ -433,11 +441,14 @@ class _Run:
         pairs = sum(len(c) for _, c in tasks)
         if not pairs:
             return [[] for _ in tasks]
+        targets, self.targets = self.targets, []
         if pairs < 2000 or self.workers < 2:
-            return work.score_pairs(tasks)
-        # Forked now, so the workers see this chunk's targets without copying them.
-        with self.ctx.Pool(self.workers) as pool:
-            parts = pool.map(work.score_pairs, self._parts(tasks))
+            return work.score_pairs(dict(enumerate(targets)), tasks)
+        jobs = []
+        for part in self._parts(tasks):
+            needed = {t for u, cands in part for t in (u, *cands)}
+            jobs.append(({t: targets[t] for t in needed}, part))
+        parts = self.pool[1].starmap(work.score_pairs, jobs)
         return [s for part in parts for s in part]
 
     def _decide(self, todo: list[work.Valid], tasks: list[tuple[int, tuple[int, ...]]],

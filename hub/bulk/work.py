@@ -91,24 +91,29 @@ def read_items(source: str, items: list[Record | BadRecord]) -> list[Valid | Bad
     return out
 
 
-# -- scoring: the parent sets these before it forks the scoring workers -----------
-_TARGETS: list[Any] = []  # packed Prepared tuples or stored record dicts
+# -- scoring ------------------------------------------------------------------------
+# The matcher is set before the workers are forked; each task carries the normal
+# forms (or records) it needs, so that no worker shares the loader's large heap
+# (forking it per chunk cost more than the scoring: every page a worker touched
+# was copied).
 _MATCHER: Matcher = Matcher()
 
 
-def set_scoring(targets: list[Any], matcher: Matcher) -> None:
-    global _TARGETS, _MATCHER
-    _TARGETS, _MATCHER = targets, matcher
+def set_matcher(matcher: Matcher) -> None:
+    global _MATCHER
+    _MATCHER = matcher
 
 
-def score_pairs(tasks: list[tuple[int, tuple[int, ...]]]) -> list[list[MatchScore]]:
-    """For each (update target, candidate targets): the update scored against each."""
+def score_pairs(targets: dict[int, Any], tasks: list[tuple[int, tuple[int, ...]]]
+                ) -> list[list[MatchScore]]:
+    """For each (update target, candidate targets): the update scored against each.
+    `targets` holds packed normal forms, or records to normalise here."""
     cache: dict[int, Prepared] = {}
 
     def get(t: int) -> Prepared:
         p = cache.get(t)
         if p is None:
-            v = _TARGETS[t]
+            v = targets[t]
             p = unpack(v) if isinstance(v, tuple) else prepare(v)
             cache[t] = p
         return p
@@ -117,5 +122,5 @@ def score_pairs(tasks: list[tuple[int, tuple[int, ...]]]) -> list[list[MatchScor
     score = _MATCHER.score
     for u, cands in tasks:
         pu = get(u)
-        out.append([score(pu, get(c)) for c in cands])  # type: ignore[arg-type]
+        out.append([score(pu, get(c)) for c in cands])
     return out
