@@ -303,6 +303,20 @@ async def test_a_load_waits_for_other_writers_and_they_wait_for_it(
     assert await count(url, "SELECT count(*) FROM children") == 1
 
 
+async def test_a_paused_source_is_not_loaded(load_env: dict[str, str], tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "la.jsonl", [update("la", "LA-1")])
+    url = load_env["HUB_DATABASE_URL"]
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("INSERT INTO sources (name, paused) VALUES ('la', true)")
+    finally:
+        await conn.close()
+    out = load(load_env, "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"),
+               check=False)
+    assert out.returncode == 1 and "source la is paused" in out.stderr
+    assert await count(url, "SELECT count(*) FROM children") == 0
+
+
 def test_bad_usage_and_unreadable_files(load_env: dict[str, str], tmp_path: Path) -> None:
     out = load(load_env, "--source", "la", "--format", "xml", str(tmp_path / "x"), check=False)
     assert out.returncode == 1 and "unknown format" in out.stderr
