@@ -9,10 +9,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from hub.chaos.proxy import Proxies
 from hub.synth.feed import initial_load, write_jsonl
 from hub.synth.population import generate_population
 from tests.helpers import HubProcess, count, hub
-from tests.proxy import ProxyThread
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +34,11 @@ async def test_cut_connections_lose_and_double_nothing(
     hub(hub_env, "council", "add", "383")
     hub(hub_env, "publish", "--source", "la", "--format", "jsonl", "--quiet",
         str(tmp_path / "la.jsonl"))
-    proxies = ProxyThread(("127.0.0.1", urlsplit(settings.amqp_url).port or 5672),
-                          ("127.0.0.1", urlsplit(settings.database_url).port or 5432))
-    env = dict(hub_env, HUB_AMQP_URL=_via(settings.amqp_url, proxies.proxies[0].port),
-               HUB_DATABASE_URL=_via(settings.database_url, proxies.proxies[1].port))
+    proxies = Proxies()  # the chaos suite's (hub/chaos/proxy.py)
+    amqp_port = proxies.add("amqp", [("127.0.0.1", urlsplit(settings.amqp_url).port or 5672)])
+    db_port = proxies.add("db", [("127.0.0.1", urlsplit(settings.database_url).port or 5432)])
+    env = dict(hub_env, HUB_AMQP_URL=_via(settings.amqp_url, amqp_port),
+               HUB_DATABASE_URL=_via(settings.database_url, db_port))
     proc = HubProcess(env, "--workers", "2", log=tmp_path / "hub.log")
     url = settings.database_url
     cuts = 0
@@ -48,7 +49,7 @@ async def test_cut_connections_lose_and_double_nothing(
             if done >= len(updates):
                 break
             if done >= 150 * (cuts + 1) and cuts < 6:
-                proxies.cut(cuts % 2)  # broker, then database, then broker ...
+                proxies.cut(("amqp", "db")[cuts % 2])  # broker, then database, ...
                 cuts += 1
             await asyncio.sleep(0.05)
         assert hub(hub_env, "wait", "--timeout", "120").returncode == 0
