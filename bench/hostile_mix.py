@@ -14,7 +14,8 @@ blind to the database's own work). Each round runs a clean and a mixed run back
 to back, in alternating order; the medians and the median of the rounds' ratios
 are printed (target: mixed / clean of at least 0.95).
 
-    .venv/bin/python -m bench.hostile_mix --good 3000 --share 0.10 --rounds 3 [--workers 1]
+    .venv/bin/python -m bench.hostile_mix --good 4000 --share 0.10 --rounds 5 [--workers 1]
+        [--max-body BYTES]   # only hostile bodies up to this size
 
 Needs rabbitmqctl (as root) for the scratch vhosts, and a PostgreSQL login
 that may create databases. Everything it creates is deleted afterwards.
@@ -53,14 +54,15 @@ def _db_url(server: str, name: str) -> str:
     return server.rsplit("/", 1)[0] + "/" + name
 
 
-def hostile_share(n_good: int, share: float) -> list[Message]:
-    """Enough hostile messages to be `share` of all: the whole catalogue as often as
-    it fits, the rest a random sample of it (every kind equally likely)."""
+def hostile_share(n_good: int, share: float, max_body: int | None = None) -> list[Message]:
+    """Enough hostile messages to be `share` of all: the whole catalogue (its bodies
+    up to `max_body` bytes) as often as it fits, the rest a random sample of it."""
     want = round(n_good * share / (1 - share))
     out: list[Message] = []
     cycle = 0
     while len(out) < want:
-        batch = hostile(tag=f"c{cycle}-")
+        batch = [m for m in hostile(tag=f"c{cycle}-")
+                 if max_body is None or len(m.body) <= max_body]
         if len(out) + len(batch) > want:
             batch = random.Random(cycle).sample(batch, want - len(out))
         out += batch
@@ -167,9 +169,9 @@ def _remove(log: Path) -> None:
 async def measure(n_good: int = 3000, share: float = 0.10, rounds: int = 3, workers: int = 1,
                   amqp_base: str = "amqp://guest:guest@127.0.0.1:5672/",
                   pg_server: str = "postgresql://postgres@127.0.0.1:5432/postgres",
-                  timeout: float = 600) -> dict[str, Any]:
+                  timeout: float = 600, max_body: int | None = None) -> dict[str, Any]:
     goods = [good(i) for i in range(n_good)]
-    bad = hostile_share(n_good, share)
+    bad = hostile_share(n_good, share, max_body)
     mixed = mix(goods, bad)
     runs: dict[str, list[dict[str, Any]]] = {"clean": [], "mixed": []}
     plan = (("clean", goods, 0), ("mixed", mixed, len(bad)))
@@ -219,13 +221,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--share", type=float, default=0.10, help="hostile share of all messages")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--max-body", type=int, metavar="BYTES",
+                   help="leave out hostile bodies larger than this (default: all kinds, "
+                        "the 2 MiB ones included)")
     p.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if not 0 <= a.share < 1 or a.good < 1 or a.good > 40_000:
         p.error("--share must be in [0, 1) and --good in 1..40000")
-    result = asyncio.run(measure(a.good, a.share, a.rounds, a.workers, a.amqp_url, a.pg_url))
+    result = asyncio.run(measure(a.good, a.share, a.rounds, a.workers, a.amqp_url, a.pg_url,
+                                 max_body=a.max_body))
     print(json.dumps(result) if a.json else format_result(result))
 
 
