@@ -124,9 +124,10 @@ async def _consume(url: str, queue: str, n: int, prefetch: int) -> dict[str, Any
 
 
 async def _publish(
-    url: str, queue: str, n: int, size: int, window: int
+    url: str, queue: str, n: int, size: int, window: int, rate: float | None = None
 ) -> tuple[float, float]:
-    """Publish n messages, at most `window` unconfirmed; (first publish, last confirm)."""
+    """Publish n messages, at most `window` unconfirmed; (first publish, last confirm).
+    With `rate`, message i leaves at start + i / rate (a paced source), not at once."""
     padding = b"x" * max(0, size - HEADER.size)
     connection = await aio_pika.connect(url)
     async with connection:
@@ -135,6 +136,10 @@ async def _publish(
         pending: set[asyncio.Future[Any]] = set()
         start = time.time()
         for seq in range(n):
+            if rate:
+                delay = start + seq / rate - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             if len(pending) >= window:
                 finished, pending = await asyncio.wait(
                     pending, return_when=asyncio.FIRST_COMPLETED
@@ -162,9 +167,11 @@ async def measure(
     prefetch: int = PREFETCH,
     use_vhost: bool = True,
     timeout: float = 600.0,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     """Publish/consume n persistent messages of `size` bytes through a fresh quorum
-    queue; rates in messages/second, latencies in milliseconds."""
+    queue; rates in messages/second, latencies in milliseconds. With `rate`
+    (messages/second) the publisher is paced, to measure latency below the ceiling."""
     if size < HEADER.size:
         raise ValueError(f"size must be at least {HEADER.size} bytes")
     suffix = uuid.uuid4().hex[:10]
@@ -205,7 +212,7 @@ async def measure(
         if "ready" not in ready:
             raise RuntimeError(f"consumer: {ready.get('error', ready)}")
 
-        first_publish, last_confirm = await _publish(url, queue, n, size, window)
+        first_publish, last_confirm = await _publish(url, queue, n, size, window, rate)
         consumed = await _line(proc.stdout, timeout)
         if "error" in consumed:
             raise RuntimeError(f"consumer: {consumed['error']}")
@@ -230,6 +237,7 @@ async def measure(
         "window": window,
         "prefetch": prefetch,
         "queue_type": "quorum",
+        "paced_rate": rate,
         "vhost": vhost or urlsplit(amqp_url).path or "/",
         "publish_seconds": publish_s,
         "publish_rate": n / publish_s,

@@ -28,7 +28,6 @@ from hub import ingest
 from hub.broker import topology as topo
 from hub.broker.connection import H_PUBLISHED_MS, message, message_id_for, publish
 from hub.config import Settings
-from hub.db import store
 from hub.decide import DEFAULT_MATCHER
 from hub.log import get
 from hub.publishing import user_of
@@ -115,7 +114,6 @@ class Pipeline:
             while not self.stopping.is_set():
                 batch = await self._take()
                 if batch:
-                    await self._status(len(batch) + self.buffer.qsize())
                     try:
                         await self._handle(channel, held_exchange, batch)
                     except Exception as exc:  # noqa: BLE001 - the worker must go on
@@ -126,7 +124,9 @@ class Pipeline:
                             with contextlib.suppress(Exception):
                                 await m.nack(requeue=True)
                         await asyncio.sleep(1)
-                    await self._status(self.buffer.qsize())
+                    if self.buffer.empty():
+                        # Otherwise the next batch says how much is in hand.
+                        await self._status(0)
         finally:
             await queue.cancel(tag)
             await self._status(0)
@@ -149,11 +149,18 @@ class Pipeline:
                 break
         return batch
 
-    async def _paused(self) -> set[str]:
+    async def _paused(self, inflight: int) -> set[str]:
+        """Paused sources, and this worker's status (`hub wait` counts what it holds
+        unacknowledged): one round trip a batch."""
         async for attempt in transient():
             with attempt:
                 async with self.pool.acquire() as conn:
-                    return await store.paused_sources(conn)
+                    rows = await conn.fetch(
+                        "WITH status AS (INSERT INTO worker_status (worker_id, inflight)"
+                        " VALUES ($1, $2) ON CONFLICT (worker_id) DO UPDATE"
+                        " SET inflight = $2, heartbeat = now())"
+                        " SELECT name FROM sources WHERE paused", self.worker_id, inflight)
+                    return {r["name"] for r in rows}
         return set()  # pragma: no cover - reraise=True
 
     async def _handle(self, channel: Any, held_exchange: Any,
@@ -164,7 +171,7 @@ class Pipeline:
         if not batch:
             return
         items = [incoming(m) for m in batch]
-        paused = await self._paused()
+        paused = await self._paused(len(batch) + self.buffer.qsize())
         work: list[tuple[AbstractIncomingMessage, ingest.Incoming]] = []
         for msg, item in zip(batch, items, strict=True):
             source = ingest.source_of(item.routing_key)
@@ -197,8 +204,7 @@ class Pipeline:
                     await msg.ack()
             return
         self._count(outcomes)
-        for msg, _ in work:
-            await msg.ack()
+        await ack_batch([msg for msg, _ in work])
 
     async def _process(self, items: list[ingest.Incoming]) -> list[Any]:
         async for attempt in transient():
@@ -257,6 +263,24 @@ class Pipeline:
                 )
         except Exception as exc:  # noqa: BLE001 - status is advisory
             log.warning("status_failed", worker=self.worker_id, error=type(exc).__name__)
+
+
+async def ack_batch(messages: list[AbstractIncomingMessage]) -> None:
+    """Acknowledge a committed batch with one basic.ack(multiple) per channel, not
+    one frame (and one socket write) per message.
+
+    Safe because a batch holds the oldest unsettled deliveries of its channel:
+    the buffer is first in, first out, one batch at a time is in hand per
+    pipeline (and channel), and every earlier delivery was settled with its own
+    batch (acked, nacked, held or sent to retry) before this one was taken.
+    """
+    newest: dict[int, AbstractIncomingMessage] = {}
+    for m in messages:
+        held = newest.get(id(m.channel))
+        if held is None or m.delivery_tag > held.delivery_tag:  # type: ignore[operator]
+            newest[id(m.channel)] = m
+    for m in newest.values():
+        await m.ack(multiple=True)
 
 
 async def release_held(pool: asyncpg.Pool, amqp: AbstractRobustConnection) -> int:

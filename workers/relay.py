@@ -7,6 +7,7 @@ publishes it again (at-least-once), and councils drop repeats by event_id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import asyncpg
@@ -39,20 +40,37 @@ async def relay_once(pool: asyncpg.Pool, exchange: object, limit: int = 500) -> 
     return len(rows)
 
 
+#: The pipeline's flush notifies this channel as it commits outbox rows.
+CHANNEL = "hub_outbox"
+#: Without a notification (other writers, a lost listener), look this often anyway.
+POLL = 0.25
+
+
 async def run(pool: asyncpg.Pool, amqp: AbstractRobustConnection, stopping: asyncio.Event) -> None:
     channel = await amqp.channel(publisher_confirms=True)
     exchange = await topo.exchange(channel, topo.NOTIFICATIONS)
+    wake = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        wake.set()
+
+    listener = await pool.acquire()
     try:
+        await listener.add_listener(CHANNEL, notified)
         while not stopping.is_set():
+            wake.clear()  # before looking: a commit from now on wakes the next wait
             async for attempt in transient():
                 with attempt:
                     sent = await relay_once(pool, exchange)
             if sent:
                 log.info("relayed", count=sent)
-            else:
-                try:
-                    await asyncio.wait_for(stopping.wait(), timeout=0.1)
-                except TimeoutError:
-                    pass
+                continue
+            waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopping.wait())]
+            await asyncio.wait(waits, timeout=POLL, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
     finally:
+        with contextlib.suppress(Exception):
+            await listener.remove_listener(CHANNEL, notified)
+        await pool.release(listener)
         await channel.close()

@@ -52,12 +52,12 @@ async def setup(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def run(args: argparse.Namespace, s: Settings) -> int:
+    from workers.processes import run as run_hub
     from workers.runner import COMPONENTS
-    from workers.runner import run as run_hub
 
-    if args.workers < 1:
-        raise OperationError("--workers must be at least 1")
-    await run_hub(s, args.workers, only=args.only or COMPONENTS)
+    if args.workers < 1 or args.processes < 1:
+        raise OperationError("--workers and --processes must be at least 1")
+    await run_hub(s, args.workers, args.processes, only=args.only or COMPONENTS)
     return 0
 
 
@@ -506,4 +506,39 @@ async def review_handle(args: argparse.Namespace, s: Settings) -> int:
         kw["investigating"] = not args.done
     await _with_conn(s, lambda conn: ops.handle_parked(conn, args.item_id, args.by, **kw))
     print(f"{args.item_id}: {args.handle} recorded")
+    return 0
+
+
+def _bench_module() -> Any:
+    """bench/ lives in the repository, beside the hub package, and is not installed."""
+    import importlib
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    if (Path(root) / "bench" / "end_to_end.py").exists() and root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("bench.end_to_end")
+
+
+def bench_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        _bench_module().add_arguments(parser)
+    except ImportError:  # an installed hub without its repository: `hub bench` says so
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+async def bench(args: argparse.Namespace, s: Settings) -> int:
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        e2e = _bench_module()
+    except ImportError:
+        raise OperationError("hub bench runs from a clone of the repository (it needs bench/)"
+                             ) from None
+    server = urlunsplit(urlsplit(s.database_url)._replace(path="/postgres"))
+    try:
+        result = await e2e.run_cancellable(e2e.options(args, s.amqp_url, server))
+    except RuntimeError as exc:
+        raise OperationError(f"bench: {exc}") from None
+    print(json.dumps(result, indent=2, default=str) if args.json else e2e.format_result(result))
     return 0

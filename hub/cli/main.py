@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=c.setup)
 
     s = sub.add_parser("run", help="run the pipeline, outbox relay and parking")
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--workers", type=int, default=1, help="pipeline workers per process")
+    s.add_argument("--processes", type=int, default=1,
+                   help="pipeline processes (with more than 1, this one keeps the relay"
+                        " and parking)")
     s.add_argument("--only", metavar="COMPONENTS", type=_components,
                    help="comma-separated: pipeline, relay, parking (default: all)")
     s.set_defaults(func=c.run)
@@ -259,6 +262,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="keep the temporary directory (service data and hub logs)")
     s.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     s.set_defaults(func=c.chaos)
+
+    s = sub.add_parser("bench", help="the hub end to end beside the broker ceiling, in one"
+                                      " run: rates, latency, peak memory (bench/README.md)")
+    c.bench_arguments(s)
+    s.set_defaults(func=c.bench)
 
     s = sub.add_parser("demo", help="run the hub on a generated national feed and report")
     s.add_argument("--children", type=int, default=3000)

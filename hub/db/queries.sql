@@ -45,17 +45,6 @@ FROM not_a_match n
 JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
   ON n.source = u.source AND n.source_record_id = u.rid;
 
--- name: upsert_child
-INSERT INTO children (child_id, version, record, shielded, shielding_authority,
-                      shielded_at, restricted_at_origin, severed, prepared)
-VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 THEN now() END, $6, $7, $8)
-ON CONFLICT (child_id) DO UPDATE SET
-    version = EXCLUDED.version, record = EXCLUDED.record, prepared = EXCLUDED.prepared,
-    shielded = EXCLUDED.shielded, shielding_authority = EXCLUDED.shielding_authority,
-    shielded_at = COALESCE(children.shielded_at, EXCLUDED.shielded_at),
-    restricted_at_origin = EXCLUDED.restricted_at_origin,
-    severed = EXCLUDED.severed, updated_at = now();
-
 -- name: insert_version
 INSERT INTO child_versions (child_id, version, record, changed_by, message_id)
 VALUES ($1, $2, $3, $4, $5);
@@ -67,24 +56,6 @@ DELETE FROM block_keys WHERE child_id = ANY($1::uuid[]);
 INSERT INTO block_keys (key, child_id)
 SELECT k, c FROM unnest($1::text[], $2::uuid[]) AS u(k, c)
 ON CONFLICT DO NOTHING;
-
--- name: upsert_link
-INSERT INTO source_links (source, source_record_id, child_id, last_version, linked_by)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (source, source_record_id) DO UPDATE SET
-    child_id = EXCLUDED.child_id,
-    last_version = GREATEST(source_links.last_version, EXCLUDED.last_version),
-    linked_by = CASE WHEN source_links.child_id = EXCLUDED.child_id
-                     THEN source_links.linked_by ELSE EXCLUDED.linked_by END,
-    severed = CASE WHEN source_links.child_id = EXCLUDED.child_id
-                   THEN source_links.severed ELSE false END;
-
--- name: upsert_provenance
-INSERT INTO provenance (child_id, field, source, source_record_id, source_version)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (child_id, field) DO UPDATE SET
-    source = EXCLUDED.source, source_record_id = EXCLUDED.source_record_id,
-    source_version = EXCLUDED.source_version, recorded_at = now();
 
 -- name: insert_protected
 INSERT INTO protected_addresses (address_key, child_id) VALUES ($1, $2)
@@ -103,11 +74,6 @@ VALUES ($1, $2, $3, $4, $5);
 -- name: insert_outbox
 INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)
 ON CONFLICT (event_id) DO NOTHING;
-
--- name: insert_processed
-INSERT INTO processed_messages (message_id, outcome, child_id, latency_ms)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT DO NOTHING;
 
 -- name: outbox_batch
 SELECT id, event_id::text AS event_id, routing_key, body
@@ -139,3 +105,89 @@ UPDATE children c SET prepared = f.prepared
 FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS f(child_id, version, prepared)
 WHERE c.child_id = f.child_id AND c.version = f.version
 RETURNING c.child_id;
+
+-- Flushing a batch (hub/db/writes.py): one statement per table, rows as arrays.
+-- Each array holds a row per element, in the order the batch made them; WITH
+-- ORDINALITY keeps that order where ids are assigned (audit, outbox). JSON goes
+-- as text and is cast here: a JSON list in a jsonb[] would read as a dimension.
+
+-- name: flush_children
+INSERT INTO children (child_id, version, record, shielded, shielding_authority,
+                      shielded_at, restricted_at_origin, severed, prepared)
+SELECT u.child_id, u.version, u.record::jsonb, u.shielded, u.authority,
+       CASE WHEN u.shielded THEN now() END, u.restricted, u.severed, u.prepared
+FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::boolean[], $5::text[],
+            $6::boolean[], $7::boolean[], $8::text[])
+     AS u(child_id, version, record, shielded, authority, restricted, severed, prepared)
+ON CONFLICT (child_id) DO UPDATE SET
+    version = EXCLUDED.version, record = EXCLUDED.record, prepared = EXCLUDED.prepared,
+    shielded = EXCLUDED.shielded, shielding_authority = EXCLUDED.shielding_authority,
+    shielded_at = COALESCE(children.shielded_at, EXCLUDED.shielded_at),
+    restricted_at_origin = EXCLUDED.restricted_at_origin,
+    severed = EXCLUDED.severed, updated_at = now();
+
+-- name: flush_versions
+INSERT INTO child_versions (child_id, version, record, changed_by, message_id)
+SELECT child_id, version, record::jsonb, changed_by, message_id
+FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[])
+     AS u(child_id, version, record, changed_by, message_id);
+
+-- name: flush_links
+INSERT INTO source_links (source, source_record_id, child_id, last_version, linked_by)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bigint[], $5::text[])
+ON CONFLICT (source, source_record_id) DO UPDATE SET
+    child_id = EXCLUDED.child_id,
+    last_version = GREATEST(source_links.last_version, EXCLUDED.last_version),
+    linked_by = CASE WHEN source_links.child_id = EXCLUDED.child_id
+                     THEN source_links.linked_by ELSE EXCLUDED.linked_by END,
+    severed = CASE WHEN source_links.child_id = EXCLUDED.child_id
+                   THEN source_links.severed ELSE false END;
+
+-- name: flush_provenance
+INSERT INTO provenance (child_id, field, source, source_record_id, source_version)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+ON CONFLICT (child_id, field) DO UPDATE SET
+    source = EXCLUDED.source, source_record_id = EXCLUDED.source_record_id,
+    source_version = EXCLUDED.source_version, recorded_at = now();
+
+-- name: flush_protected
+INSERT INTO protected_addresses (address_key, child_id)
+SELECT * FROM unnest($1::text[], $2::uuid[])
+ON CONFLICT DO NOTHING;
+
+-- name: flush_parked
+INSERT INTO parked (id, kind, reason, source, source_record_id, source_version, error,
+                    raw, routing_key, message_id, update, candidates, retry_of)
+SELECT id, kind, reason, source, source_record_id, source_version, error, raw, routing_key,
+       message_id, update::jsonb, candidates::jsonb, retry_of
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[],
+            $11::text[], $12::text[], $13::uuid[])
+     AS u(id, kind, reason, source, source_record_id, source_version, error, raw,
+          routing_key, message_id, update, candidates, retry_of)
+ON CONFLICT DO NOTHING;
+
+-- name: flush_audit
+INSERT INTO audit_log (actor, action, child_id, subject, detail)
+SELECT actor, action, child_id, subject, detail::jsonb
+FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[])
+     WITH ORDINALITY AS u(actor, action, child_id, subject, detail, n)
+ORDER BY n;
+
+-- name: flush_outbox
+-- The relay (LISTEN hub_outbox) wakes at commit instead of at its next poll.
+WITH rows AS (
+    INSERT INTO outbox (event_id, routing_key, body)
+    SELECT event_id, routing_key, body::jsonb
+    FROM unnest($1::uuid[], $2::text[], $3::text[])
+         WITH ORDINALITY AS u(event_id, routing_key, body, n)
+    ORDER BY n
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING 1
+)
+SELECT pg_notify('hub_outbox', count(*)::text) FROM rows;
+
+-- name: flush_processed
+INSERT INTO processed_messages (message_id, outcome, child_id, latency_ms)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::integer[])
+ON CONFLICT DO NOTHING;

@@ -10,10 +10,10 @@ import asyncpg
 
 from hub.batch import BatchState, ChildRow, StoredRecord, Writes
 from hub.config import Thresholds
+from hub.db import writes
 from hub.db.queries import q
 from hub.decide import DEFAULT_MATCHER, Matcher, SourceLink
 from hub.match import compact
-from hub.match.compare import prepare
 from hub.records import address_key
 from schemas.canonical import CanonicalUpdate
 
@@ -113,37 +113,6 @@ async def load(
 
 
 async def flush(conn: asyncpg.Connection, w: Writes) -> None:
-    """All of a batch's writes; the caller holds the transaction."""
-    if w.children:
-        await conn.executemany(q("upsert_child"), [
-            (c.child_id, c.version, c.record, c.shielded, c.authority, c.restricted, c.severed,
-             compact.encode(c.match or prepare(c.record), c.version))
-            for c in w.children.values()
-        ])
-    if w.versions:
-        await conn.executemany(q("insert_version"), w.versions)
-    if w.keys:
-        await conn.execute(q("delete_keys"), list(w.keys))
-        pairs = [(k, cid) for cid, ks in w.keys.items() for k in ks]
-        await conn.execute(q("insert_keys"), [k for k, _ in pairs], [c for _, c in pairs])
-    if w.links:
-        await conn.executemany(q("upsert_link"), list(w.links.values()))
-    if w.provenance:
-        await conn.executemany(q("upsert_provenance"), list(w.provenance.values()))
-    if w.protected:
-        await conn.executemany(q("insert_protected"), sorted(w.protected))
-    if w.parked:
-        await conn.executemany(q("insert_parked"), [
-            (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],
-             p["source_version"], p["error"], p["raw"], p["routing_key"], p["message_id"],
-             p["update"], p["candidates"], p["retry_of"])
-            for p in w.parked
-        ])
-    if w.audit:
-        await conn.executemany(q("insert_audit"), w.audit)
-    if w.outbox:
-        await conn.executemany(q("insert_outbox"), [
-            (n.event_id, n.routing_key, n.body) for n in w.outbox
-        ])
-    if w.processed:
-        await conn.executemany(q("insert_processed"), w.processed)
+    """All of a batch's writes; the caller holds the transaction. One statement a
+    table, rows as arrays (hub/db/writes.py)."""
+    await writes.flush(conn, w)

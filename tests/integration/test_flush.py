@@ -1,0 +1,105 @@
+"""A batch's writes flushed as arrays (hub/db/writes.py): every table gets what the
+batch made, JSON intact (lists too), in the batch's order, and the relay is told."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from hub import ingest, operations
+from hub.config import Thresholds
+from hub.db.connect import connect
+from hub.publishing import canonical_body
+from tests.factories import moved, nhs, update
+
+pytestmark = pytest.mark.integration
+
+
+def _item(u: dict) -> ingest.Incoming:
+    key = f"source.{u['source']}"
+    body = canonical_body(u)
+    return ingest.Incoming(message_id=f"m-{u['source']}-{u['source_record_id']}-"
+                                      f"{u['source_version']}", routing_key=key, body=body)
+
+
+async def test_a_batch_flushes_every_table_in_order(database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        first = [_item(update("la", "LA-1", nhs_number=nhs(1))),
+                 _item(update("la", "LA-2", nhs_number=nhs(2), given_name="Tamsin",
+                              date_of_birth="2012-07-21"))]
+        out = await ingest.process(conn, first, Thresholds())
+        assert [o.action for o in out] == ["create", "create"]
+        shielded = out[0].child_id
+        assert shielded is not None
+        await operations.shield(conn, shielded, "383", "op", "refuge")
+
+        listener = await connect(database_url)
+        heard: list[str] = []
+        await listener.add_listener("hub_outbox", lambda *a: heard.append(a[-1]))
+        # One batch: a review with candidates (the shielded child, no NHS number),
+        # a link with a move, a dead letter, a create.
+        second = [
+            _item(moved(update("dwp", "CB-1", nhs_number=None), la="383")),
+            _item(moved(update("dwp", "CB-2", nhs_number=nhs(2), given_name="Tamsin",
+                               date_of_birth="2012-07-21"))),
+            ingest.Incoming("m-bad", "source.dwp", b'{"not": "an update"'),
+            _item(moved(update("pds", "P-9", nhs_number=nhs(9), given_name="Ottilie",
+                               family_name="Brackwater", date_of_birth="2016-01-30"),
+                        lines=["7 Ash Close"], town="Leeds", postcode="LS9 9ZZ", la="383")),
+        ]
+        out = await ingest.process(conn, second, Thresholds())
+        assert [(o.action, o.reason) for o in out] == [
+            ("review", "shielded_candidate"), ("link", "nhs_number"),
+            ("dead", "invalid_json"), ("create", "no_match")]
+        for _ in range(50):
+            if heard:
+                break
+            await asyncio.sleep(0.05)
+        await listener.close()
+        assert heard, "the relay's channel was not notified at commit"
+
+        review = await conn.fetchrow(
+            "SELECT candidates, update, source_version FROM parked WHERE kind = 'review'")
+        assert [c["child_id"] for c in review["candidates"]] == [shielded]
+        assert review["update"]["source_record_id"] == "CB-1"
+        assert review["source_version"] == 1
+        dead = await conn.fetchrow("SELECT raw, update, reason FROM parked WHERE kind = 'dead'")
+        assert (dead["raw"], dead["update"], dead["reason"]) == (
+            '{"not": "an update"', None, "invalid_json")
+
+        moved_id = out[1].child_id
+        record, version = await conn.fetchrow(
+            "SELECT record, version FROM children WHERE child_id = $1", moved_id)
+        assert version == 2 and record["address"]["postcode"] == "B5 7QQ"
+        history = await conn.fetch(
+            "SELECT version, record, message_id FROM child_versions WHERE child_id = $1"
+            " ORDER BY version", moved_id)
+        assert [h["version"] for h in history] == [1, 2]
+        assert history[-1]["record"] == record and history[-1]["message_id"] == "m-dwp-CB-2-1"
+        link = await conn.fetchrow(
+            "SELECT child_id::text, last_version, linked_by FROM source_links"
+            " WHERE source = 'dwp' AND source_record_id = 'CB-2'")
+        assert tuple(link) == (moved_id, 1, "auto")
+        fields = {r["field"] for r in await conn.fetch(
+            "SELECT field FROM provenance WHERE child_id = $1 AND source = 'dwp'", moved_id)}
+        assert "address" in fields
+
+        # Audit rows and notifications keep the batch's order.
+        actions = [r["detail"]["message_id"] for r in await conn.fetch(
+            "SELECT detail FROM audit_log WHERE action LIKE 'decision.%' ORDER BY id")]
+        assert actions[-4:] == ["m-dwp-CB-1-1", "m-dwp-CB-2-1", "m-bad", "m-pds-P-9-1"]
+        notes = await conn.fetch("SELECT routing_key, body FROM outbox ORDER BY id")
+        last = [(n["routing_key"], n["body"]["event"]) for n in notes[-3:]]
+        assert last == [("la.383.child.moved_out", "child.moved_out"),
+                        ("la.330.child.moved_in", "child.moved_in"),
+                        ("la.383.child.created", "child.created")]
+        assert all(isinstance(n["body"], dict) and json.dumps(n["body"]) for n in notes)
+        outcomes = {r["message_id"]: r["outcome"] for r in await conn.fetch(
+            "SELECT message_id, outcome FROM processed_messages")}
+        assert outcomes["m-bad"] == "dead:invalid_json"
+        assert outcomes["m-dwp-CB-1-1"] == "review:shielded_candidate"
+    finally:
+        await conn.close()
