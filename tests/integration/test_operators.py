@@ -239,12 +239,34 @@ def test_source_pause_preview_and_resume(running: dict[str, str], tmp_path: Path
     assert "dwp: running" in hub(env, "source", "status").stdout
 
 
-def test_poison_message_is_retried_then_dead_lettered(
-    running: dict[str, str], tmp_path: Path
+# The test's database refuses to store this middle name, as it would a write that
+# breaks a constraint: processing fails on every attempt. (A NUL character once did
+# this; validation now refuses it as invalid_character.)
+REFUSE_WRITE = """
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.record->>'middle_names' = 'Refused-by-trigger' THEN
+        RAISE EXCEPTION 'this write is refused';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON children
+    FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+"""
+
+
+async def test_poison_message_is_retried_then_dead_lettered(
+    running: dict[str, str], settings, tmp_path: Path
 ) -> None:
+    import asyncpg
+
     env = running
-    # PostgreSQL cannot store a NUL character: processing fails on every attempt.
-    poison = update("dwp", "CB-1", nhs_number=None, middle_names="a\u0000b")
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute(REFUSE_WRITE)
+    finally:
+        await conn.close()
+    poison = update("dwp", "CB-1", nhs_number=None, middle_names="Refused-by-trigger")
     publish(env, tmp_path, "dwp", poison, update("dwp", "CB-2", nhs_number=nhs(8),
                                                  given_name="Linnea"))
     assert len(jsonl(hub(env, "export").stdout)) == 1  # the good one was not held up
