@@ -13,19 +13,16 @@ writes the input to `--artifacts` (default fuzz/artifacts/).
 
 The corpus starts from the adapters' test fixtures (tests/fixtures/adapters/)
 and, for `validate`, a few canonical updates and the hostile catalogue's
-bodies (tests/hostile.py); new inputs go to a scratch corpus directory unless
---corpus names one.
+bodies (tests/hostile.py); the corpus grows in fuzz/corpus/TARGET (not in git)
+unless --corpus names another directory.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import io
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", choices=TARGETS)
     p.add_argument("--seconds", type=int, default=120)
-    p.add_argument("--corpus", type=Path, help="corpus directory (kept; default: scratch)")
+    p.add_argument("--corpus", type=Path,
+                   help="corpus directory, kept between runs (default: fuzz/corpus/TARGET)")
     p.add_argument("--artifacts", type=Path, default=ROOT / "fuzz" / "artifacts")
     p.add_argument("--max-len", type=int, default=1 << 16)
     p.add_argument("--reproduce", type=Path, metavar="FILE",
@@ -168,11 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         print("no failure")
         return
 
-    scratch = None
-    corpus = a.corpus
-    if corpus is None:
-        scratch = Path(tempfile.mkdtemp(prefix=f"fuzz-{a.target}-"))
-        corpus = scratch
+    corpus = a.corpus or ROOT / "fuzz" / "corpus" / a.target
     corpus.mkdir(parents=True, exist_ok=True)
     for n, seed in enumerate(seeds(a.target)):
         (corpus / f"seed-{n:04d}").write_bytes(seed[: a.max_len])
@@ -181,8 +175,6 @@ def main(argv: list[str] | None = None) -> None:
     args = [sys.argv[0], f"-max_total_time={a.seconds}", f"-max_len={a.max_len}",
             f"-artifact_prefix={a.artifacts}/{a.target}-", "-print_final_stats=1",
             "-rss_limit_mb=4096", "-timeout=20", *extra, str(corpus)]
-    if scratch is not None:  # libFuzzer ends the process with exit(): clean up then
-        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     atheris.Setup(args, test_one_input)
     atheris.Fuzz()
 
