@@ -111,7 +111,8 @@ async def load(args: argparse.Namespace, s: Settings) -> int:
           f" (dead-lettered), {summary.duplicates} already processed;"
           f" {outcomes or 'nothing new'}", flush=True)
     if not args.quiet:
-        phases = ", ".join(f"{k} {v:.1f}s" for k, v in summary.phases.items())
+        phases = ", ".join(f"{k} {v:.1f}s (ran {summary.phases_cpu.get(k, 0.0):.1f}s)"
+                           for k, v in summary.phases.items())
         print(f"load: time by phase: {phases}; pairs scored ahead"
               f" {summary.scores['pairs']:,}, used {summary.scores['cached']:,},"
               f" scored while deciding {summary.scores['scored']:,}", file=sys.stderr)
