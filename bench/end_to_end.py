@@ -71,9 +71,12 @@ class Options:
     updates: int = 15_000
     latency_updates: int = 4_500
     warmup: int = 500
+    # What measured best here (README, Performance): a pipeline process per core, one
+    # pipeline each, batches of 500. Batches wait on each other's advisory locks, so
+    # more pipelines per process mostly wait, and bigger batches wait less often.
     processes: int = 2
-    workers: int = 2
-    batch_size: int | None = None
+    workers: int = 1
+    batch_size: int | None = 500
     memory_children: int = 0  # 0: no second run
     memory_reuse_db: str | None = None
     seed: int = 1
@@ -283,21 +286,32 @@ def listener_pid(url: str, default_port: int) -> int | None:
 
 
 class CpuMeter:
-    """CPU seconds spent by groups of processes between start() and stop()."""
+    """CPU seconds spent by groups of processes between start() and stop(). A group
+    is a list of pids or a function giving them, asked again at stop(): a process
+    that started in between (a database session the pool opened) counts whole."""
 
-    def __init__(self, groups: dict[str, list[int]]) -> None:
+    def __init__(self, groups: dict[str, Any]) -> None:
         self.groups = groups
-        self.before: dict[str, float] = {}
+        self.before: dict[int, float] = {}
 
-    def _now(self) -> dict[str, float]:
-        return {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.groups.items()}
+    async def _pids(self, group: Any) -> list[int]:
+        found = group() if callable(group) else group
+        if asyncio.iscoroutine(found):
+            found = await found
+        return list(found)
 
-    def start(self) -> None:
-        self.before = self._now()
+    async def start(self) -> None:
+        for group in self.groups.values():
+            for pid in await self._pids(group):
+                self.before[pid] = cpu_seconds(pid)
 
-    def stop(self) -> dict[str, float]:
-        after = self._now()
-        return {name: round(after[name] - self.before[name], 2) for name in self.groups}
+    async def stop(self) -> dict[str, float]:
+        out = {}
+        for name, group in self.groups.items():
+            pids = set(await self._pids(group)) | (set(group) if isinstance(group, list) else set())
+            out[name] = round(sum(cpu_seconds(p) - self.before.get(p, 0.0) for p in pids
+                                  if cpu_seconds(p)), 2)
+        return out
 
 
 def _children_of(pid: int) -> list[int]:
@@ -599,9 +613,12 @@ async def hub_run(opts: Options, db_name: str, with_latency: bool = True) -> dic
         await progress.until_done(len(expected), hub)
 
         log(f"full speed: {len(timed):,} updates")
-        backends = [r[0] for r in await monitor.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            db_name)]
+        async def backends() -> list[int]:
+            assert monitor is not None
+            return [r[0] for r in await monitor.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1"
+                " AND pid <> pg_backend_pid()", db_name)]
+
         broker = listener_pid(opts.amqp_url, 5672)
         meter = CpuMeter({
             "hub": [hub.proc.pid, *_children_of(hub.proc.pid)],
@@ -609,7 +626,7 @@ async def hub_run(opts: Options, db_name: str, with_latency: bool = True) -> dic
             "broker": [broker] if broker else [],
             "source_and_bench": [os.getpid()],
         })
-        meter.start()
+        await meter.start()
         recorder = None
         if opts.profile:
             from bench.pyspy import Recorder
@@ -622,7 +639,7 @@ async def hub_run(opts: Options, db_name: str, with_latency: bool = True) -> dic
         expected |= sent.keys()
         done_at = await progress.until_done(len(expected), hub)
         sessions = dict(progress.sessions)
-        cpu = meter.stop()
+        cpu = await meter.stop()
         if recorder is not None:
             result["profile"] = str(await recorder.stop())
             log(f"  profile: {result['profile']}")
@@ -708,10 +725,10 @@ async def run(opts: Options) -> dict[str, Any]:
         log(f"broker ceiling: {len(feed):,} messages of {size} B")
         broker = listener_pid(opts.amqp_url, 5672)
         meter = CpuMeter({"broker": [broker] if broker else []})
-        meter.start()
+        await meter.start()
         result["ceiling"] = await broker_ceiling.measure(opts.amqp_url, len(feed), size)
         result["ceiling"]["broker_cpu_per_1000"] = round(
-            1000 * meter.stop()["broker"] / len(feed), 2)
+            1000 * (await meter.stop())["broker"] / len(feed), 2)
         log(f"  {result['ceiling']['end_to_end_rate']:.0f} msg/s")
         result["hub"] = await hub_run(opts, name)
         await _drop_db(opts.database_url, name)
@@ -858,7 +875,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", type=int, default=os.cpu_count() or 2,
                    help="hub run --processes (default: the cores)")
     p.add_argument("--workers", type=int, default=d.workers, help="hub run --workers")
-    p.add_argument("--batch-size", type=int, default=None, help="HUB_BATCH_SIZE for hub run")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="HUB_BATCH_SIZE for hub run")
     p.add_argument("--memory-children", type=int, default=0, metavar="N",
                    help="also run on an index of N children and compare worker memory")
     p.add_argument("--memory-reuse-db", metavar="NAME", help="clone that index from NAME")
