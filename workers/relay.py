@@ -54,10 +54,13 @@ async def run(pool: asyncpg.Pool, amqp: AbstractRobustConnection, stopping: asyn
     def notified(*_: object) -> None:
         wake.set()
 
-    listener = await pool.acquire()
+    listener = None
     try:
+        listener = await pool.acquire()
         await listener.add_listener(CHANNEL, notified)
         while not stopping.is_set():
+            if listener.is_closed():  # the database went away: start again (runner)
+                raise ConnectionError("the relay's listening connection was closed")
             wake.clear()  # before looking: a commit from now on wakes the next wait
             async for attempt in transient():
                 with attempt:
@@ -70,7 +73,9 @@ async def run(pool: asyncpg.Pool, amqp: AbstractRobustConnection, stopping: asyn
             for w in waits:
                 w.cancel()
     finally:
-        with contextlib.suppress(Exception):
-            await listener.remove_listener(CHANNEL, notified)
-        await pool.release(listener)
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(CHANNEL, notified)
+            with contextlib.suppress(Exception):
+                await pool.release(listener)
         await channel.close()
