@@ -55,7 +55,7 @@ from hub.db import migrate, store
 from hub.db.connect import connect
 from hub.db.queries import q
 from hub.match import compact
-from hub.match.blocking import index_keys
+from hub.match.blocking import index_keys, shielded_keys
 from hub.match.compare import prepare
 from hub.nhs import check_digit
 from hub.records import merge
@@ -116,7 +116,8 @@ def _rows(pop: Population, renumber: _Renumber | None) -> Iterator[
         cid = uuid.uuid4()
         row = (cid, 1, json.dumps(record), person.shielded, person.shielding_authority,
                compact.encode(prepare(record), 1))
-        yield row, [(k, cid) for k in index_keys(record)]
+        keys = index_keys(record) | (shielded_keys(record) if person.shielded else set())
+        yield row, [(k, cid) for k in keys]
 
 
 async def _constraints(conn: asyncpg.Connection, table: str) -> list[tuple[str, str, str]]:

@@ -30,7 +30,7 @@ from hub.decide import (
     SourceLink,
     decide,
 )
-from hub.match.blocking import index_keys, query_keys
+from hub.match.blocking import index_keys, query_keys, shielded_keys
 from hub.match.compare import Prepared, prepare
 from hub.notify import Notification, for_change
 from hub.records import Record, address_key, la_of, merge
@@ -257,6 +257,8 @@ class BatchState:
                 row.child_id, fld, update.source, update.source_record_id, update.source_version
             )
         keys = self.index_keys_of(after)
+        if row.shielded:
+            keys = keys | shielded_keys(after)
         self.writes.keys[row.child_id] = keys
         for k in keys:
             self.key_index.setdefault(k, set()).add(row.child_id)

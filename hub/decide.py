@@ -207,10 +207,20 @@ def decide(
     return Decision(CREATE, "no_match", None, top, model)
 
 
+def _tokens(name: Any) -> set[str]:
+    return {t for t in re.split(r"[^a-z]+", str(name).casefold()) if len(t) > 1} if name else set()
+
+
 def _name_tokens(record: Mapping[str, Any]) -> set[str]:
     names = [record.get("given_name"), record.get("middle_names"), record.get("family_name"),
              *(record.get("former_family_names") or [])]
-    return {t for n in names if n for t in re.split(r"[^a-z]+", str(n).casefold()) if len(t) > 1}
+    return {t for n in names for t in _tokens(n)}
+
+
+def _full_name_agrees(update: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    theirs = _name_tokens(record)
+    return bool(_tokens(update.get("given_name")) & theirs) and bool(
+        _tokens(update.get("family_name")) & theirs)
 
 
 def _dob_close(a: str, b: str) -> bool:
@@ -226,9 +236,14 @@ def _dob_close(a: str, b: str) -> bool:
 def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
     """A deliberately generous test, used only for shielded and severed candidates:
     a close date of birth and any name in common (given, middle, family or former,
-    in any position). Scoring can miss a child whose names changed and were then
-    mistyped or swapped; for a shielded child a miss is a duplicate, so a person looks."""
-    if not _dob_close(str(update.get("date_of_birth")), str(record.get("date_of_birth"))):
+    in any position), or both names in common and the birth year alone (a date of
+    birth wrong in day and month). Scoring can miss a child whose names changed and
+    were then mistyped or swapped, or whose date is wrong twice over; for a shielded
+    child a miss is a duplicate, so a person looks."""
+    mine, theirs = str(update.get("date_of_birth")), str(record.get("date_of_birth"))
+    if not _dob_close(mine, theirs) and not (
+        mine[:4] == theirs[:4] and _full_name_agrees(update, record)
+    ):
         return False
     sexes = {update.get("sex"), record.get("sex")} - {None, "unknown"}
     if len(sexes) > 1:

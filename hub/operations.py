@@ -18,6 +18,7 @@ from hub.config import Thresholds
 from hub.db import store
 from hub.db.queries import q
 from hub.match import compact
+from hub.match.blocking import shielded_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
 from hub.records import address_key
@@ -68,6 +69,12 @@ async def _new_version(
         compact.encode(prepare(record), version),
     )
     await conn.execute(q("insert_version"), row["child_id"], version, record, actor, None)
+    # A shielded record carries extra blocking keys (hub.match.blocking.shielded_keys).
+    if shielded:
+        extra = sorted(shielded_keys(record))
+        await conn.execute(q("insert_keys"), extra, [row["child_id"]] * len(extra))
+    else:
+        await conn.execute(q("delete_shielded_keys"), row["child_id"])
     return version
 
 

@@ -52,6 +52,9 @@ VALUES ($1, $2, $3, $4, $5);
 -- name: delete_keys
 DELETE FROM block_keys WHERE child_id = ANY($1::uuid[]);
 
+-- name: delete_shielded_keys
+DELETE FROM block_keys WHERE child_id = $1 AND key LIKE 'Y:%';
+
 -- name: insert_keys
 INSERT INTO block_keys (key, child_id)
 SELECT k, c FROM unnest($1::text[], $2::uuid[]) AS u(k, c)
@@ -94,7 +97,7 @@ WHERE prepared IS NULL OR split_part(prepared, E'\x1f', 1) <> $1
    OR split_part(prepared, E'\x1f', 2) <> version::text;
 
 -- name: stale_prepared
-SELECT child_id, version, record::text AS record_json FROM children
+SELECT child_id, version, record::text AS record_json, shielded FROM children
 WHERE child_id > $2::uuid
   AND (prepared IS NULL OR split_part(prepared, E'\x1f', 1) <> $1
        OR split_part(prepared, E'\x1f', 2) <> version::text)

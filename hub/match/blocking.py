@@ -85,6 +85,24 @@ def _keys(p: Prepared, transposed: bool = False) -> set[str]:
     return keys
 
 
+def _year_keys(p: Prepared, transposed: bool = False) -> set[str]:
+    full, given = (p.given, p.family) if transposed else (p.family, p.given)
+    if not (full and given):
+        return set()
+    return {f"Y:{_code(full)}:{g}:{p.year}" for g in _given_codes(given)}
+
+
+def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
+    """The extra keys of a shielded record: both names with the birth year alone.
+
+    They find it again when an update's date of birth is wrong in both day and
+    month (two corruptions, which the ordinary keys do not promise to survive):
+    for a shielded child a miss is a duplicate, the failure the hub exists to
+    prevent. Only shielded records carry them, so looking them up costs little.
+    """
+    return _year_keys(prepared(child))
+
+
 def index_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     """The keys a stored record is indexed under."""
     return _keys(prepared(child))
@@ -93,7 +111,7 @@ def index_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
 def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     """The keys an incoming update looks up (a superset of its own index keys)."""
     p = prepared(child)
-    keys = _keys(p) | _keys(p, transposed=True)
+    keys = _keys(p) | _keys(p, transposed=True) | _year_keys(p) | _year_keys(p, transposed=True)
     swapped = swapped_date(p.dob)
     if swapped is not None:
         iso = p.dob.isoformat()

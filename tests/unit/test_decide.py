@@ -104,3 +104,43 @@ def test_renamed_shielded_child_with_swapped_old_names_goes_to_review() -> None:
     # The same update against an open record is scored on its merits.
     open_ = decide(update, 1, Facts(candidates=(Candidate("c1", renamed),)), T)
     assert open_.action != LINK
+
+
+def _state_with(record: dict[str, object], shielded: bool) -> tuple[object, str]:
+    from datetime import UTC, datetime
+
+    from hub.batch import BatchState, ChildRow
+    from hub.match.blocking import index_keys, shielded_keys
+
+    state = BatchState(thresholds=T, now=datetime.now(UTC))
+    cid = "c1"
+    state.children[cid] = ChildRow(cid, 1, record, shielded=shielded,
+                                   authority="330" if shielded else None)
+    keys = index_keys(record) | (shielded_keys(record) if shielded else set())
+    for k in keys:
+        state.key_index.setdefault(k, set()).add(cid)
+    return state, cid
+
+
+def test_shielded_child_with_a_doubly_wrong_date_of_birth_still_goes_to_a_person() -> None:
+    """Day and month both wrong (not a swap), no NHS number, a refuge address: the
+    ordinary keys promise one wrong date part only, so only the shielded record's
+    extra keys (both names with the year) find it; a miss would be a duplicate."""
+    from hub.validate import check
+    from schemas.canonical import CanonicalUpdate
+    from tests.factories import update
+
+    record = child()  # born 2014-03-09
+    raw = update("dwp", "CB-9", nhs_number=None, address=REFUGE, date_of_birth="2014-11-25")
+    parsed = check(raw)
+    assert isinstance(parsed, CanonicalUpdate)
+
+    state, cid = _state_with(record, shielded=True)
+    _, decision, facts = state.decide(parsed)  # type: ignore[attr-defined]
+    assert [c.child_id for c in facts.candidates] == [cid]
+    assert (decision.action, decision.reason) == (REVIEW, "shielded_candidate")
+
+    # Without the extra keys (an open record) the record is not even a candidate.
+    state, _ = _state_with(record, shielded=False)
+    _, _, facts = state.decide(parsed)  # type: ignore[attr-defined]
+    assert facts.candidates == ()
