@@ -23,13 +23,13 @@ from hub.decide import (
     LINK,
     NOOP,
     REVIEW,
-    Candidate,
     Decision,
     Facts,
     Matcher,
     SourceLink,
     decide,
 )
+from hub.match import compact
 from hub.match.blocking import index_keys, query_keys, shielded_keys
 from hub.match.compare import Prepared, prepare
 from hub.notify import Notification, for_change
@@ -79,10 +79,30 @@ class ChildRow:
     severed: bool = False
     # The record's normal forms for scoring (None: prepare from the record).
     match: Prepared | None = None
+    # Its stored form (hub.match.compact), decoded only when first needed: most
+    # candidates of a batch are never scored (an NHS number ties their update).
+    form: str | None = None
 
     @property
     def shield(self) -> Shield:
         return Shield(self.shielded, self.authority)
+
+    @property
+    def normal_form(self) -> Prepared:
+        if self.match is None:
+            self.match = compact.decode(self.form, self.version) or prepare(self.record)
+            self.form = None
+        return self.match
+
+    @property
+    def nhs_and_dob(self) -> tuple[str, str]:
+        """Read straight from the stored form while it is not decoded."""
+        if self.match is None and self.form is not None:
+            got = compact.identifiers(self.form, self.version)
+            if got is not None:
+                return got
+        p = self.normal_form
+        return p.nhs, p.dob_s
 
 
 @dataclass
@@ -171,11 +191,9 @@ class BatchState:
             cid for cid in self.protected.get(addr, set()) if self.children.get(cid) is None
             or self.children[cid].shielded
         } if addr else set()
-        candidates = tuple(
-            Candidate(c.child_id, c.record, c.shielded, c.severed, c.match)
-            for c in (self.children.get(i) for i in sorted(ids))
-            if c is not None
-        )
+        # The rows themselves are the candidates (hub.decide.CandidateLike).
+        children = self.children
+        candidates = tuple(c for c in map(children.get, sorted(ids)) if c is not None)
         return Facts(
             link=link,
             candidates=candidates,

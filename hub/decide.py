@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from hub.config import Thresholds
 from hub.match.compare import Prepared, prepared
@@ -48,6 +48,23 @@ class Matcher:
 DEFAULT_MATCHER = Matcher()
 
 
+class CandidateLike(Protocol):
+    """What the rules read of a candidate (hub.batch.ChildRow is one)."""
+
+    @property
+    def child_id(self) -> str: ...
+    @property
+    def record(self) -> Mapping[str, Any]: ...
+    @property
+    def shielded(self) -> bool: ...
+    @property
+    def severed(self) -> bool: ...
+    @property
+    def normal_form(self) -> Prepared: ...
+    @property
+    def nhs_and_dob(self) -> tuple[str, str]: ...  # date of birth as YYYYMMDD
+
+
 class Candidate(NamedTuple):  # a tuple: thousands are made a batch, cheaply
     child_id: str
     record: Mapping[str, Any]
@@ -58,6 +75,11 @@ class Candidate(NamedTuple):  # a tuple: thousands are made a batch, cheaply
     @property
     def normal_form(self) -> Prepared:
         return self.match if self.match is not None else prepared(self.record)
+
+    @property
+    def nhs_and_dob(self) -> tuple[str, str]:
+        p = self.normal_form
+        return p.nhs, p.dob_s
 
 
 @dataclass(frozen=True)
@@ -72,7 +94,7 @@ class Facts:
     """What the index knows that bears on one update."""
 
     link: SourceLink | None = None
-    candidates: tuple[Candidate, ...] = ()
+    candidates: tuple[CandidateLike, ...] = ()
     invalidated_for: str | None = None  # child whose severed identity held this NHS number
     not_a_match: frozenset[str] = frozenset()
     # shielded children that hold (or held) the update's address
@@ -100,11 +122,14 @@ class Decision:
     model_version: str | None = None
 
 
-def _score_all(child: Record, facts: Facts, matcher: Matcher) -> list[Scored]:
+def _score_all(child: Record, facts: Facts, matcher: Matcher,
+               shielded_only: bool = False) -> list[Scored]:
     out = []
     update = matcher.prepare(child)
     for cand in facts.candidates:
         if cand.child_id in facts.not_a_match:
+            continue
+        if shielded_only and not (cand.shielded or cand.severed):
             continue
         s = matcher.score(update, cand.normal_form)
         out.append(
@@ -119,6 +144,11 @@ def _score_all(child: Record, facts: Facts, matcher: Matcher) -> list[Scored]:
         )
     out.sort(key=lambda c: c.probability, reverse=True)
     return out
+
+
+def _top(child: Record, facts: Facts, matcher: Matcher) -> tuple[Scored, ...]:
+    """The five best-scored candidates, for a person to see."""
+    return tuple(_score_all(child, facts, matcher)[:5])
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
@@ -144,10 +174,6 @@ def decide(
             return Decision(REVIEW, "shielded_address", None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
 
-    scored = _score_all(child, facts, matcher)
-    model = scored[0].explanation.model_version if scored and scored[0].explanation else None
-    top = tuple(scored[:5])
-
     if facts.invalidated_for is not None:
         severed = _only(facts.invalidated_for, child, facts, matcher)
         return Decision(REVIEW, "severed_identity", None, severed)
@@ -155,24 +181,35 @@ def decide(
     nhs = child.get("nhs_number")
     dob = str(child.get("date_of_birth"))
     if nhs:
-        same_nhs = [c for c in facts.candidates if c.normal_form.nhs == nhs]
-        tied = [c for c in same_nhs if c.normal_form.dob.isoformat() == dob]
+        same_nhs = [c for c in facts.candidates if c.nhs_and_dob[0] == nhs]
+        dob_s = dob.replace("-", "")
+        tied = [c for c in same_nhs if c.nhs_and_dob[1] == dob_s]
         if len(tied) == 1 and len(same_nhs) == 1:
+            # Tied by NHS number: only shielded or severed candidates are scored (is
+            # another one plausible?); the rest only if a person is to decide.
             target = tied[0]
+            model: str | None = matcher.model.version
             if target.severed:
-                return Decision(REVIEW, "severed_identity", None, top, model)
+                return Decision(REVIEW, "severed_identity", None,
+                                _top(child, facts, matcher), model)
             others = [
-                c for c in scored
+                c for c in _score_all(child, facts, matcher, shielded_only=True)
                 if c.child_id != target.child_id and (c.shielded or c.severed)
                 and c.identity_probability >= thresholds.shielded_plausible
             ]
             if others:
                 shielded = any(c.shielded for c in others)
                 reason = "shielded_candidate" if shielded else "severed_identity"
-                return Decision(REVIEW, reason, None, top, model)
+                return Decision(REVIEW, reason, None, _top(child, facts, matcher), model)
             if _address_guard(child, target.child_id, facts):
-                return Decision(REVIEW, "shielded_address", None, top, model)
-            return Decision(LINK, "nhs_number", target.child_id, top, model)
+                return Decision(REVIEW, "shielded_address", None,
+                                _top(child, facts, matcher), model)
+            return Decision(LINK, "nhs_number", target.child_id, (), model)
+
+    scored = _score_all(child, facts, matcher)
+    model = scored[0].explanation.model_version if scored and scored[0].explanation else None
+    top = tuple(scored[:5])
+    if nhs:
         if len(same_nhs) > 1:
             return Decision(REVIEW, "conflicting_identity", None, top, model)
         # One record with this NHS number but another date of birth (a typo or a

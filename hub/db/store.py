@@ -13,7 +13,6 @@ from hub.config import Thresholds
 from hub.db import writes
 from hub.db.queries import q
 from hub.decide import DEFAULT_MATCHER, Matcher, SourceLink
-from hub.match import compact
 from hub.records import address_key
 from schemas.canonical import CanonicalUpdate
 
@@ -102,7 +101,7 @@ async def load(
             in await conn.fetch(q("children_for_keys"), keys, sorted(ids)):
         state.children[cid] = ChildRow(
             cid, version, StoredRecord(record_json), shielded, authority, restricted, severed,
-            compact.decode(form, version),
+            None, form,
         )
         for k in found:
             if k in key_index:

@@ -18,7 +18,6 @@ import asyncpg
 from hub.batch import Writes
 from hub.db.queries import q
 from hub.match import compact
-from hub.match.compare import prepare
 
 
 def _json(value: Any) -> str | None:
@@ -46,7 +45,7 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
     if w.children:
         await conn.execute(q("flush_children"), *columns((
             (c.child_id, c.version, _json(c.record), c.shielded, c.authority, c.restricted,
-             c.severed, compact.encode(c.match or prepare(c.record), c.version))
+             c.severed, compact.encode(c.normal_form, c.version))
             for c in w.children.values()), 8))
     if w.versions:
         await conn.execute(q("flush_versions"), *columns(

@@ -84,3 +84,14 @@ def decode(text: str | None, version: int) -> Prepared | None:
     p.sex, p.postcode, p.sector, p.district, p.line1 = f[12], f[13], f[14], f[15], f[16]
     p.nhs, p.upn, p.la = f[17], f[18], f[19]
     return p
+
+
+def identifiers(text: str, version: int) -> tuple[str, str] | None:
+    """(NHS number, date of birth as YYYYMMDD) of a stored form without decoding the
+    rest (an NHS number tie needs no more), or None as `decode` would give None."""
+    if not text.startswith(TAG) or text.count(_SEP) != _PARTS - 1:
+        return None
+    head = text.split(_SEP, 13)
+    if head[1] != str(version):
+        return None
+    return text.rsplit(_SEP, 3)[1], head[12]

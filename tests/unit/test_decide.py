@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hub.config import Thresholds
-from hub.decide import CREATE, LINK, NOOP, REVIEW, Candidate, Facts, SourceLink, decide
+from hub.decide import (
+    CREATE,
+    LINK,
+    NOOP,
+    REVIEW,
+    Candidate,
+    Facts,
+    Matcher,
+    SourceLink,
+    decide,
+)
 from tests.factories import child, nhs
 
 T = Thresholds()
@@ -144,3 +156,29 @@ def test_shielded_child_with_a_doubly_wrong_date_of_birth_still_goes_to_a_person
     state, _ = _state_with(record, shielded=False)
     _, _, facts = state.decide(parsed)  # type: ignore[attr-defined]
     assert facts.candidates == ()
+
+
+class _CountingMatcher(Matcher):
+    def __init__(self) -> None:
+        object.__setattr__(self, "scored", [])
+
+    def score(self, update: Any, record: Any) -> Any:
+        self.scored.append(record)  # type: ignore[attr-defined]
+        return super().score(update, record)
+
+
+def test_an_nhs_number_tie_scores_only_shielded_and_severed_candidates() -> None:
+    # The tie decides; the scorer only has to ask whether a shielded or severed
+    # child is also plausible (its twin here is), so a person sees all of them.
+    tied = Candidate("c1", child())
+    sibling = Candidate("c2", child(nhs_number=nhs(41), given_name="Hollis", sex="male"))
+    matcher = _CountingMatcher()
+    d = decide(child(), 1, Facts(candidates=(tied, sibling)), T, matcher)
+    assert (d.action, d.reason, d.child_id) == (LINK, "nhs_number", "c1")
+    assert matcher.scored == [] and d.model_version == matcher.model.version
+
+    twin = Candidate("c3", child(nhs_number=nhs(42)), shielded=True)
+    matcher = _CountingMatcher()
+    d = decide(child(), 1, Facts(candidates=(tied, sibling, twin)), T, matcher)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    assert {c.child_id for c in d.candidates} == {"c1", "c2", "c3"}
