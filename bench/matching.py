@@ -303,7 +303,8 @@ async def measure_batches(
     # Warm-up (prepared statements, caches): one batch a lane, not counted.
     log("warm-up batch")
     for timed in lanes:
-        state = await store.load(cast(asyncpg.Connection, timed), batches[0], thresholds)
+        state = await store.load(cast(asyncpg.Connection, timed), batches[0], thresholds,
+                                 slim=True)
         for u in batches[0]:
             state.decide(u)
         timed.seconds.clear()
@@ -322,7 +323,7 @@ async def measure_batches(
         tconn = cast(asyncpg.Connection, timed)
         for batch in todo:
             t0 = time.perf_counter()
-            state = await store.load(tconn, batch, thresholds)
+            state = await store.load(tconn, batch, thresholds, slim=True)
             t1 = time.perf_counter()
             for u in batch:
                 _, decision, facts = state.decide(u)

@@ -40,18 +40,36 @@ from schemas.canonical import CanonicalUpdate
 PARK_NAMESPACE = uuid.UUID("0b6f3f8e-3a7d-4f2b-a0b8-2a3c9b1d7e21")
 
 
+class RecordNeeded(Exception):  # noqa: N818 (a request, not an error)
+    """A child's record was read that the batch loaded without it (its id in
+    `child_id`). Raised before anything of the update is applied: the caller
+    fetches the record (hub.db.store.fetch_records) and handles the update again."""
+
+    def __init__(self, child_id: str) -> None:
+        super().__init__(child_id)
+        self.child_id = child_id
+
+
 class StoredRecord(Mapping[str, Any]):
     """A record as read from the index, its JSON decoded only when first read:
-    most candidates of a batch are scored from their prepared form alone."""
+    most candidates of a batch are scored from their prepared form alone. Without
+    JSON (`raw` None) it is a record not read yet: reading it raises RecordNeeded."""
 
-    __slots__ = ("_raw", "_data")
+    __slots__ = ("_raw", "_data", "_child_id")
 
-    def __init__(self, raw: str) -> None:
+    def __init__(self, raw: str | None, child_id: str = "") -> None:
         self._raw = raw
         self._data: dict[str, Any] | None = None
+        self._child_id = child_id
+
+    @property
+    def unread(self) -> bool:
+        return self._raw is None
 
     def _decoded(self) -> dict[str, Any]:
         if self._data is None:
+            if self._raw is None:
+                raise RecordNeeded(self._child_id)
             self._data = json.loads(self._raw)
         return self._data
 
@@ -202,6 +220,25 @@ class BatchState:
             protected_address_of=frozenset(holders),
         )
 
+    def records_wanted(self, updates: list[CanonicalUpdate]) -> list[str]:
+        """Children loaded without their record that these updates will likely
+        write: an update's source link, else its one NHS number tie, else (a
+        demographic match, whichever wins) all its candidates."""
+        wanted: set[str] = set()
+        for update in updates:
+            child = self.view(update)[0]
+            facts = self.facts(update, child)
+            if facts.link is not None:
+                wanted.add(facts.link.child_id)
+                continue
+            nhs = child.get("nhs_number")
+            try:
+                same = [c for c in facts.candidates if nhs and c.nhs_and_dob[0] == nhs]
+            except RecordNeeded:  # a stored form that does not decode: read them all
+                same = []
+            wanted.update(c.child_id for c in (same if len(same) == 1 else facts.candidates))
+        return sorted(i for i in wanted if _unread(self.children.get(i)))
+
     def decide(self, update: CanonicalUpdate) -> tuple[Record, Decision, Facts]:
         child = self.view(update)[0]
         facts = self.facts(update, child)
@@ -340,6 +377,10 @@ class BatchState:
         return Outcome(message_id, "dead", reason, None, pid)
 
 
+def _unread(row: ChildRow | None) -> bool:
+    return row is not None and isinstance(row.record, StoredRecord) and row.record.unread
+
+
 def _candidate_json(c: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"child_id": c.child_id, "score": round(c.probability, 4)}
     if c.explanation is not None:
@@ -352,4 +393,5 @@ def _candidate_json(c: Any) -> dict[str, Any]:
     return out
 
 
-__all__ = ["BatchState", "ChildRow", "Outcome", "CREATE", "LINK", "REVIEW", "NOOP"]
+__all__ = ["BatchState", "ChildRow", "Outcome", "RecordNeeded", "StoredRecord",
+           "CREATE", "LINK", "REVIEW", "NOOP"]

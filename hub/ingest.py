@@ -76,7 +76,7 @@ async def process(
         # instead of being decided again.
         await store.lock(conn, updates, [i.message_id for i in items])
         done = await store.processed(conn, [i.message_id for i in items])
-        state = await store.load(conn, updates, thresholds, matcher=matcher)
+        state = await store.load(conn, updates, thresholds, matcher=matcher, slim=True)
         state.published = {i.message_id: i.published_at for i in items if i.published_at}
         for item, result in checked:
             if item.message_id in done:
@@ -90,6 +90,7 @@ async def process(
                     item.routing_key, item.retry_of,
                 ))
             else:
-                outcomes.append(state.handle(result, item.message_id, raw_text(item.body)))
+                outcomes.append(await store.handle(
+                    conn, state, result, item.message_id, raw_text(item.body)))
         await store.flush(conn, state.writes)
     return outcomes

@@ -24,12 +24,26 @@ WITH hits AS (
 ), found AS (
     SELECT child_id, array_agg(key) AS keys FROM hits GROUP BY child_id
 )
--- The record comes as JSON text, decoded only if it is used; `prepared` is what
--- scoring reads (hub.match.compact).
-SELECT c.child_id::text AS child_id, c.version, c.record::text AS record_json, c.prepared,
+-- `prepared` is what scoring reads (hub.match.compact). The record comes as JSON
+-- text, decoded only if it is used; with $3 (the pipeline) only where the rules may
+-- read it whatever they decide: shielded and severed children, and those whose
+-- stored form ($4: hub.match.compact.TAG and separator) is missing or stale.
+-- records_for fetches the others a batch writes.
+SELECT c.child_id::text AS child_id, c.version,
+       CASE WHEN NOT $3::bool OR c.shielded OR c.severed
+                 OR NOT starts_with(coalesce(c.prepared, ''), $4::text || c.version || chr(31))
+            THEN c.record::text END AS record_json,
+       c.prepared,
        c.shielded, c.shielding_authority, c.restricted_at_origin, c.severed,
        coalesce(found.keys, '{}') AS keys
 FROM children c JOIN ids USING (child_id) LEFT JOIN found USING (child_id);
+
+-- name: records_for
+-- The records of children read without theirs (children_for_keys with $3), by id,
+-- with all children_for_keys read of them: another transaction may have changed one.
+SELECT child_id::text AS child_id, version, record::text AS record_json, prepared,
+       shielded, shielding_authority, restricted_at_origin, severed
+FROM children WHERE child_id = ANY($1::uuid[]);
 
 -- name: invalidated_for
 SELECT nhs_number, child_id::text AS child_id

@@ -1,0 +1,83 @@
+"""The pipeline reads candidates without their records (store.load slim): it reads
+the records it will likely write, and any other it turns out to write is fetched
+before anything of the update is applied."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import ingest, operations
+from hub.batch import StoredRecord
+from hub.config import Thresholds
+from hub.db import store
+from hub.db.connect import connect
+from hub.publishing import canonical_body
+from hub.validate import check
+from schemas.canonical import CanonicalUpdate
+from tests.factories import moved, nhs, update
+
+pytestmark = pytest.mark.integration
+T = Thresholds()
+
+
+def _item(u: dict) -> ingest.Incoming:
+    return ingest.Incoming(f"m-{u['source']}-{u['source_record_id']}-{u['source_version']}",
+                           f"source.{u['source']}", canonical_body(u))
+
+
+def _canonical(u: dict) -> CanonicalUpdate:
+    got = check(u)
+    assert isinstance(got, CanonicalUpdate)
+    return got
+
+
+async def test_a_link_target_read_without_its_record_is_fetched_then_applied(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [
+            _item(update("la", "LA-1", nhs_number=nhs(1), middle_names="Aurelio")),
+            _item(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
+        ], T)
+        child, twin = (o.child_id for o in out)
+        assert child and twin
+        news = _canonical(moved(update("pds", "P-1", nhs_number=nhs(1))))
+
+        state = await store.load(conn, [news], T, slim=True)
+        rows = state.children
+        assert isinstance(rows[twin].record, StoredRecord) and rows[twin].record.unread
+        assert not rows[child].record.unread  # the NHS number tie: likely written
+
+        rows[child].record = StoredRecord(None, child)  # as if the guess had missed
+        outcome = await store.handle(conn, state, news, "m-pds-1", "{}")
+        assert (outcome.action, outcome.child_id) == ("link", child)
+        merged = state.writes.children[child].record
+        # Merged into the record as stored, not into nothing.
+        assert merged["middle_names"] == "Aurelio"
+        assert merged["address"]["postcode"] == "B5 7QQ"
+    finally:
+        await conn.close()
+
+
+async def test_a_record_changed_since_the_candidates_were_read_is_taken_as_it_is_now(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [
+            _item(update("la", "LA-1", nhs_number=nhs(1))),
+            _item(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
+        ], T)
+        twin = out[1].child_id
+        assert twin
+        state = await store.load(conn, [_canonical(update("pds", "P-1", nhs_number=nhs(1)))],
+                                 T, slim=True)
+        row = state.children[twin]
+        assert (row.version, row.shielded) == (1, False)
+        await operations.shield(conn, twin, "383", "op", "refuge")  # another transaction
+        await store.fetch_records(conn, state, [twin])
+        assert (row.version, row.shielded, row.authority) == (2, True, "383")
+        assert row.normal_form.nhs == nhs(3)
+    finally:
+        await conn.close()
