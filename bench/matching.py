@@ -66,7 +66,7 @@ from schemas.canonical import CanonicalUpdate
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHUNK = 200_000
-QUERY_NAMES = ("links_for", "invalidated_for", "protected_for", "not_a_match_for",
+QUERY_NAMES = ("links_for", "invalidated_for", "protected_for", "not_a_match_for", "records_for",
                "children_for_keys")
 
 
@@ -476,7 +476,7 @@ def format_result(r: dict[str, Any]) -> str:
         f"{r['children_loaded_per_batch']:.0f} distinct children loaded per batch",
         f"  retrieval (store.load)       {share(r['retrieval_seconds'])}",
         f"    children_for_keys query    {share(qs.get('children_for_keys', 0.0))}",
-        "    other lookups (4 queries)  "
+        "    other lookups (5 queries)  "
         + share(sum(v for k, v in qs.items() if k != "children_for_keys")),
         f"    Python (keys, rows)        {share(r['retrieval_python_seconds'])}",
         f"  scoring                      {share(r['scoring_seconds'])}  "

@@ -86,7 +86,7 @@ class StoredRecord(Mapping[str, Any]):
         return len(self._decoded())
 
 
-@dataclass
+@dataclass(slots=True)  # thousands a batch
 class ChildRow:
     child_id: str
     version: int
@@ -97,8 +97,9 @@ class ChildRow:
     severed: bool = False
     # The record's normal forms for scoring (None: prepare from the record).
     match: Prepared | None = None
-    # Its stored form (hub.match.compact), decoded only when first needed: most
-    # candidates of a batch are never scored (an NHS number ties their update).
+    # Its stored form (hub.match.compact), decoded each time it is scored and not
+    # kept: most candidates are never scored (an NHS number ties their update) and
+    # few are scored twice; kept, the decoded forms were most of a batch's memory.
     form: str | None = None
 
     @property
@@ -107,9 +108,12 @@ class ChildRow:
 
     @property
     def normal_form(self) -> Prepared:
-        if self.match is None:
-            self.match = compact.decode(self.form, self.version) or prepare(self.record)
-            self.form = None
+        if self.match is not None:
+            return self.match
+        decoded = compact.decode(self.form, self.version) if self.form else None
+        if decoded is not None:
+            return decoded
+        self.match = prepare(self.record)  # no usable form: costly, so kept
         return self.match
 
     @property
@@ -219,6 +223,19 @@ class BatchState:
             not_a_match=frozenset(self.not_a_match.get(key, set())),
             protected_address_of=frozenset(holders),
         )
+
+    def forget_unwritten(self) -> None:
+        """Drop the children read but not written so far (a batch loaded in chunks
+        reads them again if a later chunk needs them): a batch's memory then grows
+        with its chunk's candidates, not with all of them."""
+        written = self.writes.children
+        self.children = {cid: row for cid, row in self.children.items() if cid in written}
+        index: dict[str, set[str]] = {}
+        for key, ids in self.key_index.items():
+            still = {cid for cid in ids if cid in written}
+            if still:
+                index[key] = still
+        self.key_index = index
 
     def records_wanted(self, updates: list[CanonicalUpdate]) -> list[str]:
         """Children loaded without their record that these updates will likely

@@ -63,6 +63,10 @@ def check(item: Incoming, trusted: frozenset[str] = TRUSTED_USERS) -> CanonicalU
     return result
 
 
+#: Updates whose candidates are read at once (see `process`).
+LOAD_CHUNK = 100
+
+
 async def process(
     conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds,
     matcher: Matcher = DEFAULT_MATCHER, trusted: frozenset[str] = TRUSTED_USERS,
@@ -76,21 +80,29 @@ async def process(
         # instead of being decided again.
         await store.lock(conn, updates, [i.message_id for i in items])
         done = await store.processed(conn, [i.message_id for i in items])
-        state = await store.load(conn, updates, thresholds, matcher=matcher, slim=True)
+        state = store.new_state(thresholds, matcher)
         state.published = {i.message_id: i.published_at for i in items if i.published_at}
-        for item, result in checked:
-            if item.message_id in done:
-                outcomes.append(Outcome(item.message_id, "duplicate", "already_processed"))
-                continue
-            done.add(item.message_id)
-            if isinstance(result, Rejection):
-                outcomes.append(state.dead(
-                    item.message_id, result.reason, result.error, raw_text(item.body),
-                    result.source or source_of(item.routing_key), result.source_record_id,
-                    item.routing_key, item.retry_of,
-                ))
-            else:
-                outcomes.append(await store.handle(
-                    conn, state, result, item.message_id, raw_text(item.body)))
+        # Candidates are read a chunk of the batch at a time, under the batch's locks
+        # and in its transaction: memory grows with a chunk's candidates, whatever
+        # the batch size, and a later chunk sees what an earlier one wrote.
+        for start in range(0, len(checked), LOAD_CHUNK):
+            chunk = checked[start:start + LOAD_CHUNK]
+            state.forget_unwritten()
+            await store.load_into(
+                conn, state, [r for _, r in chunk if isinstance(r, CanonicalUpdate)], slim=True)
+            for item, result in chunk:
+                if item.message_id in done:
+                    outcomes.append(Outcome(item.message_id, "duplicate", "already_processed"))
+                    continue
+                done.add(item.message_id)
+                if isinstance(result, Rejection):
+                    outcomes.append(state.dead(
+                        item.message_id, result.reason, result.error, raw_text(item.body),
+                        result.source or source_of(item.routing_key), result.source_record_id,
+                        item.routing_key, item.retry_of,
+                    ))
+                else:
+                    outcomes.append(await store.handle(
+                        conn, state, result, item.message_id, raw_text(item.body)))
         await store.flush(conn, state.writes)
     return outcomes

@@ -82,20 +82,38 @@ async def load(
     batch will likely write (BatchState.records_wanted, one more round trip); the
     caller handles RecordNeeded for the rest (`handle`). A batch of 200 at 1,000,000
     children reads 2,000 candidates and writes fewer than 300 of them."""
-    state = BatchState(thresholds=thresholds, now=datetime.now(UTC), matcher=matcher)
+    state = new_state(thresholds, matcher)
+    await load_into(conn, state, updates, extra_child_ids, slim)
+    return state
+
+
+def new_state(thresholds: Thresholds, matcher: Matcher = DEFAULT_MATCHER) -> BatchState:
+    return BatchState(thresholds=thresholds, now=datetime.now(UTC), matcher=matcher)
+
+
+async def load_into(
+    conn: asyncpg.Connection,
+    state: BatchState,
+    updates: list[CanonicalUpdate],
+    extra_child_ids: Iterable[str] = (),
+    slim: bool = False,
+) -> None:
+    """`load` into a batch already under way (hub.ingest loads a batch in chunks):
+    what the batch has itself written (links, children) is newer than the index,
+    so it is kept, not read over."""
     sources = [u.source for u in updates]
     rids = [u.source_record_id for u in updates]
     views = [state.view(u) for u in updates]
     children = [child for child, _ in views]
     for r in await conn.fetch(q("links_for"), sources, rids):
-        state.links[(r["source"], r["source_record_id"])] = SourceLink(
+        state.links.setdefault((r["source"], r["source_record_id"]), SourceLink(
             r["child_id"], r["last_version"], r["severed"]
-        )
+        ))
     nhs = [c["nhs_number"] for c in children if c.get("nhs_number")]
     for r in await conn.fetch(q("invalidated_for"), nhs):
         state.invalidated[r["nhs_number"]] = r["child_id"]
     keys = sorted({k for _, ks in views for k in ks})
-    ids = {link.child_id for link in state.links.values()}
+    ids = {state.links[k].child_id for k in zip(sources, rids, strict=True) if k in state.links}
     ids |= set(state.invalidated.values()) | set(extra_child_ids)
     addrs = [a for a in (address_key(c.get("address")) for c in children) if a]
     for r in await conn.fetch(q("protected_for"), addrs):
@@ -105,14 +123,15 @@ async def load(
         state.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(
             r["child_id"]
         )
-    key_index = state.key_index
+    key_index, rows = state.key_index, state.children
     # Thousands of rows a batch: read by position (the query's column order).
     for cid, version, record_json, form, shielded, authority, restricted, severed, found \
             in await conn.fetch(q("children_for_keys"), keys, sorted(ids), slim, _FORM_PREFIX):
-        state.children[cid] = ChildRow(
-            cid, version, StoredRecord(record_json, cid), shielded, authority, restricted,
-            severed, None, form,
-        )
+        if cid not in rows:
+            rows[cid] = ChildRow(
+                cid, version, StoredRecord(record_json, cid), shielded, authority, restricted,
+                severed, None, form,
+            )
         for k in found:
             if k in key_index:
                 key_index[k].add(cid)
@@ -120,7 +139,6 @@ async def load(
                 key_index[k] = {cid}
     if slim:
         await fetch_records(conn, state, state.records_wanted(updates))
-    return state
 
 
 async def fetch_records(conn: asyncpg.Connection, state: BatchState, ids: list[str]) -> None:

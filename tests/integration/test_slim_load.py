@@ -81,3 +81,40 @@ async def test_a_record_changed_since_the_candidates_were_read_is_taken_as_it_is
         assert row.normal_form.nhs == nhs(3)
     finally:
         await conn.close()
+
+
+async def test_a_batch_read_in_chunks_sees_what_its_earlier_chunks_wrote(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ingest, "LOAD_CHUNK", 2)
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [_item(update("la", "LA-9", nhs_number=nhs(9),
+                                                       given_name="Ottilie"))], T)
+        indexed = out[0].child_id
+        # One batch of three chunks: a new child, then (a chunk later) its next
+        # version and another source about it, then the indexed child twice.
+        batch = [
+            _item(update("dwp", "CB-1", nhs_number=nhs(1))),
+            _item(update("pds", "P-9", nhs_number=nhs(9), given_name="Ottilie")),
+            _item(update("dwp", "CB-1", version=2, nhs_number=nhs(1), middle_names="Aurelio")),
+            _item(update("dfe", "D-1", nhs_number=None)),
+            _item(moved(update("pds", "P-9", version=2, nhs_number=nhs(9),
+                               given_name="Ottilie"))),
+            _item(update("dwp", "CB-1", version=2, nhs_number=nhs(1))),
+        ]
+        out = await ingest.process(conn, batch, T)
+        new = out[0].child_id
+        assert [(o.action, o.reason, o.child_id) for o in out] == [
+            ("create", "no_match", new), ("link", "nhs_number", indexed),
+            ("link", "source_link", new), ("link", "demographic_match", new),
+            ("link", "source_link", indexed), ("duplicate", "already_processed", None)]
+        version, record = await conn.fetchrow(
+            "SELECT version, record FROM children WHERE child_id = $1", new)
+        assert version == 2 and record["middle_names"] == "Aurelio"
+        assert await conn.fetchval("SELECT count(*) FROM children") == 2
+        moved_to = await conn.fetchval(
+            "SELECT record->'address'->>'postcode' FROM children WHERE child_id = $1", indexed)
+        assert moved_to == "B5 7QQ"
+    finally:
+        await conn.close()
