@@ -60,9 +60,11 @@ def _model(data: Mapping[str, Any]) -> Model:
     return Model(model.version, model.prior, tuple(comparisons), model.description)
 
 
-async def term_frequencies(conn: asyncpg.Connection) -> TermFrequencies:
+async def term_frequencies(conn: asyncpg.Connection, model: Model | None = None
+                           ) -> TermFrequencies:
     """How common each given and family name is in the index (normalised as the
-    scorer normalises them)."""
+    scorer normalises them); with `model`, only the names whose frequency changes
+    a score under it (TermFrequencies.for_model)."""
     counts = []
     for name in ("given_name", "family_name"):
         rows = await conn.fetch(
@@ -70,7 +72,8 @@ async def term_frequencies(conn: asyncpg.Connection) -> TermFrequencies:
             f" WHERE record->>'{name}' IS NOT NULL GROUP BY 1"
         )
         counts.append({r["name"]: int(r["n"]) for r in rows})
-    return TermFrequencies.from_counts(counts[0], counts[1])
+    tf = TermFrequencies.from_counts(counts[0], counts[1])
+    return tf if model is None else tf.for_model(model)
 
 
 async def list_models(conn: asyncpg.Connection) -> list[dict[str, Any]]:

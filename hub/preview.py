@@ -45,7 +45,8 @@ async def preview(s: Settings, source: str, limit: int = 100_000) -> Preview:
         try:
             from hub.match_store import active_model, term_frequencies
 
-            matcher = Matcher(await active_model(conn), await term_frequencies(conn))
+            model = await active_model(conn)
+            matcher = Matcher(model, await term_frequencies(conn, model))
         except Exception:  # noqa: BLE001 - an index without a trained model
             matcher = DEFAULT_MATCHER
         channel = await amqp.channel()

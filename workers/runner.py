@@ -63,7 +63,8 @@ async def _matcher_loop(pool: object, pipelines: list[Pipeline], stopping: async
     while not stopping.is_set():
         try:
             async with pool.acquire() as conn:  # type: ignore[attr-defined]
-                matcher = Matcher(await active_model(conn), await term_frequencies(conn))
+                model = await active_model(conn)
+                matcher = Matcher(model, await term_frequencies(conn, model))
             for p in pipelines:
                 p.matcher = matcher
             log.info("matcher_loaded", model_version=matcher.model.version)

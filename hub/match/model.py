@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from hub.match.normalise import name_key
+from hub.match.normalise import PLACEHOLDER_NAMES, name_key, normalise_name
 
 FIELDS: tuple[str, ...] = (
     "nhs_number", "upn", "given_name", "family_name", "date_of_birth", "sex",
@@ -281,14 +281,31 @@ class TermFrequencies:
 
     given: Mapping[str, int]
     family: Mapping[str, int]
+    # (given, family) names counted in all, when the mappings keep only some (`for_model`)
+    totals: tuple[int, int] | None = None
 
     @cached_property
     def given_total(self) -> int:
-        return sum(self.given.values())
+        return self.totals[0] if self.totals else sum(self.given.values())
 
     @cached_property
     def family_total(self) -> int:
-        return sum(self.family.values())
+        return self.totals[1] if self.totals else sum(self.family.values())
+
+    def for_model(self, model: Model) -> TermFrequencies:
+        """The same u for every name under `model`, keeping only the names whose u is
+        above TF_MIN_U. u grows with a name's count and every name left out (the
+        long tail: at 1,000,000 children, names seen fewer than about 45 times) is
+        floored as an unseen one is, so a worker's table stops growing with the index."""
+        def above_floor(counts: Mapping[str, int], total: int, field: str) -> dict[str, int]:
+            flat_u = model.level(field, "exact").u
+            return {k: n for k, n in counts.items() if _tf_u(n, total, flat_u) > TF_MIN_U}
+
+        return TermFrequencies(
+            above_floor(self.given, self.given_total, "given_name"),
+            above_floor(self.family, self.family_total, "family_name"),
+            (self.given_total, self.family_total),
+        )
 
     @classmethod
     def from_counts(
@@ -326,10 +343,17 @@ class TermFrequencies:
         )
 
 
+def _key_uncached(raw: str) -> str:
+    """name_key without its cache: the index's tens of thousands of names would
+    otherwise fill the caches the scorer needs for the names it meets."""
+    key = normalise_name.__wrapped__(raw).replace(" ", "")  # type: ignore[attr-defined]
+    return "" if key in PLACEHOLDER_NAMES else key
+
+
 def _merge(counts: Mapping[str, int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for name, n in counts.items():
-        key = name_key(name)
+        key = _key_uncached(name)
         if key:
             out[key] = out.get(key, 0) + int(n)
     return out

@@ -239,6 +239,26 @@ def test_term_frequencies_reward_rare_names() -> None:
         tf.to_dict()
 
 
+def test_term_frequencies_keep_only_names_that_change_a_score() -> None:
+    # A long tail of rare names, as a national index has: each is floored as an
+    # unseen name is, so leaving them out changes no u and no score.
+    family = {f"Rarename{chr(97 + i)}{chr(97 + j)}": 1 + (i * 26 + j) % 40
+              for i in range(26) for j in range(26)}
+    family |= {"Smith": 12_000, "Quenby": 300, "Other": 1_000_000}
+    full = TermFrequencies.from_counts(given={"Olivia": 8_000, "Marigold": 3}, family=family)
+    kept = full.for_model(DEFAULT_MODEL)
+    assert len(kept.family) < 10 < len(full.family)
+    assert (kept.given_total, kept.family_total) == (full.given_total, full.family_total)
+    for name in [*full.family, "Nevermet"]:
+        flat = DEFAULT_MODEL.level("family_name", "exact").u
+        assert kept.family_u(name, flat) == full.family_u(name, flat), name
+    for name in [*full.given, "Nevermet"]:
+        flat = DEFAULT_MODEL.level("given_name", "exact").u
+        assert kept.given_u(name, flat) == full.given_u(name, flat), name
+    quenby = with_(nhs_number=None, family_name="Quenby")
+    assert score(quenby, quenby, tf=kept) == score(quenby, quenby, tf=full)
+
+
 def test_term_frequencies_from_records() -> None:
     tf = TermFrequencies.from_records([CHILD, CHILD, WILLIAM])
     assert tf.family["quennellabernethy"] == 3
