@@ -15,6 +15,7 @@ from hub.batch import Outcome
 from hub.config import Thresholds
 from hub.db import store
 from hub.decide import DEFAULT_MATCHER, Matcher
+from hub.match import forget_prepared
 from hub.validate import Rejection, parse
 from schemas.canonical import CanonicalUpdate
 
@@ -105,4 +106,5 @@ async def process(
                     outcomes.append(await store.handle(
                         conn, state, result, item.message_id, raw_text(item.body)))
         await store.flush(conn, state.writes)
+    forget_prepared()
     return outcomes

@@ -118,3 +118,19 @@ async def test_a_batch_read_in_chunks_sees_what_its_earlier_chunks_wrote(
         assert moved_to == "B5 7QQ"
     finally:
         await conn.close()
+
+
+async def test_a_batch_leaves_no_prepared_updates_behind(database_url: str) -> None:
+    from hub.match import compare
+
+    conn = await connect(database_url)
+    try:
+        batch = [_item(update("la", f"LA-{i}", nhs_number=nhs(i), given_name=f"Name{i}"))
+                 for i in range(1, 6)]
+        out = await ingest.process(conn, batch, T)
+        assert [o.action for o in out] == ["create"] * 5
+        # Blocking and scoring shared the cache during the batch; a worker's memory
+        # must not grow with every update it has ever seen.
+        assert compare._prepare_fp.cache_info().currsize == 0
+    finally:
+        await conn.close()
