@@ -239,21 +239,22 @@ class BatchState:
 
     def records_wanted(self, updates: list[CanonicalUpdate]) -> list[str]:
         """Children loaded without their record that these updates will likely
-        write: an update's source link, else its one NHS number tie, else (a
-        demographic match, whichever wins) all its candidates."""
+        write: an update's source link, else the one child indexed under its NHS
+        number, else (a demographic match, whichever wins) all its candidates. A
+        guess: `handle` fetches any other it needs."""
         wanted: set[str] = set()
         for update in updates:
-            child = self.view(update)[0]
-            facts = self.facts(update, child)
-            if facts.link is not None:
-                wanted.add(facts.link.child_id)
+            link = self.links.get((update.source, update.source_record_id))
+            if link is not None:
+                wanted.add(link.child_id)
                 continue
+            child = self.view(update)[0]
             nhs = child.get("nhs_number")
-            try:
-                same = [c for c in facts.candidates if nhs and c.nhs_and_dob[0] == nhs]
-            except RecordNeeded:  # a stored form that does not decode: read them all
-                same = []
-            wanted.update(c.child_id for c in (same if len(same) == 1 else facts.candidates))
+            same = self.key_index.get(f"n:{nhs}", ()) if nhs else ()
+            if len(same) == 1:
+                wanted.update(same)
+                continue
+            wanted.update(c.child_id for c in self.facts(update, child).candidates)
         return sorted(i for i in wanted if _unread(self.children.get(i)))
 
     def decide(self, update: CanonicalUpdate) -> tuple[Record, Decision, Facts]:
