@@ -37,8 +37,8 @@ def documents() -> dict[str, Any]:
             "source.{source}": {
                 "description": "One canonical update per message, persistent, published with "
                 "confirms to the topic exchange hub.ingest.",
-                "parameters": {"source": {"schema": {"type": "string",
-                                                     "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}},
+                "parameters": {"source": {"schema": {
+                    "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}},
                 "bindings": {"amqp": {"is": "routingKey", "exchange": {
                     "name": "hub.ingest", "type": "topic", "durable": True}}},
                 "publish": {"message": {"$ref": "#/components/messages/CanonicalUpdate"}},
