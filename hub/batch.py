@@ -95,7 +95,7 @@ class ChildRow:
     authority: str | None = None
     restricted: bool = False
     severed: bool = False
-    # The record's normal forms for scoring (None: prepare from the record).
+    # The record's normal forms for scoring (None: decode `form`, else prepare the record).
     match: Prepared | None = None
     # Its stored form (hub.match.compact), decoded each time it is scored and not
     # kept: most candidates are never scored (an NHS number ties their update) and

@@ -259,6 +259,16 @@ def test_term_frequencies_keep_only_names_that_change_a_score() -> None:
     assert score(quenby, quenby, tf=kept) == score(quenby, quenby, tf=full)
 
 
+def test_name_frequencies_key_names_as_the_scorer_does() -> None:
+    # The table is built without the scorer's caches (hub.match.model._key_uncached):
+    # its keys must stay the scorer's, or no name would find its frequency.
+    from hub.match.model import _key_uncached
+    from hub.match.normalise import name_key
+
+    for raw in ("Smith-Jones", "  O'Brien ", "ZOË", "Baby", "UNKNOWN", "de la Cruz", ""):
+        assert _key_uncached(raw) == name_key(raw), raw
+
+
 def test_term_frequencies_from_records() -> None:
     tf = TermFrequencies.from_records([CHILD, CHILD, WILLIAM])
     assert tf.family["quennellabernethy"] == 3
