@@ -34,6 +34,6 @@ def test_a_form_of_another_version_or_code_is_never_used() -> None:
     text = compact.encode(prepare(child()), 3)
     assert text is not None
     assert compact.decode(text, 4) is None and compact.identifiers(text, 4) is None
-    other = "p1.00000000" + text[len(compact.TAG):]
+    other = "p1.00000000" + text[len(compact.TAG):]  # another FORM_VERSION or nickname table
     assert compact.decode(other, 3) is None and compact.identifiers(other, 3) is None
     assert compact.identifiers(text + "\x1fextra", 3) is None
