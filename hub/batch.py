@@ -199,8 +199,11 @@ class BatchState:
     def facts(self, update: CanonicalUpdate, child: Record) -> Facts:
         key = (update.source, update.source_record_id)
         ids: set[str] = set()
+        found = self.key_index.get
         for k in self.view(update)[1]:
-            ids |= self.key_index.get(k, set())
+            hit = found(k)
+            if hit:
+                ids |= hit
         link = self.links.get(key)
         if link:
             ids.add(link.child_id)

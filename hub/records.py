@@ -56,13 +56,17 @@ def la_of(record: Record | None) -> str | None:
     return la if isinstance(la, str) else None
 
 
+_SPACES = re.compile(r"\s+")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
 def address_key(address: Any) -> str | None:
     """A normalised key for "the same dwelling": postcode plus first line."""
     if not isinstance(address, dict):
         return None
-    postcode = re.sub(r"\s+", "", str(address.get("postcode") or "")).upper()
+    postcode = _SPACES.sub("", str(address.get("postcode") or "")).upper()
     lines = address.get("lines") or []
-    first = re.sub(r"[^a-z0-9]+", " ", str(lines[0]).lower()).strip() if lines else ""
+    first = _NOT_ALNUM.sub(" ", str(lines[0]).lower()).strip() if lines else ""
     if not postcode or not first:
         return None
     return f"{postcode}|{first}"

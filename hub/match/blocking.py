@@ -39,21 +39,24 @@ against one wrong date part.)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from hub.match.compare import Prepared, prepared
 from hub.match.normalise import groups_of, soundex, swapped_date
 
 
+@lru_cache(maxsize=50_000)
 def _code(key: str) -> str:
     # Soundex, or for names with no Latin letters the name itself.
     return soundex(key) or "=" + key[:12]
 
 
-def _given_codes(given: str) -> set[str]:
+@lru_cache(maxsize=20_000)
+def _given_codes(given: str) -> frozenset[str]:
     # Soundex, and the nickname groups the name belongs to, so that Bill and
     # William (or Liam) share a code.
-    return {_code(given)} | {f"v{g}" for g in sorted(groups_of(given))[:3]}
+    return frozenset({_code(given)} | {f"v{g}" for g in sorted(groups_of(given))[:3]})
 
 
 def _keys(p: Prepared, transposed: bool = False) -> set[str]:

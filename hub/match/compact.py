@@ -92,9 +92,7 @@ def decode(text: str | None, version: int) -> Prepared | None:
 def identifiers(text: str, version: int) -> tuple[str, str] | None:
     """(NHS number, date of birth as YYYYMMDD) of a stored form without decoding the
     rest (an NHS number tie needs no more), or None as `decode` would give None."""
-    if not text.startswith(TAG) or text.count(_SEP) != _PARTS - 1:
+    f = text.split(_SEP)
+    if len(f) != _PARTS or f[0] != TAG or f[1] != str(version):
         return None
-    head = text.split(_SEP, 13)
-    if head[1] != str(version):
-        return None
-    return text.rsplit(_SEP, 3)[1], head[12]
+    return f[18], f[12]

@@ -65,9 +65,12 @@ def normalise_name(raw: str | None) -> str:
     """Accent-free, case-folded name with words separated by single spaces ('' if none)."""
     if not raw:
         return ""
-    text = unicodedata.normalize("NFKD", raw.translate(_SPECIAL))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.casefold().translate(_SPECIAL)
+    if raw.isascii():  # most names: nothing to decompose, strip or map
+        text = raw.lower()
+    else:
+        text = unicodedata.normalize("NFKD", raw.translate(_SPECIAL))
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+        text = text.casefold().translate(_SPECIAL)
     text = _JOINERS.sub("", text)
     return " ".join(_SEPARATORS.sub(" ", text).split())
 
