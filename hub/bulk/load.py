@@ -61,6 +61,7 @@ from hub.broker.connection import message_id_for
 from hub.bulk import work, write
 from hub.bulk.state import CachedMatcher, LoadedUpdate, LoadState
 from hub.config import Settings
+from hub.db.connect import SERVER_SETTINGS
 from hub.db.queries import q
 from hub.db.store import LOAD_LOCK
 from hub.decide import CREATE, LINK, REVIEW, Matcher, SourceLink
@@ -166,7 +167,7 @@ class _Writer:
 
     async def open(self, url: str) -> None:
         async def connect() -> asyncpg.Connection:
-            conn = await asyncpg.connect(url, timeout=10)
+            conn = await asyncpg.connect(url, timeout=10, server_settings=SERVER_SETTINGS)
             await write.prepare_session(conn)
             return conn
         self.conn = await self.run(connect())
@@ -205,7 +206,8 @@ async def load(
     files = _Files(fmt, source, paths)
     started = time.monotonic()
     summary = Summary()
-    conn = await asyncpg.connect(settings.database_url, timeout=10)
+    conn = await asyncpg.connect(settings.database_url, timeout=10,
+                                 server_settings=SERVER_SETTINGS)
     pool: Any = None
     writer: _Writer | None = None
     try:
