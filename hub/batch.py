@@ -218,7 +218,7 @@ class BatchState:
         } if addr else set()
         # The rows themselves are the candidates (hub.decide.CandidateLike).
         children = self.children
-        candidates = tuple(c for c in map(children.get, sorted(ids)) if c is not None)
+        candidates = tuple([children[c] for c in sorted(ids) if c in children])
         return Facts(
             link=link,
             candidates=candidates,

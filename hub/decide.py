@@ -153,7 +153,7 @@ def _top(child: Record, facts: Facts, matcher: Matcher) -> tuple[Scored, ...]:
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
     """True when writing this update would put a shielded child's address elsewhere."""
-    if address_key(child.get("address")) is None:
+    if not facts.protected_address_of or address_key(child.get("address")) is None:
         return False
     return bool(facts.protected_address_of - ({target} if target else set()))
 

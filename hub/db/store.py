@@ -112,7 +112,7 @@ async def load_into(
     nhs = [c["nhs_number"] for c in children if c.get("nhs_number")]
     for r in await conn.fetch(q("invalidated_for"), nhs):
         state.invalidated[r["nhs_number"]] = r["child_id"]
-    keys = sorted({k for _, ks in views for k in ks})
+    keys = list({k for _, ks in views for k in ks})  # PostgreSQL sorts them itself
     ids = {state.links[k].child_id for k in zip(sources, rids, strict=True) if k in state.links}
     ids |= set(state.invalidated.values()) | set(extra_child_ids)
     addrs = [a for a in (address_key(c.get("address")) for c in children) if a]
