@@ -75,13 +75,18 @@ async def process(
     checked = [(item, check(item, trusted)) for item in items]
     updates = [r for _, r in checked if isinstance(r, CanonicalUpdate)]
     outcomes: list[Outcome] = []
+    state = store.new_state(thresholds, matcher)
+    # Each update's own normal forms and blocking keys depend on nothing stored, so
+    # they are made before the locks: batches wait for each other's locks, and what
+    # is done while holding them is what limits the pipeline.
+    for u in updates:
+        state.view(u)
     async with conn.transaction():
         # Locks first, then the processed check: a second delivery of a message that
         # another transaction is processing waits for it and then finds it done,
         # instead of being decided again.
         await store.lock(conn, updates, [i.message_id for i in items])
         done = await store.processed(conn, [i.message_id for i in items])
-        state = store.new_state(thresholds, matcher)
         state.published = {i.message_id: i.published_at for i in items if i.published_at}
         # Candidates are read a chunk of the batch at a time, under the batch's locks
         # and in its transaction: memory grows with a chunk's candidates, whatever
