@@ -74,6 +74,21 @@ INSERT INTO block_keys (key, child_id)
 SELECT k, c FROM unnest($1::text[], $2::uuid[]) AS u(k, c)
 ON CONFLICT DO NOTHING;
 
+-- name: replace_keys
+-- The children $3 end up indexed under exactly the (key, child) pairs $1/$2. Only
+-- what changed is deleted or inserted: most updates change none of a child's
+-- keys, or one (a move), and rewriting all of them cost each update a dozen
+-- deletions and a dozen insertions into two indexes with a foreign key check.
+WITH wanted AS (
+    SELECT k, c FROM unnest($1::text[], $2::uuid[]) AS u(k, c)
+), gone AS (
+    DELETE FROM block_keys b
+    WHERE b.child_id = ANY($3::uuid[])
+      AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.k = b.key AND w.c = b.child_id)
+)
+INSERT INTO block_keys (key, child_id)
+SELECT k, c FROM wanted ON CONFLICT DO NOTHING;
+
 -- name: insert_protected
 INSERT INTO protected_addresses (address_key, child_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING;

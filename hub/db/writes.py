@@ -51,9 +51,8 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
         await conn.execute(q("flush_versions"), *columns(
             ((cid, v, _json(rec), by, mid) for cid, v, rec, by, mid in w.versions), 5))
     if w.keys:
-        await conn.execute(q("delete_keys"), list(w.keys))
         pairs = [(k, cid) for cid, ks in w.keys.items() for k in ks]
-        await conn.execute(q("insert_keys"), *columns(pairs, 2))
+        await conn.execute(q("replace_keys"), *columns(pairs, 2), list(w.keys))
     if w.links:
         await conn.execute(q("flush_links"), *columns(w.links.values(), 5))
     if w.provenance:

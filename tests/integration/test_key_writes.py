@@ -1,0 +1,77 @@
+"""A batch leaves each child it writes indexed under exactly the keys of its new
+record, touching only the keys that changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import ingest, operations
+from hub.config import Thresholds
+from hub.db.connect import connect
+from hub.match.blocking import index_keys, shielded_keys
+from hub.publishing import canonical_body
+from tests.factories import moved, nhs, update
+
+pytestmark = pytest.mark.integration
+T = Thresholds()
+
+
+def _item(u: dict) -> ingest.Incoming:
+    return ingest.Incoming(f"m-{u['source']}-{u['source_record_id']}-{u['source_version']}",
+                           f"source.{u['source']}", canonical_body(u))
+
+
+async def _keys(conn, child_id: str) -> dict[str, str]:
+    rows = await conn.fetch("SELECT key, ctid::text AS at FROM block_keys WHERE child_id = $1",
+                            child_id)
+    return {r["key"]: r["at"] for r in rows}
+
+
+async def test_a_move_rewrites_only_the_keys_it_changes(database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        first = update("la", "LA-1", nhs_number=nhs(5))
+        [out] = await ingest.process(conn, [_item(first)], T)
+        child = out.child_id
+        assert child
+        before = await _keys(conn, child)
+        assert set(before) == index_keys(first["child"])
+
+        later = moved(update("la", "LA-1", version=2, nhs_number=nhs(5)))
+        [out] = await ingest.process(conn, [_item(later)], T)
+        assert (out.action, out.child_id) == ("link", child)
+        after = await _keys(conn, child)
+        record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1", child)
+
+        assert set(after) == index_keys(record)  # exactly the new record's keys
+        kept = set(before) & set(after)
+        assert kept and set(after) - kept and set(before) - kept  # a postcode key moved
+        # The keys that did not change are the very rows written the first time.
+        assert all(after[k] == before[k] for k in kept)
+    finally:
+        await conn.close()
+
+
+async def test_a_shielded_child_keeps_its_shielded_keys_through_an_update(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        first = update("la", "LA-2", nhs_number=nhs(6), given_name="Perpetua")
+        [out] = await ingest.process(conn, [_item(first)], T)
+        child = out.child_id
+        assert child
+        await operations.shield(conn, child, "383", "test", None)
+        shielded = await _keys(conn, child)
+        assert shielded_keys(first["child"]) <= set(shielded)
+
+        later = update("la", "LA-2", version=2, nhs_number=nhs(6), given_name="Perpetua",
+                       middle_names="Iris")
+        [out] = await ingest.process(conn, [_item(later)], T)
+        assert (out.action, out.child_id) == ("link", child)
+        record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1", child)
+        after = await _keys(conn, child)
+        assert set(after) == index_keys(record) | shielded_keys(record)
+        assert all(after[k] == shielded[k] for k in set(after) & set(shielded))
+    finally:
+        await conn.close()
