@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hub.ingest import Incoming
 from hub.nhs import check_digit
+from hub.publishing import canonical_body
 
 
 def nhs(n: int) -> str:
@@ -43,3 +45,10 @@ def moved(u: dict[str, Any], **address: Any) -> dict[str, Any]:
     out["child"]["address"] = {"lines": ["3 Harbour Lane"], "town": "Birmingham",
                                "postcode": "B5 7QQ", "la": "330", **address}
     return out
+
+
+def incoming(u: dict[str, Any]) -> Incoming:
+    """An update as the pipeline receives it, its message id made of its source,
+    record id and version."""
+    return Incoming(f"m-{u['source']}-{u['source_record_id']}-{u['source_version']}",
+                    f"source.{u['source']}", canonical_body(u))

@@ -11,24 +11,17 @@ import pytest
 from hub import ingest, operations
 from hub.config import Thresholds
 from hub.db.connect import connect
-from hub.publishing import canonical_body
-from tests.factories import moved, nhs, update
+from tests.factories import incoming, moved, nhs, update
 
 pytestmark = pytest.mark.integration
 
-
-def _item(u: dict) -> ingest.Incoming:
-    key = f"source.{u['source']}"
-    body = canonical_body(u)
-    return ingest.Incoming(message_id=f"m-{u['source']}-{u['source_record_id']}-"
-                                      f"{u['source_version']}", routing_key=key, body=body)
 
 
 async def test_a_batch_flushes_every_table_in_order(database_url: str) -> None:
     conn = await connect(database_url)
     try:
-        first = [_item(update("la", "LA-1", nhs_number=nhs(1))),
-                 _item(update("la", "LA-2", nhs_number=nhs(2), given_name="Tamsin",
+        first = [incoming(update("la", "LA-1", nhs_number=nhs(1))),
+                 incoming(update("la", "LA-2", nhs_number=nhs(2), given_name="Tamsin",
                               date_of_birth="2012-07-21"))]
         out = await ingest.process(conn, first, Thresholds())
         assert [o.action for o in out] == ["create", "create"]
@@ -42,11 +35,11 @@ async def test_a_batch_flushes_every_table_in_order(database_url: str) -> None:
         # One batch: a review with candidates (the shielded child, no NHS number),
         # a link with a move, a dead letter, a create.
         second = [
-            _item(moved(update("dwp", "CB-1", nhs_number=None), la="383")),
-            _item(moved(update("dwp", "CB-2", nhs_number=nhs(2), given_name="Tamsin",
+            incoming(moved(update("dwp", "CB-1", nhs_number=None), la="383")),
+            incoming(moved(update("dwp", "CB-2", nhs_number=nhs(2), given_name="Tamsin",
                                date_of_birth="2012-07-21"))),
             ingest.Incoming("m-bad", "source.dwp", b'{"not": "an update"'),
-            _item(moved(update("pds", "P-9", nhs_number=nhs(9), given_name="Ottilie",
+            incoming(moved(update("pds", "P-9", nhs_number=nhs(9), given_name="Ottilie",
                                family_name="Brackwater", date_of_birth="2016-01-30"),
                         lines=["7 Ash Close"], town="Leeds", postcode="LS9 9ZZ", la="383")),
         ]

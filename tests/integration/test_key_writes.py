@@ -9,16 +9,11 @@ from hub import ingest, operations
 from hub.config import Thresholds
 from hub.db.connect import connect
 from hub.match.blocking import index_keys, shielded_keys
-from hub.publishing import canonical_body
-from tests.factories import moved, nhs, update
+from tests.factories import incoming, moved, nhs, update
 
 pytestmark = pytest.mark.integration
 T = Thresholds()
 
-
-def _item(u: dict) -> ingest.Incoming:
-    return ingest.Incoming(f"m-{u['source']}-{u['source_record_id']}-{u['source_version']}",
-                           f"source.{u['source']}", canonical_body(u))
 
 
 async def _keys(conn, child_id: str) -> dict[str, str]:
@@ -31,14 +26,14 @@ async def test_a_move_rewrites_only_the_keys_it_changes(database_url: str) -> No
     conn = await connect(database_url)
     try:
         first = update("la", "LA-1", nhs_number=nhs(5))
-        [out] = await ingest.process(conn, [_item(first)], T)
+        [out] = await ingest.process(conn, [incoming(first)], T)
         child = out.child_id
         assert child
         before = await _keys(conn, child)
         assert set(before) == index_keys(first["child"])
 
         later = moved(update("la", "LA-1", version=2, nhs_number=nhs(5)))
-        [out] = await ingest.process(conn, [_item(later)], T)
+        [out] = await ingest.process(conn, [incoming(later)], T)
         assert (out.action, out.child_id) == ("link", child)
         after = await _keys(conn, child)
         record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1", child)
@@ -58,7 +53,7 @@ async def test_a_shielded_child_keeps_its_shielded_keys_through_an_update(
     conn = await connect(database_url)
     try:
         first = update("la", "LA-2", nhs_number=nhs(6), given_name="Perpetua")
-        [out] = await ingest.process(conn, [_item(first)], T)
+        [out] = await ingest.process(conn, [incoming(first)], T)
         child = out.child_id
         assert child
         await operations.shield(conn, child, "383", "test", None)
@@ -67,7 +62,7 @@ async def test_a_shielded_child_keeps_its_shielded_keys_through_an_update(
 
         later = update("la", "LA-2", version=2, nhs_number=nhs(6), given_name="Perpetua",
                        middle_names="Iris")
-        [out] = await ingest.process(conn, [_item(later)], T)
+        [out] = await ingest.process(conn, [incoming(later)], T)
         assert (out.action, out.child_id) == ("link", child)
         record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1", child)
         after = await _keys(conn, child)

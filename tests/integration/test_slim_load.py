@@ -11,18 +11,13 @@ from hub.batch import StoredRecord
 from hub.config import Thresholds
 from hub.db import store
 from hub.db.connect import connect
-from hub.publishing import canonical_body
 from hub.validate import check
 from schemas.canonical import CanonicalUpdate
-from tests.factories import moved, nhs, update
+from tests.factories import incoming, moved, nhs, update
 
 pytestmark = pytest.mark.integration
 T = Thresholds()
 
-
-def _item(u: dict) -> ingest.Incoming:
-    return ingest.Incoming(f"m-{u['source']}-{u['source_record_id']}-{u['source_version']}",
-                           f"source.{u['source']}", canonical_body(u))
 
 
 def _canonical(u: dict) -> CanonicalUpdate:
@@ -37,8 +32,8 @@ async def test_a_link_target_read_without_its_record_is_fetched_then_applied(
     conn = await connect(database_url)
     try:
         out = await ingest.process(conn, [
-            _item(update("la", "LA-1", nhs_number=nhs(1), middle_names="Aurelio")),
-            _item(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
+            incoming(update("la", "LA-1", nhs_number=nhs(1), middle_names="Aurelio")),
+            incoming(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
         ], T)
         child, twin = (o.child_id for o in out)
         assert child and twin
@@ -66,8 +61,8 @@ async def test_a_record_changed_since_the_candidates_were_read_is_taken_as_it_is
     conn = await connect(database_url)
     try:
         out = await ingest.process(conn, [
-            _item(update("la", "LA-1", nhs_number=nhs(1))),
-            _item(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
+            incoming(update("la", "LA-1", nhs_number=nhs(1))),
+            incoming(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
         ], T)
         twin = out[1].child_id
         assert twin
@@ -89,19 +84,19 @@ async def test_a_batch_read_in_chunks_sees_what_its_earlier_chunks_wrote(
     monkeypatch.setattr(ingest, "LOAD_CHUNK", 2)
     conn = await connect(database_url)
     try:
-        out = await ingest.process(conn, [_item(update("la", "LA-9", nhs_number=nhs(9),
+        out = await ingest.process(conn, [incoming(update("la", "LA-9", nhs_number=nhs(9),
                                                        given_name="Ottilie"))], T)
         indexed = out[0].child_id
         # One batch of three chunks: a new child, then (a chunk later) its next
         # version and another source about it, then the indexed child twice.
         batch = [
-            _item(update("dwp", "CB-1", nhs_number=nhs(1))),
-            _item(update("pds", "P-9", nhs_number=nhs(9), given_name="Ottilie")),
-            _item(update("dwp", "CB-1", version=2, nhs_number=nhs(1), middle_names="Aurelio")),
-            _item(update("dfe", "D-1", nhs_number=None)),
-            _item(moved(update("pds", "P-9", version=2, nhs_number=nhs(9),
+            incoming(update("dwp", "CB-1", nhs_number=nhs(1))),
+            incoming(update("pds", "P-9", nhs_number=nhs(9), given_name="Ottilie")),
+            incoming(update("dwp", "CB-1", version=2, nhs_number=nhs(1), middle_names="Aurelio")),
+            incoming(update("dfe", "D-1", nhs_number=None)),
+            incoming(moved(update("pds", "P-9", version=2, nhs_number=nhs(9),
                                given_name="Ottilie"))),
-            _item(update("dwp", "CB-1", version=2, nhs_number=nhs(1))),
+            incoming(update("dwp", "CB-1", version=2, nhs_number=nhs(1))),
         ]
         out = await ingest.process(conn, batch, T)
         new = out[0].child_id
@@ -125,7 +120,7 @@ async def test_a_batch_leaves_no_prepared_updates_behind(database_url: str) -> N
 
     conn = await connect(database_url)
     try:
-        batch = [_item(update("la", f"LA-{i}", nhs_number=nhs(i), given_name=f"Name{i}"))
+        batch = [incoming(update("la", f"LA-{i}", nhs_number=nhs(i), given_name=f"Name{i}"))
                  for i in range(1, 6)]
         out = await ingest.process(conn, batch, T)
         assert [o.action for o in out] == ["create"] * 5
