@@ -48,9 +48,9 @@ async def refresh(
             # rows, so a concurrent writer's keys are never overwritten by older ones.
             fresh = [str(r["child_id"]) for r in
                      await conn.fetch(q("set_prepared"), ids, versions, forms)]
-            await conn.execute(q("delete_keys"), fresh)
             pairs = [(k, cid) for cid in fresh for k in keys[cid]]
-            await conn.execute(q("insert_keys"), [k for k, _ in pairs], [c for _, c in pairs])
+            await conn.execute(q("replace_keys"), [k for k, _ in pairs], [c for _, c in pairs],
+                               fresh)
         after = str(rows[-1]["child_id"])
         done += len(rows)
         if progress:

@@ -63,9 +63,6 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
 INSERT INTO child_versions (child_id, version, record, changed_by, message_id)
 VALUES ($1, $2, $3, $4, $5);
 
--- name: delete_keys
-DELETE FROM block_keys WHERE child_id = ANY($1::uuid[]);
-
 -- name: delete_shielded_keys
 DELETE FROM block_keys WHERE child_id = $1 AND key LIKE 'Y:%';
 

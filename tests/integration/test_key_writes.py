@@ -7,7 +7,9 @@ import pytest
 
 from hub import ingest, operations
 from hub.config import Thresholds
+from hub.db import prepared
 from hub.db.connect import connect
+from hub.match import compact
 from hub.match.blocking import index_keys, shielded_keys
 from tests.factories import incoming, moved, nhs, update
 
@@ -68,5 +70,34 @@ async def test_a_shielded_child_keeps_its_shielded_keys_through_an_update(
         after = await _keys(conn, child)
         assert set(after) == index_keys(record) | shielded_keys(record)
         assert all(after[k] == shielded[k] for k in set(after) & set(shielded))
+    finally:
+        await conn.close()
+
+
+async def test_setup_renews_a_stale_form_and_leaves_exactly_the_records_keys(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        first = update("la", "LA-3", nhs_number=nhs(7), given_name="Clemency")
+        [out] = await ingest.process(conn, [incoming(first)], T)
+        child = out.child_id
+        assert child
+        good = await _keys(conn, child)
+        dropped = sorted(good)[0]
+        # As an older form version would have left it: another form, a key this code
+        # no longer makes, one it makes missing.
+        await conn.execute("UPDATE children SET prepared = 'p0.old' WHERE child_id = $1", child)
+        await conn.execute("INSERT INTO block_keys (key, child_id) VALUES ('d:old-scheme', $1)",
+                           child)
+        await conn.execute("DELETE FROM block_keys WHERE child_id = $1 AND key = $2",
+                           child, dropped)
+
+        assert await prepared.refresh(conn) == 1
+        after = await _keys(conn, child)
+        assert set(after) == set(good)
+        assert all(after[k] == good[k] for k in set(good) - {dropped})
+        form = await conn.fetchval("SELECT prepared FROM children WHERE child_id = $1", child)
+        assert form.startswith(compact.TAG) and await prepared.refresh(conn) == 0
     finally:
         await conn.close()
