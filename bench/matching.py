@@ -55,7 +55,7 @@ from hub.db import migrate, store
 from hub.db.connect import connect
 from hub.db.queries import q
 from hub.match import compact
-from hub.match.blocking import index_keys, shielded_keys
+from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.nhs import check_digit
 from hub.records import merge
@@ -116,7 +116,7 @@ def _rows(pop: Population, renumber: _Renumber | None) -> Iterator[
         cid = uuid.uuid4()
         row = (cid, 1, json.dumps(record), person.shielded, person.shielding_authority,
                compact.encode(prepare(record), 1))
-        keys = index_keys(record) | (shielded_keys(record) if person.shielded else set())
+        keys = stored_keys(record, person.shielded, False)
         yield row, [(k, cid) for k in keys]
 
 
@@ -306,7 +306,7 @@ async def measure_batches(
         state = await store.load(cast(asyncpg.Connection, timed), batches[0], thresholds,
                                  slim=True)
         for u in batches[0]:
-            state.decide(u)
+            await store.decide(cast(asyncpg.Connection, timed), state, u)
         timed.seconds.clear()
         timed.rows.clear()
 
@@ -326,7 +326,7 @@ async def measure_batches(
             state = await store.load(tconn, batch, thresholds, slim=True)
             t1 = time.perf_counter()
             for u in batch:
-                _, decision, facts = state.decide(u)
+                _, decision, facts = await store.decide(tconn, state, u)
                 candidates.append(len(facts.candidates))
                 actions[f"{decision.action}:{decision.reason}"] += 1
             t2 = time.perf_counter()

@@ -21,6 +21,7 @@ from hub.decide import (
     CREATE,
     DEFAULT_MATCHER,
     LINK,
+    MORE,
     NOOP,
     REVIEW,
     Decision,
@@ -30,8 +31,9 @@ from hub.decide import (
     decide,
 )
 from hub.match import compact
-from hub.match.blocking import index_keys, query_keys, shielded_keys
+from hub.match.blocking import index_keys, protected, query_keys, shielded_keys
 from hub.match.compare import Prepared, prepare
+from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
 from hub.records import Record, address_key, la_of, merge
 from hub.shielding import Shield
@@ -48,6 +50,16 @@ class RecordNeeded(Exception):  # noqa: N818 (a request, not an error)
     def __init__(self, child_id: str) -> None:
         super().__init__(child_id)
         self.child_id = child_id
+
+
+class CandidatesNeeded(Exception):  # noqa: N818 (a request, not an error)
+    """An update read with only some of its candidates (BatchState.partial) needs them
+    all (decide answered MORE). Raised before anything of the update is applied: the
+    caller reads them (hub.db.store.widen) and handles the update again."""
+
+    def __init__(self, update: CanonicalUpdate) -> None:
+        super().__init__(update.source_record_id)
+        self.update = update
 
 
 class StoredRecord(Mapping[str, Any]):
@@ -97,10 +109,12 @@ class ChildRow:
     severed: bool = False
     # The record's normal forms for scoring (None: decode `form`, else prepare the record).
     match: Prepared | None = None
-    # Its stored form (hub.match.compact), decoded each time it is scored and not
-    # kept: most candidates are never scored (an NHS number ties their update) and
-    # few are scored twice; kept, the decoded forms were most of a batch's memory.
+    # Its stored form (hub.match.compact), decoded when first scored: most candidates
+    # never are (an update with an NHS number tie or a source link reads few others).
     form: str | None = None
+    # The last score: (update's forms, matcher, own forms, score). Choosing which
+    # records a batch reads scores the candidates its decisions score again.
+    memo: tuple[Prepared, Matcher, Prepared, MatchScore] | None = None
 
     @property
     def shield(self) -> Shield:
@@ -108,13 +122,20 @@ class ChildRow:
 
     @property
     def normal_form(self) -> Prepared:
-        if self.match is not None:
-            return self.match
-        decoded = compact.decode(self.form, self.version) if self.form else None
-        if decoded is not None:
-            return decoded
-        self.match = prepare(self.record)  # no usable form: costly, so kept
+        if self.match is None:
+            decoded = compact.decode(self.form, self.version) if self.form else None
+            # No usable form: prepared from the record (read, or RecordNeeded).
+            self.match = decoded if decoded is not None else prepare(self.record)
         return self.match
+
+    def scored_by(self, update: Prepared, matcher: Matcher) -> MatchScore:
+        own = self.normal_form
+        memo = self.memo
+        if memo is not None and memo[0] is update and memo[1] is matcher and memo[2] is own:
+            return memo[3]
+        s = matcher.score(update, own)
+        self.memo = (update, matcher, own, s)
+        return s
 
     @property
     def nhs_and_dob(self) -> tuple[str, str]:
@@ -165,22 +186,35 @@ class BatchState:
     actor: str = "pipeline"
     matcher: Matcher = DEFAULT_MATCHER
     published: dict[str, datetime] = field(default_factory=dict)  # message id -> publish time
-    # id(update) -> (update, its child as a dict, its query keys): computed once a batch
-    _seen: dict[int, tuple[CanonicalUpdate, Record, frozenset[str]]] = field(
+    # ids of the updates read with only some candidates (Facts.partial)
+    partial: set[int] = field(default_factory=set)
+    # id(update) -> (update, its child as a dict, its query keys, its normal forms):
+    # computed once a batch
+    _seen: dict[int, tuple[CanonicalUpdate, Record, frozenset[str], Prepared]] = field(
         default_factory=dict, repr=False)
 
     def view(self, update: CanonicalUpdate) -> tuple[Record, frozenset[str]]:
         """The update's child as a dict and the blocking keys it looks up."""
+        got = self._seen_of(update)
+        return got[1], got[2]
+
+    def form_of(self, update: CanonicalUpdate) -> Prepared:
+        """The update's normal forms (what it is scored with)."""
+        return self._seen_of(update)[3]
+
+    def _seen_of(self, update: CanonicalUpdate
+                 ) -> tuple[CanonicalUpdate, Record, frozenset[str], Prepared]:
         got = self._seen.get(id(update))
         if got is None or got[0] is not update:  # the update is kept, so its id is not reused
             child = update.child.model_dump(mode="json", exclude_none=True)
-            got = (update, child, frozenset(self.query_keys_of(child)))
+            form = self.matcher.prepare(child)
+            got = (update, child, frozenset(self.query_keys_of(child, form)), form)
             self._seen[id(update)] = got
-        return got[1], got[2]
+        return got
 
     # -- blocking keys (a bulk load supplies keys it computed in parallel) -----
-    def query_keys_of(self, child: Record) -> set[str]:
-        return query_keys(child)
+    def query_keys_of(self, child: Record, form: Prepared) -> set[str]:
+        return query_keys(form)
 
     def index_keys_of(self, record: Record) -> set[str]:
         return index_keys(record)
@@ -225,6 +259,7 @@ class BatchState:
             invalidated_for=invalidated,
             not_a_match=frozenset(self.not_a_match.get(key, set())),
             protected_address_of=frozenset(holders),
+            partial=id(update) in self.partial,
         )
 
     def forget_unwritten(self) -> None:
@@ -257,18 +292,28 @@ class BatchState:
             if len(same) == 1:
                 wanted.update(same)
                 continue
-            wanted.update(c.child_id for c in self.facts(update, child).candidates)
+            # A demographic match writes only a candidate that scores at least the
+            # review threshold (shielded and severed ones come with their records).
+            form, facts = self.form_of(update), self.facts(update, child)
+            review = self.thresholds.review
+            wanted.update(
+                c.child_id for c in facts.candidates
+                if c.child_id not in facts.not_a_match and _unread(c)
+                and c.scored_by(form, self.matcher).probability >= review)
         return sorted(i for i in wanted if _unread(self.children.get(i)))
 
     def decide(self, update: CanonicalUpdate) -> tuple[Record, Decision, Facts]:
-        child = self.view(update)[0]
+        _, child, _, form = self._seen_of(update)
         facts = self.facts(update, child)
-        decision = decide(child, update.source_version, facts, self.thresholds, self.matcher)
+        decision = decide(child, update.source_version, facts, self.thresholds, self.matcher,
+                          form)
         return child, decision, facts
 
     # -- applying --------------------------------------------------------------
     def handle(self, update: CanonicalUpdate, message_id: str, raw: str) -> Outcome:
         child, decision, facts = self.decide(update)
+        if decision.action == MORE:
+            raise CandidatesNeeded(update)
         touches = any(c.shielded for c in facts.candidates) or bool(facts.protected_address_of)
         if decision.action in (LINK, CREATE):
             cid = self.apply(update, child, decision.child_id, message_id, self.actor,
@@ -335,7 +380,9 @@ class BatchState:
         keys = self.index_keys_of(after)
         if row.shielded:
             keys = keys | shielded_keys(after)
-        self.writes.keys[row.child_id] = keys
+        # What blocking.stored_keys gives (a bulk load supplies the index keys).
+        self.writes.keys[row.child_id] = (
+            keys | set(protected(keys)) if row.shielded or row.severed else keys)
         for k in keys:
             self.key_index.setdefault(k, set()).add(row.child_id)
         if row.shielded:
@@ -398,7 +445,7 @@ class BatchState:
         return Outcome(message_id, "dead", reason, None, pid)
 
 
-def _unread(row: ChildRow | None) -> bool:
+def _unread(row: Any) -> bool:
     return row is not None and isinstance(row.record, StoredRecord) and row.record.unread
 
 
@@ -414,5 +461,6 @@ def _candidate_json(c: Any) -> dict[str, Any]:
     return out
 
 
-__all__ = ["BatchState", "ChildRow", "Outcome", "RecordNeeded", "StoredRecord",
+__all__ = ["BatchState", "CandidatesNeeded", "ChildRow", "Outcome", "RecordNeeded",
+           "StoredRecord",
            "CREATE", "LINK", "REVIEW", "NOOP"]

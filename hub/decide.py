@@ -11,6 +11,12 @@ applies the decision. The order of the rules is the safety argument:
    no update about a shielded child ever creates a record or links by guesswork;
 5. otherwise the match probability decides, with ambiguity going to a person;
 6. nothing writes a shielded child's address into an unshielded record.
+
+The pipeline reads an update with a source link or an NHS number partially
+(Facts.partial): its children by id and NHS number and every shielded or severed
+candidate. Rules 1-3 decide on that alone; where they would not (rules 4-5, or a
+person to see the best candidates) `decide` answers MORE and is asked again with
+every candidate (tests/unit/test_decide_partial.py).
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from hub.config import Thresholds
-from hub.match.compare import Prepared, prepared
+from hub.match.compare import Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
 from hub.match.score import MatchScore, score
 from hub.records import Record, address_key
 
 LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
+#: Not a decision: the facts hold only some candidates (Facts.partial) and the rules
+#: need them all. The caller reads every candidate of the update and asks again.
+MORE = "more"
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,9 @@ class Matcher:
         return score(update, record, self.model, self.tf)
 
     def prepare(self, child: Mapping[str, Any]) -> Prepared:
-        """The update's normal forms (a bulk load hands over its workers')."""
-        return prepared(child)
+        """The update's normal forms (a bulk load hands over its workers'). The
+        caller keeps them (BatchState.form_of): made afresh, not remembered."""
+        return prepare(child)
 
 
 DEFAULT_MATCHER = Matcher()
@@ -63,6 +73,7 @@ class CandidateLike(Protocol):
     def normal_form(self) -> Prepared: ...
     @property
     def nhs_and_dob(self) -> tuple[str, str]: ...  # date of birth as YYYYMMDD
+    def scored_by(self, update: Prepared, matcher: Matcher) -> MatchScore: ...
 
 
 class Candidate(NamedTuple):  # a tuple: thousands are made a batch, cheaply
@@ -80,6 +91,9 @@ class Candidate(NamedTuple):  # a tuple: thousands are made a batch, cheaply
     def nhs_and_dob(self) -> tuple[str, str]:
         p = self.normal_form
         return p.nhs, p.dob_s
+
+    def scored_by(self, update: Prepared, matcher: Matcher) -> MatchScore:
+        return matcher.score(update, self.normal_form)
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,11 @@ class Facts:
     not_a_match: frozenset[str] = frozenset()
     # shielded children that hold (or held) the update's address
     protected_address_of: frozenset[str] = frozenset()
+    # The candidates are only those found by id or NHS number and every shielded or
+    # severed one (how the pipeline reads an update with a source link or an NHS
+    # number): enough for a source link, an invalidated NHS number or an NHS number
+    # tie to decide; any other rule answers MORE.
+    partial: bool = False
 
 
 class Scored(NamedTuple):  # a tuple: thousands are made a batch, cheaply
@@ -123,15 +142,15 @@ class Decision:
 
 
 def _score_all(child: Record, facts: Facts, matcher: Matcher,
-               shielded_only: bool = False) -> list[Scored]:
+               shielded_only: bool = False, form: Prepared | None = None) -> list[Scored]:
     out = []
-    update = matcher.prepare(child)
+    update = form if form is not None else matcher.prepare(child)
     for cand in facts.candidates:
         if cand.child_id in facts.not_a_match:
             continue
         if shielded_only and not (cand.shielded or cand.severed):
             continue
-        s = matcher.score(update, cand.normal_form)
+        s = cand.scored_by(update, matcher)
         out.append(
             Scored(
                 cand.child_id,
@@ -146,9 +165,10 @@ def _score_all(child: Record, facts: Facts, matcher: Matcher,
     return out
 
 
-def _top(child: Record, facts: Facts, matcher: Matcher) -> tuple[Scored, ...]:
+def _top(child: Record, facts: Facts, matcher: Matcher,
+         form: Prepared | None) -> tuple[Scored, ...]:
     """The five best-scored candidates, for a person to see."""
-    return tuple(_score_all(child, facts, matcher)[:5])
+    return tuple(_score_all(child, facts, matcher, form=form)[:5])
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
@@ -160,22 +180,23 @@ def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
 
 def decide(
     child: Record, version: int, facts: Facts, thresholds: Thresholds,
-    matcher: Matcher = DEFAULT_MATCHER,
+    matcher: Matcher = DEFAULT_MATCHER, form: Prepared | None = None,
 ) -> Decision:
-    """The decision for one valid update's `child` (canonical dict)."""
+    """The decision for one valid update's `child` (canonical dict); `form`, its
+    normal forms when the caller has them (else the matcher prepares them)."""
     if facts.link is not None:
         link = facts.link
         if version <= link.last_version:
             return Decision(NOOP, "stale_version", link.child_id)
         if link.severed:
-            own = _only(link.child_id, child, facts, matcher)
+            own = _only(link.child_id, child, facts, matcher, form)
             return Decision(REVIEW, "severed_identity", None, own)
         if _address_guard(child, link.child_id, facts):
             return Decision(REVIEW, "shielded_address", None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
 
     if facts.invalidated_for is not None:
-        severed = _only(facts.invalidated_for, child, facts, matcher)
+        severed = _only(facts.invalidated_for, child, facts, matcher, form)
         return Decision(REVIEW, "severed_identity", None, severed)
 
     nhs = child.get("nhs_number")
@@ -189,24 +210,29 @@ def decide(
             # another one plausible?); the rest only if a person is to decide.
             target = tied[0]
             model: str | None = matcher.model.version
+            review: str | None = None
             if target.severed:
-                return Decision(REVIEW, "severed_identity", None,
-                                _top(child, facts, matcher), model)
-            others = [
-                c for c in _score_all(child, facts, matcher, shielded_only=True)
-                if c.child_id != target.child_id and (c.shielded or c.severed)
-                and c.identity_probability >= thresholds.shielded_plausible
-            ]
-            if others:
-                shielded = any(c.shielded for c in others)
-                reason = "shielded_candidate" if shielded else "severed_identity"
-                return Decision(REVIEW, reason, None, _top(child, facts, matcher), model)
-            if _address_guard(child, target.child_id, facts):
-                return Decision(REVIEW, "shielded_address", None,
-                                _top(child, facts, matcher), model)
-            return Decision(LINK, "nhs_number", target.child_id, (), model)
+                review = "severed_identity"
+            else:
+                others = [
+                    c for c in _score_all(child, facts, matcher, True, form)
+                    if c.child_id != target.child_id and (c.shielded or c.severed)
+                    and c.identity_probability >= thresholds.shielded_plausible
+                ]
+                if others:
+                    shielded = any(c.shielded for c in others)
+                    review = "shielded_candidate" if shielded else "severed_identity"
+                elif _address_guard(child, target.child_id, facts):
+                    review = "shielded_address"
+            if review is None:
+                return Decision(LINK, "nhs_number", target.child_id, (), model)
+            if facts.partial:  # a person sees the best of all the candidates
+                return Decision(MORE, review)
+            return Decision(REVIEW, review, None, _top(child, facts, matcher, form), model)
 
-    scored = _score_all(child, facts, matcher)
+    if facts.partial:  # every rule below reads every candidate
+        return Decision(MORE, "demographic")
+    scored = _score_all(child, facts, matcher, form=form)
     model = scored[0].explanation.model_version if scored and scored[0].explanation else None
     top = tuple(scored[:5])
     if nhs:
@@ -242,6 +268,29 @@ def decide(
     if _address_guard(child, None, facts):
         return Decision(REVIEW, "shielded_address", None, top, model)
     return Decision(CREATE, "no_match", None, top, model)
+
+
+def enough_when_partial(child: Record, facts: Facts) -> bool:
+    """Whether `decide` will answer from partial facts (Facts.partial) without MORE:
+    the update has a source link or an invalidated NHS number, or its NHS number
+    ties it to one child beside which no other shielded or severed candidate and no
+    protected address is in play. False may still be decided (an implausible
+    shielded candidate); True never answers MORE. Cheap: nothing is scored."""
+    if facts.link is not None or facts.invalidated_for is not None:
+        return True
+    nhs = child.get("nhs_number")
+    if not nhs:
+        return False
+    same_nhs = [c for c in facts.candidates if c.nhs_and_dob[0] == nhs]
+    if len(same_nhs) != 1:
+        return False
+    target = same_nhs[0]
+    if target.severed or target.nhs_and_dob[1] != str(child.get("date_of_birth")).replace("-", ""):
+        return False
+    if any((c.shielded or c.severed) and c.child_id != target.child_id
+           and c.child_id not in facts.not_a_match for c in facts.candidates):
+        return False
+    return not _address_guard(child, target.child_id, facts)
 
 
 def _tokens(name: Any) -> set[str]:
@@ -288,10 +337,11 @@ def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) ->
     return bool(_name_tokens(update) & _name_tokens(record))
 
 
-def _only(child_id: str, child: Record, facts: Facts, matcher: Matcher) -> tuple[Scored, ...]:
+def _only(child_id: str, child: Record, facts: Facts, matcher: Matcher,
+          form: Prepared | None) -> tuple[Scored, ...]:
     for cand in facts.candidates:
         if cand.child_id == child_id:
-            s = matcher.score(child, cand.normal_form)
+            s = cand.scored_by(form if form is not None else matcher.prepare(child), matcher)
             return (Scored(child_id, s.probability, s.identity_probability,
                            cand.shielded, cand.severed, s),)
     return (Scored(child_id, 0.0, 0.0, False, True),)

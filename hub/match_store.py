@@ -142,7 +142,7 @@ async def _sample(
             WHERE o.key = k.key AND o.child_id <> k.child_id
             ORDER BY o.child_id LIMIT $2
         ) p
-        WHERE k.child_id = ANY($1::uuid[])
+        WHERE k.child_id = ANY($1::uuid[]) AND NOT starts_with(k.key, '!')
         ORDER BY 1, 2
         LIMIT $3
         """,

@@ -18,7 +18,7 @@ from hub.config import Thresholds
 from hub.db import store
 from hub.db.queries import q
 from hub.match import compact
-from hub.match.blocking import shielded_keys
+from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
 from hub.records import address_key
@@ -69,12 +69,9 @@ async def _new_version(
         compact.encode(prepare(record), version),
     )
     await conn.execute(q("insert_version"), row["child_id"], version, record, actor, None)
-    # A shielded record carries extra blocking keys (hub.match.blocking.shielded_keys).
-    if shielded:
-        extra = sorted(shielded_keys(record))
-        await conn.execute(q("insert_keys"), extra, [row["child_id"]] * len(extra))
-    else:
-        await conn.execute(q("delete_shielded_keys"), row["child_id"])
+    # Shielded and severed records carry extra blocking keys (blocking.stored_keys).
+    keys = sorted(stored_keys(record, shielded, severed))
+    await conn.execute(q("replace_keys"), keys, [row["child_id"]] * len(keys), [row["child_id"]])
     return version
 
 
@@ -140,13 +137,9 @@ async def sever(conn: asyncpg.Connection, child_id: str, authority: str, by: str
         await conn.execute(
             "UPDATE source_links SET severed = true WHERE child_id = $1", row["child_id"]
         )
+        # Its keys are now those of the record without the NHS number and former names.
         version = await _new_version(conn, row, record, by, row["shielded"],
                                      row["shielding_authority"], True)
-        await conn.execute("DELETE FROM block_keys WHERE child_id = $1", row["child_id"])
-        from hub.match.blocking import index_keys
-
-        keys = sorted(index_keys(record))
-        await conn.execute(q("insert_keys"), keys, [row["child_id"]] * len(keys))
         await audit(conn, by, "sever", str(row["child_id"]), authority, {"reason": reason})
     return version
 

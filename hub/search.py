@@ -34,7 +34,8 @@ async def search(
     if postcode:
         probe["address"] = {"postcode": postcode, "lines": []}
     probe = {k: v for k, v in probe.items() if v}
-    rows = await conn.fetch(q("children_for_keys"), sorted(query_keys(probe)), [], False, "")
+    rows = await conn.fetch(q("children_for_keys"), sorted(query_keys(probe)), [], [], False,
+                            "")
     results = []
     for r in rows:
         shield = Shield(r["shielded"], r["shielding_authority"])

@@ -98,10 +98,10 @@ class LoadState(BatchState):
     current_prepared: Prepared | None = None
     _create: tuple[tuple[str, ...], Prepared | None] | None = None
 
-    def query_keys_of(self, child: Record) -> set[str]:
+    def query_keys_of(self, child: Record, form: Prepared) -> set[str]:
         if child is self.current_child:
             return set(self.current_qkeys)
-        return super().query_keys_of(child)
+        return super().query_keys_of(child, form)
 
     def index_keys_of(self, record: Record) -> set[str]:
         if self._create is not None:

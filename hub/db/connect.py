@@ -10,8 +10,10 @@ import asyncpg
 
 # The hub's queries are short and many; PostgreSQL's JIT compiles any whose
 # estimate passes jit_above_cost (a batch of 500's candidate query does), which
-# cost 11 ms of a 71 ms query and saves nothing here.
-SERVER_SETTINGS = {"jit": "off"}
+# cost 11 ms of a 71 ms query and saves nothing here. Nor do parallel workers: a
+# batch's candidate query was planned with two (started afresh for each run of a
+# 60 ms query, on cores the other pipelines and the broker need).
+SERVER_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
 
 
 async def _init(conn: asyncpg.Connection) -> None:

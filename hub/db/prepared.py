@@ -17,7 +17,7 @@ import asyncpg
 
 from hub.db.queries import q
 from hub.match import compact
-from hub.match.blocking import index_keys, shielded_keys
+from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 
 CHUNK = 5_000
@@ -41,8 +41,7 @@ async def refresh(
             ids.append(r["child_id"])
             versions.append(r["version"])
             forms.append(compact.encode(p, r["version"]))
-            extra = shielded_keys(p) if r["shielded"] else set()
-            keys[str(r["child_id"])] = index_keys(p) | extra
+            keys[str(r["child_id"])] = stored_keys(p, r["shielded"], r["severed"])
         async with conn.transaction():
             # Only where the version is still the one read: the update locks those
             # rows, so a concurrent writer's keys are never overwritten by older ones.

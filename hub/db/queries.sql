@@ -13,25 +13,33 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
   ON l.source = u.source AND l.source_record_id = u.rid;
 
 -- name: children_for_keys
--- Candidates for a whole batch in one round trip: by blocking key, or by id
--- (source links, invalidated identifiers); with the keys each one was found by.
+-- Candidates in one round trip: by blocking key ($1), by the PROTECTED copy of a key
+-- ($2, hub.match.blocking: only shielded and severed children carry those, served
+-- by the small partial index block_keys_protected), or by id ($3: source links,
+-- invalidated identifiers, protected addresses); with the keys each was found by.
 WITH hits AS (
     SELECT key, child_id FROM block_keys WHERE key = ANY($1::text[])
+    UNION ALL
+    SELECT key, child_id FROM block_keys
+    WHERE key = ANY($2::text[]) AND starts_with(key, '!')
 ), ids AS (
     SELECT child_id FROM hits
     UNION
-    SELECT unnest($2::uuid[])
+    SELECT unnest($3::uuid[])
 ), found AS (
-    SELECT child_id, array_agg(key) AS keys FROM hits GROUP BY child_id
+    SELECT child_id, array_agg(key) AS keys, bool_or(starts_with(key, 'n:')) AS by_nhs
+    FROM hits GROUP BY child_id
 )
 -- `prepared` is what scoring reads (hub.match.compact). The record comes as JSON
--- text, decoded only if it is used; with $3 (the pipeline) only where the rules may
--- read it whatever they decide: shielded and severed children, and those whose
--- stored form ($4: hub.match.compact.TAG and separator) is missing or stale.
--- records_for fetches the others a batch writes.
+-- text, decoded only if it is used; with $4 (the pipeline) only where the batch will
+-- likely write it (found by id or by NHS number) or the rules may read it whatever
+-- they decide: shielded and severed children, and those whose stored form ($5:
+-- hub.match.compact.TAG and separator) is missing or stale. records_for fetches
+-- the others a batch writes.
 SELECT c.child_id::text AS child_id, c.version,
-       CASE WHEN NOT $3::bool OR c.shielded OR c.severed
-                 OR NOT starts_with(coalesce(c.prepared, ''), $4::text || c.version || chr(31))
+       CASE WHEN NOT $4::bool OR c.shielded OR c.severed OR found.by_nhs
+                 OR c.child_id = ANY($3::uuid[])
+                 OR NOT starts_with(coalesce(c.prepared, ''), $5::text || c.version || chr(31))
             THEN c.record::text END AS record_json,
        c.prepared,
        c.shielded, c.shielding_authority, c.restricted_at_origin, c.severed,
@@ -62,14 +70,6 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
 -- name: insert_version
 INSERT INTO child_versions (child_id, version, record, changed_by, message_id)
 VALUES ($1, $2, $3, $4, $5);
-
--- name: delete_shielded_keys
-DELETE FROM block_keys WHERE child_id = $1 AND key LIKE 'Y:%';
-
--- name: insert_keys
-INSERT INTO block_keys (key, child_id)
-SELECT k, c FROM unnest($1::text[], $2::uuid[]) AS u(k, c)
-ON CONFLICT DO NOTHING;
 
 -- name: replace_keys
 -- The children $3 end up indexed under exactly the (key, child) pairs $1/$2. Only
@@ -123,7 +123,7 @@ WHERE prepared IS NULL OR split_part(prepared, E'\x1f', 1) <> $1
    OR split_part(prepared, E'\x1f', 2) <> version::text;
 
 -- name: stale_prepared
-SELECT child_id, version, record::text AS record_json, shielded FROM children
+SELECT child_id, version, record::text AS record_json, shielded, severed FROM children
 WHERE child_id > $2::uuid
   AND (prepared IS NULL OR split_part(prepared, E'\x1f', 1) <> $1
        OR split_part(prepared, E'\x1f', 2) <> version::text)

@@ -8,13 +8,30 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from hub.batch import BatchState, ChildRow, Outcome, RecordNeeded, StoredRecord, Writes
+from hub.batch import (
+    BatchState,
+    CandidatesNeeded,
+    ChildRow,
+    Outcome,
+    RecordNeeded,
+    StoredRecord,
+    Writes,
+)
 from hub.config import Thresholds
 from hub.db import writes
 from hub.db.queries import q
-from hub.decide import DEFAULT_MATCHER, Matcher, SourceLink
+from hub.decide import (
+    DEFAULT_MATCHER,
+    MORE,
+    Decision,
+    Facts,
+    Matcher,
+    SourceLink,
+    enough_when_partial,
+)
 from hub.match import compact
-from hub.records import address_key
+from hub.match.blocking import PROTECTED, protected
+from hub.records import Record, address_key
 from schemas.canonical import CanonicalUpdate
 
 
@@ -100,7 +117,15 @@ async def load_into(
 ) -> None:
     """`load` into a batch already under way (hub.ingest loads a batch in chunks):
     what the batch has itself written (links, children) is newer than the index,
-    so it is kept, not read over."""
+    so it is kept, not read over.
+
+    `slim` also reads an update with a source link or an NHS number partially
+    (Facts.partial): its children by id and NHS number and its shielded and severed
+    candidates (the PROTECTED copies of its keys), not the ordinary candidates,
+    which cannot change the decision of a source link or an NHS number tie, and are
+    most of the rows a batch reads. Those that the rules then say need every
+    candidate (hub.decide.MORE: no tie after all, or a person to decide) are read
+    in full in one more round trip (`widen`)."""
     sources = [u.source for u in updates]
     rids = [u.source_record_id for u in updates]
     views = [state.view(u) for u in updates]
@@ -112,7 +137,6 @@ async def load_into(
     nhs = [c["nhs_number"] for c in children if c.get("nhs_number")]
     for r in await conn.fetch(q("invalidated_for"), nhs):
         state.invalidated[r["nhs_number"]] = r["child_id"]
-    keys = list({k for _, ks in views for k in ks})  # PostgreSQL sorts them itself
     ids = {state.links[k].child_id for k in zip(sources, rids, strict=True) if k in state.links}
     ids |= set(state.invalidated.values()) | set(extra_child_ids)
     addrs = [a for a in (address_key(c.get("address")) for c in children) if a]
@@ -123,22 +147,69 @@ async def load_into(
         state.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(
             r["child_id"]
         )
+    keys: set[str] = set()
+    guarded: set[str] = set()
+    partial: list[CanonicalUpdate] = []
+    for u, (child, ks) in zip(updates, views, strict=True):
+        nhs_number = child.get("nhs_number")
+        if slim and (nhs_number or (u.source, u.source_record_id) in state.links):
+            partial.append(u)
+            guarded.update(ks)
+            if nhs_number:
+                keys.add(f"n:{nhs_number}")
+        else:
+            keys.update(ks)
+    await _read_candidates(conn, state, keys, guarded, ids, slim)
+    if partial:
+        state.partial.update(id(u) for u in partial)
+        await widen(conn, state, [u for u in partial if _needs_more(state, u)], records=False)
+    if slim:
+        await fetch_records(conn, state, state.records_wanted(updates))
+
+
+def _needs_more(state: BatchState, update: CanonicalUpdate) -> bool:
+    """Whether the rules may need every candidate of an update read partially (as the
+    index stands before the batch: `handle` asks again as it decides)."""
+    child = state.view(update)[0]
+    return not enough_when_partial(child, state.facts(update, child))
+
+
+async def widen(conn: asyncpg.Connection, state: BatchState,
+                updates: list[CanonicalUpdate], records: bool = True) -> None:
+    """Read every candidate of updates read partially (the rules answered MORE), and
+    with `records` the records they will likely write."""
+    if not updates:
+        return
+    keys: set[str] = set()
+    for u in updates:
+        state.partial.discard(id(u))
+        keys.update(state.view(u)[1])
+    await _read_candidates(conn, state, keys, set(), set(), slim=True)
+    if records:
+        await fetch_records(conn, state, state.records_wanted(updates))
+
+
+async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: set[str],
+                           guarded: set[str], ids: set[str], slim: bool) -> None:
+    """The children under `keys`, the shielded and severed ones under `guarded`, and
+    `ids`, into the state (keys, children_for_keys; PostgreSQL sorts the keys itself)."""
     key_index, rows = state.key_index, state.children
     # Thousands of rows a batch: read by position (the query's column order).
     for cid, version, record_json, form, shielded, authority, restricted, severed, found \
-            in await conn.fetch(q("children_for_keys"), keys, sorted(ids), slim, _FORM_PREFIX):
+            in await conn.fetch(q("children_for_keys"), list(keys), protected(guarded),
+                                list(ids), slim, _FORM_PREFIX):
         if cid not in rows:
             rows[cid] = ChildRow(
                 cid, version, StoredRecord(record_json, cid), shielded, authority, restricted,
                 severed, None, form,
             )
         for k in found:
+            if k[0] == PROTECTED:
+                k = k[1:]
             if k in key_index:
                 key_index[k].add(cid)
             else:
                 key_index[k] = {cid}
-    if slim:
-        await fetch_records(conn, state, state.records_wanted(updates))
 
 
 async def fetch_records(conn: asyncpg.Connection, state: BatchState, ids: list[str]) -> None:
@@ -160,14 +231,32 @@ async def fetch_records(conn: asyncpg.Connection, state: BatchState, ids: list[s
 
 async def handle(conn: asyncpg.Connection, state: BatchState, update: CanonicalUpdate,
                  message_id: str, raw: str) -> Outcome:
-    """`state.handle`, first fetching any record it turns out to need (the batch
-    decided otherwise than `records_wanted` guessed): nothing of an update is
-    applied before RecordNeeded, so it is simply handled again."""
+    """`state.handle`, first reading any record or candidates it turns out to need
+    (the batch decided otherwise than `load` guessed, or an earlier update of the
+    batch changed what this one finds): nothing of an update is applied before
+    RecordNeeded or CandidatesNeeded, so it is simply handled again."""
     while True:
         try:
             return state.handle(update, message_id, raw)
         except RecordNeeded as need:
             await fetch_records(conn, state, [need.child_id])
+        except CandidatesNeeded as more:
+            await widen(conn, state, [more.update])
+
+
+async def decide(conn: asyncpg.Connection, state: BatchState,
+                 update: CanonicalUpdate) -> tuple[Record, Decision, Facts]:
+    """`state.decide`, reading what it needs as `handle` does (matching alone: the
+    benchmark, a dry run)."""
+    while True:
+        try:
+            got = state.decide(update)
+        except RecordNeeded as need:
+            await fetch_records(conn, state, [need.child_id])
+            continue
+        if got[1].action != MORE:
+            return got
+        await widen(conn, state, [update])
 
 
 async def flush(conn: asyncpg.Connection, w: Writes) -> None:

@@ -38,7 +38,7 @@ against one wrong date part.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -109,6 +109,30 @@ def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
 def index_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     """The keys a stored record is indexed under."""
     return _keys(prepared(child))
+
+
+#: Begins the copy of each key of a shielded or severed record ("!d:2014-03-07:Q540"):
+#: an update tied to its record by NHS number looks up its keys with this prefix only
+#: (partial index block_keys_protected), finding every shielded or severed candidate
+#: without reading the ordinary ones, which cannot change its decision.
+PROTECTED = "!"
+
+
+def stored_keys(child: Mapping[str, Any] | Prepared, shielded: bool, severed: bool) -> set[str]:
+    """Every key a stored child is indexed under: its index keys; a shielded child's
+    extra keys; and for a shielded or severed child, a PROTECTED copy of each."""
+    p = prepared(child)
+    keys = _keys(p)
+    if shielded:
+        keys |= _year_keys(p)
+    if shielded or severed:
+        keys |= {PROTECTED + k for k in keys}
+    return keys
+
+
+def protected(keys: Iterable[str]) -> list[str]:
+    """The PROTECTED copies of an update's query keys."""
+    return [PROTECTED + k for k in keys]
 
 
 def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:

@@ -10,7 +10,7 @@ from hub.config import Thresholds
 from hub.db import prepared
 from hub.db.connect import connect
 from hub.match import compact
-from hub.match.blocking import index_keys, shielded_keys
+from hub.match.blocking import PROTECTED, index_keys, shielded_keys, stored_keys
 from tests.factories import incoming, moved, nhs, update
 
 pytestmark = pytest.mark.integration
@@ -68,8 +68,51 @@ async def test_a_shielded_child_keeps_its_shielded_keys_through_an_update(
         assert (out.action, out.child_id) == ("link", child)
         record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1", child)
         after = await _keys(conn, child)
-        assert set(after) == index_keys(record) | shielded_keys(record)
+        assert set(after) == stored_keys(record, True, False)
+        plain = index_keys(record) | shielded_keys(record)
+        assert set(after) == plain | {PROTECTED + k for k in plain}
         assert all(after[k] == shielded[k] for k in set(after) & set(shielded))
+    finally:
+        await conn.close()
+
+
+async def test_shield_unshield_and_sever_leave_exactly_the_records_stored_keys(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        first = update("la", "LA-4", nhs_number=nhs(8), given_name="Ludovica",
+                       former_family_names=["Arbuthnot"])
+        [out] = await ingest.process(conn, [incoming(first)], T)
+        child = out.child_id
+        assert child
+
+        async def state() -> tuple[set[str], set[str]]:
+            row = await conn.fetchrow(
+                "SELECT record, shielded, severed FROM children WHERE child_id = $1", child)
+            expected = stored_keys(row["record"], row["shielded"], row["severed"])
+            return set(await _keys(conn, child)), expected
+
+        got, expected = await state()
+        assert got == expected and not any(k.startswith(PROTECTED) for k in got)
+        await operations.shield(conn, child, "383", "test", None)
+        got, expected = await state()
+        assert got == expected and any(k.startswith(PROTECTED + "Y:") for k in got)
+        await operations.unshield(conn, child, "383", "test", None)
+        got, expected = await state()
+        assert got == expected and not any(k.startswith(("Y:", PROTECTED)) for k in got)
+        # Severed while shielded: it keeps a shielded record's keys (it lost them before),
+        # its NHS number and former name are gone, and it is still found beside a tie.
+        await operations.shield(conn, child, "383", "test", None)
+        await operations.sever(conn, child, "383", "test", "adoption")
+        got, expected = await state()
+        assert got == expected and any(k.startswith("Y:") for k in got)
+        assert not any(k.endswith(nhs(8)) for k in got)
+        await operations.unshield(conn, child, "383", "test", None)
+        got, expected = await state()
+        assert got == expected  # severed: its protected copies stay
+        assert any(k.startswith(PROTECTED) for k in got) and not any(
+            k.startswith(("Y:", PROTECTED + "Y:")) for k in got)
     finally:
         await conn.close()
 

@@ -37,20 +37,83 @@ async def test_a_link_target_read_without_its_record_is_fetched_then_applied(
         ], T)
         child, twin = (o.child_id for o in out)
         assert child and twin
-        news = _canonical(moved(update("pds", "P-1", nhs_number=nhs(1))))
+        # No NHS number: a demographic match, which reads every candidate.
+        carers = [{"name": "Rowan Quenby", "relationship": "mother", "phone": "07700 900222"}]
+        news = _canonical(update("pds", "P-1", nhs_number=None, carers=carers))
 
         state = await store.load(conn, [news], T, slim=True)
         rows = state.children
         assert isinstance(rows[twin].record, StoredRecord) and rows[twin].record.unread
-        assert not rows[child].record.unread  # the NHS number tie: likely written
+        assert not rows[child].record.unread  # it scores high enough to be linked
 
         rows[child].record = StoredRecord(None, child)  # as if the guess had missed
         outcome = await store.handle(conn, state, news, "m-pds-1", "{}")
-        assert (outcome.action, outcome.child_id) == ("link", child)
+        assert (outcome.action, outcome.reason, outcome.child_id) == (
+            "link", "demographic_match", child)
         merged = state.writes.children[child].record
         # Merged into the record as stored, not into nothing.
         assert merged["middle_names"] == "Aurelio"
-        assert merged["address"]["postcode"] == "B5 7QQ"
+        assert merged["carers"] == carers
+    finally:
+        await conn.close()
+
+
+async def test_an_update_tied_by_nhs_number_reads_only_its_child_and_protected_ones(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [
+            incoming(update("la", "LA-1", nhs_number=nhs(1))),
+            incoming(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
+        ], T)
+        child, twin = (o.child_id for o in out)
+        assert child and twin
+        # Its NHS number is the child's; its names are the twin's.
+        news = _canonical(moved(update("pds", "P-1", nhs_number=nhs(1), given_name="Hollis",
+                                       sex="male")))
+        state = await store.load(conn, [news], T, slim=True)
+        assert twin not in state.children  # an ordinary candidate: not read
+        assert not state.children[child].record.unread
+        outcome = await store.handle(conn, state, news, "m-pds-1", "{}")
+        assert (outcome.action, outcome.reason, outcome.child_id) == (
+            "link", "nhs_number", child)
+
+        # Shielded, the twin is read beside the tie, and a person decides.
+        await operations.shield(conn, twin, "383", "op", "refuge")
+        state = await store.load(conn, [news], T, slim=True)
+        assert state.children[twin].shielded
+        outcome = await store.handle(conn, state, news, "m-pds-1", "{}")
+        assert (outcome.action, outcome.reason) == ("review", "shielded_candidate")
+        shown = {c["child_id"] for c in state.writes.parked[0]["candidates"]}
+        assert shown == {child, twin}
+    finally:
+        await conn.close()
+
+
+async def test_a_tie_read_partially_reads_every_candidate_when_the_batch_changes_it(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [incoming(update("la", "LA-1", nhs_number=nhs(1)))], T)
+        child = out[0].child_id
+        # One batch: a child restricted at origin (shielded on arrival) with the same
+        # date of birth and family name, then an update tied to the indexed child by
+        # NHS number. The tie was read before the shielded child existed; deciding it
+        # afterwards, the rules need every candidate and a person decides.
+        restricted = update("pds", "P-7", nhs_number=nhs(3), given_name="Hollis", sex="male")
+        restricted["restricted"] = True
+        out = await ingest.process(conn, [
+            incoming(restricted),
+            incoming(moved(update("dwp", "CB-1", nhs_number=nhs(1), given_name="Hollis",
+                                  sex="male"))),
+        ], T)
+        assert out[0].action == "create"
+        assert (out[1].action, out[1].reason) == ("review", "shielded_candidate")
+        shown = await conn.fetchval(
+            "SELECT candidates FROM parked WHERE source_record_id = 'CB-1'")
+        assert {c["child_id"] for c in shown} == {child, out[0].child_id}
     finally:
         await conn.close()
 
@@ -66,7 +129,7 @@ async def test_a_record_changed_since_the_candidates_were_read_is_taken_as_it_is
         ], T)
         twin = out[1].child_id
         assert twin
-        state = await store.load(conn, [_canonical(update("pds", "P-1", nhs_number=nhs(1)))],
+        state = await store.load(conn, [_canonical(update("pds", "P-1", nhs_number=None))],
                                  T, slim=True)
         row = state.children[twin]
         assert (row.version, row.shielded) == (1, False)
