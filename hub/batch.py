@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.config import Thresholds
 from hub.decide import (
@@ -148,6 +148,20 @@ class ChildRow:
         return p.nhs, p.dob_s
 
 
+class _View(NamedTuple):
+    """What a batch makes of an update once: its child as a dict, the blocking keys
+    it looks up, its normal forms and its address key."""
+
+    update: CanonicalUpdate
+    child: Record
+    keys: frozenset[str]
+    form: Prepared
+    address: str | None
+
+
+_NONE: frozenset[str] = frozenset()
+
+
 @dataclass
 class Writes:
     children: dict[str, ChildRow] = field(default_factory=dict)
@@ -188,27 +202,25 @@ class BatchState:
     published: dict[str, datetime] = field(default_factory=dict)  # message id -> publish time
     # ids of the updates read with only some candidates (Facts.partial)
     partial: set[int] = field(default_factory=set)
-    # id(update) -> (update, its child as a dict, its query keys, its normal forms):
-    # computed once a batch
-    _seen: dict[int, tuple[CanonicalUpdate, Record, frozenset[str], Prepared]] = field(
-        default_factory=dict, repr=False)
+    # id(update) -> what is made of it once a batch (_View)
+    _seen: dict[int, _View] = field(default_factory=dict, repr=False)
 
     def view(self, update: CanonicalUpdate) -> tuple[Record, frozenset[str]]:
         """The update's child as a dict and the blocking keys it looks up."""
         got = self._seen_of(update)
-        return got[1], got[2]
+        return got.child, got.keys
 
     def form_of(self, update: CanonicalUpdate) -> Prepared:
         """The update's normal forms (what it is scored with)."""
-        return self._seen_of(update)[3]
+        return self._seen_of(update).form
 
-    def _seen_of(self, update: CanonicalUpdate
-                 ) -> tuple[CanonicalUpdate, Record, frozenset[str], Prepared]:
+    def _seen_of(self, update: CanonicalUpdate) -> _View:
         got = self._seen.get(id(update))
-        if got is None or got[0] is not update:  # the update is kept, so its id is not reused
+        if got is None or got.update is not update:  # the update is kept: its id is not reused
             child = update.child.model_dump(mode="json", exclude_none=True)
             form = self.matcher.prepare(child)
-            got = (update, child, frozenset(self.query_keys_of(child, form)), form)
+            got = _View(update, child, frozenset(self.query_keys_of(child, form)), form,
+                        address_key(child.get("address")))
             self._seen[id(update)] = got
         return got
 
@@ -231,10 +243,11 @@ class BatchState:
 
     # -- what the decider sees -------------------------------------------------
     def facts(self, update: CanonicalUpdate, child: Record) -> Facts:
+        view = self._seen_of(update)
         key = (update.source, update.source_record_id)
         ids: set[str] = set()
         found = self.key_index.get
-        for k in self.view(update)[1]:
+        for k in view.keys:
             hit = found(k)
             if hit:
                 ids |= hit
@@ -245,21 +258,18 @@ class BatchState:
         invalidated = self.invalidated.get(nhs) if nhs else None
         if invalidated:
             ids.add(invalidated)
-        addr = address_key(child.get("address"))
-        holders = {
-            cid for cid in self.protected.get(addr, set()) if self.children.get(cid) is None
-            or self.children[cid].shielded
-        } if addr else set()
-        # The rows themselves are the candidates (hub.decide.CandidateLike).
         children = self.children
-        candidates = tuple([children[c] for c in sorted(ids) if c in children])
+        holders = _NONE
+        held = self.protected.get(view.address) if view.address else None
+        if held:
+            holders = frozenset(
+                cid for cid in held if cid not in children or children[cid].shielded)
+        not_a_match = self.not_a_match.get(key)
+        # The rows themselves are the candidates (hub.decide.CandidateLike).
         return Facts(
-            link=link,
-            candidates=candidates,
-            invalidated_for=invalidated,
-            not_a_match=frozenset(self.not_a_match.get(key, set())),
-            protected_address_of=frozenset(holders),
-            partial=id(update) in self.partial,
+            link, tuple([children[c] for c in sorted(ids) if c in children]), invalidated,
+            frozenset(not_a_match) if not_a_match else _NONE, holders,
+            id(update) in self.partial,
         )
 
     def forget_unwritten(self) -> None:
@@ -303,7 +313,8 @@ class BatchState:
         return sorted(i for i in wanted if _unread(self.children.get(i)))
 
     def decide(self, update: CanonicalUpdate) -> tuple[Record, Decision, Facts]:
-        _, child, _, form = self._seen_of(update)
+        view = self._seen_of(update)
+        child, form = view.child, view.form
         facts = self.facts(update, child)
         decision = decide(child, update.source_version, facts, self.thresholds, self.matcher,
                           form)

@@ -103,8 +103,7 @@ class SourceLink:
     severed: bool = False
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     """What the index knows that bears on one update."""
 
     link: SourceLink | None = None

@@ -43,7 +43,7 @@ from functools import lru_cache
 from typing import Any
 
 from hub.match.compare import Prepared, prepared
-from hub.match.normalise import groups_of, soundex, swapped_date
+from hub.match.normalise import groups_of, soundex
 
 
 @lru_cache(maxsize=50_000)
@@ -136,11 +136,40 @@ def protected(keys: Iterable[str]) -> list[str]:
 
 
 def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
-    """The keys an incoming update looks up (a superset of its own index keys)."""
+    """The keys an incoming update looks up (a superset of its own index keys): its
+    index keys, the keys it would have with given and family names transposed, the
+    shielded records' year keys both ways round, and its date-of-birth keys with day
+    and month swapped. (Made in one pass: every update makes them.)"""
     p = prepared(child)
-    keys = _keys(p) | _keys(p, transposed=True) | _year_keys(p) | _year_keys(p, transposed=True)
-    swapped = swapped_date(p.dob)
-    if swapped is not None:
-        iso = p.dob.isoformat()
-        keys |= {k.replace(iso, swapped.isoformat()) for k in keys if k.startswith("d:")}
+    keys: set[str] = set()
+    if p.nhs:
+        keys.add("n:" + p.nhs)
+    if p.upn:
+        keys.add("u:" + p.upn)
+    given, family, s = p.given, p.family, p.dob_s
+    iso = f"{s[:4]}-{s[4:6]}-{s[6:]}"
+    codes = {_code(name) for name in p.family_all}
+    codes.update(_code(name) for name in p.formers)
+    if given:
+        codes.add(_code(given))  # as a given name, and as the family name transposed
+    dates = [iso]
+    if p.day != p.month and p.day <= 12:
+        dates.append(f"{s[:4]}-{s[6:]}-{s[4:6]}")  # day and month swapped
+    for d in dates:
+        for code in codes:
+            keys.add(f"d:{d}:{code}")
+    if p.postcode:
+        if given:
+            keys.add(f"p:{p.postcode}:{given[0]}")
+        if family:
+            keys.add(f"p:{p.postcode}:{family[0]}")
+    if given and family:
+        year_month, year_day, birthday = iso[:7], f"{s[:4]}-{s[6:]}", s[4:]
+        for full, other in ((family, given), (given, family)):
+            full_code = _code(full)
+            for g in _given_codes(other):
+                keys.add(f"y:{full_code}:{g}:{year_month}")
+                keys.add(f"y:{full_code}:{g}:{year_day}")
+                keys.add(f"m:{full_code}:{birthday}:{g}")
+                keys.add(f"Y:{full_code}:{g}:{p.year}")
     return keys

@@ -16,7 +16,6 @@ and the caller prepares the record itself.
 from __future__ import annotations
 
 import zlib
-from datetime import date
 from importlib import resources
 
 from hub.match.compare import Prepared
@@ -83,7 +82,6 @@ def decode(text: str | None, version: int) -> Prepared | None:
     p.formers = _set(f[10])
     s = p.dob_s = f[11]
     p.year, p.month, p.day = int(s[:4]), int(s[4:6]), int(s[6:])
-    p.dob = date(p.year, p.month, p.day)
     p.sex, p.postcode, p.sector, p.district, p.line1 = f[12], f[13], f[14], f[15], f[16]
     p.nhs, p.upn, p.la = f[17], f[18], f[19]
     return p

@@ -49,7 +49,7 @@ class Prepared:
     __slots__ = (
         "given", "given_sdx", "given_mph", "given_groups", "given_others",
         "family", "family_all", "family_sdx", "family_mph", "formers",
-        "dob", "dob_s", "year", "month", "day",
+        "dob_s", "year", "month", "day",
         "sex", "postcode", "sector", "district", "line1", "nhs", "upn", "la",
     )
 
@@ -63,7 +63,6 @@ class Prepared:
     family_sdx: str
     family_mph: str
     formers: frozenset[str]
-    dob: date
     dob_s: str
     year: int
     month: int
@@ -76,6 +75,12 @@ class Prepared:
     nhs: str
     upn: str
     la: str
+
+    @property
+    def dob(self) -> date:
+        # Made when asked (blocking keys): scoring reads the parts, and decoding a
+        # stored form need not build a date for every candidate.
+        return date(self.year, self.month, self.day)
 
     def __repr__(self) -> str:
         return f"Prepared({self.given!r}, {self.family!r}, {self.dob.isoformat()})"
@@ -124,7 +129,6 @@ def prepare(child: Mapping[str, Any] | Prepared) -> Prepared:
     p.formers = frozenset(formers)
 
     dob = parse_date(child.get("date_of_birth"))
-    p.dob = dob
     p.dob_s = f"{dob.year:04d}{dob.month:02d}{dob.day:02d}"
     p.year, p.month, p.day = dob.year, dob.month, dob.day
 
