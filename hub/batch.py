@@ -115,6 +115,8 @@ class ChildRow:
     # The last score: (update's forms, matcher, own forms, score). Choosing which
     # records a batch reads scores the candidates its decisions score again.
     memo: tuple[Prepared, Matcher, Prepared, MatchScore] | None = None
+    # (form, version, its NHS number and date of birth), read once (nhs_and_dob)
+    ids: tuple[str, int, tuple[str, str]] | None = None
 
     @property
     def shield(self) -> Shield:
@@ -139,10 +141,15 @@ class ChildRow:
 
     @property
     def nhs_and_dob(self) -> tuple[str, str]:
-        """Read straight from the stored form while it is not decoded."""
+        """Read straight from the stored form while it is not decoded (and kept
+        while the form is the one it was read from)."""
         if self.match is None and self.form is not None:
+            ids = self.ids
+            if ids is not None and ids[0] is self.form and ids[1] == self.version:
+                return ids[2]
             got = compact.identifiers(self.form, self.version)
             if got is not None:
+                self.ids = (self.form, self.version, got)
                 return got
         p = self.normal_form
         return p.nhs, p.dob_s
@@ -210,6 +217,10 @@ class BatchState:
         got = self._seen_of(update)
         return got.child, got.keys
 
+    def address_of(self, update: CanonicalUpdate) -> str | None:
+        """The update's address key (hub.records.address_key)."""
+        return self._seen_of(update).address
+
     def form_of(self, update: CanonicalUpdate) -> Prepared:
         """The update's normal forms (what it is scored with)."""
         return self._seen_of(update).form
@@ -246,11 +257,9 @@ class BatchState:
         view = self._seen_of(update)
         key = (update.source, update.source_record_id)
         ids: set[str] = set()
-        found = self.key_index.get
-        for k in view.keys:
-            hit = found(k)
-            if hit:
-                ids |= hit
+        key_index = self.key_index
+        for k in key_index.keys() & view.keys:  # the few keys that found anyone
+            ids |= key_index[k]
         link = self.links.get(key)
         if link:
             ids.add(link.child_id)
@@ -265,9 +274,10 @@ class BatchState:
             holders = frozenset(
                 cid for cid in held if cid not in children or children[cid].shielded)
         not_a_match = self.not_a_match.get(key)
-        # The rows themselves are the candidates (hub.decide.CandidateLike).
+        # The rows themselves are the candidates (hub.decide.CandidateLike), in no
+        # particular order (decide orders those it scores).
         return Facts(
-            link, tuple([children[c] for c in sorted(ids) if c in children]), invalidated,
+            link, tuple([children[c] for c in ids if c in children]), invalidated,
             frozenset(not_a_match) if not_a_match else _NONE, holders,
             id(update) in self.partial,
         )

@@ -144,7 +144,8 @@ def _score_all(child: Record, facts: Facts, matcher: Matcher,
                shielded_only: bool = False, form: Prepared | None = None) -> list[Scored]:
     out = []
     update = form if form is not None else matcher.prepare(child)
-    for cand in facts.candidates:
+    # In the order of their ids, so that equal scores always rank alike.
+    for cand in sorted(facts.candidates, key=_child_id):
         if cand.child_id in facts.not_a_match:
             continue
         if shielded_only and not (cand.shielded or cand.severed):
@@ -162,6 +163,10 @@ def _score_all(child: Record, facts: Facts, matcher: Matcher,
         )
     out.sort(key=lambda c: c.probability, reverse=True)
     return out
+
+
+def _child_id(c: CandidateLike) -> str:
+    return c.child_id
 
 
 def _top(child: Record, facts: Facts, matcher: Matcher,

@@ -31,7 +31,7 @@ from hub.decide import (
 )
 from hub.match import compact
 from hub.match.blocking import PROTECTED, protected
-from hub.records import Record, address_key
+from hub.records import Record
 from schemas.canonical import CanonicalUpdate
 
 
@@ -139,7 +139,7 @@ async def load_into(
         state.invalidated[r["nhs_number"]] = r["child_id"]
     ids = {state.links[k].child_id for k in zip(sources, rids, strict=True) if k in state.links}
     ids |= set(state.invalidated.values()) | set(extra_child_ids)
-    addrs = [a for a in (address_key(c.get("address")) for c in children) if a]
+    addrs = [a for a in (state.address_of(u) for u in updates) if a]
     for r in await conn.fetch(q("protected_for"), addrs):
         state.protected.setdefault(r["address_key"], set()).add(r["child_id"])
         ids.add(r["child_id"])
