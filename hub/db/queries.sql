@@ -12,6 +12,40 @@ FROM source_links l
 JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
   ON l.source = u.source AND l.source_record_id = u.rid;
 
+-- name: identities_for
+-- What bears on a batch by identity rather than by blocking key, in one round trip:
+-- its source links ('l': source, record id, last version, severed), invalidated NHS
+-- numbers ('i': the number), the addresses of shielded children ('p': address key),
+-- operators' "not a match" ('x': source, record id), the children under its NHS
+-- numbers ('k': the n: key; $5) and children asked for by id ('e'; $6). Each row
+-- comes with its child (for 'x' its id only), record included: the batch will likely
+-- write it (its source link, its NHS number), or the rules read it.
+WITH u AS (
+    SELECT * FROM unnest($1::text[], $2::text[]) AS u(source, rid)
+), facts AS (
+    SELECT 'l' AS kind, l.source AS a, l.source_record_id AS b, l.last_version AS n,
+           l.severed AS flag, l.child_id
+    FROM source_links l JOIN u ON l.source = u.source AND l.source_record_id = u.rid
+    UNION ALL
+    SELECT 'i', i.nhs_number, NULL, NULL, NULL, i.child_id
+    FROM invalidated_identifiers i WHERE i.nhs_number = ANY($3::text[])
+    UNION ALL
+    SELECT 'p', p.address_key, NULL, NULL, NULL, p.child_id
+    FROM protected_addresses p WHERE p.address_key = ANY($4::text[])
+    UNION ALL
+    SELECT 'x', n.source, n.source_record_id, NULL, NULL, n.child_id
+    FROM not_a_match n JOIN u ON n.source = u.source AND n.source_record_id = u.rid
+    UNION ALL
+    SELECT 'k', b.key, NULL, NULL, NULL, b.child_id
+    FROM block_keys b WHERE b.key = ANY($5::text[])
+    UNION ALL
+    SELECT 'e', NULL, NULL, NULL, NULL, e FROM unnest($6::uuid[]) AS e
+)
+SELECT f.kind, f.a, f.b, f.n, f.flag, f.child_id::text AS child_id, c.version,
+       c.record::text AS record_json, c.prepared, c.shielded, c.shielding_authority,
+       c.restricted_at_origin, c.severed
+FROM facts f LEFT JOIN children c ON c.child_id = f.child_id AND f.kind <> 'x';
+
 -- name: children_for_keys
 -- Candidates in one round trip: by blocking key ($1), by the PROTECTED copy of a key
 -- ($2, hub.match.blocking: only shielded and severed children carry those, served

@@ -119,52 +119,77 @@ async def load_into(
     what the batch has itself written (links, children) is newer than the index,
     so it is kept, not read over.
 
-    `slim` also reads an update with a source link or an NHS number partially
-    (Facts.partial): its children by id and NHS number and its shielded and severed
-    candidates (the PROTECTED copies of its keys), not the ordinary candidates,
-    which cannot change the decision of a source link or an NHS number tie, and are
-    most of the rows a batch reads. Those that the rules then say need every
-    candidate (hub.decide.MORE: no tie after all, or a person to decide) are read
-    in full in one more round trip (`widen`)."""
+    First what bears on the updates by identity (identities_for: source links,
+    invalidated NHS numbers, protected addresses, "not a match", the children under
+    their NHS numbers), then their candidates by blocking key. With `slim` an update
+    that a source link, an invalidated NHS number or an NHS number tie will decide
+    is read partially (Facts.partial): only its shielded and severed candidates (the
+    PROTECTED copies of its keys), not the ordinary ones, which cannot change such a
+    decision and are most of the rows a batch reads. Those that the rules may still
+    want every candidate for (a shielded or severed child beside the tie, a protected
+    address) are read in full in one more round trip (`widen`)."""
+    views = [state.view(u) for u in updates]
     sources = [u.source for u in updates]
     rids = [u.source_record_id for u in updates]
-    views = [state.view(u) for u in updates]
-    children = [child for child, _ in views]
-    for r in await conn.fetch(q("links_for"), sources, rids):
-        state.links.setdefault((r["source"], r["source_record_id"]), SourceLink(
-            r["child_id"], r["last_version"], r["severed"]
-        ))
-    nhs = [c["nhs_number"] for c in children if c.get("nhs_number")]
-    for r in await conn.fetch(q("invalidated_for"), nhs):
-        state.invalidated[r["nhs_number"]] = r["child_id"]
-    ids = {state.links[k].child_id for k in zip(sources, rids, strict=True) if k in state.links}
-    ids |= set(state.invalidated.values()) | set(extra_child_ids)
-    addrs = [a for a in (state.address_of(u) for u in updates) if a]
-    for r in await conn.fetch(q("protected_for"), addrs):
-        state.protected.setdefault(r["address_key"], set()).add(r["child_id"])
-        ids.add(r["child_id"])
-    for r in await conn.fetch(q("not_a_match_for"), sources, rids):
-        state.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(
-            r["child_id"]
-        )
+    nhs = sorted({c["nhs_number"] for c, _ in views if c.get("nhs_number")})
+    addrs = sorted({a for a in (state.address_of(u) for u in updates) if a})
+    tied_by = [f"n:{n}" for n in nhs] if slim else []
+    rows = await conn.fetch(q("identities_for"), sources, rids, nhs, addrs, tied_by,
+                            sorted(set(extra_child_ids)))
+    _read_identities(state, rows)
     keys: set[str] = set()
     guarded: set[str] = set()
     partial: list[CanonicalUpdate] = []
     for u, (child, ks) in zip(updates, views, strict=True):
-        nhs_number = child.get("nhs_number")
-        if slim and (nhs_number or (u.source, u.source_record_id) in state.links):
+        if slim and _settled_by_identity(state, u, child):
             partial.append(u)
             guarded.update(ks)
-            if nhs_number:
-                keys.add(f"n:{nhs_number}")
         else:
             keys.update(ks)
-    await _read_candidates(conn, state, keys, guarded, ids, slim)
-    if partial:
-        state.partial.update(id(u) for u in partial)
-        await widen(conn, state, [u for u in partial if _needs_more(state, u)], records=False)
+    state.partial.update(id(u) for u in partial)
+    await _read_candidates(conn, state, keys, guarded, slim)
+    await widen(conn, state, [u for u in partial if _needs_more(state, u)], records=False)
     if slim:
         await fetch_records(conn, state, state.records_wanted(updates))
+
+
+def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> None:
+    """identities_for's rows into the state."""
+    key_index, children = state.key_index, state.children
+    for kind, a, b, n, flag, cid, version, record_json, form, shielded, authority, \
+            restricted, severed in rows:
+        if kind == "l":
+            state.links.setdefault((a, b), SourceLink(cid, n, flag))
+        elif kind == "i":
+            state.invalidated[a] = cid
+        elif kind == "p":
+            state.protected.setdefault(a, set()).add(cid)
+        elif kind == "x":
+            state.not_a_match.setdefault((a, b), set()).add(cid)
+            continue
+        elif kind == "k":
+            key_index.setdefault(a, set()).add(cid)
+        if version is not None and cid not in children:
+            children[cid] = ChildRow(cid, version, StoredRecord(record_json, cid), shielded,
+                                     authority, restricted, severed, None, form)
+
+
+def _settled_by_identity(state: BatchState, update: CanonicalUpdate, child: Record) -> bool:
+    """Whether a source link, an invalidated NHS number or an NHS number tie (one
+    child under the number, born the same day, not severed) will decide the update."""
+    if (update.source, update.source_record_id) in state.links:
+        return True
+    nhs = child.get("nhs_number")
+    if not nhs:
+        return False
+    if nhs in state.invalidated:
+        return True
+    same = state.key_index.get(f"n:{nhs}")
+    if not same or len(same) != 1:
+        return False
+    row = state.children.get(next(iter(same)))
+    return (row is not None and not row.severed
+            and row.nhs_and_dob[1] == str(child.get("date_of_birth")).replace("-", ""))
 
 
 def _needs_more(state: BatchState, update: CanonicalUpdate) -> bool:
@@ -184,20 +209,23 @@ async def widen(conn: asyncpg.Connection, state: BatchState,
     for u in updates:
         state.partial.discard(id(u))
         keys.update(state.view(u)[1])
-    await _read_candidates(conn, state, keys, set(), set(), slim=True)
+    await _read_candidates(conn, state, keys, set(), slim=True)
     if records:
         await fetch_records(conn, state, state.records_wanted(updates))
 
 
 async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: set[str],
-                           guarded: set[str], ids: set[str], slim: bool) -> None:
-    """The children under `keys`, the shielded and severed ones under `guarded`, and
-    `ids`, into the state (keys, children_for_keys; PostgreSQL sorts the keys itself)."""
+                           guarded: set[str], slim: bool) -> None:
+    """The children under `keys` and the shielded and severed ones under `guarded`,
+    into the state (children_for_keys). The keys go sorted: PostgreSQL sorts them
+    again, much faster when they already are (3-4 ms less a batch of 500)."""
+    if not keys and not guarded:
+        return
     key_index, rows = state.key_index, state.children
     # Thousands of rows a batch: read by position (the query's column order).
     for cid, version, record_json, form, shielded, authority, restricted, severed, found \
-            in await conn.fetch(q("children_for_keys"), list(keys), protected(guarded),
-                                list(ids), slim, _FORM_PREFIX):
+            in await conn.fetch(q("children_for_keys"), sorted(keys), protected(sorted(guarded)),
+                                [], slim, _FORM_PREFIX):
         if cid not in rows:
             rows[cid] = ChildRow(
                 cid, version, StoredRecord(record_json, cid), shielded, authority, restricted,
