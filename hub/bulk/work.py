@@ -26,7 +26,7 @@ from hub.match.score import MatchScore
 from hub.publishing import canonical_body
 from hub.validate import Rejection, check
 
-_SLOTS = Prepared.__slots__
+_SLOTS = Prepared.FIELDS  # the address line as made, not the address it is made from
 
 
 def pack(p: Prepared) -> tuple[Any, ...]:

@@ -76,13 +76,13 @@ def decode(text: str | None, version: int) -> Prepared | None:
     del f[1]
     p = Prepared()
     p.given, p.given_sdx, p.given_mph = f[1], f[2], f[3]
-    p.given_groups = frozenset(int(g) for g in f[4].split(_SET)) if f[4] else frozenset()
+    p.given_groups = frozenset(map(int, f[4].split(_SET))) if f[4] else frozenset()
     p.given_others = _set(f[5])
     p.family, p.family_all, p.family_sdx, p.family_mph = f[6], _set(f[7]), f[8], f[9]
     p.formers = _set(f[10])
     s = p.dob_s = f[11]
     p.year, p.month, p.day = int(s[:4]), int(s[4:6]), int(s[6:])
-    p.sex, p.postcode, p.sector, p.district, p.line1 = f[12], f[13], f[14], f[15], f[16]
+    p.sex, p.postcode, p.sector, p.district, p._line1 = f[12], f[13], f[14], f[15], f[16]
     p.nhs, p.upn, p.la = f[17], f[18], f[19]
     return p
 

@@ -50,7 +50,7 @@ class Prepared:
         "given", "given_sdx", "given_mph", "given_groups", "given_others",
         "family", "family_all", "family_sdx", "family_mph", "formers",
         "dob_s", "year", "month", "day",
-        "sex", "postcode", "sector", "district", "line1", "nhs", "upn", "la",
+        "sex", "postcode", "sector", "district", "_line1", "_address", "nhs", "upn", "la",
     )
 
     given: str
@@ -71,10 +71,31 @@ class Prepared:
     postcode: str
     sector: str
     district: str
-    line1: str
+    _line1: str | None  # None: not made yet, from _address
+    _address: Any
     nhs: str
     upn: str
     la: str
+
+    #: What it holds (the slots, with the address line as made).
+    FIELDS = (
+        "given", "given_sdx", "given_mph", "given_groups", "given_others",
+        "family", "family_all", "family_sdx", "family_mph", "formers",
+        "dob_s", "year", "month", "day",
+        "sex", "postcode", "sector", "district", "line1", "nhs", "upn", "la",
+    )
+
+    @property
+    def line1(self) -> str:
+        # Made when first compared (most updates are tied by NHS number and never
+        # scored against an ordinary candidate), then kept.
+        if self._line1 is None:
+            self._line1 = first_line(self._address)
+        return self._line1
+
+    @line1.setter
+    def line1(self, value: str) -> None:
+        self._line1 = value
 
     @property
     def dob(self) -> date:
@@ -135,12 +156,12 @@ def prepare(child: Mapping[str, Any] | Prepared) -> Prepared:
     sex = child.get("sex")
     p.sex = sex if sex in ("female", "male") else ""
     address = child.get("address")
-    if isinstance(address, Mapping):
+    if type(address) is dict or isinstance(address, Mapping):
         p.postcode, p.sector, p.district = postcode_parts(_text(address.get("postcode")))
-        p.line1 = first_line(address)
+        p._line1, p._address = None, address
         p.la = _text(address.get("la"))
     else:
-        p.postcode = p.sector = p.district = p.line1 = p.la = ""
+        p.postcode = p.sector = p.district = p._line1 = p.la = ""
     p.nhs = _text(child.get("nhs_number")).replace(" ", "")
     p.upn = _text(child.get("upn")).upper()
     return p

@@ -16,7 +16,7 @@ RECORDS = [
 
 
 def _fields(p: Prepared) -> dict[str, object]:
-    return {name: getattr(p, name) for name in Prepared.__slots__}
+    return {name: getattr(p, name) for name in Prepared.FIELDS}
 
 
 @pytest.mark.parametrize("record", RECORDS)
@@ -37,3 +37,9 @@ def test_a_form_of_another_version_or_code_is_never_used() -> None:
     other = "p1.00000000" + text[len(compact.TAG):]  # another FORM_VERSION or nickname table
     assert compact.decode(other, 3) is None and compact.identifiers(other, 3) is None
     assert compact.identifiers(text + "\x1fextra", 3) is None
+
+
+def test_fields_name_every_slot() -> None:
+    # The address line is made from the address when first read (line1).
+    slots = set(Prepared.__slots__) - {"_line1", "_address"}
+    assert set(Prepared.FIELDS) == slots | {"line1"}
