@@ -294,11 +294,12 @@ def compare_given(a: Prepared, b: Prepared) -> str:
         return "nickname"
     if _known_by_other_name(a, b) or _known_by_other_name(b, a):
         return "middle"
-    return _fuzzy(x, y, (a.given_sdx, a.given_mph), (b.given_sdx, b.given_mph))
+    return _fuzzy(x, y, a.given_sdx, a.given_mph, b.given_sdx, b.given_mph)
 
 
-def _fuzzy(x: str, y: str, codes_x: tuple[str, str], codes_y: tuple[str, str]) -> str:
-    """The similarity bands shared by given and family names, strongest first."""
+def _fuzzy(x: str, y: str, sdx_x: str, mph_x: str, sdx_y: str, mph_y: str) -> str:
+    """The similarity bands shared by given and family names, strongest first
+    (phonetic: Soundex or Metaphone codes agree)."""
     sim = _jw(x, y, score_cutoff=0.88)
     if sim >= 0.94:
         return "jw94"
@@ -306,7 +307,7 @@ def _fuzzy(x: str, y: str, codes_x: tuple[str, str], codes_y: tuple[str, str]) -
         return "edit1"
     if sim >= 0.88:
         return "jw88"
-    if any(cx and cx == cy for cx, cy in zip(codes_x, codes_y, strict=True)):
+    if (sdx_x and sdx_x == sdx_y) or (mph_x and mph_x == mph_y):
         return "phonetic"
     return DISAGREE
 
@@ -321,18 +322,18 @@ def compare_family(a: Prepared, b: Prepared) -> str:
         return "part"
     if not a.family_all.isdisjoint(b.formers) or not b.family_all.isdisjoint(a.formers):
         return "former"
-    return _fuzzy(x, y, (a.family_sdx, a.family_mph), (b.family_sdx, b.family_mph))
+    return _fuzzy(x, y, a.family_sdx, a.family_mph, b.family_sdx, b.family_mph)
 
 
 def _one_digit(s: str, t: str) -> bool:
     """One digit different, or two adjacent digits transposed (8-character dates)."""
-    diffs = [i for i in range(8) if s[i] != t[i]]
-    if len(diffs) == 1:
-        return True
-    if len(diffs) == 2:
-        i, j = diffs
-        return j == i + 1 and s[i] == t[j] and s[j] == t[i]
-    return False
+    i = 0
+    while s[i] == t[i]:  # the dates differ: compare_dob checked equality first
+        i += 1
+    if s[i + 1:] == t[i + 1:]:
+        return True  # only position i differs
+    j = i + 1
+    return j < 8 and s[i] == t[j] and s[j] == t[i] and s[j + 1:] == t[j + 1:]
 
 
 def compare_dob(a: Prepared, b: Prepared) -> str:
