@@ -209,12 +209,6 @@ class BatchState:
     published: dict[str, datetime] = field(default_factory=dict)  # message id -> publish time
     # ids of the updates read with only some candidates (Facts.partial)
     partial: set[int] = field(default_factory=set)
-    # Facts made for an update are kept until what facts() reads changes (`changed`):
-    # a batch asks for an update's facts as it loads and again as it decides.
-    cache_facts: bool = True
-    _generation: int = 0
-    _facts: dict[int, tuple[int, CanonicalUpdate, Facts]] = field(default_factory=dict,
-                                                                   repr=False)
     # id(update) -> what is made of it once a batch (_View)
     _seen: dict[int, _View] = field(default_factory=dict, repr=False)
 
@@ -259,23 +253,7 @@ class BatchState:
             max(0, int((self.now - at).total_seconds() * 1000)), 2**31 - 1)
 
     # -- what the decider sees -------------------------------------------------
-    def changed(self) -> None:
-        """What facts() reads (children and their rows, keys, links, invalidated
-        numbers, protected addresses, "not a match", partial reads) has changed:
-        every caller that changes it says so, and facts made before are made again."""
-        self._generation += 1
-
     def facts(self, update: CanonicalUpdate, child: Record) -> Facts:
-        if self.cache_facts:
-            hit = self._facts.get(id(update))
-            if hit is not None and hit[0] == self._generation and hit[1] is update:
-                return hit[2]
-        facts = self._facts_of(update, child)
-        if self.cache_facts:
-            self._facts[id(update)] = (self._generation, update, facts)
-        return facts
-
-    def _facts_of(self, update: CanonicalUpdate, child: Record) -> Facts:
         view = self._seen_of(update)
         key = (update.source, update.source_record_id)
         ids: set[str] = set()
@@ -308,7 +286,6 @@ class BatchState:
         """Drop the children read but not written so far (a batch loaded in chunks
         reads them again if a later chunk needs them): a batch's memory then grows
         with its chunk's candidates, not with all of them."""
-        self.changed()
         written = self.writes.children
         self.children = {cid: row for cid, row in self.children.items() if cid in written}
         index: dict[str, set[str]] = {}
@@ -390,7 +367,6 @@ class BatchState:
         reason: str,
     ) -> str:
         """Write an update into a record (new when child_id is None); return its id."""
-        self.changed()
         row = self.children.get(child_id) if child_id else None
         if row is None:
             row = ChildRow(str(uuid.uuid4()), 0, {})

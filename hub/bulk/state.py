@@ -97,8 +97,6 @@ class LoadState(BatchState):
     current_child: dict[str, Any] | None = None
     current_prepared: Prepared | None = None
     _create: tuple[tuple[str, ...], Prepared | None] | None = None
-    # A load decides each record once, and changes the state directly (load._lookup).
-    cache_facts: bool = False
 
     def query_keys_of(self, child: Record, form: Prepared) -> set[str]:
         if child is self.current_child:

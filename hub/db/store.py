@@ -147,7 +147,6 @@ async def load_into(
         else:
             keys.update(ks)
     state.partial.update(id(u) for u in partial)
-    state.changed()
     await _read_candidates(conn, state, keys, guarded, slim)
     await widen(conn, state, [u for u in partial if _needs_more(state, u)], records=False)
     if slim:
@@ -156,7 +155,6 @@ async def load_into(
 
 def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> None:
     """identities_for's rows into the state."""
-    state.changed()
     key_index, children = state.key_index, state.children
     for kind, a, b, n, flag, cid, version, record_json, form, shielded, authority, \
             restricted, severed in rows:
@@ -208,7 +206,6 @@ async def widen(conn: asyncpg.Connection, state: BatchState,
     if not updates:
         return
     keys: set[str] = set()
-    state.changed()
     for u in updates:
         state.partial.discard(id(u))
         keys.update(state.view(u)[1])
@@ -224,7 +221,6 @@ async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: se
     again, much faster when they already are (3-4 ms less a batch of 500)."""
     if not keys and not guarded:
         return
-    state.changed()
     key_index, rows = state.key_index, state.children
     # Thousands of rows a batch: read by position (the query's column order).
     for cid, version, record_json, form, shielded, authority, restricted, severed, found \
@@ -250,7 +246,6 @@ async def fetch_records(conn: asyncpg.Connection, state: BatchState, ids: list[s
     if not ids:
         return
     rows = await conn.fetch(q("records_for"), ids)
-    state.changed()
     for cid, version, record_json, form, shielded, authority, restricted, severed in rows:
         row = state.children[cid]
         if version != row.version:
