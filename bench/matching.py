@@ -314,7 +314,7 @@ async def measure_batches(
     hub.decide.score = timer  # type: ignore[assignment]  # decide() looks it up per call
     load_s = decide_s = 0.0
     candidates: list[int] = []
-    actions: Counter[str] = Counter()
+    actions: Counter[tuple[str, str]] = Counter()
     loaded_children = 0
     todo = iter(batches)
 
@@ -328,7 +328,7 @@ async def measure_batches(
             for u in batch:
                 _, decision, facts = await store.decide(tconn, state, u)
                 candidates.append(len(facts.candidates))
-                actions[f"{decision.action}:{decision.reason}"] += 1
+                actions[decision.action, decision.reason] += 1
             t2 = time.perf_counter()
             load_s += t1 - t0
             decide_s += t2 - t1
@@ -377,7 +377,7 @@ async def measure_batches(
         "score_calls": timer.calls,
         "us_per_score": 1e6 * timer.seconds / max(1, timer.calls),
         "decide_other_seconds": decide_s - timer.seconds,
-        "actions": dict(actions.most_common()),
+        "actions": {f"{a}:{r}": n for (a, r), n in actions.most_common()},
     }
 
 

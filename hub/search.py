@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from hub.db.queries import q
+from hub.db.store import packed
 from hub.match.blocking import query_keys
 from hub.match.score import score
 from hub.operations import OperationError, _uuid, audit
@@ -34,8 +35,8 @@ async def search(
     if postcode:
         probe["address"] = {"postcode": postcode, "lines": []}
     probe = {k: v for k, v in probe.items() if v}
-    rows = await conn.fetch(q("children_for_keys"), sorted(query_keys(probe)), [], [], False,
-                            "")
+    plain, odd = packed(sorted(query_keys(probe)))
+    rows = await conn.fetch(q("children_for_keys"), plain, "", [], False, "", odd)
     results = []
     for r in rows:
         shield = Shield(r["shielded"], r["shielding_authority"])

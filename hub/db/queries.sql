@@ -17,7 +17,8 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
 -- its source links ('l': source, record id, last version, severed), invalidated NHS
 -- numbers ('i': the number), the addresses of shielded children ('p': address key),
 -- operators' "not a match" ('x': source, record id), the children under its NHS
--- numbers ('k': the n: key; $5) and children asked for by id ('e'; $6). Each row
+-- numbers ('k': the n: key; $5) and children asked for by id ('e'; $6). NHS numbers
+-- ($3, $5) come joined by chr(31) (they are digits). Each row
 -- comes with its child (for 'x' its id only), record included: the batch will likely
 -- write it (its source link, its NHS number), or the rules read it.
 WITH u AS (
@@ -28,7 +29,7 @@ WITH u AS (
     FROM source_links l JOIN u ON l.source = u.source AND l.source_record_id = u.rid
     UNION ALL
     SELECT 'i', i.nhs_number, NULL, NULL, NULL, i.child_id
-    FROM invalidated_identifiers i WHERE i.nhs_number = ANY($3::text[])
+    FROM invalidated_identifiers i WHERE i.nhs_number = ANY(string_to_array($3::text, chr(31)))
     UNION ALL
     SELECT 'p', p.address_key, NULL, NULL, NULL, p.child_id
     FROM protected_addresses p WHERE p.address_key = ANY($4::text[])
@@ -37,7 +38,7 @@ WITH u AS (
     FROM not_a_match n JOIN u ON n.source = u.source AND n.source_record_id = u.rid
     UNION ALL
     SELECT 'k', b.key, NULL, NULL, NULL, b.child_id
-    FROM block_keys b WHERE b.key = ANY($5::text[])
+    FROM block_keys b WHERE b.key = ANY(string_to_array($5::text, chr(31)))
     UNION ALL
     SELECT 'e', NULL, NULL, NULL, NULL, e FROM unnest($6::uuid[]) AS e
 )
@@ -51,11 +52,17 @@ FROM facts f LEFT JOIN children c ON c.child_id = f.child_id AND f.kind <> 'x';
 -- ($2, hub.match.blocking: only shielded and severed children carry those, served
 -- by the small partial index block_keys_protected), or by id ($3: source links,
 -- invalidated identifiers, protected addresses); with the keys each was found by.
+-- The keys come joined by chr(31) (hub.db.store.packed: a driver encodes an array
+-- of thousands of strings a string at a time), any key holding that character in
+-- $6 (ordinary keys never begin with '!', protected copies always do).
 WITH hits AS (
-    SELECT key, child_id FROM block_keys WHERE key = ANY($1::text[])
+    SELECT key, child_id FROM block_keys
+    WHERE key = ANY(string_to_array($1::text, chr(31)) || $6::text[])
+      AND NOT starts_with(key, '!')
     UNION ALL
     SELECT key, child_id FROM block_keys
-    WHERE key = ANY($2::text[]) AND starts_with(key, '!')
+    WHERE key = ANY(string_to_array($2::text, chr(31)) || $6::text[])
+      AND starts_with(key, '!')
 ), ids AS (
     SELECT child_id FROM hits
     UNION

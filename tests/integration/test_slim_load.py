@@ -192,3 +192,4 @@ async def test_a_batch_leaves_no_prepared_updates_behind(database_url: str) -> N
         assert compare._prepare_fp.cache_info().currsize == 0
     finally:
         await conn.close()
+
