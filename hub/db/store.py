@@ -136,7 +136,7 @@ async def load_into(
     tied_by = [f"n:{n}" for n in nhs] if slim else []  # valid NHS numbers: digits
     rows = await conn.fetch(q("identities_for"), sources, rids, _SEP.join(nhs), addrs,
                             _SEP.join(tied_by), sorted(set(extra_child_ids)))
-    _read_identities(state, rows)
+    guarding = _read_identities(state, rows)  # keys that found a shielded or severed child
     keys: set[str] = set()
     guarded: set[str] = set()
     partial: list[CanonicalUpdate] = []
@@ -147,15 +147,17 @@ async def load_into(
         else:
             keys.update(ks)
     state.partial.update(id(u) for u in partial)
-    await _read_candidates(conn, state, keys, guarded, slim)
-    await widen(conn, state, [u for u in partial if _needs_more(state, u)], records=False)
+    guarding |= await _read_candidates(conn, state, keys, guarded, slim)
+    await widen(conn, state, [u for u in partial if _needs_more(state, u, guarding)],
+                records=False)
     if slim:
         await fetch_records(conn, state, state.records_wanted(updates))
 
 
-def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> None:
-    """identities_for's rows into the state."""
+def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> set[str]:
+    """identities_for's rows into the state; the NHS keys of shielded or severed children."""
     key_index, children = state.key_index, state.children
+    guarding: set[str] = set()
     for kind, a, b, n, flag, cid, version, record_json, form, shielded, authority, \
             restricted, severed in rows:
         if kind == "l":
@@ -169,9 +171,12 @@ def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> None:
             continue
         elif kind == "k":
             key_index.setdefault(a, set()).add(cid)
+            if shielded or severed:
+                guarding.add(a)
         if version is not None and cid not in children:
             children[cid] = ChildRow(cid, version, StoredRecord(record_json, cid), shielded,
                                      authority, restricted, severed, None, form)
+    return guarding
 
 
 _SEP = "\x1f"
@@ -206,10 +211,16 @@ def _settled_by_identity(state: BatchState, update: CanonicalUpdate, child: Reco
             and row.nhs_and_dob[1] == str(child.get("date_of_birth")).replace("-", ""))
 
 
-def _needs_more(state: BatchState, update: CanonicalUpdate) -> bool:
+def _needs_more(state: BatchState, update: CanonicalUpdate, guarding: set[str]) -> bool:
     """Whether the rules may need every candidate of an update read partially (as the
-    index stands before the batch: `handle` asks again as it decides)."""
-    child = state.view(update)[0]
+    index stands before the batch: `handle` asks again as it decides, so this need
+    only be right most of the time). Without a shielded or severed child under any
+    of its keys (`guarding`) or a protected address, a source link, an invalidated
+    number or its tie decides it."""
+    child, keys = state.view(update)
+    address = state.address_of(update)
+    if guarding.isdisjoint(keys) and not (address and address in state.protected):
+        return False
     return not enough_when_partial(child, state.facts(update, child))
 
 
@@ -229,12 +240,14 @@ async def widen(conn: asyncpg.Connection, state: BatchState,
 
 
 async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: set[str],
-                           guarded: set[str], slim: bool) -> None:
+                           guarded: set[str], slim: bool) -> set[str]:
     """The children under `keys` and the shielded and severed ones under `guarded`,
-    into the state (children_for_keys). The keys go sorted: PostgreSQL sorts them
-    again, much faster when they already are (3-4 ms less a batch of 500)."""
+    into the state (children_for_keys); the keys that found a shielded or severed
+    child. The keys go sorted: PostgreSQL sorts them again, much faster when they
+    already are (3-4 ms less a batch of 500)."""
+    guarding: set[str] = set()
     if not keys and not guarded:
-        return
+        return guarding
     key_index, rows = state.key_index, state.children
     # Thousands of rows a batch: read by position (the query's column order).
     plain, odd = packed(sorted(keys))
@@ -254,6 +267,9 @@ async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: se
                 key_index[k].add(cid)
             else:
                 key_index[k] = {cid}
+        if shielded or severed:
+            guarding.update(k[1:] if k[0] == PROTECTED else k for k in found)
+    return guarding
 
 
 async def fetch_records(conn: asyncpg.Connection, state: BatchState, ids: list[str]) -> None:
