@@ -143,7 +143,8 @@ async def load_into(
     for u, (child, ks) in zip(updates, views, strict=True):
         if slim and _settled_by_identity(state, u, child):
             partial.append(u)
-            guarded.update(ks)
+            # (not its n: key: identities_for read every child under it)
+            guarded.update(k for k in ks if not k.startswith("n:"))
         else:
             keys.update(ks)
     state.partial.update(id(u) for u in partial)
