@@ -292,7 +292,9 @@ def compare_given(a: Prepared, b: Prepared) -> str:
         return EXACT
     if not a.given_groups.isdisjoint(b.given_groups):
         return "nickname"
-    if _known_by_other_name(a, b) or _known_by_other_name(b, a):
+    if (x in b.given_others or y in a.given_others) and (
+        _known_by_other_name(a, b) or _known_by_other_name(b, a)
+    ):
         return "middle"
     return _fuzzy(x, y, a.given_sdx, a.given_mph, b.given_sdx, b.given_mph)
 
@@ -381,19 +383,20 @@ def compare_address_line(a: Prepared, b: Prepared) -> str:
     return DISAGREE
 
 
-def _identifier(x: str, y: str) -> str:
+def identifier_level(x: str, y: str) -> str:
+    """An identifier's level: agree, disagree, or missing on either side."""
     if not x or not y:
         return MISSING
     return "agree" if x == y else DISAGREE
 
 
 def compare_nhs(a: Prepared, b: Prepared) -> str:
-    return _identifier(a.nhs, b.nhs)
+    return identifier_level(a.nhs, b.nhs)
 
 
 def compare_upn(a: Prepared, b: Prepared) -> str:
-    return _identifier(a.upn, b.upn)
+    return identifier_level(a.upn, b.upn)
 
 
 def compare_la(a: Prepared, b: Prepared) -> str:
-    return _identifier(a.la, b.la)
+    return identifier_level(a.la, b.la)

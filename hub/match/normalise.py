@@ -118,12 +118,16 @@ def metaphone(key: str) -> str:
 _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
 
 
+# What is not a letter or digit (re's \w is exactly str.isalnum() plus "_").
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
 @lru_cache(maxsize=100_000)
 def normalise_postcode(raw: str | None) -> str:
     """Upper case without spaces ('' if none): 'ls4 2ab' -> 'LS42AB'."""
     if not raw:
         return ""
-    return "".join(ch for ch in raw.upper() if ch.isalnum())
+    return _NOT_ALNUM.sub("", raw.upper())
 
 
 @lru_cache(maxsize=100_000)

@@ -32,11 +32,9 @@ from hub.match.compare import (
     compare_dob,
     compare_family,
     compare_given,
-    compare_la,
-    compare_nhs,
     compare_postcode,
     compare_sex,
-    compare_upn,
+    identifier_level,
     prepared,
     swap_levels,
 )
@@ -117,11 +115,12 @@ def score_prepared(
 
     postcode_level = compare_postcode(u, r)
     line_level = compare_address_line(u, r)
-    nhs = res["nhs_number"][compare_nhs(u, r)]
-    upn = res["upn"][compare_upn(u, r)]
+    # compare_nhs, compare_upn and compare_la, called straight (a pair at a time).
+    nhs = res["nhs_number"][identifier_level(u.nhs, r.nhs)]
+    upn = res["upn"][identifier_level(u.upn, r.upn)]
     postcode = res["postcode"][postcode_level]
     line = res["address_line"][line_level]
-    la = res["la"][compare_la(u, r)]
+    la = res["la"][identifier_level(u.la, r.la)]
     household = res["household"]["none"]
     if (
         dob.level == EXACT
