@@ -274,29 +274,6 @@ def decide(
     return Decision(CREATE, "no_match", None, top, model)
 
 
-def enough_when_partial(child: Record, facts: Facts) -> bool:
-    """Whether `decide` will answer from partial facts (Facts.partial) without MORE:
-    the update has a source link or an invalidated NHS number, or its NHS number
-    ties it to one child beside which no other shielded or severed candidate and no
-    protected address is in play. False may still be decided (an implausible
-    shielded candidate); True never answers MORE. Cheap: nothing is scored."""
-    if facts.link is not None or facts.invalidated_for is not None:
-        return True
-    nhs = child.get("nhs_number")
-    if not nhs:
-        return False
-    same_nhs = [c for c in facts.candidates if c.nhs_and_dob[0] == nhs]
-    if len(same_nhs) != 1:
-        return False
-    target = same_nhs[0]
-    if target.severed or target.nhs_and_dob[1] != str(child.get("date_of_birth")).replace("-", ""):
-        return False
-    if any((c.shielded or c.severed) and c.child_id != target.child_id
-           and c.child_id not in facts.not_a_match for c in facts.candidates):
-        return False
-    return not _address_guard(child, target.child_id, facts)
-
-
 def _tokens(name: Any) -> set[str]:
     return {t for t in re.split(r"[^a-z]+", str(name).casefold()) if len(t) > 1} if name else set()
 

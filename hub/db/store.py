@@ -27,7 +27,6 @@ from hub.decide import (
     Facts,
     Matcher,
     SourceLink,
-    enough_when_partial,
 )
 from hub.match import compact
 from hub.match.blocking import PROTECTED, protected
@@ -218,11 +217,16 @@ def _needs_more(state: BatchState, update: CanonicalUpdate, guarding: set[str]) 
     only be right most of the time). Without a shielded or severed child under any
     of its keys (`guarding`) or a protected address, a source link, an invalidated
     number or its tie decides it."""
-    child, keys = state.view(update)
+    keys = state.view(update)[1]
     address = state.address_of(update)
     if guarding.isdisjoint(keys) and not (address and address in state.protected):
         return False
-    return not enough_when_partial(child, state.facts(update, child))
+    # Else the rules say (a shielded child beside the tie that is not plausible
+    # leaves the tie to decide); the scores stay with the rows for the decision.
+    try:
+        return state.decide(update)[1].action == MORE
+    except RecordNeeded:
+        return True
 
 
 async def widen(conn: asyncpg.Connection, state: BatchState,
