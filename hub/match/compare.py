@@ -111,6 +111,21 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+@lru_cache(maxsize=50_000)
+def _given_forms(raw: str | None) -> tuple[str, str, str, frozenset[int], frozenset[str]]:
+    """A given name's key, Soundex, Metaphone, variant groups and other parts (the
+    same few thousand names recur: made once each)."""
+    g = name_key(raw)
+    return g, soundex(g), metaphone(g), groups_of(g), frozenset(name_parts(raw)) - {g}
+
+
+@lru_cache(maxsize=50_000)
+def _family_forms(raw: str | None) -> tuple[str, frozenset[str], str, str]:
+    """A family name's key, all its parts (with the key), Soundex and Metaphone."""
+    f = name_key(raw)
+    return f, frozenset(name_parts(raw)) | ({f} if f else frozenset()), soundex(f), metaphone(f)
+
+
 def prepare(child: Mapping[str, Any] | Prepared) -> Prepared:
     """Normalise a canonical child dict for matching (a Prepared is returned as is).
 
@@ -120,25 +135,21 @@ def prepare(child: Mapping[str, Any] | Prepared) -> Prepared:
         return child
     p = Prepared()
     given_raw = child.get("given_name")
-    p.given = g = name_key(given_raw)
-    p.given_sdx = soundex(g)
-    p.given_mph = metaphone(g)
-    p.given_groups = groups_of(g)
-    others = set(name_parts(given_raw))
+    p.given, p.given_sdx, p.given_mph, p.given_groups, parts = _given_forms(given_raw)
+    g = p.given
     middle = child.get("middle_names")
     if isinstance(middle, str):
+        others = set(parts)
         others.update(name_parts(middle))
         mk = name_key(middle)
         if mk:
             others.add(mk)
-    others.discard(g)
-    p.given_others = frozenset(others)
+        others.discard(g)
+        p.given_others = frozenset(others)
+    else:
+        p.given_others = parts
 
-    family_raw = child.get("family_name")
-    p.family = f = name_key(family_raw)
-    p.family_all = frozenset(name_parts(family_raw)) | ({f} if f else frozenset())
-    p.family_sdx = soundex(f)
-    p.family_mph = metaphone(f)
+    p.family, p.family_all, p.family_sdx, p.family_mph = _family_forms(child.get("family_name"))
     formers: set[str] = set()
     for former in child.get("former_family_names") or ():
         if isinstance(former, str):
