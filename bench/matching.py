@@ -58,6 +58,7 @@ from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.nhs import check_digit
+from hub.publishing import canonical_body
 from hub.records import merge
 from hub.synth.feed import central_feed
 from hub.synth.population import Population, generate_population
@@ -443,6 +444,8 @@ async def run(
         if created and keep_db is None:
             await _drop(server_url, name)
     result["database"] = name if (keep_db or reuse_db) else None
+    result["mean_body_bytes"] = round(statistics.fmean(
+        len(canonical_body(u.model_dump(mode="json"))) for u in feed))
     result["index"] = build_meta
     result["children"] = build_meta["children"]
     return result
@@ -498,8 +501,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--children", type=int, default=100_000)
     parser.add_argument("--updates", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--lanes", type=int, default=2,
-                        help="batches matched at once in the one process (hub run --workers)")
+    parser.add_argument("--lanes", type=int, default=4,
+                        help="batches matched at once in the one process and thread (hub run"
+                             " --workers): enough in flight that the one core is kept busy"
+                             " while PostgreSQL answers")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=CHUNK,
                         help="children generated per population (at most ~780,000)")

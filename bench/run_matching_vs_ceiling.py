@@ -7,7 +7,9 @@ limits the hub.
     python -m bench.run_matching_vs_ceiling --children 1000000 --updates 20000
     python -m bench.run_matching_vs_ceiling --reuse-db hub_bench_1m --n 20000
 
-The ceiling runs first (while no index is being built), then matching.
+Matching runs first (building the index if asked), then the ceiling, with as many
+messages as asked (--n) of the mean size of the updates matched (their canonical
+bodies, as `hub publish` sends them: about 450 B), unless --size says otherwise.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ TARGET_RATIO = 2.0
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
-    matching.log(f"broker ceiling: {args.n:,} messages of {args.size} B")
-    ceiling = await broker_ceiling.measure(args.amqp_url, args.n, args.size)
     match = await matching.run(
         args.database_url, args.children, args.updates, args.batch, args.seed, args.chunk,
         args.keep_db, args.reuse_db, args.lanes,
     )
+    size = args.size or match["mean_body_bytes"]
+    matching.log(f"broker ceiling: {args.n:,} messages of {size} B")
+    ceiling = await broker_ceiling.measure(args.amqp_url, args.n, size)
     ratio = match["updates_per_second"] / ceiling["end_to_end_rate"]
     return {
         "ceiling": ceiling,
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--amqp-url", default=broker_ceiling.DEFAULT_AMQP_URL)
     parser.add_argument("--n", type=int, default=20_000, help="ceiling: messages")
-    parser.add_argument("--size", type=int, default=1200, help="ceiling: message bytes")
+    parser.add_argument("--size", type=int, default=None,
+                        help="ceiling: message bytes (default: the updates' mean size)")
     matching.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.set_defaults(children=1_000_000)
