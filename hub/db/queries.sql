@@ -48,47 +48,41 @@ SELECT f.kind, f.a, f.b, f.n, f.flag, f.child_id::text AS child_id, c.version,
 FROM facts f LEFT JOIN children c ON c.child_id = f.child_id AND f.kind <> 'x';
 
 -- name: children_for_keys
--- Candidates in one round trip: by blocking key ($1), by the PROTECTED copy of a key
--- ($2, hub.match.blocking: only shielded and severed children carry those, served
--- by the small partial index block_keys_protected), or by id ($3: source links,
--- invalidated identifiers, protected addresses); with the keys each was found by.
--- The keys come joined by chr(31) (hub.db.store.packed: a driver encodes an array
--- of thousands of strings a string at a time), any key holding that character in
--- $6 (ordinary keys never begin with '!', protected copies always do).
+-- Candidates in one round trip: by blocking key ($1), or by the PROTECTED copy of a
+-- key ($2, hub.match.blocking: only shielded and severed children carry those,
+-- served by the small partial index block_keys_protected); with the keys each was
+-- found by. The keys come joined by chr(31) (hub.db.store.packed: a driver encodes
+-- an array of thousands of strings a string at a time), any key holding that
+-- character in $5 (ordinary keys never begin with '!', protected copies always do).
 WITH wanted AS MATERIALIZED (
     -- Made at run time, not while planning: a plan made with the constant arrays
     -- estimated each of thousands of keys (3 ms of planning a batch).
-    SELECT string_to_array($1::text, chr(31)) || $6::text[] AS plain,
-           string_to_array($2::text, chr(31)) || $6::text[] AS copies
+    SELECT string_to_array($1::text, chr(31)) || $5::text[] AS plain,
+           string_to_array($2::text, chr(31)) || $5::text[] AS copies
 ), hits AS (
     SELECT key, child_id FROM block_keys
     WHERE key = ANY((SELECT plain FROM wanted)::text[]) AND NOT starts_with(key, '!')
     UNION ALL
     SELECT key, child_id FROM block_keys
     WHERE key = ANY((SELECT copies FROM wanted)::text[]) AND starts_with(key, '!')
-), ids AS (
-    SELECT child_id FROM hits
-    UNION
-    SELECT unnest($3::uuid[])
 ), found AS (
     SELECT child_id, array_agg(key) AS keys, bool_or(starts_with(key, 'n:')) AS by_nhs
     FROM hits GROUP BY child_id
 )
 -- `prepared` is what scoring reads (hub.match.compact). The record comes as JSON
--- text, decoded only if it is used; with $4 (the pipeline) only where the batch will
--- likely write it (found by id or by NHS number) or the rules may read it whatever
--- they decide: shielded and severed children, and those whose stored form ($5:
+-- text, decoded only if it is used; with $3 (the pipeline) only where the batch will
+-- likely write it (found by NHS number) or the rules may read it whatever they
+-- decide: shielded and severed children, and those whose stored form ($4:
 -- hub.match.compact.TAG and separator) is missing or stale. records_for fetches
--- the others a batch writes.
+-- the others a batch writes; identities_for reads children by id.
 SELECT c.child_id::text AS child_id, c.version,
-       CASE WHEN NOT $4::bool OR c.shielded OR c.severed OR found.by_nhs
-                 OR c.child_id = ANY($3::uuid[])
-                 OR NOT starts_with(coalesce(c.prepared, ''), $5::text || c.version || chr(31))
+       CASE WHEN NOT $3::bool OR c.shielded OR c.severed OR found.by_nhs
+                 OR NOT starts_with(coalesce(c.prepared, ''), $4::text || c.version || chr(31))
             THEN c.record::text END AS record_json,
        c.prepared,
        c.shielded, c.shielding_authority, c.restricted_at_origin, c.severed,
-       coalesce(found.keys, '{}') AS keys
-FROM children c JOIN ids USING (child_id) LEFT JOIN found USING (child_id);
+       found.keys
+FROM found JOIN children c USING (child_id);
 
 -- name: records_for
 -- The records of children read without theirs (children_for_keys with $3), by id,

@@ -124,9 +124,9 @@ async def load_into(
     that a source link, an invalidated NHS number or an NHS number tie will decide
     is read partially (Facts.partial): only its shielded and severed candidates (the
     PROTECTED copies of its keys), not the ordinary ones, which cannot change such a
-    decision and are most of the rows a batch reads. Those that the rules may still
-    want every candidate for (a shielded or severed child beside the tie, a protected
-    address) are read in full in one more round trip (`widen`)."""
+    decision and are most of the rows a batch reads. Those for which the rules, asked
+    on the partial facts, want every candidate (a shielded child beside the tie is
+    plausible: a person decides) are read in full in one more round trip (`widen`)."""
     views = [state.view(u) for u in updates]
     sources = [u.source for u in updates]
     rids = [u.source_record_id for u in updates]
@@ -212,11 +212,11 @@ def _settled_by_identity(state: BatchState, update: CanonicalUpdate, child: Reco
 
 
 def _needs_more(state: BatchState, update: CanonicalUpdate, guarding: set[str]) -> bool:
-    """Whether the rules may need every candidate of an update read partially (as the
-    index stands before the batch: `handle` asks again as it decides, so this need
-    only be right most of the time). Without a shielded or severed child under any
-    of its keys (`guarding`) or a protected address, a source link, an invalidated
-    number or its tie decides it."""
+    """Whether the rules want every candidate of an update read partially, as the
+    index stands before the batch (`handle` asks again as it decides: an earlier
+    update of the batch may change the answer). Without a shielded or severed child
+    under any of its keys (`guarding`) or a protected address, its source link,
+    invalidated number or tie decides it; else the rules are asked."""
     keys = state.view(update)[1]
     address = state.address_of(update)
     if guarding.isdisjoint(keys) and not (address and address in state.protected):
@@ -258,7 +258,7 @@ async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: se
     plain, odd = packed(sorted(keys))
     copies, odd_copies = packed(protected(sorted(guarded)))
     for cid, version, record_json, form, shielded, authority, restricted, severed, found \
-            in await conn.fetch(q("children_for_keys"), plain, copies, [], slim, _FORM_PREFIX,
+            in await conn.fetch(q("children_for_keys"), plain, copies, slim, _FORM_PREFIX,
                                 odd + odd_copies):
         if cid not in rows:
             rows[cid] = ChildRow(
