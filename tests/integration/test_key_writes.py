@@ -144,3 +144,28 @@ async def test_setup_renews_a_stale_form_and_leaves_exactly_the_records_keys(
         assert form.startswith(compact.TAG) and await prepared.refresh(conn) == 0
     finally:
         await conn.close()
+
+
+async def test_migration_0009_gives_protected_children_their_protected_copies(
+    database_url: str,
+) -> None:
+    from hub.db.migrate import migrations
+
+    conn = await connect(database_url)
+    try:
+        first = update("la", "LA-5", nhs_number=nhs(9), given_name="Araminta")
+        other = update("la", "LA-6", nhs_number=nhs(10), given_name="Barnaby", sex="male",
+                       date_of_birth="2012-05-17")
+        out = await ingest.process(conn, [incoming(first), incoming(other)], T)
+        shielded, open_ = out[0].child_id, out[1].child_id
+        assert shielded and open_
+        await operations.shield(conn, shielded, "383", "test", None)
+        expected = set(await _keys(conn, shielded))
+        # As a database made before the protected copies existed.
+        await conn.execute("DELETE FROM block_keys WHERE starts_with(key, '!')")
+        sql = dict(migrations())["0009_protected_keys"]
+        await conn.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+        assert set(await _keys(conn, shielded)) == expected
+        assert not any(k.startswith(PROTECTED) for k in await _keys(conn, open_))
+    finally:
+        await conn.close()
