@@ -298,8 +298,9 @@ class BatchState:
     def records_wanted(self, updates: list[CanonicalUpdate]) -> list[str]:
         """Children loaded without their record that these updates will likely
         write: an update's source link, else the one child indexed under its NHS
-        number, else (a demographic match, whichever wins) all its candidates. A
-        guess: `handle` fetches any other it needs."""
+        number, else (a demographic match) its candidates that score at least the
+        review threshold (no other can be linked). A guess: `handle` fetches any
+        other it needs."""
         wanted: set[str] = set()
         for update in updates:
             link = self.links.get((update.source, update.source_record_id))
