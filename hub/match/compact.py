@@ -16,6 +16,7 @@ and the caller prepares the record itself.
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 from importlib import resources
 
 from hub.match.compare import Prepared
@@ -61,8 +62,25 @@ def encode(p: Prepared, version: int) -> str | None:
     return text
 
 
+_EMPTY: frozenset[str] = frozenset()
+
+
+# The sets and dates of birth that forms hold recur (a surname's parts, a name's
+# variant groups, a birthday): each is made once and shared (frozensets and tuples
+# cannot change), not made again for every candidate a batch decodes.
+@lru_cache(maxsize=100_000)
 def _set(text: str) -> frozenset[str]:
-    return frozenset(text.split(_SET)) if text else frozenset()
+    return frozenset(text.split(_SET)) if text else _EMPTY
+
+
+@lru_cache(maxsize=20_000)
+def _groups(text: str) -> frozenset[int]:
+    return frozenset(map(int, text.split(_SET))) if text else frozenset()
+
+
+@lru_cache(maxsize=20_000)
+def _date(s: str) -> tuple[int, int, int]:
+    return int(s[:4]), int(s[4:6]), int(s[6:])
 
 
 def decode(text: str | None, version: int) -> Prepared | None:
@@ -73,17 +91,15 @@ def decode(text: str | None, version: int) -> Prepared | None:
     f = text.split(_SEP)
     if len(f) != _PARTS or f[1] != str(version):
         return None
-    del f[1]
     p = Prepared()
-    p.given, p.given_sdx, p.given_mph = f[1], f[2], f[3]
-    p.given_groups = frozenset(map(int, f[4].split(_SET))) if f[4] else frozenset()
-    p.given_others = _set(f[5])
-    p.family, p.family_all, p.family_sdx, p.family_mph = f[6], _set(f[7]), f[8], f[9]
-    p.formers = _set(f[10])
-    s = p.dob_s = f[11]
-    p.year, p.month, p.day = int(s[:4]), int(s[4:6]), int(s[6:])
-    p.sex, p.postcode, p.sector, p.district, p._line1 = f[12], f[13], f[14], f[15], f[16]
-    p.nhs, p.upn, p.la = f[17], f[18], f[19]
+    p.given, p.given_sdx, p.given_mph = f[2], f[3], f[4]
+    p.given_groups, p.given_others = _groups(f[5]), _set(f[6])
+    p.family, p.family_all, p.family_sdx, p.family_mph = f[7], _set(f[8]), f[9], f[10]
+    p.formers = _set(f[11])
+    p.dob_s = f[12]
+    p.year, p.month, p.day = _date(f[12])
+    p.sex, p.postcode, p.sector, p.district, p._line1 = f[13], f[14], f[15], f[16], f[17]
+    p.nhs, p.upn, p.la = f[18], f[19], f[20]
     return p
 
 
