@@ -4,6 +4,8 @@ before anything of the update is applied."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hub import ingest, operations
@@ -20,6 +22,17 @@ T = Thresholds()
 
 
 
+async def _child_and_twin(conn: Any, **first: Any) -> tuple[str, str]:
+    """A child (NHS number 1) and its twin brother (NHS number 3), indexed."""
+    out = await ingest.process(conn, [
+        incoming(update("la", "LA-1", nhs_number=nhs(1), **first)),
+        incoming(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
+    ], T)
+    child, twin = (o.child_id for o in out)
+    assert child and twin
+    return child, twin
+
+
 def _canonical(u: dict) -> CanonicalUpdate:
     got = check(u)
     assert isinstance(got, CanonicalUpdate)
@@ -31,12 +44,7 @@ async def test_a_link_target_read_without_its_record_is_fetched_then_applied(
 ) -> None:
     conn = await connect(database_url)
     try:
-        out = await ingest.process(conn, [
-            incoming(update("la", "LA-1", nhs_number=nhs(1), middle_names="Aurelio")),
-            incoming(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
-        ], T)
-        child, twin = (o.child_id for o in out)
-        assert child and twin
+        child, twin = await _child_and_twin(conn, middle_names="Aurelio")
         # No NHS number: a demographic match, which reads every candidate.
         carers = [{"name": "Rowan Quenby", "relationship": "mother", "phone": "07700 900222"}]
         news = _canonical(update("pds", "P-1", nhs_number=None, carers=carers))
@@ -63,12 +71,7 @@ async def test_an_update_tied_by_nhs_number_reads_only_its_child_and_protected_o
 ) -> None:
     conn = await connect(database_url)
     try:
-        out = await ingest.process(conn, [
-            incoming(update("la", "LA-1", nhs_number=nhs(1))),
-            incoming(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
-        ], T)
-        child, twin = (o.child_id for o in out)
-        assert child and twin
+        child, twin = await _child_and_twin(conn)
         # Its NHS number is the child's; its names are the twin's.
         news = _canonical(moved(update("pds", "P-1", nhs_number=nhs(1), given_name="Hollis",
                                        sex="male")))
@@ -123,12 +126,7 @@ async def test_a_record_changed_since_the_candidates_were_read_is_taken_as_it_is
 ) -> None:
     conn = await connect(database_url)
     try:
-        out = await ingest.process(conn, [
-            incoming(update("la", "LA-1", nhs_number=nhs(1))),
-            incoming(update("la", "LA-2", nhs_number=nhs(3), given_name="Hollis", sex="male")),
-        ], T)
-        twin = out[1].child_id
-        assert twin
+        _, twin = await _child_and_twin(conn)
         state = await store.load(conn, [_canonical(update("pds", "P-1", nhs_number=None))],
                                  T, slim=True)
         row = state.children[twin]
