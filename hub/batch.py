@@ -31,7 +31,7 @@ from hub.decide import (
     decide,
 )
 from hub.match import compact
-from hub.match.blocking import index_keys, protected, query_keys, shielded_keys
+from hub.match.blocking import index_keys, query_keys, shielded_keys, with_copies
 from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
@@ -403,8 +403,7 @@ class BatchState:
         if row.shielded:
             keys = keys | shielded_keys(after)
         # What blocking.stored_keys gives (a bulk load supplies the index keys).
-        self.writes.keys[row.child_id] = (
-            keys | set(protected(keys)) if row.shielded or row.severed else keys)
+        self.writes.keys[row.child_id] = with_copies(keys, row.shielded, row.severed)
         for k in keys:
             self.key_index.setdefault(k, set()).add(row.child_id)
         if row.shielded:

@@ -125,9 +125,12 @@ def stored_keys(child: Mapping[str, Any] | Prepared, shielded: bool, severed: bo
     keys = _keys(p)
     if shielded:
         keys |= _year_keys(p)
-    if shielded or severed:
-        keys |= {PROTECTED + k for k in keys}
-    return keys
+    return with_copies(keys, shielded, severed)
+
+
+def with_copies(keys: set[str], shielded: bool, severed: bool) -> set[str]:
+    """A stored child's keys with the PROTECTED copies it carries if shielded or severed."""
+    return keys | {PROTECTED + k for k in keys} if shielded or severed else keys
 
 
 def protected(keys: Iterable[str]) -> list[str]:
