@@ -340,8 +340,10 @@ def compare_family(a: Prepared, b: Prepared) -> str:
 
 def _one_digit(s: str, t: str) -> bool:
     """One digit different, or two adjacent digits transposed (8-character dates)."""
+    if s == t:
+        return False
     i = 0
-    while s[i] == t[i]:  # the dates differ: compare_dob checked equality first
+    while s[i] == t[i]:
         i += 1
     if s[i + 1:] == t[i + 1:]:
         return True  # only position i differs
