@@ -66,17 +66,16 @@ WITH wanted AS MATERIALIZED (
     SELECT key, child_id FROM block_keys
     WHERE key = ANY((SELECT copies FROM wanted)::text[]) AND starts_with(key, '!')
 ), found AS (
-    SELECT child_id, array_agg(key) AS keys, bool_or(starts_with(key, 'n:')) AS by_nhs
-    FROM hits GROUP BY child_id
+    SELECT child_id, array_agg(key) AS keys FROM hits GROUP BY child_id
 )
 -- `prepared` is what scoring reads (hub.match.compact). The record comes as JSON
--- text, decoded only if it is used; with $3 (the pipeline) only where the batch will
--- likely write it (found by NHS number) or the rules may read it whatever they
--- decide: shielded and severed children, and those whose stored form ($4:
--- hub.match.compact.TAG and separator) is missing or stale. records_for fetches
--- the others a batch writes; identities_for reads children by id.
+-- text, decoded only if it is used; with $3 (the pipeline) only where the rules may
+-- read it whatever they decide: shielded and severed children, and those whose
+-- stored form ($4: hub.match.compact.TAG and separator) is missing or stale.
+-- identities_for reads, with their records, the children by id and under the
+-- batch's NHS numbers, which it will likely write; records_for the others it writes.
 SELECT c.child_id::text AS child_id, c.version,
-       CASE WHEN NOT $3::bool OR c.shielded OR c.severed OR found.by_nhs
+       CASE WHEN NOT $3::bool OR c.shielded OR c.severed
                  OR NOT starts_with(coalesce(c.prepared, ''), $4::text || c.version || chr(31))
             THEN c.record::text END AS record_json,
        c.prepared,
