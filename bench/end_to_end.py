@@ -49,6 +49,7 @@ import asyncpg
 
 from bench import broker_ceiling
 from bench.broker_ceiling import percentile
+from bench.proc import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATE_RATIO = 0.5
@@ -252,19 +253,6 @@ def _status_of(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return out
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (0 once it has gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
 def listener_pid(url: str, default_port: int) -> int | None:

@@ -49,6 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 import hub.decide
+from bench.proc import cpu_seconds
 from hub import gc_tuning
 from hub.config import Thresholds
 from hub.db import migrate, store
@@ -255,6 +256,7 @@ class _TimedConn:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
+        self.server_pid = conn.get_server_pid()
         self._names = {q(name): name for name in QUERY_NAMES}
         self.seconds: dict[str, float] = {}
         self.rows: Counter[str] = Counter()
@@ -340,6 +342,9 @@ async def measure_batches(
                     f" scoring+decide {t2 - t1:.2f}s, {len(state.children):,} children"
                     f" loaded; {done / (time.perf_counter() - wall0):.0f} updates/s so far")
 
+    # The lanes' PostgreSQL backends (on this machine): their CPU beside this process's.
+    backends = [t.server_pid for t in lanes]
+    pg0 = sum(cpu_seconds(p) for p in backends)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
     try:
@@ -348,6 +353,7 @@ async def measure_batches(
         hub.decide.score = timer.original  # type: ignore[assignment]
     wall = time.perf_counter() - wall0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    pg_cpu = sum(cpu_seconds(p) for p in backends) - pg0
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
 
     n = len(updates)
@@ -366,6 +372,7 @@ async def measure_batches(
         "seconds": busy,
         "wall_seconds": wall,
         "python_cpu_seconds": cpu,
+        "postgres_cpu_seconds": pg_cpu,
         "candidates_per_update_mean": statistics.fmean(candidates),
         "candidates_per_update_median": statistics.median(candidates),
         "candidates_per_update_p99": _pct(candidates, 0.99),
@@ -472,7 +479,8 @@ def format_result(r: dict[str, Any]) -> str:
         f"{r['children']:,} children ({idx['block_keys']:,} blocking keys)",
         f"  throughput:           {r['updates_per_second']:9.0f} updates/s  "
         f"({r['wall_seconds']:.2f} s wall, {r['lanes']} batches at once, one process and "
-        f"thread; Python CPU {r['python_cpu_seconds']:.2f} s)",
+        f"thread; Python CPU {r['python_cpu_seconds']:.2f} s, its PostgreSQL backends"
+        f" {r['postgres_cpu_seconds']:.2f} s)",
         f"  candidates/update:    mean {r['candidates_per_update_mean']:.1f}, median "
         f"{r['candidates_per_update_median']:.0f}, p99 {r['candidates_per_update_p99']}, "
         f"max {r['candidates_per_update_max']}; "
