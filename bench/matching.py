@@ -272,17 +272,27 @@ class _TimedConn:
 
 @dataclass
 class _ScoreTimer:
+    """Stands in for Matcher.score for the run: every pair a decision scores."""
+
     seconds: float = 0.0
     calls: int = 0
-    original: Callable[..., Any] = field(default=hub.decide.score)
+    original: Callable[..., Any] = field(default=hub.decide.Matcher.score)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return self.original(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
-            self.calls += 1
+    def install(self) -> None:
+        original, timer = self.original, self
+
+        def timed(matcher: hub.decide.Matcher, *args: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return original(matcher, *args)
+            finally:
+                timer.seconds += time.perf_counter() - t0
+                timer.calls += 1
+
+        hub.decide.Matcher.score = timed  # type: ignore[method-assign]
+
+    def remove(self) -> None:
+        hub.decide.Matcher.score = self.original  # type: ignore[method-assign]
 
 
 def _pct(values: list[int], fraction: float) -> int:
@@ -314,7 +324,7 @@ async def measure_batches(
         timed.rows.clear()
 
     timer = _ScoreTimer()
-    hub.decide.score = timer  # type: ignore[assignment]  # decide() looks it up per call
+    timer.install()
     load_s = decide_s = 0.0
     candidates: list[int] = []
     actions: Counter[tuple[str, str]] = Counter()
@@ -350,7 +360,7 @@ async def measure_batches(
     try:
         await asyncio.gather(*(lane(t) for t in lanes))
     finally:
-        hub.decide.score = timer.original  # type: ignore[assignment]
+        timer.remove()
     wall = time.perf_counter() - wall0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     pg_cpu = sum(cpu_seconds(p) for p in backends) - pg0

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, Protocol
 from hub.config import Thresholds
 from hub.match.compare import Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
-from hub.match.score import MatchScore, score
+from hub.match.score import MatchScore, score, score_prepared
 from hub.records import Record, address_key
 
 LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
@@ -47,6 +47,8 @@ class Matcher:
 
     def score(self, update: Mapping[str, Any] | Prepared,
               record: Mapping[str, Any] | Prepared) -> MatchScore:
+        if type(update) is Prepared and type(record) is Prepared:  # a batch's pairs
+            return score_prepared(update, record, self.model, self.tf)
         return score(update, record, self.model, self.tf)
 
     def prepare(self, child: Mapping[str, Any]) -> Prepared:

@@ -36,7 +36,7 @@ async def search(
         probe["address"] = {"postcode": postcode, "lines": []}
     probe = {k: v for k, v in probe.items() if v}
     plain, odd = packed(sorted(query_keys(probe)))
-    rows = await conn.fetch(q("children_for_keys"), plain, "", False, "", odd)
+    rows = await conn.fetch(q("children_for_keys"), plain, "", False, "", odd, [])
     results = []
     for r in rows:
         shield = Shield(r["shielded"], r["shielding_authority"])

@@ -49,16 +49,17 @@ FROM facts f LEFT JOIN children c ON c.child_id = f.child_id AND f.kind <> 'x';
 
 -- name: children_for_keys
 -- Candidates in one round trip: by blocking key ($1), or by the PROTECTED copy of a
--- key ($2, hub.match.blocking: only shielded and severed children carry those,
--- served by the small partial index block_keys_protected); with the keys each was
--- found by. The keys come joined by chr(31) (hub.db.store.packed: a driver encodes
--- an array of thousands of strings a string at a time), any key holding that
--- character in $5 (ordinary keys never begin with '!', protected copies always do).
+-- key ($2, given without its prefix: hub.match.blocking, only shielded and severed
+-- children carry those, served by the small partial index block_keys_protected);
+-- with the keys each was found by. The keys come joined by chr(31) (hub.db.store.packed:
+-- a driver encodes an array of thousands of strings a string at a time), any key
+-- holding that character in $5 (of $1) or $6 (of $2).
 WITH wanted AS MATERIALIZED (
     -- Made at run time, not while planning: a plan made with the constant arrays
     -- estimated each of thousands of keys (3 ms of planning a batch).
     SELECT string_to_array($1::text, chr(31)) || $5::text[] AS plain,
-           string_to_array($2::text, chr(31)) || $5::text[] AS copies
+           ARRAY(SELECT '!' || k
+                 FROM unnest(string_to_array($2::text, chr(31)) || $6::text[]) AS k) AS copies
 ), hits AS (
     SELECT key, child_id FROM block_keys
     WHERE key = ANY((SELECT plain FROM wanted)::text[]) AND NOT starts_with(key, '!')

@@ -29,7 +29,7 @@ from hub.decide import (
     SourceLink,
 )
 from hub.match import compact
-from hub.match.blocking import PROTECTED, protected
+from hub.match.blocking import PROTECTED
 from hub.records import Record
 from schemas.canonical import CanonicalUpdate
 
@@ -142,8 +142,8 @@ async def load_into(
     for u, (child, ks) in zip(updates, views, strict=True):
         if slim and _settled_by_identity(state, u, child):
             partial.append(u)
-            # (not its n: key: identities_for read every child under it)
-            guarded.update(k for k in ks if not k.startswith("n:"))
+            # (its n: key too, though identities_for read every child under it)
+            guarded |= ks
         else:
             keys.update(ks)
     state.partial.update(id(u) for u in partial)
@@ -256,10 +256,10 @@ async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: se
     key_index, rows = state.key_index, state.children
     # Thousands of rows a batch: read by position (the query's column order).
     plain, odd = packed(sorted(keys))
-    copies, odd_copies = packed(protected(sorted(guarded)))
+    copies, odd_copies = packed(sorted(guarded))  # prefixed by the query
     for cid, version, record_json, form, shielded, authority, restricted, severed, found \
             in await conn.fetch(q("children_for_keys"), plain, copies, slim, _FORM_PREFIX,
-                                odd + odd_copies):
+                                odd, odd_copies):
         if cid not in rows:
             rows[cid] = ChildRow(
                 cid, version, StoredRecord(record_json, cid), shielded, authority, restricted,

@@ -38,7 +38,7 @@ against one wrong date part.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -131,11 +131,6 @@ def stored_keys(child: Mapping[str, Any] | Prepared, shielded: bool, severed: bo
 def with_copies(keys: set[str], shielded: bool, severed: bool) -> set[str]:
     """A stored child's keys with the PROTECTED copies it carries if shielded or severed."""
     return keys | {PROTECTED + k for k in keys} if shielded or severed else keys
-
-
-def protected(keys: Iterable[str]) -> list[str]:
-    """The PROTECTED copies of an update's query keys."""
-    return [PROTECTED + k for k in keys]
 
 
 def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:

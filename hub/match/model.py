@@ -69,7 +69,7 @@ FIELDS: tuple[str, ...] = (
 IDENTITY_FIELDS: frozenset[str] = frozenset({"given_name", "family_name", "date_of_birth", "sex"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one read per field of every pair scored
 class FieldResult:
     field: str
     level: str
@@ -131,6 +131,11 @@ class Model:
             c.field: {lv.name: FieldResult(c.field, lv.name, lv.weight) for lv in c.levels}
             for c in self.comparisons
         }
+
+    @cached_property
+    def tables(self) -> tuple[dict[str, FieldResult], ...]:
+        """`results` for each of FIELDS, in that order (scoring unpacks them at once)."""
+        return tuple(self.results[f] for f in FIELDS)
 
     @cached_property
     def _levels(self) -> dict[tuple[str, str], Level]:

@@ -94,7 +94,8 @@ def score(
 def score_prepared(
     u: Prepared, r: Prepared, model: Model = DEFAULT_MODEL, tf: TermFrequencies | None = None
 ) -> MatchScore:
-    res = model.results
+    nhs_t, upn_t, given_t, family_t, dob_t, sex_t, postcode_t, line_t, la_t, household_t = (
+        model.tables)  # in FIELDS order
 
     given_level = compare_given(u, r)
     swapped = swap_levels(u, r) if given_level != EXACT else None
@@ -102,33 +103,34 @@ def score_prepared(
         given_level, family_level = swapped
     else:
         family_level = compare_family(u, r)
-    given = res["given_name"][given_level]
-    family = res["family_name"][family_level]
+    given = given_t[given_level]
+    family = family_t[family_level]
     if tf is not None:
         if given_level == EXACT:
             given = _tf_result(model, "given_name", u.given, tf.given_u)
         if family_level == EXACT:
             family = _tf_result(model, "family_name", u.family, tf.family_u)
-    dob = res["date_of_birth"][compare_dob(u, r)]
-    sex = res["sex"][compare_sex(u, r)]
+    dob = dob_t[compare_dob(u, r)]
+    sex = sex_t[compare_sex(u, r)]
     identity = given.weight + family.weight + dob.weight + sex.weight
 
     postcode_level = compare_postcode(u, r)
     line_level = compare_address_line(u, r)
     # compare_nhs, compare_upn and compare_la, called straight (a pair at a time).
-    nhs = res["nhs_number"][identifier_level(u.nhs, r.nhs)]
-    upn = res["upn"][identifier_level(u.upn, r.upn)]
-    postcode = res["postcode"][postcode_level]
-    line = res["address_line"][line_level]
-    la = res["la"][identifier_level(u.la, r.la)]
-    household = res["household"]["none"]
+    nhs = nhs_t[identifier_level(u.nhs, r.nhs)]
+    upn = upn_t[identifier_level(u.upn, r.upn)]
+    postcode = postcode_t[postcode_level]
+    line = line_t[line_level]
+    la = la_t[identifier_level(u.la, r.la)]
     if (
         dob.level == EXACT
         and given_level not in _NOT_TWIN
         and family_level in _SAME_FAMILY
         and (postcode_level == EXACT or line_level == EXACT)
     ):
-        household = res["household"]["twin_pattern"]
+        household = household_t["twin_pattern"]
+    else:
+        household = household_t["none"]
 
     total = (
         identity + nhs.weight + upn.weight + postcode.weight + line.weight + la.weight
