@@ -30,6 +30,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 
+from hub import loop as hub_loop
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 HEADER = struct.Struct("!dQ")  # publish time (time.time()), sequence number
 WINDOW = 256  # outstanding publisher confirms
@@ -75,7 +77,7 @@ def _say(obj: dict[str, Any]) -> None:
 def _consumer_main(url: str, queue: str, n: int, prefetch: int) -> None:
     """Entry point of the consumer process: one JSON line when ready, one at the end."""
     try:
-        result = asyncio.run(_consume(url, queue, n, prefetch))
+        result = hub_loop.run(_consume(url, queue, n, prefetch))
     except BaseException as exc:  # report, never leave the parent guessing
         _say({"error": f"{type(exc).__name__}: {exc}"})
         raise SystemExit(1) from None
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.consume:
         _consumer_main(args.amqp_url, args.consume, args.n, args.prefetch)
         return
-    result = asyncio.run(measure(
+    result = hub_loop.run(measure(
         args.amqp_url, args.n, args.size, window=args.window, prefetch=args.prefetch,
         use_vhost=not args.no_vhost,
     ))

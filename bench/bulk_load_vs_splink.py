@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bench.matching import CHUNK, _Renumber
+from hub import loop as hub_loop
 from hub.bulk.extract import with_duplicates, write_csv
 from hub.db import migrate
 from hub.db.connect import connect
@@ -233,17 +233,17 @@ def run(args: argparse.Namespace) -> None:
     splink_acc = pair_accuracy(splink_clusters(pairs), truth)
 
     name = args.keep_db or f"hub_bench_load_{uuid.uuid4().hex[:8]}"
-    url = asyncio.run(fresh_db(args.database_url, name))
+    url = hub_loop.run(fresh_db(args.database_url, name))
     try:
         log(f"hub load into {name} (empty)")
         load_before = os.getloadavg()[0]
         hub_s, out, err = run_hub_load(url, extract, args.chunk, args.workers)
         hub_load_average = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
-        clusters, reviews = asyncio.run(hub_clusters(url))
+        clusters, reviews = hub_loop.run(hub_clusters(url))
         hub_acc = pair_accuracy(clusters, truth)
     finally:
         if not args.keep_db:
-            asyncio.run(drop_db(args.database_url, name))
+            hub_loop.run(drop_db(args.database_url, name))
 
     splink_s = float(splink["dedupe_seconds"])
     ratio = hub_s / splink_s if splink_s else float("inf")

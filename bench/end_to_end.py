@@ -50,6 +50,7 @@ import asyncpg
 from bench import broker_ceiling
 from bench.broker_ceiling import percentile
 from bench.proc import cpu_seconds
+from hub import loop as hub_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATE_RATIO = 0.5
@@ -453,7 +454,7 @@ class Progress:
 
 
 def _consumer_main(url: str, queues: list[str], out_path: str) -> None:
-    asyncio.run(_consume_notifications(url, queues, out_path))
+    hub_loop.run(_consume_notifications(url, queues, out_path))
 
 
 async def _consume_notifications(url: str, queues: list[str], out_path: str) -> None:
@@ -908,7 +909,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.consume_notifications:
         _consumer_main(args.amqp_url, args.queues.split(","), args.out)
         return
-    result = asyncio.run(run_cancellable(options(args, args.amqp_url, args.database_url)))
+    result = hub_loop.run(run_cancellable(options(args, args.amqp_url, args.database_url)))
     print(json.dumps(result, indent=2, default=str) if args.json else format_result(result))
 
 

@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 import asyncpg
 
+from hub import loop as hub_loop
 from tests.hostile import Message, good, hostile, mix, publish
 
 HUB = [sys.executable, "-m", "hub.cli.main"]
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if not 0 <= a.share < 1 or a.good < 1 or a.good > 40_000:
         p.error("--share must be in [0, 1) and --good in 1..40000")
-    result = asyncio.run(measure(a.good, a.share, a.rounds, a.workers, a.amqp_url, a.pg_url,
+    result = hub_loop.run(measure(a.good, a.share, a.rounds, a.workers, a.amqp_url, a.pg_url,
                                  max_body=a.max_body))
     print(json.dumps(result) if a.json else format_result(result))
 

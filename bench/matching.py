@@ -51,6 +51,7 @@ import asyncpg
 import hub.decide
 from bench.proc import cpu_seconds
 from hub import gc_tuning
+from hub import loop as hub_loop
 from hub.config import Thresholds
 from hub.db import migrate, store
 from hub.db.connect import connect
@@ -536,7 +537,7 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(
+    result = hub_loop.run(run(
         args.database_url, args.children, args.updates, args.batch, args.seed, args.chunk,
         args.keep_db, args.reuse_db, args.lanes,
     ))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import aio_pika
 
+from hub import loop as hub_loop
 from hub.nhs import check_digit
 
 HEADER = ["source_record_id", "source_version", "nhs_number", "given_name", "family_name",
@@ -117,7 +118,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     args = p.parse_args()
-    for k, v in asyncio.run(main_async(args.rows, args.amqp_url)).items():
+    for k, v in hub_loop.run(main_async(args.rows, args.amqp_url)).items():
         print(f"{k}: {v}")
 
 

@@ -15,12 +15,12 @@ bodies, as `hub publish` sends them: about 450 B), unless --size says otherwise.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
 from typing import Any
 
 from bench import broker_ceiling, matching
+from hub import loop as hub_loop
 
 TARGET_RATIO = 2.0
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.set_defaults(children=1_000_000)
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args))
+    result = hub_loop.run(run(args))
     print(json.dumps(result, indent=2) if args.json else format_result(result))
 
 

@@ -4,6 +4,7 @@ other or with a hub run by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -14,12 +15,20 @@ from urllib.parse import quote
 
 import asyncpg
 import pytest
+import uvloop
 
+from hub import loop as hub_loop
 from hub.config import Settings
 
 PG_ADMIN = os.environ.get("HUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("HUB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 RUN_ID = uuid.uuid4().hex[:8]
+
+
+# Async tests run on the loop the hub runs on (hub/loop.py: uvloop unless
+# HUB_EVENT_LOOP=asyncio): pytest-asyncio makes its loops through the policy.
+if hub_loop.choice() == "uvloop":
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def _pg(db: str) -> str:

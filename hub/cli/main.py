@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import socket
 import sys
 from collections.abc import Callable, Coroutine
@@ -12,6 +11,7 @@ from typing import Any
 import aiormq
 import asyncpg
 
+from hub import loop as hub_loop
 from hub.config import ConfigError, Settings
 from hub.log import configure
 from hub.operations import OperationError
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(getattr(args, attr, None), str):
                 setattr(args, attr, _la(getattr(args, attr)))
         settings = Settings.from_env()
-        return asyncio.run(func(args, settings)) or 0
+        return hub_loop.run(func(args, settings)) or 0
     except UsageError as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 2
