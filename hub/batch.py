@@ -366,8 +366,11 @@ class BatchState:
         message_id: str | None,
         actor: str,
         reason: str,
+        shield: Shield | None = None,
     ) -> str:
-        """Write an update into a record (new when child_id is None); return its id."""
+        """Write an update into a record (new when child_id is None); return its id.
+        With `shield`, a record not shielded yet is shielded so (an operator wrote a
+        shielded child's address into it: hub.operations.resolve)."""
         row = self.children.get(child_id) if child_id else None
         if row is None:
             row = ChildRow(str(uuid.uuid4()), 0, {})
@@ -380,6 +383,9 @@ class BatchState:
             # Restricted at origin: shielded on arrival until an authority decides.
             row.shielded, row.restricted = True, True
             row.authority = row.authority or la_of(before) or la_of(after)
+            shield_changed = True
+        if shield is not None and shield.shielded and not row.shielded:
+            row.shielded, row.authority = True, shield.authority
             shield_changed = True
         link_key = (update.source, update.source_record_id)
         self.links[link_key] = SourceLink(row.child_id, update.source_version)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -21,7 +21,7 @@ from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
-from hub.records import address_key
+from hub.records import Record, address_key
 from hub.shielding import Shield, for_audience
 from schemas.canonical import CanonicalUpdate
 
@@ -274,15 +274,28 @@ async def _parked(conn: asyncpg.Connection, item_id: str, kind: str) -> asyncpg.
     return row
 
 
+class Resolution(NamedTuple):
+    child_id: str | None  # the child the update went to (None: rejected)
+    # The shield the record took on because the update wrote a shielded child's address
+    # into it (None: no new shield).
+    shielded: Shield | None = None
+
+
 async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id: str | None,
-                  by: str, note: str | None, thresholds: Thresholds) -> str | None:
-    """Apply an operator's decision on a review item; return the child it went to."""
+                  by: str, note: str | None, thresholds: Thresholds) -> Resolution:
+    """Apply an operator's decision on a review item.
+
+    The operator's word places the update, but no decision writes a shielded child's
+    address into an open record: a record that the update puts at such an address
+    (a sibling moving into the refuge, a child the operator judged to be another) is
+    shielded by the authority shielding that child, which then decides."""
     async with conn.transaction():
         row = await _parked(conn, item_id, "review")
         if row["status"] != "open":
             raise OperationError(f"review item {item_id} is already {row['status']}")
         update = CanonicalUpdate.model_validate(row["update"])
         result: str | None = None
+        shield: Shield | None = None
         if action == "reject":
             for c in row["candidates"] or []:
                 await conn.execute(
@@ -301,7 +314,16 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                                                  extra_child_ids=[target] if target else [])
             state.actor = by
             child = update.child.model_dump(mode="json", exclude_none=True)
-            result = state.apply(update, child, target, None, by, f"operator_{action}")
+            holder = await _shielded_holder(conn, child, target)
+            was_shielded = target is not None and state.children[target].shielded
+            result = state.apply(update, child, target, None, by, f"operator_{action}",
+                                 shield=holder)
+            written = state.children[result]
+            if holder is not None and not was_shielded:
+                shield = written.shield
+                state.writes.outbox.extend(for_shielding(
+                    result, written.version, state.now, dict(written.record), shield,
+                    "child.shielded"))
             if action == "create":
                 for c in row["candidates"] or []:
                     await conn.execute(
@@ -317,8 +339,22 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             row["id"], status, by, action if not result else f"{action}:{result}", note,
         )
         await audit(conn, by, f"review.{action}", result, str(row["id"]),
-                    {"note": note, "reason": row["reason"]})
-    return result
+                    {"note": note, "reason": row["reason"],
+                     **({"shielded_by": shield.authority} if shield else {})})
+    return Resolution(result, shield)
+
+
+async def _shielded_holder(conn: asyncpg.Connection, child: Record,
+                           target: str | None) -> Shield | None:
+    """The shield of a shielded child (other than `target`) that holds or held the
+    update's address, or None."""
+    key = address_key(child.get("address"))
+    if not key:
+        return None
+    for r in await conn.fetch(q("shielded_holders"), key):
+        if r["child_id"] != target:
+            return Shield(True, r["shielding_authority"])
+    return None
 
 
 async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: str,

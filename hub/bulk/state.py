@@ -25,6 +25,7 @@ from hub.match.blocking import index_keys
 from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.records import Record
+from hub.shielding import Shield
 from schemas.canonical import CanonicalUpdate
 
 
@@ -118,13 +119,14 @@ class LoadState(BatchState):
         self._seen.clear()
 
     def apply(self, update: CanonicalUpdate, child: Record, child_id: str | None,
-              message_id: str | None, actor: str, reason: str) -> str:
+              message_id: str | None, actor: str, reason: str,
+              shield: Shield | None = None) -> str:
         # A new record is merge(None, child): its index keys and normal forms are the
         # child's own, which the worker computed (merge drops only empty values, and
         # so does prepare).
         if child_id is None and child is self.current_child:
             self._create = (self.current_ikeys, self.current_prepared)
         try:
-            return super().apply(update, child, child_id, message_id, actor, reason)
+            return super().apply(update, child, child_id, message_id, actor, reason, shield)
         finally:
             self._create = None

@@ -213,10 +213,18 @@ async def review_show(args: argparse.Namespace, s: Settings) -> int:
 
 async def review_resolve(args: argparse.Namespace, s: Settings) -> int:
     action = "link" if args.link else "create" if args.create else "reject"
-    child = await _with_conn(s, ops.resolve, args.item_id, action, args.link, args.by, args.note,
-                             s.thresholds)
-    print(f"resolved {args.item_id}: {action}" + (f" -> {child}" if child else ""))
+    done = await _with_conn(s, ops.resolve, args.item_id, action, args.link, args.by, args.note,
+                            s.thresholds)
+    print(f"resolved {args.item_id}: {action}"
+          + (f" -> {done.child_id}" if done.child_id else "") + _shielded_note(done))
     return 0
+
+
+def _shielded_note(done: ops.Resolution) -> str:
+    if done.shielded is None:
+        return ""
+    return (f" (now shielded, authority {done.shielded.authority or 'to be decided'}:"
+            " it holds a shielded child's address)")
 
 
 async def dlq_list(args: argparse.Namespace, s: Settings) -> int:

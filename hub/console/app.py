@@ -325,10 +325,12 @@ async def review_resolve(request: web.Request) -> web.Response:
             raise web.HTTPForbidden(text="you may not resolve this item")
         if action == "link" and child_id not in {c.child_id for c in view.candidates}:
             raise OperationError("link only to one of the item's candidates")
-        result = await ops.resolve(conn, item_id, action, child_id or None, user.name, note,
-                                   request.app[SETTINGS].thresholds)
+        done = await ops.resolve(conn, item_id, action, child_id or None, user.name, note,
+                                 request.app[SETTINGS].thresholds)
     raise _back("/review", f"resolved {item_id[:8]}: {action}"
-                + (f" -> {result}" if result else ""))
+                + (f" -> {done.child_id}" if done.child_id else "")
+                + (" (now shielded: it holds a shielded child's address)" if done.shielded
+                   else ""))
 
 
 # -- dead letters ------------------------------------------------------------------

@@ -95,6 +95,14 @@ FROM children WHERE child_id = ANY($1::uuid[]);
 SELECT nhs_number, child_id::text AS child_id
 FROM invalidated_identifiers WHERE nhs_number = ANY($1::text[]);
 
+-- name: shielded_holders
+-- The shielded children that hold or held an address (every address a shielded
+-- child ever had is protected), with their shielding authorities.
+SELECT p.child_id::text AS child_id, c.shielding_authority
+FROM protected_addresses p JOIN children c USING (child_id)
+WHERE p.address_key = $1 AND c.shielded
+ORDER BY p.child_id;
+
 -- name: protected_for
 SELECT address_key, child_id::text AS child_id
 FROM protected_addresses WHERE address_key = ANY($1::text[]);

@@ -117,18 +117,24 @@ def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Pa
     assert hub(env, "review", "note", items[0]["id"], "--text", "late", "--by", "x",
                check=False).returncode == 1
     hub(env, "review", "resolve", items[1]["id"], "--reject", "--by", "op-1")
-    hub(env, "review", "resolve", items[2]["id"], "--create", "--by", "op-1")
     again = hub(env, "review", "resolve", items[0]["id"], "--reject", "--by", "op-1", check=False)
     assert again.returncode == 1
+    # The linked source record now links automatically; the rejected one never returns to
+    # that child.
+    publish(env, tmp_path, "dwp", update("dwp", "CB-1", 2, nhs_number=None, middle_names="Ivy"))
+    assert [i["id"] for i in jsonl(hub(env, "review", "list", "--json").stdout)] == [
+        items[2]["id"]]
+    # A child the operator judges to be another, at the shielded child's address: created,
+    # and shielded by her authority (no open record holds a shielded address).
+    created = hub(env, "review", "resolve", items[2]["id"], "--create", "--by", "op-1")
+    assert "now shielded, authority 383" in created.stdout
     assert jsonl(hub(env, "review", "list", "--json").stdout) == []
     exported = jsonl(hub(env, "export").stdout)
     assert len(exported) == 2
     linked = next(e for e in exported if e["child_id"] == cid)
     assert {s["source_record_id"] for s in linked["sources"]} == {"LA-1", "CB-1"}
-    # The linked source record now links automatically; the rejected one never returns to
-    # that child.
-    publish(env, tmp_path, "dwp", update("dwp", "CB-1", 2, nhs_number=None, middle_names="Ivy"))
-    assert jsonl(hub(env, "review", "list", "--json").stdout) == []
+    other = next(e for e in exported if e["child_id"] != cid)
+    assert other["shielded"] is True and "address" not in other["child"]
 
 
 def test_sever_sends_the_old_identity_to_review(running: dict[str, str], tmp_path: Path) -> None:
@@ -304,3 +310,56 @@ async def test_a_source_user_may_publish_only_its_own_updates(
     dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert [(d["reason"], d["source"]) for d in dead] == [("unauthenticated_source", "pds")]
     assert [e["sources"][0]["source"] for e in jsonl(hub(env, "export").stdout)] == ["dwp"]
+
+
+def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """`review resolve` places the update where the operator says, but a record it
+    puts at a shielded child's address is shielded by that child's authority."""
+    env = running
+    for la in ("383", "330", "341"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid = only_child(env)["child_id"]
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    publish(env, tmp_path, "pds", moved(update("pds", "P-1")))  # she is in the refuge (330)
+    # Her brother has an open record in another council...
+    brother = {"nhs_number": nhs(3), "given_name": "Oswin", "date_of_birth": "2017-08-01",
+               "sex": "male"}
+    elsewhere = {"lines": ["9 Mill Street"], "town": "Liverpool", "postcode": "L1 8JQ",
+                 "la": "341"}
+    publish(env, tmp_path, "la", update("la", "LA-2", address=elsewhere, **brother))
+    bid = next(e["child_id"] for e in jsonl(hub(env, "export").stdout) if e["child_id"] != cid)
+    for la in ("383", "330", "341"):
+        hub(env, "notifications", "consume", "--council", la)  # drain what came before
+    # ...then the central feed has him, and a new baby sister, at the refuge.
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-2", **brother)),
+            moved(update("dwp", "CB-3", nhs_number=nhs(5), given_name="Wren",
+                         date_of_birth="2023-02-02")))
+    items = {i["source_record_id"]: i for i in jsonl(hub(env, "review", "list", "--json").stdout)}
+    assert {r: i["reason"] for r, i in items.items()} == {
+        "CB-2": "shielded_address", "CB-3": "shielded_address"}
+
+    linked = hub(env, "review", "resolve", items["CB-2"]["id"], "--link", bid, "--by", "op-1")
+    assert f"-> {bid} (now shielded, authority 383" in linked.stdout
+    created = hub(env, "review", "resolve", items["CB-3"]["id"], "--create", "--by", "op-1")
+    assert "(now shielded, authority 383" in created.stdout
+
+    exported = jsonl(hub(env, "export").stdout)
+    assert len(exported) == 3
+    for rec in exported:  # nobody outside the shield sees the refuge
+        assert rec["shielded"] is True and "address" not in rec["child"], rec["child_id"]
+    # Only the shielding authority heard of them; the refuge's council and the
+    # brother's old one heard nothing.
+    assert hub(env, "notifications", "consume", "--council", "330").stdout == ""
+    assert hub(env, "notifications", "consume", "--council", "341").stdout == ""
+    told = jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
+    assert {(n["child_id"], n["event"]) for n in told} >= {
+        (bid, "child.shielded"), (bid, "child.updated")}
+    assert sum(n["event"] == "child.created" for n in told) == 1
+    # Every later update about them stays behind the shield.
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-3", 2, nhs_number=nhs(5),
+                                               given_name="Wren", date_of_birth="2023-02-02",
+                                               middle_names="Ivy")))
+    assert hub(env, "notifications", "consume", "--council", "330").stdout == ""
