@@ -180,7 +180,9 @@ class Writes:
     parked: list[dict[str, Any]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
-    processed: list[tuple[str, str, str | None, int | None]] = field(default_factory=list)
+    # message id, outcome, child, latency (ms), digest of what was processed
+    processed: list[tuple[str, str, str | None, int | None, bytes | None]] = field(
+        default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ class BatchState:
     actor: str = "pipeline"
     matcher: Matcher = DEFAULT_MATCHER
     published: dict[str, datetime] = field(default_factory=dict)  # message id -> publish time
+    digests: dict[str, bytes] = field(default_factory=dict)  # message id -> hub.ingest.digest_of
     # ids of the updates read with only some candidates (Facts.partial)
     partial: set[int] = field(default_factory=set)
     # id(update) -> what is made of it once a batch (_View)
@@ -355,7 +358,8 @@ class BatchState:
              "model_version": decision.model_version, "parked_id": outcome.parked_id},
         ))
         self.writes.processed.append((message_id, f"{outcome.action}:{outcome.reason}",
-                                      outcome.child_id, self._latency_ms(message_id)))
+                                      outcome.child_id, self._latency_ms(message_id),
+                                      self.digests.get(message_id)))
         return outcome
 
     def apply(
@@ -436,8 +440,12 @@ class BatchState:
         source_record_id: str | None = None,
         routing_key: str | None = None,
         retry_of: str | None = None,
+        reused: bytes | None = None,
     ) -> str:
-        pid = str(uuid.uuid5(PARK_NAMESPACE, f"{kind}:{message_id}"))
+        # The same message parked twice is one item; `reused`, the digest of another
+        # message that reused an id already processed, tells it apart.
+        name = f"{kind}:{message_id}" + (f":{reused.hex()}" if reused else "")
+        pid = str(uuid.uuid5(PARK_NAMESPACE, name))
         self.writes.parked.append({
             "id": pid,
             "kind": kind,
@@ -452,23 +460,25 @@ class BatchState:
             "update": update.model_dump(mode="json") if update else None,
             "candidates": candidates or [],
             "retry_of": retry_of,
+            "body_digest": reused,
         })
         return pid
 
     def dead(
         self, message_id: str, reason: str, error: str, raw: str,
         source: str | None, source_record_id: str | None, routing_key: str | None,
-        retry_of: str | None = None,
+        retry_of: str | None = None, reused: bytes | None = None,
     ) -> Outcome:
         pid = self.park("dead", reason, message_id, raw, error=error, source=source,
                         source_record_id=source_record_id, routing_key=routing_key,
-                        retry_of=retry_of)
+                        retry_of=retry_of, reused=reused)
         self.writes.audit.append((
             self.actor, "decision.dead", None, f"{source}/{source_record_id}",
             {"reason": reason, "message_id": message_id, "parked_id": pid},
         ))
         self.writes.processed.append((message_id, f"dead:{reason}", None,
-                                      self._latency_ms(message_id)))
+                                      self._latency_ms(message_id),
+                                      self.digests.get(message_id)))
         return Outcome(message_id, "dead", reason, None, pid)
 
 

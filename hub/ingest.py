@@ -6,6 +6,7 @@ them once this returns (that is, once the transaction has committed).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,6 +71,15 @@ def check(item: Incoming, trusted: frozenset[str] = TRUSTED_USERS) -> CanonicalU
 LOAD_CHUNK = 250
 
 
+def digest_of(item: Incoming, result: CanonicalUpdate | Rejection) -> bytes:
+    """What identifies a message's content: its update in canonical form (a source
+    re-sending it with other whitespace or key order sends the same update), else its
+    body. Kept with its message id in processed_messages."""
+    content = (result.model_dump_json().encode() if isinstance(result, CanonicalUpdate)
+               else item.body)
+    return hashlib.blake2b(content, digest_size=16).digest()
+
+
 async def process(
     conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds,
     matcher: Matcher = DEFAULT_MATCHER, trusted: frozenset[str] = TRUSTED_USERS,
@@ -90,6 +100,7 @@ async def process(
         await store.lock(conn, updates, [i.message_id for i in items])
         done = await store.processed(conn, [i.message_id for i in items])
         state.published = {i.message_id: i.published_at for i in items if i.published_at}
+        state.digests = {}
         # Candidates are read a chunk of the batch at a time, under the batch's locks
         # and in its transaction: memory grows with a chunk's candidates, whatever
         # the batch size, and a later chunk sees what an earlier one wrote.
@@ -99,10 +110,20 @@ async def process(
             await store.load_into(
                 conn, state, [r for _, r in chunk if isinstance(r, CanonicalUpdate)], slim=True)
             for item, result in chunk:
+                digest = digest_of(item, result)
                 if item.message_id in done:
-                    outcomes.append(Outcome(item.message_id, "duplicate", "already_processed"))
+                    if done[item.message_id] in (None, digest):  # a redelivery, a republish
+                        outcomes.append(
+                            Outcome(item.message_id, "duplicate", "already_processed"))
+                    else:  # another message under an id already used: kept, not dropped
+                        outcomes.append(state.dead(
+                            item.message_id, "message_id_reused",
+                            "a different message was already processed under this message id",
+                            raw_text(item.body), result.source or source_of(item.routing_key),
+                            result.source_record_id,
+                            item.routing_key, item.retry_of, reused=digest))
                     continue
-                done.add(item.message_id)
+                done[item.message_id] = state.digests[item.message_id] = digest
                 if isinstance(result, Rejection):
                     outcomes.append(state.dead(
                         item.message_id, result.reason, result.error, raw_text(item.body),

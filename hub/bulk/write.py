@@ -182,7 +182,7 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
         ], columns=["event_id", "routing_key", "body"])
     if w.processed:
         await conn.copy_records_to_table(
-            "processed_messages", records=[(m, o, c) for m, o, c, _ in w.processed],
+            "processed_messages", records=[(m, o, c) for m, o, c, *_ in w.processed],
             columns=["message_id", "outcome", "child_id"])
     for name in ("links", "provenance", "protected", "parked", "audit", "outbox", "processed"):
         counts[name] = len(getattr(w, name))

@@ -1,7 +1,7 @@
 -- Named queries. Each block starts with "-- name: NAME".
 
 -- name: processed_ids
-SELECT message_id FROM processed_messages WHERE message_id = ANY($1::text[]);
+SELECT message_id, body_digest FROM processed_messages WHERE message_id = ANY($1::text[]);
 
 -- name: paused_sources
 SELECT name FROM sources WHERE paused;
@@ -232,14 +232,14 @@ ON CONFLICT DO NOTHING;
 
 -- name: flush_parked
 INSERT INTO parked (id, kind, reason, source, source_record_id, source_version, error,
-                    raw, routing_key, message_id, update, candidates, retry_of)
+                    raw, routing_key, message_id, update, candidates, retry_of, body_digest)
 SELECT id, kind, reason, source, source_record_id, source_version, error, raw, routing_key,
-       message_id, update::jsonb, candidates::jsonb, retry_of
+       message_id, update::jsonb, candidates::jsonb, retry_of, body_digest
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
             $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[],
-            $11::text[], $12::text[], $13::uuid[])
+            $11::text[], $12::text[], $13::uuid[], $14::bytea[])
      AS u(id, kind, reason, source, source_record_id, source_version, error, raw,
-          routing_key, message_id, update, candidates, retry_of)
+          routing_key, message_id, update, candidates, retry_of, body_digest)
 ON CONFLICT DO NOTHING;
 
 -- name: flush_audit
@@ -263,6 +263,6 @@ WITH rows AS (
 SELECT pg_notify('hub_outbox', count(*)::text) FROM rows;
 
 -- name: flush_processed
-INSERT INTO processed_messages (message_id, outcome, child_id, latency_ms)
-SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::integer[])
+INSERT INTO processed_messages (message_id, outcome, child_id, latency_ms, body_digest)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::integer[], $5::bytea[])
 ON CONFLICT DO NOTHING;

@@ -75,9 +75,11 @@ async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate],
         )
 
 
-async def processed(conn: asyncpg.Connection, message_ids: list[str]) -> set[str]:
+async def processed(conn: asyncpg.Connection, message_ids: list[str]) -> dict[str, bytes | None]:
+    """The message ids already processed, with the digest of what was processed
+    under each (None: processed before digests were kept)."""
     rows = await conn.fetch(q("processed_ids"), message_ids)
-    return {r["message_id"] for r in rows}
+    return {r["message_id"]: r["body_digest"] for r in rows}
 
 
 async def paused_sources(conn: asyncpg.Connection) -> set[str]:

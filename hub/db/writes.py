@@ -63,8 +63,8 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
         await conn.execute(q("flush_parked"), *columns((
             (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],
              p["source_version"], p["error"], p["raw"], p["routing_key"], p["message_id"],
-             _json(p["update"]), _json(p["candidates"]), p["retry_of"])
-            for p in w.parked), 13))
+             _json(p["update"]), _json(p["candidates"]), p["retry_of"], p.get("body_digest"))
+            for p in w.parked), 14))
     if w.audit:
         await conn.execute(q("flush_audit"), *columns(
             ((actor, action, cid, subject, _json(detail))
@@ -73,4 +73,4 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
         await conn.execute(q("flush_outbox"), *columns(
             ((n.event_id, n.routing_key, _json(n.body)) for n in w.outbox), 3))
     if w.processed:
-        await conn.execute(q("flush_processed"), *columns(w.processed, 4))
+        await conn.execute(q("flush_processed"), *columns(w.processed, 5))
