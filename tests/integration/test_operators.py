@@ -127,7 +127,7 @@ def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Pa
     # A child the operator judges to be another, at the shielded child's address: created,
     # and shielded by her authority (no open record holds a shielded address).
     created = hub(env, "review", "resolve", items[2]["id"], "--create", "--by", "op-1")
-    assert "now shielded, authority 383" in created.stdout
+    assert "is now shielded (authority 383)" in created.stderr
     assert jsonl(hub(env, "review", "list", "--json").stdout) == []
     exported = jsonl(hub(env, "export").stdout)
     assert len(exported) == 2
@@ -342,9 +342,10 @@ def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
         "CB-2": "shielded_address", "CB-3": "shielded_address"}
 
     linked = hub(env, "review", "resolve", items["CB-2"]["id"], "--link", bid, "--by", "op-1")
-    assert f"-> {bid} (now shielded, authority 383" in linked.stdout
+    assert linked.stdout.strip().endswith(f"link -> {bid}")
+    assert f"note: {bid} is now shielded (authority 383)" in linked.stderr
     created = hub(env, "review", "resolve", items["CB-3"]["id"], "--create", "--by", "op-1")
-    assert "(now shielded, authority 383" in created.stdout
+    assert "is now shielded (authority 383)" in created.stderr
 
     exported = jsonl(hub(env, "export").stdout)
     assert len(exported) == 3
