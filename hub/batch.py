@@ -272,16 +272,18 @@ class BatchState:
             ids.add(invalidated)
         children = self.children
         holders = _NONE
+        authorities: dict[str, str | None] = {}
         held = self.protected.get(view.address) if view.address else None
         if held:
             holders = frozenset(
                 cid for cid in held if cid not in children or children[cid].shielded)
+            authorities = {c: children[c].authority for c in holders if c in children}
         not_a_match = self.not_a_match.get(key)
         # The rows themselves are the candidates (hub.decide.CandidateLike), in no
         # particular order (decide orders those it scores).
         return Facts(
             link, tuple([children[c] for c in ids if c in children]), invalidated,
-            frozenset(not_a_match) if not_a_match else _NONE, holders,
+            frozenset(not_a_match) if not_a_match else _NONE, holders, authorities,
             id(update) in self.partial,
         )
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from hub.config import Thresholds
@@ -72,6 +73,8 @@ class CandidateLike(Protocol):
     @property
     def severed(self) -> bool: ...
     @property
+    def authority(self) -> str | None: ...  # the shielding authority, if shielded
+    @property
     def normal_form(self) -> Prepared: ...
     @property
     def nhs_and_dob(self) -> tuple[str, str]: ...  # date of birth as YYYYMMDD
@@ -84,6 +87,7 @@ class Candidate(NamedTuple):  # a tuple: thousands are made a batch, cheaply
     shielded: bool = False
     severed: bool = False
     match: Prepared | None = None  # the record's normal forms, when the index stored them
+    authority: str | None = None  # the shielding authority, if shielded
 
     @property
     def normal_form(self) -> Prepared:
@@ -105,6 +109,9 @@ class SourceLink:
     severed: bool = False
 
 
+_NO_AUTHORITIES: Mapping[str, str | None] = MappingProxyType({})
+
+
 class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     """What the index knows that bears on one update."""
 
@@ -114,6 +121,8 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     not_a_match: frozenset[str] = frozenset()
     # shielded children that hold (or held) the update's address
     protected_address_of: frozenset[str] = frozenset()
+    # the shielding authority of each of those the index knows (absent: not known)
+    holder_authority: Mapping[str, str | None] = _NO_AUTHORITIES
     # The candidates are only those found by id or NHS number and every shielded or
     # severed one (how the pipeline reads an update with a source link or an NHS
     # number): enough for a source link, an invalidated NHS number or an NHS number
@@ -178,10 +187,19 @@ def _top(child: Record, facts: Facts, matcher: Matcher,
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
-    """True when writing this update would put a shielded child's address elsewhere."""
+    """True when writing this update would put a shielded child's address elsewhere:
+    into any record but one shielded by the same authority as every other child
+    holding it (siblings shielded together in a refuge: the address stays behind
+    that one authority's shield)."""
     if not facts.protected_address_of or address_key(child.get("address")) is None:
         return False
-    return bool(facts.protected_address_of - ({target} if target else set()))
+    others = facts.protected_address_of - ({target} if target else set())
+    if not others:
+        return False
+    own = next((c for c in facts.candidates if c.child_id == target), None)
+    if own is None or not own.shielded or own.authority is None:
+        return True
+    return any(facts.holder_authority.get(h) != own.authority for h in others)
 
 
 def decide(

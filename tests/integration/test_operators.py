@@ -359,8 +359,12 @@ def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
     assert {(n["child_id"], n["event"]) for n in told} >= {
         (bid, "child.shielded"), (bid, "child.updated")}
     assert sum(n["event"] == "child.created" for n in told) == 1
-    # Every later update about them stays behind the shield.
+    # Shielded together by one authority, their later updates at the refuge apply as
+    # usual (no person needed) and stay behind the shield.
     publish(env, tmp_path, "dwp", moved(update("dwp", "CB-3", 2, nhs_number=nhs(5),
                                                given_name="Wren", date_of_birth="2023-02-02",
                                                middle_names="Ivy")))
+    assert jsonl(hub(env, "review", "list", "--json").stdout) == []
     assert hub(env, "notifications", "consume", "--council", "330").stdout == ""
+    told = jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
+    assert [(n["event"], n["shielded"]) for n in told] == [("child.updated", True)]

@@ -157,7 +157,7 @@ async def test_a_batch_read_in_chunks_sees_what_its_earlier_chunks_wrote(
             incoming(update("dfe", "D-1", nhs_number=None)),
             incoming(moved(update("pds", "P-9", version=2, nhs_number=nhs(9),
                                given_name="Ottilie"))),
-            incoming(update("dwp", "CB-1", version=2, nhs_number=nhs(1))),
+            incoming(update("dwp", "CB-1", version=2, nhs_number=nhs(1), middle_names="Aurelio")),
         ]
         out = await ingest.process(conn, batch, T)
         new = out[0].child_id

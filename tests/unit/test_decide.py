@@ -93,6 +93,29 @@ def test_shielded_address_is_never_written_into_an_open_record() -> None:
     assert decide(sibling, 2, own, T).action == LINK
 
 
+def test_siblings_shielded_together_keep_their_shared_address() -> None:
+    """Writing a refuge's address into a record shielded by the same authority as every
+    other child holding it exposes nothing; any other record goes to a person."""
+    sibling = child(nhs_number=nhs(41), given_name="Oswin", date_of_birth="2017-08-01",
+                    address=REFUGE)
+
+    def facts(target: Candidate, holders: dict[str, str | None]) -> Facts:
+        return Facts(link=SourceLink(target.child_id, 1), candidates=(target,),
+                     protected_address_of=frozenset({"c9", target.child_id}),
+                     holder_authority=holders)
+
+    shielded_383 = Candidate("c2", sibling, shielded=True, authority="383")
+    assert decide(sibling, 2, facts(shielded_383, {"c9": "383", "c2": "383"}), T).action == LINK
+    # Another authority's shield, one not known, one without an authority, or an open
+    # record: a person decides.
+    for holders in ({"c9": "330", "c2": "383"}, {"c2": "383"}, {"c9": None, "c2": "383"}):
+        assert decide(sibling, 2, facts(shielded_383, holders), T).reason == "shielded_address"
+    no_authority = Candidate("c2", sibling, shielded=True)
+    assert decide(sibling, 2, facts(no_authority, {"c9": None}), T).reason == "shielded_address"
+    open_record = Candidate("c2", sibling, authority="383")
+    assert decide(sibling, 2, facts(open_record, {"c9": "383"}), T).reason == "shielded_address"
+
+
 def test_two_equally_good_candidates_are_ambiguous() -> None:
     a = Candidate("c1", child(nhs_number=None))
     b = Candidate("c2", child(nhs_number=None))
