@@ -38,15 +38,18 @@ VARIANTS: list[dict[str, Any]] = [
     {"given_name": "Oswin", "family_name": "Pellow", "sex": "male"},
 ]
 NUMBERS = [nhs(1), nhs(2), nhs(3), None]
+AUTHORITIES = ["383", "383", "330", None]
 
 
 @st.composite
 def candidates(draw: st.DrawFn) -> Candidate:
     record = child(**draw(st.sampled_from(VARIANTS)))
     record["nhs_number"] = draw(st.sampled_from(NUMBERS))
+    shielded = draw(st.booleans())
     return Candidate(
         f"c{draw(st.integers(0, 9))}", {k: v for k, v in record.items() if v is not None},
-        shielded=draw(st.booleans()), severed=draw(st.integers(0, 4)) == 0,
+        shielded=shielded, severed=draw(st.integers(0, 4)) == 0,
+        authority=draw(st.sampled_from(AUTHORITIES)) if shielded else None,
     )
 
 
@@ -68,9 +71,13 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], int, Facts]:
     protected = frozenset()
     if draw(st.integers(0, 3)) == 0:
         protected = frozenset(draw(st.lists(st.sampled_from(ids), min_size=1, max_size=2)))
+    # The holders' shielding authorities, as far as the index knows them.
+    holder_authority = {h: draw(st.sampled_from(AUTHORITIES)) for h in sorted(protected)
+                        if draw(st.integers(0, 3)) != 0}
     not_a_match = frozenset(draw(st.lists(st.sampled_from(ids), max_size=1)))
     facts = Facts(link=link, candidates=cands, invalidated_for=invalidated,
-                  not_a_match=not_a_match, protected_address_of=protected)
+                  not_a_match=not_a_match, protected_address_of=protected,
+                  holder_authority=holder_authority)
     return update, draw(st.integers(1, 4)), facts
 
 
@@ -86,7 +93,8 @@ def _partial(update: dict[str, Any], facts: Facts) -> Facts:
                  or (nhs_number and c.record.get("nhs_number") == nhs_number))
     return Facts(link=facts.link, candidates=kept, invalidated_for=facts.invalidated_for,
                  not_a_match=facts.not_a_match,
-                 protected_address_of=facts.protected_address_of, partial=True)
+                 protected_address_of=facts.protected_address_of,
+                 holder_authority=facts.holder_authority, partial=True)
 
 
 def _summary(d: Any) -> tuple[Any, ...]:
