@@ -314,8 +314,17 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                                                  extra_child_ids=[target] if target else [])
             state.actor = by
             child = update.child.model_dump(mode="json", exclude_none=True)
-            holder = await _shielded_holder(conn, child, target)
-            was_shielded = target is not None and state.children[target].shielded
+            holders = await _shielded_holders(conn, child, target)
+            own = state.children[target] if target is not None else None
+            was_shielded = own is not None and own.shielded
+            if own is not None and own.shielded and any(
+                    h.authority != own.authority for h in holders):
+                # Its authority would see where another authority's child is hidden.
+                raise OperationError(
+                    "refused: the update carries an address that a child shielded by another"
+                    " authority holds, and the record is shielded by its own; the"
+                    " authorities decide first")
+            holder = holders[0] if holders else None
             result = state.apply(update, child, target, None, by, f"operator_{action}",
                                  shield=holder)
             written = state.children[result]
@@ -344,17 +353,15 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
     return Resolution(result, shield)
 
 
-async def _shielded_holder(conn: asyncpg.Connection, child: Record,
-                           target: str | None) -> Shield | None:
-    """The shield of a shielded child (other than `target`) that holds or held the
-    update's address, or None."""
+async def _shielded_holders(conn: asyncpg.Connection, child: Record,
+                            target: str | None) -> list[Shield]:
+    """The shields of the shielded children (other than `target`) that hold or held
+    the update's address."""
     key = address_key(child.get("address"))
     if not key:
-        return None
-    for r in await conn.fetch(q("shielded_holders"), key):
-        if r["child_id"] != target:
-            return Shield(True, r["shielding_authority"])
-    return None
+        return []
+    return [Shield(True, r["shielding_authority"])
+            for r in await conn.fetch(q("shielded_holders"), key) if r["child_id"] != target]
 
 
 async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: str,

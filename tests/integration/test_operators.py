@@ -368,3 +368,21 @@ def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
     assert hub(env, "notifications", "consume", "--council", "330").stdout == ""
     told = jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
     assert [(n["event"], n["shielded"]) for n in told] == [("child.updated", True)]
+
+    # A child shielded by another authority may not be given the refuge's address.
+    publish(env, tmp_path, "la", update("la", "LA-3", address=elsewhere, nhs_number=nhs(7),
+                                        given_name="Bryn", date_of_birth="2012-05-05"))
+    other = next(e["child_id"] for e in jsonl(hub(env, "export").stdout)
+                 if e["child_id"] not in (cid, bid) and "address" in e["child"])
+    hub(env, "shield", other, "--authority", "341", "--by", "la-officer")
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-7", nhs_number=nhs(7),
+                                               given_name="Bryn", date_of_birth="2012-05-05")))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert item["reason"] == "shielded_address"
+    refused = hub(env, "review", "resolve", item["id"], "--link", other, "--by", "op-1",
+                  check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "hub: refused: the update carries an address that a child shielded by another"
+        " authority holds, and the record is shielded by its own; the authorities decide first"]
+    assert [i["id"] for i in jsonl(hub(env, "review", "list", "--json").stdout)] == [item["id"]]
