@@ -1,10 +1,10 @@
 """The event loop every hub command runs on.
 
-uvloop's (libuv, from the makers of asyncpg) by default: the pipeline spends its
-time moving small messages and query results, and on uvloop a pipeline process
-used about a tenth less CPU an update than on asyncio's own loop (`hub bench`,
-README "Performance"). HUB_EVENT_LOOP=asyncio chooses asyncio's own loop, should
-uvloop ever misbehave somewhere; the tests run on the same loop as the hub.
+asyncio's own by default. HUB_EVENT_LOOP=uvloop chooses uvloop's (libuv, from the
+makers of asyncpg): on it a pipeline process used about a tenth less CPU an update
+(`hub bench`, README "Performance"), but one run of the chaos suite stalled on it
+after a broker restart (not seen on asyncio's loop), so it is not the default until
+that is understood. The tests run on the same loop as the hub.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from hub.config import ConfigError
 
 T = TypeVar("T")
 
-CHOICES = ("uvloop", "asyncio")
+CHOICES = ("asyncio", "uvloop")
 
 
 def choice() -> str:
-    """The loop HUB_EVENT_LOOP names: "uvloop" (the default) or "asyncio"."""
-    name = os.environ.get("HUB_EVENT_LOOP", "uvloop").strip().lower() or "uvloop"
+    """The loop HUB_EVENT_LOOP names: "asyncio" (the default) or "uvloop"."""
+    name = os.environ.get("HUB_EVENT_LOOP", "asyncio").strip().lower() or "asyncio"
     if name not in CHOICES:
         raise ConfigError(f"HUB_EVENT_LOOP must be one of {', '.join(CHOICES)}")
     return name

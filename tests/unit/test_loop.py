@@ -16,20 +16,20 @@ async def _kind() -> str:
     return type(asyncio.get_running_loop()).__module__
 
 
-def test_uvloop_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_asyncio_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HUB_EVENT_LOOP", raising=False)
-    assert hub_loop.run(_kind()).startswith("uvloop")
-
-
-def test_asyncio_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HUB_EVENT_LOOP", "asyncio")
     assert hub_loop.run(_kind()).startswith("asyncio")
+
+
+def test_uvloop_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_EVENT_LOOP", "uvloop")
+    assert hub_loop.run(_kind()).startswith("uvloop")
 
 
 def test_unknown_loop_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUB_EVENT_LOOP", "twisted")
     coro = _kind()
-    with pytest.raises(ConfigError, match="HUB_EVENT_LOOP must be one of uvloop, asyncio"):
+    with pytest.raises(ConfigError, match="HUB_EVENT_LOOP must be one of asyncio, uvloop"):
         hub_loop.run(coro)
     assert coro.cr_frame is None  # closed, not left unawaited
 
@@ -42,7 +42,7 @@ def test_the_cli_says_so_in_one_line() -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "hub: HUB_EVENT_LOOP must be one of uvloop, asyncio"]
+        "hub: HUB_EVENT_LOOP must be one of asyncio, uvloop"]
 
 
 async def test_async_tests_run_on_the_hubs_loop() -> None:
