@@ -31,17 +31,19 @@ def choice() -> str:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run(coro) on that loop. asyncio.run itself in both cases: it also makes
-    the loop the thread's current one, which subprocess support relies on (a Runner
-    given a loop factory does not, and `hub chaos` then waited for ever)."""
+    """asyncio.run(coro) on that loop: asyncio.run itself, which also makes the loop
+    the thread's current one. Started otherwise (an asyncio.Runner given a loop
+    factory, or asyncio's own loop under a policy set here), `hub chaos` waited for
+    ever once the hub had done its work (CI's chaos test)."""
     try:
         name = choice()
     except ConfigError:
         coro.close()  # never started: no "never awaited" warning
         raise
+    if name == "asyncio":
+        return asyncio.run(coro)  # exactly as before the setting existed
     before = asyncio.get_event_loop_policy()
-    asyncio.set_event_loop_policy(
-        asyncio.DefaultEventLoopPolicy() if name == "asyncio" else uvloop.EventLoopPolicy())
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
         return asyncio.run(coro)
     finally:

@@ -18,7 +18,12 @@ async def _kind() -> str:
 
 def test_asyncio_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HUB_EVENT_LOOP", raising=False)
-    assert hub_loop.run(_kind()).startswith("asyncio")
+    before = asyncio.get_event_loop_policy()  # a test session on uvloop set its own
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        assert hub_loop.run(_kind()).startswith("asyncio")
+    finally:
+        asyncio.set_event_loop_policy(before)
 
 
 def test_uvloop_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
