@@ -45,10 +45,13 @@ class Councils:
         self.url, self.las = url, las
         self.received = Received()
         self.conn: Any = None
+        # Held: a robust connection keeps its channels in a WeakSet, so a channel
+        # nobody references is collected and never restored after a reconnect.
+        self.channel: Any = None
 
     async def start(self) -> None:
         self.conn = await connect(self.url)
-        channel = await self.conn.channel()
+        self.channel = channel = await self.conn.channel()
         await channel.set_qos(prefetch_count=200)
         for la in self.las:
             # Declared (passively) so the robust channel restores the consumer.
