@@ -52,6 +52,9 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     batch_size: int = 200
     batch_wait: float = 0.05  # seconds to wait for a batch to fill
+    # A clean stop waits this long for the batches in hand; then it stops anyway
+    # (unacknowledged messages come back; nothing uncommitted was acknowledged).
+    stop_grace: float = 30.0
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     @classmethod
@@ -61,6 +64,7 @@ class Settings:
             database_url=_from_env("HUB_DATABASE_URL", DEFAULT_DATABASE_URL),
             batch_size=int(_float("HUB_BATCH_SIZE", 200)),
             batch_wait=_float("HUB_BATCH_WAIT", 0.05),
+            stop_grace=_float("HUB_STOP_GRACE", 30.0),
             thresholds=Thresholds(
                 link=_float("HUB_LINK_THRESHOLD", 0.95),
                 review=_float("HUB_REVIEW_THRESHOLD", 0.05),

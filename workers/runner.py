@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from hub import gc_tuning
 from hub.broker.connection import connect
@@ -87,6 +88,25 @@ async def _release_loop(pool: object, amqp: object, stopping: asyncio.Event) -> 
 
 COMPONENTS = ("pipeline", "relay", "parking")
 
+#: Seconds to wait for what is cancelled, and for connections to close, on a stop.
+CLOSE_WAIT = 5.0
+
+
+async def _within(seconds: float, tasks: list[asyncio.Task[Any]]) -> int:
+    """Wait for `tasks`; cancel those still running after `seconds` and give them
+    CLOSE_WAIT more. Returns how many had to be cancelled."""
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(tasks, timeout=seconds)
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=CLOSE_WAIT)
+    for t in tasks:  # retrieved, as gather(return_exceptions=True) did
+        if t.done() and not t.cancelled():
+            t.exception()
+    return len(pending)
+
 
 async def run(settings: Settings, workers: int = 1, started: asyncio.Event | None = None,
               only: tuple[str, ...] = COMPONENTS) -> dict:
@@ -140,20 +160,31 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
     stopping.set()
     for p in pipelines:
         p.stopping.set()
-    # Pipelines finish the batch in hand (commit, then ack) before stopping.
-    await asyncio.gather(*work, return_exceptions=True)
+    # Pipelines finish the batch in hand (commit, then ack) before stopping, within
+    # the grace: with the broker or database gone they could wait for ever, and a
+    # batch cut short is safe (not acked, so delivered again; not committed).
+    late = await _within(settings.stop_grace, work)
+    if late:
+        log.warning("stop_grace_expired", seconds=settings.stop_grace, unfinished=late)
     for t in side:
         t.cancel()
-    await asyncio.gather(*side, return_exceptions=True)
-    await amqp.close()
-    await pool.close()
+    await _within(CLOSE_WAIT, side)
+    try:
+        await asyncio.wait_for(amqp.close(), CLOSE_WAIT)
+    except Exception as exc:  # noqa: BLE001 - stopping anyway
+        log.warning("broker_close_failed", error=type(exc).__name__)
+    try:
+        await asyncio.wait_for(pool.close(), CLOSE_WAIT)
+    except Exception as exc:  # noqa: BLE001 - stopping anyway
+        log.warning("database_close_failed", error=type(exc).__name__)
+        pool.terminate()
     totals: dict[str, int] = {}
     for p in pipelines:
         for k, v in p.stats.items():
             totals[k] = totals.get(k, 0) + v
     log.info("stopped", **totals)
     if failure is not None:
-        exc = failure.exception()
-        assert exc is not None
-        raise exc
+        error = failure.exception()
+        assert error is not None
+        raise error
     return totals
