@@ -75,8 +75,19 @@ def digest_of(item: Incoming, result: CanonicalUpdate | Rejection) -> bytes:
     """What identifies a message's content: its update in canonical form (a source
     re-sending it with other whitespace or key order sends the same update), else its
     body. Kept with its message id in processed_messages."""
-    content = (result.model_dump_json().encode() if isinstance(result, CanonicalUpdate)
-               else item.body)
+    return _blake(result.model_dump_json().encode() if isinstance(result, CanonicalUpdate)
+                  else item.body)
+
+
+def digests_of(item: Incoming) -> list[bytes]:
+    """Every digest `digest_of` could have kept for this message's content, whoever
+    published it (an unauthenticated copy is digested by its body); first, the one
+    it keeps for an authenticated publisher."""
+    parsed = parse(item.body, expected_source=source_of(item.routing_key))
+    return [digest_of(item, parsed), _blake(item.body)]
+
+
+def _blake(content: bytes) -> bytes:
     return hashlib.blake2b(content, digest_size=16).digest()
 
 

@@ -15,7 +15,7 @@ from hub.broker import topology as topo
 from hub.broker.connection import message, message_id_for, publish
 from hub.db import store
 from hub.db.queries import q
-from hub.ingest import Incoming, authenticated, raw_text, source_of
+from hub.ingest import Incoming, authenticated, digests_of, raw_text, source_of
 from hub.log import get
 from hub.text_rules import storable
 from workers.pipeline import parked_id
@@ -93,20 +93,26 @@ async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str | None:
 
     info = classify(msg)
     mid = storable(msg.message_id or "") or message_id_for(info["routing_key"], msg.body)
-    pid = str(uuid.uuid5(PARK_NAMESPACE, f"dead:{mid}"))
     rid = info["source_record_id"] or _record_id(msg.body)
     async with pool.acquire() as conn, conn.transaction():
         # A message whose acknowledgement was lost comes back; after the delivery
         # limit the broker dead-letters it even if a worker had committed it. Its
         # effect exists, so it is no dead letter (the message's lock waits for a
-        # worker still committing it).
+        # worker still committing it). A different message under that id is one.
         await store.lock(conn, [], [mid])
-        if await store.processed(conn, [mid]):
-            return None
+        done = await store.processed(conn, [mid])
+        reused: bytes | None = None
+        if mid in done:
+            digests = digests_of(Incoming(mid, info["routing_key"], msg.body))
+            if done[mid] is None or done[mid] in digests:
+                return None
+            reused = digests[0]  # as the pipeline parks it: one item, whoever parks it
+        name = f"dead:{mid}" + (f":{reused.hex()}" if reused else "")
+        pid = str(uuid.uuid5(PARK_NAMESPACE, name))
         status = await conn.execute(
             q("insert_parked"), pid, "dead", info["reason"], info["source"], rid, None,
             info["error"], raw_text(msg.body), info["routing_key"], mid, None, [],
-            info["retry_of"],
+            info["retry_of"], reused,
         )
         if status.endswith(" 0"):  # parked already: a redelivery, decided once
             return pid

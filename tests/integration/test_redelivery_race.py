@@ -201,3 +201,39 @@ async def test_a_message_at_the_delivery_limit_again_and_again_is_parked_as_pois
     dead_letters = jsonl(hub(running, "dlq", "list", "--json").stdout)
     assert [(d["reason"], d["source_record_id"]) for d in dead_letters] == [
         ("poison_message", "CB-KILLER-1")]
+
+
+async def test_a_different_message_dead_lettered_under_a_processed_id_is_parked(
+    running: dict[str, str], settings
+) -> None:
+    """A copy of a committed message is dropped, but a different message reusing its
+    id that reaches the dead-letter exchange is kept, as the pipeline keeps one."""
+    import aio_pika
+
+    from hub.broker import topology as topo
+    from hub.broker.connection import message
+    from tests.helpers import count, hub
+
+    body = canonical_body(update("dwp", "CB-REUSE-1"))
+    other = canonical_body(update("dwp", "CB-REUSE-2", given_name="Tamsin"))
+    mid = "reused-at-the-limit-1"
+    conn = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        ingest = await channel.get_exchange(topo.INGEST)
+        await ingest.publish(message(body, message_id=mid), routing_key="source.dwp")
+        hub(running, "wait", "--timeout", "60")
+        dead = await channel.get_exchange(topo.DEAD)
+        for payload in (body, other, other):  # the copy; the other message, twice
+            await dead.publish(message(payload, message_id=mid,
+                                       headers={"x-first-death-reason": "delivery_limit"}),
+                               routing_key="source.dwp")
+    finally:
+        await conn.close()
+    hub(running, "wait", "--timeout", "60")
+    url = settings.database_url
+    assert await count(url, "SELECT count(*) FROM children") == 1
+    assert await count(url, f"SELECT count(*) FROM parked WHERE message_id = '{mid}'"
+                            " AND reason = 'poison_message' AND source_record_id = 'CB-REUSE-2'"
+                            " AND body_digest IS NOT NULL") == 1
+    assert await count(url, "SELECT count(*) FROM parked") == 1
