@@ -24,6 +24,16 @@ def hub(env: dict[str, str], *args: str, check: bool = True, timeout: float = 12
     return proc
 
 
+def via_proxy(url: str, port: int) -> str:
+    """`url` with its host and port replaced by a local proxy's (hub.chaos.proxy)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    user = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{user[0]}@{host}" if len(user) == 2 else host))
+
+
 def jsonl(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 

@@ -5,23 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 from hub.chaos.proxy import Proxies
 from hub.synth.feed import initial_load, write_jsonl
 from hub.synth.population import generate_population
-from tests.helpers import HubProcess, count, hub
+from tests.helpers import HubProcess, count, hub, via_proxy
 
 pytestmark = pytest.mark.integration
 
-
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
 async def test_cut_connections_lose_and_double_nothing(
@@ -37,8 +31,8 @@ async def test_cut_connections_lose_and_double_nothing(
     proxies = Proxies()  # the chaos suite's (hub/chaos/proxy.py)
     amqp_port = proxies.add("amqp", [("127.0.0.1", urlsplit(settings.amqp_url).port or 5672)])
     db_port = proxies.add("db", [("127.0.0.1", urlsplit(settings.database_url).port or 5432)])
-    env = dict(hub_env, HUB_AMQP_URL=_via(settings.amqp_url, amqp_port),
-               HUB_DATABASE_URL=_via(settings.database_url, db_port))
+    env = dict(hub_env, HUB_AMQP_URL=via_proxy(settings.amqp_url, amqp_port),
+               HUB_DATABASE_URL=via_proxy(settings.database_url, db_port))
     proc = HubProcess(env, "--workers", "2", log=tmp_path / "hub.log")
     url = settings.database_url
     cuts = 0

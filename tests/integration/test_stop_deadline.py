@@ -8,22 +8,16 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 from hub.chaos.proxy import Proxies
 from hub.chaos.services import free_port
-from tests.helpers import HubProcess, count, hub
+from tests.helpers import HubProcess, count, hub, via_proxy
 
 pytestmark = pytest.mark.integration
 
-
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    user = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=f"{user[0]}@{host}" if len(user) == 2 else host))
 
 
 async def test_a_stop_with_services_gone_ends_within_the_grace(
@@ -33,8 +27,8 @@ async def test_a_stop_with_services_gone_ends_within_the_grace(
     proxies = Proxies()
     amqp = proxies.add("amqp", [("127.0.0.1", urlsplit(settings.amqp_url).port or 5672)])
     db = proxies.add("db", [("127.0.0.1", urlsplit(settings.database_url).port or 5432)])
-    env = dict(hub_env, HUB_AMQP_URL=_via(settings.amqp_url, amqp),
-               HUB_DATABASE_URL=_via(settings.database_url, db), HUB_STOP_GRACE="3")
+    env = dict(hub_env, HUB_AMQP_URL=via_proxy(settings.amqp_url, amqp),
+               HUB_DATABASE_URL=via_proxy(settings.database_url, db), HUB_STOP_GRACE="3")
     log = tmp_path / "hub.log"
     proc = HubProcess(env, "--workers", "2", log=log)
     try:
