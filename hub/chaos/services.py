@@ -248,8 +248,9 @@ class Services:
 
     @classmethod
     def create(cls, rabbit_nodes: int = 1, keep: bool = False) -> Services:
-        root = Path(tempfile.mkdtemp(prefix="hubchaos-"))
+        root = Path(tempfile.mkdtemp(prefix=PREFIX))
         root.chmod(0o755)  # the postgres user must reach its directory below
+        (root / OWNER).write_text(str(os.getpid()))
         tag = f"hubchaos{os.getpid()}{secrets.token_hex(2)}"
         home = root / "rabbit-home"
         home.mkdir()
@@ -293,3 +294,45 @@ class Services:
         self.postgres.kill()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
+        else:  # kept on purpose: not an orphan to reap
+            (self.root / OWNER).unlink(missing_ok=True)
+
+
+PREFIX = "hubchaos-"
+OWNER = "owner.pid"  # the suite's process; its services live in sessions of their own
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans() -> list[Path]:
+    """Stop the services of suites that died without cleaning up (SIGKILL, as a
+    test's timeout does): their PostgreSQL and RabbitMQ outlive them. Returns the
+    directories removed."""
+    reaped = []
+    for root in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            owner = int((root / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # kept on purpose, or not ours
+        if _alive(owner):
+            continue
+        marker = str(root).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ValueError):
+                continue  # gone meanwhile, or not ours to kill
+        shutil.rmtree(root, ignore_errors=True)
+        reaped.append(root)
+    return reaped

@@ -37,7 +37,7 @@ from hub.chaos.faults import FaultResult, Rig, run_faults, schedule
 from hub.chaos.fleet import Fleet
 from hub.chaos.monitor import Monitor
 from hub.chaos.proxy import Proxies
-from hub.chaos.services import Services
+from hub.chaos.services import Services, reap_orphans
 from hub.chaos.stream import (
     POISON_SQL,
     SOURCES,
@@ -52,6 +52,7 @@ from hub.chaos.stream import (
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
 from hub.waiting import idle
+from workers.processes import PARENT_ENV
 
 Say = Callable[[str], None]
 
@@ -122,6 +123,8 @@ async def run_chaos(opts: Options, say: Say = print) -> Outcome:
         f" {plan.count('resend')} resent versions, {plan.count('ambiguous')} ambiguous,"
         f" {len(plan.groups)} race groups);"
         f" {'one RabbitMQ node' if opts.nodes == 1 else f'{opts.nodes}-node RabbitMQ cluster'}")
+    for root in reap_orphans():
+        say(f"  stopped the services a killed earlier run left behind ({root})")
     services = Services.create(opts.nodes, keep=opts.keep)
     proxies: Proxies | None = None
     fleet: Fleet | None = None
@@ -157,6 +160,8 @@ async def run_chaos(opts: Options, say: Say = print) -> Outcome:
         env = dict(os.environ,
                    HUB_AMQP_URL=f"amqp://guest:guest@127.0.0.1:{hub_amqp}/",
                    HUB_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{hub_pg}/hub")
+        # The hub's processes stop themselves if this one is killed (workers/processes.py).
+        env[PARENT_ENV] = str(os.getpid())
         env.pop("HUB_AMQP_URL_FILE", None)
         env.pop("HUB_DATABASE_URL_FILE", None)
         fleet = Fleet(env, logs)
