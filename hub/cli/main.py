@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
 import sys
 from collections.abc import Callable, Coroutine
@@ -295,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
     configure("WARNING" if args.command not in ("run", "demo") else "INFO")
+    if args.command not in ("run", "console"):
+        # A command that ends says what went wrong in its own one line; the broker
+        # client's records of the same failure (aiormq logs a refused connection
+        # as an error) would be more lines, in JSON. Services log them.
+        for name in ("aiormq", "aio_pika"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     func: Callable[[Any, Settings], Coroutine[Any, Any, int | None]] = args.func
     try:
         for attr in ("authority", "la", "council"):
