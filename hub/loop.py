@@ -1,9 +1,9 @@
 """The event loop every hub command runs on.
 
-asyncio's own by default. HUB_EVENT_LOOP=uvloop chooses uvloop's (libuv, from the
-makers of asyncpg): on it a pipeline process used about a tenth less CPU an update
-(`hub bench`, README "Performance"). It is not the default yet: it has not had the
-runs of the chaos suite that asyncio's loop has. The tests run on the same loop.
+uvloop's (libuv, from the makers of asyncpg) by default: on it a pipeline process
+uses about a tenth less CPU an update and the hub moves about a tenth more
+(`hub bench`, README "Performance"). HUB_EVENT_LOOP=asyncio chooses asyncio's own.
+The tests run on the same loop.
 """
 
 from __future__ import annotations
@@ -20,28 +20,26 @@ from hub.config import ConfigError
 T = TypeVar("T")
 
 CHOICES = ("asyncio", "uvloop")
+DEFAULT = "uvloop"
 
 
 def choice() -> str:
-    """The loop HUB_EVENT_LOOP names: "asyncio" (the default) or "uvloop"."""
-    name = os.environ.get("HUB_EVENT_LOOP", "asyncio").strip().lower() or "asyncio"
+    """The loop HUB_EVENT_LOOP names: "uvloop" (the default) or "asyncio"."""
+    name = os.environ.get("HUB_EVENT_LOOP", DEFAULT).strip().lower() or DEFAULT
     if name not in CHOICES:
         raise ConfigError(f"HUB_EVENT_LOOP must be one of {', '.join(CHOICES)}")
     return name
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run(coro) on that loop: asyncio.run itself, which also makes the loop
-    the thread's current one. Started otherwise (an asyncio.Runner given a loop
-    factory, or asyncio's own loop under a policy set here), `hub chaos` waited for
-    ever once the hub had done its work (CI's chaos test)."""
+    """asyncio.run(coro) on that loop (uvloop's under its policy, for the run only)."""
     try:
         name = choice()
     except ConfigError:
         coro.close()  # never started: no "never awaited" warning
         raise
     if name == "asyncio":
-        return asyncio.run(coro)  # exactly as before the setting existed
+        return asyncio.run(coro)
     before = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:

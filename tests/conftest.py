@@ -25,8 +25,8 @@ AMQP_BASE = os.environ.get("HUB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"
 RUN_ID = uuid.uuid4().hex[:8]
 
 
-# Async tests run on the loop the hub runs on (hub/loop.py: asyncio's own unless
-# HUB_EVENT_LOOP=uvloop): pytest-asyncio makes its loops through the policy.
+# Async tests run on the loop the hub runs on (hub/loop.py: uvloop unless
+# HUB_EVENT_LOOP=asyncio): pytest-asyncio makes its loops through the policy.
 if hub_loop.choice() == "uvloop":
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 

@@ -16,19 +16,19 @@ async def _kind() -> str:
     return type(asyncio.get_running_loop()).__module__
 
 
-def test_asyncio_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uvloop_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HUB_EVENT_LOOP", raising=False)
+    assert hub_loop.run(_kind()).startswith("uvloop")
+
+
+def test_asyncio_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_EVENT_LOOP", "asyncio")
     before = asyncio.get_event_loop_policy()  # a test session on uvloop set its own
     asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
     try:
         assert hub_loop.run(_kind()).startswith("asyncio")
     finally:
         asyncio.set_event_loop_policy(before)
-
-
-def test_uvloop_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HUB_EVENT_LOOP", "uvloop")
-    assert hub_loop.run(_kind()).startswith("uvloop")
 
 
 def test_unknown_loop_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
