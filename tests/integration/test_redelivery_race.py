@@ -93,27 +93,12 @@ async def test_a_processed_message_dead_lettered_by_the_delivery_limit_is_no_dea
 ) -> None:
     """Its acknowledgement lost again and again (faults), the broker dead-letters a
     message a worker had committed: its effect exists, so parking drops the copy."""
-    import aio_pika
 
-    from hub.broker import topology as topo
-    from hub.broker.connection import message
-    from tests.helpers import count, hub
+    from tests.helpers import count
 
     body = canonical_body(update("dwp", "CB-LIMIT-1"))
     mid = message_id_for("source.dwp", body)
-    conn = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await conn.channel(publisher_confirms=True)
-        ingest = await channel.get_exchange(topo.INGEST)
-        await ingest.publish(message(body, message_id=mid), routing_key="source.dwp")
-        hub(running, "wait", "--timeout", "60")
-        dead = await channel.get_exchange(topo.DEAD)
-        await dead.publish(message(body, message_id=mid,
-                                   headers={"x-first-death-reason": "delivery_limit"}),
-                           routing_key="source.dwp")
-    finally:
-        await conn.close()
-    hub(running, "wait", "--timeout", "60")
+    await _processed_then_dead_lettered(running, settings.amqp_url, mid, body, [body])
     url = settings.database_url
     assert await count(url, "SELECT count(*) FROM children") == 1
     assert await count(url, "SELECT count(*) FROM parked") == 0
@@ -208,32 +193,44 @@ async def test_a_different_message_dead_lettered_under_a_processed_id_is_parked(
 ) -> None:
     """A copy of a committed message is dropped, but a different message reusing its
     id that reaches the dead-letter exchange is kept, as the pipeline keeps one."""
-    import aio_pika
 
-    from hub.broker import topology as topo
-    from hub.broker.connection import message
-    from tests.helpers import count, hub
+    from tests.helpers import count
 
     body = canonical_body(update("dwp", "CB-REUSE-1"))
     other = canonical_body(update("dwp", "CB-REUSE-2", given_name="Tamsin"))
     mid = "reused-at-the-limit-1"
-    conn = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await conn.channel(publisher_confirms=True)
-        ingest = await channel.get_exchange(topo.INGEST)
-        await ingest.publish(message(body, message_id=mid), routing_key="source.dwp")
-        hub(running, "wait", "--timeout", "60")
-        dead = await channel.get_exchange(topo.DEAD)
-        for payload in (body, other, other):  # the copy; the other message, twice
-            await dead.publish(message(payload, message_id=mid,
-                                       headers={"x-first-death-reason": "delivery_limit"}),
-                               routing_key="source.dwp")
-    finally:
-        await conn.close()
-    hub(running, "wait", "--timeout", "60")
+    # The copy; the other message, twice.
+    await _processed_then_dead_lettered(running, settings.amqp_url, mid, body,
+                                        [body, other, other])
     url = settings.database_url
     assert await count(url, "SELECT count(*) FROM children") == 1
     assert await count(url, f"SELECT count(*) FROM parked WHERE message_id = '{mid}'"
                             " AND reason = 'poison_message' AND source_record_id = 'CB-REUSE-2'"
                             " AND body_digest IS NOT NULL") == 1
     assert await count(url, "SELECT count(*) FROM parked") == 1
+
+
+async def _processed_then_dead_lettered(env: dict[str, str], amqp_url: str, mid: str,
+                                        body: bytes, dead_bodies: list[bytes]) -> None:
+    """`body` published and processed under `mid`; then `dead_bodies` under the same
+    id reach the dead-letter exchange as the delivery limit sends them."""
+    import aio_pika
+
+    from hub.broker import topology as topo
+    from hub.broker.connection import message
+    from tests.helpers import hub
+
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        ingest = await channel.get_exchange(topo.INGEST)
+        await ingest.publish(message(body, message_id=mid), routing_key="source.dwp")
+        hub(env, "wait", "--timeout", "60")
+        dead = await channel.get_exchange(topo.DEAD)
+        for payload in dead_bodies:
+            await dead.publish(message(payload, message_id=mid,
+                                       headers={"x-first-death-reason": "delivery_limit"}),
+                               routing_key="source.dwp")
+    finally:
+        await conn.close()
+    hub(env, "wait", "--timeout", "60")
