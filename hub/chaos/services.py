@@ -324,7 +324,7 @@ def reap_orphans() -> list[Path]:
             continue  # kept on purpose, or not ours
         if _alive(owner):
             continue
-        marker = str(root).encode()
+        marker = f"{root}/".encode()  # its data directories lie below it
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
