@@ -166,9 +166,7 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
     late = await _within(settings.stop_grace, work)
     if late:
         log.warning("stop_grace_expired", seconds=settings.stop_grace, unfinished=late)
-    for t in side:
-        t.cancel()
-    await _within(CLOSE_WAIT, side)
+    await _within(0, side)  # cancelled at once, CLOSE_WAIT to finish
     try:
         await asyncio.wait_for(amqp.close(), CLOSE_WAIT)
     except Exception as exc:  # noqa: BLE001 - stopping anyway
