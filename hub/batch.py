@@ -180,8 +180,8 @@ class Writes:
     parked: list[dict[str, Any]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
-    # message id, outcome, child, latency (ms), digest of what was processed
-    processed: list[tuple[str, str, str | None, int | None, bytes | None]] = field(
+    # message id, outcome, child, latency (ms), digest of what was processed, source
+    processed: list[tuple[str, str, str | None, int | None, bytes | None, str | None]] = field(
         default_factory=list)
 
 
@@ -361,7 +361,7 @@ class BatchState:
         ))
         self.writes.processed.append((message_id, f"{outcome.action}:{outcome.reason}",
                                       outcome.child_id, self._latency_ms(message_id),
-                                      self.digests.get(message_id)))
+                                      self.digests.get(message_id), update.source))
         return outcome
 
     def apply(
@@ -480,7 +480,7 @@ class BatchState:
         ))
         self.writes.processed.append((message_id, f"dead:{reason}", None,
                                       self._latency_ms(message_id),
-                                      self.digests.get(message_id)))
+                                      self.digests.get(message_id), source))
         return Outcome(message_id, "dead", reason, None, pid)
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from hub.config import Settings
+from hub.db.queries import q
 
 # name, type, help
 FAMILIES: tuple[tuple[str, str, str], ...] = (
@@ -100,16 +101,18 @@ def render(s: Snapshot) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Fold update_counts into one row per source and decision past this many rows
+#: (each flush appends a few; a scrape every 15 s keeps the table this small).
+FOLD_AT = 1000
+
+
 async def gather_db(conn: asyncpg.Connection | asyncpg.Pool, snap: Snapshot,
                     now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
-    rows = await conn.fetch(
-        "SELECT coalesce(nullif(split_part(a.subject, '/', 1), 'None'), 'unknown') AS source,"
-        " split_part(p.outcome, ':', 1) AS decision, count(*) AS n"
-        " FROM processed_messages p LEFT JOIN audit_log a"
-        "   ON a.action LIKE 'decision.%' AND a.detail->>'message_id' = p.message_id"
-        " GROUP BY 1, 2")
-    snap.updates = {(r["source"] or "unknown", r["decision"]): r["n"] for r in rows}
+    rows = await conn.fetch(q("update_counts"))
+    snap.updates = {(r["source"], r["decision"]): r["n"] for r in rows}
+    if sum(r["rows"] for r in rows) > FOLD_AT:
+        await conn.execute(q("fold_update_counts"))  # operators scrape (migration 0011)
     rows = await conn.fetch(
         "SELECT kind, reason, count(*) AS n, min(received_at) AS oldest FROM parked"
         " WHERE status = 'open' GROUP BY kind, reason")
@@ -122,16 +125,10 @@ async def gather_db(conn: asyncpg.Connection | asyncpg.Pool, snap: Snapshot,
             snap.dead_letters[r["reason"]] = r["n"]
     snap.outbox_pending = await conn.fetchval(
         "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-    recent = ("FROM processed_messages WHERE processed_at > now() - interval '1 hour'"
-              " AND latency_ms IS NOT NULL")
-    row = await conn.fetchrow(
-        f"SELECT count(*) AS n, coalesce(sum(latency_ms), 0) AS total {recent}")
-    counts = await conn.fetch(
-        f"SELECT b, (SELECT count(*) {recent} AND latency_ms <= b) AS n"
-        " FROM unnest($1::int[]) AS b ORDER BY b", [int(b * 1000) for b in LATENCY_BUCKETS])
+    row = await conn.fetchrow(q("latency_last_hour"), [int(b * 1000) for b in LATENCY_BUCKETS])
     snap.latency_count = row["n"]
     snap.latency_sum = row["total"] / 1000
-    snap.latency_buckets = dict(zip(LATENCY_BUCKETS, [r["n"] for r in counts], strict=True))
+    snap.latency_buckets = dict(zip(LATENCY_BUCKETS, row["buckets"], strict=True))
 
 
 async def gather_broker(amqp_url: str, snap: Snapshot) -> None:

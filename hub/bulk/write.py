@@ -12,6 +12,7 @@ encoded once (a new record's text serves its children row and its version 1).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -21,6 +22,8 @@ from typing import Any
 import asyncpg
 
 from hub.batch import Writes
+from hub.db.queries import q
+from hub.db.writes import columns
 from hub.match import compact
 from hub.match.compare import prepare
 from hub.operations import OperationError
@@ -182,8 +185,11 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
         ], columns=["event_id", "routing_key", "body"])
     if w.processed:
         await conn.copy_records_to_table(
-            "processed_messages", records=[(m, o, c) for m, o, c, *_ in w.processed],
-            columns=["message_id", "outcome", "child_id"])
+            "processed_messages", records=[(m, o, c, src) for m, o, c, _, _, src in w.processed],
+            columns=["message_id", "outcome", "child_id", "source"])
+        tally = Counter((src or "unknown", o.split(":", 1)[0]) for _, o, *_, src in w.processed)
+        await conn.execute(q("add_update_counts"), *columns(
+            ((src, decision, n) for (src, decision), n in tally.items()), 3))
     for name in ("links", "provenance", "protected", "parked", "audit", "outbox", "processed"):
         counts[name] = len(getattr(w, name))
     return counts

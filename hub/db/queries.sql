@@ -263,6 +263,43 @@ WITH rows AS (
 SELECT pg_notify('hub_outbox', count(*)::text) FROM rows;
 
 -- name: flush_processed
-INSERT INTO processed_messages (message_id, outcome, child_id, latency_ms, body_digest)
-SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::integer[], $5::bytea[])
-ON CONFLICT DO NOTHING;
+-- With the batch's counts by source and decision (metrics, migration 0011), of the
+-- messages new here only.
+WITH done AS (
+    INSERT INTO processed_messages (message_id, outcome, child_id, latency_ms, body_digest,
+                                    source)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::integer[], $5::bytea[],
+                         $6::text[])
+    ON CONFLICT DO NOTHING
+    RETURNING source, outcome
+)
+INSERT INTO update_counts (source, decision, n)
+SELECT coalesce(source, 'unknown'), split_part(outcome, ':', 1), count(*)
+FROM done GROUP BY 1, 2;
+
+-- name: add_update_counts
+INSERT INTO update_counts (source, decision, n)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]);
+
+-- name: update_counts
+SELECT source, decision, sum(n)::bigint AS n, count(*) AS rows
+FROM update_counts GROUP BY source, decision;
+
+-- name: latency_last_hour
+-- The processing latency histogram (metrics): one read of the last hour's messages,
+-- counted at each bucket bound ($1, milliseconds).
+WITH recent AS MATERIALIZED (
+    SELECT latency_ms FROM processed_messages
+    WHERE processed_at > now() - interval '1 hour' AND latency_ms IS NOT NULL
+)
+SELECT (SELECT count(*) FROM recent) AS n,
+       (SELECT coalesce(sum(latency_ms), 0) FROM recent) AS total,
+       array(SELECT (SELECT count(*) FROM recent WHERE latency_ms <= b)
+             FROM unnest($1::int[]) WITH ORDINALITY AS u(b, i) ORDER BY i) AS buckets;
+
+-- name: fold_update_counts
+-- One row per source and decision. Rows that other transactions append meanwhile
+-- are not seen, so not deleted: they are counted at the next fold.
+WITH gone AS (DELETE FROM update_counts RETURNING source, decision, n)
+INSERT INTO update_counts (source, decision, n)
+SELECT source, decision, sum(n) FROM gone GROUP BY source, decision;

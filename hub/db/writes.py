@@ -73,4 +73,4 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
         await conn.execute(q("flush_outbox"), *columns(
             ((n.event_id, n.routing_key, _json(n.body)) for n in w.outbox), 3))
     if w.processed:
-        await conn.execute(q("flush_processed"), *columns(w.processed, 5))
+        await conn.execute(q("flush_processed"), *columns(w.processed, 6))

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from hub import metrics
 from hub import operations as ops
 from hub.bulk.extract import with_duplicates, write_csv
 from hub.db.connect import connect
@@ -57,7 +58,10 @@ async def snapshot(url: str) -> dict[str, Any]:
         shielded = await conn.fetchval("SELECT count(*) FROM children WHERE shielded")
         decided = {r["message_id"]: r["outcome"] for r in await conn.fetch(
             "SELECT message_id, outcome FROM processed_messages")}
+        metric = metrics.Snapshot()
+        await metrics.gather_db(conn, metric)
         return {
+            "counted": metric.updates,  # hub_updates_total
             "children": await conn.fetchval("SELECT count(*) FROM children"),
             "versions": await conn.fetchval("SELECT count(*) FROM child_versions"),
             "links": links, "reviews": reviews, "dead": dead, "outcomes": outcomes,
@@ -154,8 +158,10 @@ async def test_load_decides_as_the_streaming_pipeline_does(
     differ = {m: (o, streamed["decided"].get(m)) for m, o in loaded["decided"].items()
               if streamed["decided"].get(m) != o}
     assert not differ, differ
-    for key in ("children", "versions", "reviews", "dead", "outcomes", "shielded", "outbox"):
+    for key in ("children", "versions", "reviews", "dead", "outcomes", "shielded", "outbox",
+                "counted"):
         assert loaded[key] == streamed[key], key
+    assert sum(loaded["counted"].values()) == sum(loaded["outcomes"].values()) > 0
     assert loaded["links"].keys() == streamed["links"].keys()
     assert grouping(loaded["links"]) == grouping(streamed["links"])
 

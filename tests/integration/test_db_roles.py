@@ -5,7 +5,9 @@ missing GRANT, before any trigger, so removing a REVOKE makes these tests fail."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from hub.db.queries import q
 from hub.db.roles import login_url, too_powerful
 from tests.conftest import RUN_ID
 from tests.factories import moved, nhs, update
@@ -289,10 +292,26 @@ def test_every_operators_command_runs_as_an_operator_login(
         (tmp_path / "pw").write_text("a long console passphrase")
         hub(op, "console-user", "add", "olu", "--role", "auditor", "--password-file",
             str(tmp_path / "pw"))
-        assert "hub_" in hub(op, "status", "--prometheus").stdout
+        counted = _updates_total(hub(op, "status", "--prometheus").stdout)
+        assert counted[("la", "create")] == 2 and counted[("dwp", "dead")] == 1, counted
+        asyncio.run(_fold_update_counts(op["HUB_DATABASE_URL"]))  # a scrape's fold, as operator
+        assert _updates_total(hub(op, "status", "--prometheus").stdout) == counted
         hub(op, "council", "list")
         hub(op, "wait", "--timeout", "60")
     finally:
         assert proc.stop() == 0, (tmp_path / "hub.log").read_text()
     log = (tmp_path / "hub.log").read_text()
     assert "component_failed" not in log and "batch_aborted" not in log, log
+
+
+def _updates_total(prometheus: str) -> dict[tuple[str, str], int]:
+    return {(m[1], m[2]): int(m[3]) for m in re.finditer(
+        r'^hub_updates_total\{source="([^"]*)",decision="([^"]*)"\} (\d+)$', prometheus, re.M)}
+
+
+async def _fold_update_counts(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(q("fold_update_counts"))
+    finally:
+        await conn.close()
