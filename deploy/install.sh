@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install the hub (with test tools when given "test").
+# Create .venv and install the hub (with test tools when given "test"), at the
+# versions in deploy/constraints.txt (HUB_UNPINNED=1: the newest pyproject allows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -11,4 +12,11 @@ fi
 extra=""
 [ "${1:-}" = "test" ] && extra="[test]"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e ".${extra}"
+if [ "${HUB_UNPINNED:-}" = 1 ]; then
+  .venv/bin/python -m pip install -q -e ".${extra}"
+elif ! .venv/bin/python -m pip install -q -c deploy/constraints.txt -e ".${extra}"; then
+  # A Python newer than the pinned wheels support: the ranges still hold.
+  echo "install.sh: the pinned versions do not install on $(.venv/bin/python -V);" \
+       "installing the newest that pyproject.toml allows (untested)" >&2
+  .venv/bin/python -m pip install -q -e ".${extra}"
+fi

@@ -13,11 +13,15 @@ import base64
 import hashlib
 import json
 import re
+import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 yaml = pytest.importorskip("yaml")
 
@@ -476,3 +480,38 @@ def test_keda_scales_the_worker_on_hub_inbound() -> None:
     (ref,) = auth["spec"]["secretTargetRef"]
     assert ref["parameter"] == "host"
     assert ref["key"] in _by_kind("Secret")[ref["name"]]["stringData"]
+
+
+# -- pinned versions ---------------------------------------------------------------
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (DEPLOY / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def _direct_requirements() -> list[Requirement]:
+    project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]
+    return [Requirement(r) for r in
+            [*project["dependencies"], *project["optional-dependencies"]["test"]]]
+
+
+def test_every_dependency_is_pinned_within_its_range() -> None:
+    pins = _pins()
+    for req in _direct_requirements():
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not in deploy/constraints.txt"
+        assert req.specifier.contains(pins[name]), (req, pins[name])
+
+
+def test_the_suite_runs_on_the_pinned_versions() -> None:
+    """What CI passes with is what the constraints name (install.sh installs them)."""
+    pins = _pins()
+    for req in _direct_requirements():
+        installed = metadata.version(req.name)
+        assert installed == pins[canonicalize_name(req.name)], (
+            f"{req.name} {installed} installed, {pins[canonicalize_name(req.name)]} pinned:"
+            " run deploy/install.sh test, or move the pin (deploy/constraints.txt)")
