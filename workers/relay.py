@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
@@ -31,7 +30,7 @@ async def relay_once(pool: asyncpg.Pool, exchange: object, limit: int = 500) -> 
             publish(
                 exchange,  # type: ignore[arg-type]
                 r["routing_key"],
-                message(json.dumps(r["body"]).encode(), message_id=r["event_id"]),
+                message(r["body"].encode(), message_id=r["event_id"]),
                 mandatory=False,  # a council with no queue yet simply is not listening
             )
             for r in rows

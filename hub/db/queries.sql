@@ -151,7 +151,8 @@ INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)
 ON CONFLICT (event_id) DO NOTHING;
 
 -- name: outbox_batch
-SELECT id, event_id::text AS event_id, routing_key, body
+-- The body as the text it is published as (not decoded into Python and encoded again).
+SELECT id, event_id::text AS event_id, routing_key, body::text AS body
 FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
 FOR UPDATE SKIP LOCKED;
 
