@@ -48,7 +48,8 @@ Mapping of a Pupil:
   <PostTown>; or AddressLine1..5 -> lines; postcode = <PostCode> (under
   <Address> or <BS7666Address>). address.la = the header's SourceSchool <LEA>
   (a CTF address carries no LA of its own), used only when the pupil has an
-  address and the LEA is three digits.
+  address and the LEA is three digits, with address.la_inferred = true: a pupil
+  at a school across the border keeps the LA the hub knows for the same postcode.
 - education_setting = the header's SourceSchool <URN> and <SchoolName>.
 - carers: each <Contact> except those with <Responsibility> false: name =
   Forename + Surname, relationship = the DfE code as words (PAM -> mother, ...;
@@ -274,8 +275,10 @@ def _address(elem: ET.Element | None, la: str | None) -> dict[str, Any] | None:
         lines = [t for t in (_text(block, f"AddressLine{i}") for i in range(1, 6)) if t]
     postcode = _text(elem, "PostCode") or _text(bs7666, "PostCode")
     address = _common.compact({"lines": lines, "town": town, "postcode": postcode, "la": None})
-    if address is not None:
-        address["la"] = la
+    if address is not None and la is not None:
+        # The school's LA, not necessarily the pupil's: a known LA for the same
+        # postcode stays (hub.records.merge).
+        address["la"], address["la_inferred"] = la, True
     return address
 
 

@@ -11,6 +11,9 @@ Record = dict[str, Any]
 
 LIST_FIELDS = ("former_family_names", "carers", "services")
 
+_SPACES = re.compile(r"\s+")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
 
 def _empty(value: Any) -> bool:
     return value is None or value == [] or value == ""
@@ -27,6 +30,8 @@ def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
     for field, value in update.items():
         if _empty(value) or field == "former_family_names":
             continue
+        if field == "address":
+            value = _keep_known_la(current.get("address"), value)
         if current.get(field) != value:
             if field == "family_name" and current.get("family_name"):
                 if _add_former(current, current["family_name"], value):
@@ -50,21 +55,39 @@ def _add_former(record: Record, name: str, current_family: Any) -> bool:
     return True
 
 
+def _postcode(address: dict[str, Any]) -> str:
+    return _SPACES.sub("", str(address.get("postcode") or "")).upper()
+
+
+def _keep_known_la(current: Any, incoming: Any) -> Any:
+    """An LA a source only guessed (la_inferred: a CTF names its school's LA) does not
+    replace one the record holds from a source that knew it, for the same postcode:
+    a postcode lies in one local authority. Otherwise the pupil of a school across
+    the border would move to the school's LA and back with every transfer file,
+    and each move would send the full record to a council not responsible."""
+    if not (isinstance(incoming, dict) and incoming.get("la_inferred")
+            and isinstance(current, dict)):
+        return incoming
+    known = current.get("la")
+    if not known or current.get("la_inferred") or not _postcode(incoming) \
+            or _postcode(incoming) != _postcode(current):
+        return incoming
+    kept = {k: v for k, v in incoming.items() if k != "la_inferred"}
+    kept["la"] = known
+    return kept
+
+
 def la_of(record: Record | None) -> str | None:
     address = (record or {}).get("address") or {}
     la = address.get("la") if isinstance(address, dict) else None
     return la if isinstance(la, str) else None
 
 
-_SPACES = re.compile(r"\s+")
-_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
-
-
 def address_key(address: Any) -> str | None:
     """A normalised key for "the same dwelling": postcode plus first line."""
     if not isinstance(address, dict):
         return None
-    postcode = _SPACES.sub("", str(address.get("postcode") or "")).upper()
+    postcode = _postcode(address)
     lines = address.get("lines") or []
     first = _NOT_ALNUM.sub(" ", str(lines[0]).lower()).strip() if lines else ""
     if not postcode or not first:

@@ -43,6 +43,11 @@ class Address(Strict):
     town: str | None = None
     postcode: str | None = None
     la: str | None = Field(default=None, description="Three-digit DfE local authority number")
+    la_inferred: bool | None = Field(
+        default=None,
+        description="true when `la` is the source's guess, not the LA the address lies in "
+        "(a CTF knows only its school's LA): for the same postcode, the hub keeps an LA it "
+        "already knows")
 
     @field_validator("la")
     @classmethod

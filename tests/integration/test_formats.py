@@ -11,7 +11,7 @@ import pytest
 from adapters.base import Record
 from adapters.registry import reader
 from hub.validate import Rejection, check
-from tests.helpers import HubProcess, hub, jsonl
+from tests.helpers import HubProcess, hub, jsonl, write_jsonl
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "adapters"
@@ -67,3 +67,43 @@ def test_format_through_the_pipeline(
         restricted = [e for e in exported if e["shielded"]]
         assert restricted, "a restricted-at-origin patient is shielded on arrival"
         assert all("address" not in e["child"] for e in restricted)
+
+
+def test_a_pupil_at_a_school_across_the_border_stays_with_their_council(
+    hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A CTF names its school's LA, not the pupil's (address.la_inferred): a child the
+    hub knows in Leeds (383), whose Bradford school (380) sends a transfer file from
+    the same postcode, is not moved to Bradford, and Bradford is told nothing."""
+    hub(hub_env, "setup")
+    for la in ("383", "380"):
+        hub(hub_env, "council", "add", la)
+    known = {"source": "la", "source_record_id": "LA-7", "source_version": 1,
+             "kind": "upsert", "child": {
+                 "given_name": "Amara", "middle_names": "Grace Olu", "family_name": "Okafor",
+                 "date_of_birth": "2014-05-17", "sex": "female",
+                 "address": {"lines": ["Flat 4", "12 Larch Road", "Headingley"],
+                             "town": "Leeds", "postcode": "LS6 3QT", "la": "383"}}}
+    ctf = (FIXTURES / "ctf" / "good.xml").read_text().replace(
+        "<LEA>383</LEA>", "<LEA>380</LEA>", 1)
+    (tmp_path / "bradford.xml").write_text(ctf)
+    proc = HubProcess(hub_env, log=tmp_path / "hub.log")
+    try:
+        hub(hub_env, "publish", "--source", "la", "--format", "jsonl",
+            str(write_jsonl(tmp_path / "la.jsonl", [known])))
+        hub(hub_env, "wait", "--timeout", "60")
+        hub(hub_env, "publish", "--source", "dfe", "--format", "ctf",
+            str(tmp_path / "bradford.xml"))
+        hub(hub_env, "wait", "--timeout", "60")
+    finally:
+        assert proc.stop() == 0
+    [amara] = [e for e in jsonl(hub(hub_env, "export").stdout)
+               if e["child"]["family_name"] == "Okafor"]
+    assert {s["source"] for s in amara["sources"]} == {"la", "dfe"}  # one child, linked
+    assert amara["child"]["address"]["la"] == "383"
+    assert "la_inferred" not in amara["child"]["address"]
+    leeds = jsonl(hub(hub_env, "notifications", "consume", "--council", "383").stdout)
+    assert [n["event"] for n in leeds if n["child_id"] == amara["child_id"]] == [
+        "child.created", "child.updated"]
+    bradford = jsonl(hub(hub_env, "notifications", "consume", "--council", "380").stdout)
+    assert [n for n in bradford if n["child_id"] == amara["child_id"]] == []

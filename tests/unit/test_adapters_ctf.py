@@ -68,7 +68,8 @@ def test_good_file_maps_every_field() -> None:
                 "lines": ["Flat 4", "12 Larch Road", "Headingley"],
                 "town": "Leeds",
                 "postcode": "LS6 3QT",
-                "la": "383",  # the source school's LEA
+                "la": "383",  # the source school's LEA: a guess, and said to be one
+                "la_inferred": True,
             },
             # The childminder has <Responsibility>false</Responsibility>: not a carer.
             "carers": [
@@ -86,6 +87,7 @@ def test_good_file_maps_every_field() -> None:
         "town": None,
         "postcode": "LS17 6AB",
         "la": "383",
+        "la_inferred": True,
     }
     assert second["carers"] == [
         {"name": "Agata Wiśniewska", "relationship": "mother", "phone": "0113 496 0102"},
@@ -129,6 +131,7 @@ def test_mixed_file_reports_bad_pupils_and_goes_on() -> None:
         "town": "Wakefield",  # PostTown
         "postcode": "WF1 1HB",  # inside BS7666Address
         "la": "384",
+        "la_inferred": True,
     }
     verdicts = [check(i.update, "dfe-ctf") for i in items if isinstance(i, Record)]
     reasons = [v.reason if isinstance(v, Rejection) else "ok" for v in verdicts]

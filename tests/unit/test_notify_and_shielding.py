@@ -55,6 +55,36 @@ def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
     assert changed == ["family_name", "former_family_names"]
 
 
+def test_a_guessed_la_does_not_move_a_child_whose_postcode_has_a_known_la() -> None:
+    """A CTF names its school's LA (la_inferred): the pupil of a school across the
+    border stays with the council the hub knows for that postcode."""
+    at_school = {"address": {**LEEDS["address"], "postcode": "ls6  1aa", "la": "330",
+                             "la_inferred": True}, "upn": "A383200112345"}
+    after, changed = merge(LEEDS, at_school)
+    assert after["address"] == {**LEEDS["address"], "postcode": "ls6  1aa"}  # la kept, no flag
+    assert changed == ["address", "upn"]
+    assert keys(for_change("c", 2, NOW, LEEDS, after, OPEN)) == ["la.383.child.updated"]
+    # The same address again changes nothing.
+    assert merge(after, at_school) == (after, [])
+
+    # Another postcode: the child has moved and the guess is all there is.
+    moved = {"address": {"lines": ["9 Elm Row"], "postcode": "B5 7QQ", "la": "330",
+                         "la_inferred": True}}
+    after, _ = merge(LEEDS, moved)
+    assert after["address"]["la"] == "330" and after["address"]["la_inferred"] is True
+    assert keys(for_change("c", 2, NOW, LEEDS, after, OPEN)) == [
+        "la.383.child.moved_out", "la.330.child.moved_in"]
+    # A source that knows the LA replaces a guess; a guess then keeps it.
+    known = {"address": {"lines": ["9 Elm Row"], "postcode": "B5 7QQ", "la": "331"}}
+    after, _ = merge(after, known)
+    assert after["address"] == known["address"]
+    assert merge(after, moved)[0]["address"]["la"] == "331"
+    # No LA known yet (a new child, or one without): the guess is taken.
+    assert merge(None, moved)[0]["address"]["la"] == "330"
+    unknown = {**LEEDS, "address": {**LEEDS["address"], "la": None}}
+    assert merge(unknown, at_school)[0]["address"]["la"] == "330"
+
+
 def test_notifications_follow_the_published_model() -> None:
     from schemas.notification import Notification
 
