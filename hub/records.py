@@ -31,7 +31,7 @@ def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
         if _empty(value) or field == "former_family_names":
             continue
         if field == "address":
-            value = _keep_known_la(current.get("address"), value)
+            value = _address(current.get("address"), value)
         if current.get(field) != value:
             if field == "family_name" and current.get("family_name"):
                 if _add_former(current, current["family_name"], value):
@@ -57,6 +57,19 @@ def _add_former(record: Record, name: str, current_family: Any) -> bool:
 
 def _postcode(address: dict[str, Any]) -> str:
     return _SPACES.sub("", str(address.get("postcode") or "")).upper()
+
+
+def _address(current: Any, incoming: Any) -> Any:
+    """The address after an update's: a source sends what it knows, so an address
+    naming no dwelling (no lines, no postcode) erases none, unless it puts the child
+    in another local authority (a move to an address not known yet)."""
+    if isinstance(incoming, dict) and isinstance(current, dict) \
+            and not incoming.get("lines") and not _postcode(incoming):
+        la = incoming.get("la")
+        if not la or la == current.get("la") or incoming.get("la_inferred"):
+            return current
+        return incoming
+    return _keep_known_la(current, incoming)
 
 
 def _keep_known_la(current: Any, incoming: Any) -> Any:

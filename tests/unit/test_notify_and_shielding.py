@@ -55,6 +55,19 @@ def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
     assert changed == ["family_name", "former_family_names"]
 
 
+def test_an_address_naming_no_dwelling_erases_none() -> None:
+    for nothing in ({"lines": []}, {"lines": [], "town": "Leeds"}, {"lines": [], "la": "383"},
+                    {"lines": [], "la": "330", "la_inferred": True}):
+        assert merge(LEEDS, {"address": nothing}) == (LEEDS, []), nothing
+    # Another LA with no dwelling: the child has moved there, address not known yet.
+    after, changed = merge(LEEDS, {"address": {"lines": [], "la": "330"}})
+    assert after["address"] == {"lines": [], "la": "330"} and changed == ["address"]
+    assert keys(for_change("c", 2, NOW, LEEDS, after, OPEN)) == [
+        "la.383.child.moved_out", "la.330.child.moved_in"]
+    # With no address known, whatever there is is taken.
+    assert merge(None, {"address": {"lines": [], "la": "383"}})[0]["address"]["la"] == "383"
+
+
 def test_a_guessed_la_does_not_move_a_child_whose_postcode_has_a_known_la() -> None:
     """A CTF names its school's LA (la_inferred): the pupil of a school across the
     border stays with the council the hub knows for that postcode."""
