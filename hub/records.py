@@ -16,6 +16,8 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def _empty(value: Any) -> bool:
+    if isinstance(value, dict):  # a school, a GP practice, ... with nothing in it
+        return all(_empty(v) for v in value.values())
     return value is None or value == [] or value == ""
 
 

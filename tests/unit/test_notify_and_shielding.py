@@ -55,6 +55,16 @@ def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
     assert changed == ["family_name", "former_family_names"]
 
 
+def test_a_part_with_nothing_in_it_erases_nothing() -> None:
+    known = {**LEEDS, "education_setting": {"urn": "107942", "name": "Larch Primary"},
+             "gp_practice": {"ods_code": "B86001", "name": None}}
+    for empty in ({"education_setting": {}}, {"gp_practice": {"name": None}},
+                  {"education_setting": {"urn": "", "name": None}}):
+        assert merge(known, empty) == (known, []), empty
+    after, changed = merge(known, {"gp_practice": {"ods_code": "B86002"}})
+    assert after["gp_practice"] == {"ods_code": "B86002"} and changed == ["gp_practice"]
+
+
 def test_an_address_naming_no_dwelling_erases_none() -> None:
     for nothing in ({"lines": []}, {"lines": [], "town": "Leeds"}, {"lines": [], "la": "383"},
                     {"lines": [], "la": "330", "la_inferred": True}):
