@@ -276,19 +276,29 @@ async def _parked(conn: asyncpg.Connection, item_id: str, kind: str) -> asyncpg.
 
 class Resolution(NamedTuple):
     child_id: str | None  # the child the update went to (None: rejected)
-    # The shield the record took on because the update wrote a shielded child's address
-    # into it (None: no new shield).
+    # The shield the record took on (None: no new shield), and why.
     shielded: Shield | None = None
+    why: str = ""
+
+
+HOLDS_ADDRESS = "it holds a shielded child's address"
+BESIDE_SHIELDED = ("a shielded child was a candidate, and only its authority, seeing both,"
+                   " may say this is another child (it unshields the record if so)")
 
 
 async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id: str | None,
-                  by: str, note: str | None, thresholds: Thresholds) -> Resolution:
+                  by: str, note: str | None, thresholds: Thresholds,
+                  acting_for: str | None = None) -> Resolution:
     """Apply an operator's decision on a review item.
 
     The operator's word places the update, but no decision writes a shielded child's
     address into an open record: a record that the update puts at such an address
     (a sibling moving into the refuge, a child the operator judged to be another) is
-    shielded by the authority shielding that child, which then decides."""
+    shielded by the authority shielding that child, which then decides. So is a record
+    created beside a shielded candidate, wherever its address, unless the resolver
+    acts for that candidate's authority (`acting_for`): anyone else judged "another
+    child" without seeing the hidden fields, and if wrong, the new record would hold
+    the shielded child's new address open (the failure this hub exists to prevent)."""
     async with conn.transaction():
         row = await _parked(conn, item_id, "review")
         if row["status"] != "open":
@@ -296,6 +306,7 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
         update = CanonicalUpdate.model_validate(row["update"])
         result: str | None = None
         shield: Shield | None = None
+        why = ""
         if action == "reject":
             for c in row["candidates"] or []:
                 await conn.execute(
@@ -325,6 +336,10 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     " authority holds, and the record is shielded by its own; the"
                     " authorities decide first")
             holder = holders[0] if holders else None
+            why = HOLDS_ADDRESS
+            if holder is None and action == "create":
+                holder = await _beside_shielded(conn, row["candidates"], acting_for)
+                why = BESIDE_SHIELDED
             result = state.apply(update, child, target, None, by, f"operator_{action}",
                                  shield=holder)
             written = state.children[result]
@@ -349,8 +364,24 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
         )
         await audit(conn, by, f"review.{action}", result, str(row["id"]),
                     {"note": note, "reason": row["reason"],
-                     **({"shielded_by": shield.authority} if shield else {})})
-    return Resolution(result, shield)
+                     **({"acting_for": acting_for} if acting_for else {}),
+                     **({"shielded_by": shield.authority, "shielded_why": why}
+                        if shield else {})})
+    return Resolution(result, shield, why if shield else "")
+
+
+async def _beside_shielded(conn: asyncpg.Connection, candidates: list[dict[str, Any]] | None,
+                           acting_for: str | None) -> Shield | None:
+    """The shield for a record created beside shielded candidates: the first (best
+    scored) one's whose authority is not the resolver's own; None when there is none."""
+    ids = [c["child_id"] for c in candidates or []]
+    shielded = {str(r["child_id"]): r["shielding_authority"] for r in await conn.fetch(
+        "SELECT child_id, shielding_authority FROM children"
+        " WHERE child_id = ANY($1::uuid[]) AND shielded", ids)} if ids else {}
+    for cid in ids:
+        if cid in shielded and (acting_for is None or shielded[cid] != acting_for):
+            return Shield(True, shielded[cid])
+    return None
 
 
 async def _shielded_holders(conn: asyncpg.Connection, child: Record,

@@ -214,12 +214,11 @@ async def review_show(args: argparse.Namespace, s: Settings) -> int:
 async def review_resolve(args: argparse.Namespace, s: Settings) -> int:
     action = "link" if args.link else "create" if args.create else "reject"
     done = await _with_conn(s, ops.resolve, args.item_id, action, args.link, args.by, args.note,
-                            s.thresholds)
+                            s.thresholds, args.authority)
     print(f"resolved {args.item_id}: {action}" + (f" -> {done.child_id}" if done.child_id else ""))
     if done.shielded is not None:  # said beside the result line, which stays as it was
         print(f"note: {done.child_id} is now shielded (authority "
-              f"{done.shielded.authority or 'to be decided'}): it holds a shielded child's"
-              " address", file=sys.stderr)
+              f"{done.shielded.authority or 'to be decided'}): {done.why}", file=sys.stderr)
     return 0
 
 

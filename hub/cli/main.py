@@ -126,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--reject", action="store_true")
     s.add_argument("--by", required=True, metavar="OPERATOR")
     s.add_argument("--note")
+    s.add_argument("--authority", metavar="LA",
+                   help="acting for local authority LA: a shielded candidate's own authority"
+                        " may --create an open record beside it (anyone else's is shielded"
+                        " by that authority, which decides)")
     s.set_defaults(func=c.review_resolve)
 
     dlq = sub.add_parser("dlq", help="invalid and poison messages")

@@ -326,11 +326,10 @@ async def review_resolve(request: web.Request) -> web.Response:
         if action == "link" and child_id not in {c.child_id for c in view.candidates}:
             raise OperationError("link only to one of the item's candidates")
         done = await ops.resolve(conn, item_id, action, child_id or None, user.name, note,
-                                 request.app[SETTINGS].thresholds)
+                                 request.app[SETTINGS].thresholds, user.acting_for)
     raise _back("/review", f"resolved {item_id[:8]}: {action}"
                 + (f" -> {done.child_id}" if done.child_id else "")
-                + (" (now shielded: it holds a shielded child's address)" if done.shielded
-                   else ""))
+                + (f" (now shielded: {done.why})" if done.shielded else ""))
 
 
 # -- dead letters ------------------------------------------------------------------

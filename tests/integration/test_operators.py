@@ -386,3 +386,48 @@ def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
         "hub: refused: the update carries an address that a child shielded by another"
         " authority holds, and the record is shielded by its own; the authorities decide first"]
     assert [i["id"] for i in jsonl(hub(env, "review", "list", "--json").stdout)] == [item["id"]]
+
+
+def test_a_child_created_beside_a_shielded_candidate_is_shielded_unless_its_authority_says(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """An operator who cannot see a shielded candidate's hidden fields and judges the
+    update to be another child may be wrong: the new record would hold the shielded
+    child's new address open. It is shielded by that child's authority, which decides;
+    the authority itself, which sees both, may create it open."""
+    env = running
+    for la in ("383", "330"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid = only_child(env)["child_id"]
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    # Her (or a namesake's) update from an address the hub has never seen, no NHS number.
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", nhs_number=None)),
+            moved(update("dwp", "CB-2", nhs_number=None, given_name="Marygold"),
+                  lines=["7 Heron Way"], postcode="B6 4AA"))
+    items = {i["source_record_id"]: i for i in jsonl(hub(env, "review", "list", "--json").stdout)}
+    assert {r: i["reason"] for r, i in items.items()} == {
+        "CB-1": "shielded_candidate", "CB-2": "shielded_candidate"}
+    for la in ("383", "330"):
+        hub(env, "notifications", "consume", "--council", la)  # drain what came before
+
+    created = hub(env, "review", "resolve", items["CB-1"]["id"], "--create", "--by", "op-1")
+    assert "is now shielded (authority 383): a shielded child was a candidate" in created.stderr
+    new = created.stdout.strip().rsplit(" ", 1)[-1]
+    rec = next(e for e in jsonl(hub(env, "export").stdout) if e["child_id"] == new)
+    assert rec["shielded"] is True and rec["shielding_authority"] == "383"
+    assert "address" not in rec["child"]
+    assert hub(env, "notifications", "consume", "--council", "330").stdout == ""
+    told = jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
+    assert {(n["child_id"], n["event"]) for n in told} == {
+        (new, "child.created"), (new, "child.shielded")}
+
+    # The shielding authority decides for itself: an open record, told to its council.
+    own = hub(env, "review", "resolve", items["CB-2"]["id"], "--create", "--by", "la-manager",
+              "--authority", "383")
+    assert own.stderr == ""
+    other = own.stdout.strip().rsplit(" ", 1)[-1]
+    rec = next(e for e in jsonl(hub(env, "export").stdout) if e["child_id"] == other)
+    assert rec["shielded"] is False and rec["child"]["address"]["postcode"] == "B6 4AA"
+    assert [n["event"] for n in jsonl(hub(env, "notifications", "consume", "--council",
+                                          "330").stdout)] == ["child.created"]
