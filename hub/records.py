@@ -30,7 +30,8 @@ def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
     current: Record = dict(record or {})
     changed: list[str] = []
     for field, value in update.items():
-        if _empty(value) or field == "former_family_names":
+        if _empty(value) or field == "former_family_names" \
+                or _says_less(field, value, current.get(field)):
             continue
         if field == "address":
             value = _address(current.get("address"), value)
@@ -46,6 +47,17 @@ def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
     if record is None:
         changed = sorted(k for k, v in current.items() if not _empty(v))
     return current, sorted(set(changed))
+
+
+def _says_less(field: str, value: Any, known: Any) -> bool:
+    """A value that only says what is not known, beside one that is known: sex
+    "unknown", and a date of birth of 1 January (how an unknown day and month is
+    recorded) beside another date in the same year."""
+    if field == "sex":
+        return value == "unknown" and known not in (None, "unknown")
+    if field == "date_of_birth" and isinstance(value, str) and isinstance(known, str):
+        return value.endswith("-01-01") and known[:4] == value[:4] and known != value
+    return False
 
 
 def _add_former(record: Record, name: str, current_family: Any) -> bool:

@@ -55,6 +55,19 @@ def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
     assert changed == ["family_name", "former_family_names"]
 
 
+def test_unknown_says_less_than_known() -> None:
+    """Sex "unknown" and a 1 January date of birth (an unknown day and month, as
+    recorded) do not overwrite what the record knows; a real change still does."""
+    assert merge(LEEDS, {"sex": "unknown", "date_of_birth": "2014-01-01"}) == (LEEDS, [])
+    after, changed = merge(LEEDS, {"sex": "male", "date_of_birth": "2015-01-01"})
+    assert (after["sex"], after["date_of_birth"], changed) == (
+        "male", "2015-01-01", ["date_of_birth", "sex"])
+    unknown = {**LEEDS, "sex": "unknown", "date_of_birth": "2014-01-01"}
+    after, changed = merge(unknown, {"sex": "female", "date_of_birth": "2014-03-09"})
+    assert (after["sex"], after["date_of_birth"]) == ("female", "2014-03-09")
+    assert merge(None, {"sex": "unknown"})[0]["sex"] == "unknown"
+
+
 def test_a_part_with_nothing_in_it_erases_nothing() -> None:
     known = {**LEEDS, "education_setting": {"urn": "107942", "name": "Larch Primary"},
              "gp_practice": {"ods_code": "B86001", "name": None}}
