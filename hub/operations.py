@@ -298,7 +298,9 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
     created beside a shielded candidate, wherever its address, unless the resolver
     acts for that candidate's authority (`acting_for`): anyone else judged "another
     child" without seeing the hidden fields, and if wrong, the new record would hold
-    the shielded child's new address open (the failure this hub exists to prevent)."""
+    the shielded child's new address open (the failure this hub exists to prevent).
+    For the same reason only that authority may link such an update to an open
+    record."""
     async with conn.transaction():
         row = await _parked(conn, item_id, "review")
         if row["status"] != "open":
@@ -328,6 +330,18 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             holders = await _shielded_holders(conn, child, target)
             own = state.children[target] if target is not None else None
             was_shielded = own is not None and own.shielded
+            if own is not None and not own.shielded:
+                # As with a create (below), but the record is someone's open record: the
+                # update and its source link would put the shielded child's next
+                # addresses there, so only the authority that sees both may.
+                beside = await _beside_shielded(conn, row["candidates"], acting_for)
+                if beside is not None:
+                    la = beside.authority or "its authority"
+                    raise OperationError(
+                        f"refused: a child shielded by {la} is a candidate, and only that"
+                        f" authority, seeing both, may link this update to an open record"
+                        f" (--authority {beside.authority or 'LA'}); otherwise link it to the"
+                        " shielded child, create (shielded) or reject")
             if own is not None and own.shielded and any(
                     h.authority != own.authority for h in holders):
                 # Its authority would see where another authority's child is hidden.

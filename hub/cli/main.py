@@ -129,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--authority", metavar="LA",
                    help="acting for local authority LA: a shielded candidate's own authority"
                         " may --create an open record beside it (anyone else's is shielded"
-                        " by that authority, which decides)")
+                        " by that authority, which decides) or --link to an open record"
+                        " (refused to anyone else)")
     s.set_defaults(func=c.review_resolve)
 
     dlq = sub.add_parser("dlq", help="invalid and poison messages")

@@ -422,6 +422,16 @@ def test_a_child_created_beside_a_shielded_candidate_is_shielded_unless_its_auth
     assert {(n["child_id"], n["event"]) for n in told} == {
         (new, "child.created"), (new, "child.shielded")}
 
+    # Linking it to an open record instead is the authority's call alone.
+    publish(env, tmp_path, "la", moved(update("la", "LA-9", nhs_number=nhs(9),
+                                              given_name="Maisie", date_of_birth="2016-10-02"),
+                                       lines=["2 Kiln Yard"], postcode="LS7 2BB", la="383"))
+    open_id = next(e["child_id"] for e in jsonl(hub(env, "export").stdout)
+                   if e["child"]["given_name"] == "Maisie")
+    refused = hub(env, "review", "resolve", items["CB-2"]["id"], "--link", open_id,
+                  "--by", "op-1", check=False)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "refused: a child shielded by 383 is a candidate" in refused.stderr
     # The shielding authority decides for itself: an open record, told to its council.
     own = hub(env, "review", "resolve", items["CB-2"]["id"], "--create", "--by", "la-manager",
               "--authority", "383")
@@ -431,3 +441,6 @@ def test_a_child_created_beside_a_shielded_candidate_is_shielded_unless_its_auth
     assert rec["shielded"] is False and rec["child"]["address"]["postcode"] == "B6 4AA"
     assert [n["event"] for n in jsonl(hub(env, "notifications", "consume", "--council",
                                           "330").stdout)] == ["child.created"]
+    # Maisie's own record took nothing from the refused link.
+    maisie = next(e for e in jsonl(hub(env, "export").stdout) if e["child_id"] == open_id)
+    assert [s["source_record_id"] for s in maisie["sources"]] == ["LA-9"]
