@@ -27,15 +27,21 @@ def only_child(env: dict[str, str]) -> dict:
     return lines[0]
 
 
+def shielded_child(env: dict[str, str], tmp_path: Path) -> str:
+    """Councils 383 and 330, and one child shielded by 383 at her refuge: her id."""
+    for la in ("383", "330"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid: str = only_child(env)["child_id"]
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    return cid
+
+
 def test_shielded_child_is_never_duplicated_nor_exposed(
     running: dict[str, str], tmp_path: Path
 ) -> None:
     env = running
-    for la in ("383", "330"):
-        hub(env, "council", "add", la)
-    publish(env, tmp_path, "la", update("la", "LA-1"))
-    cid = only_child(env)["child_id"]
-    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    cid = shielded_child(env, tmp_path)
     hub(env, "notifications", "consume", "--council", "383")  # drain what came before
 
     # The central feed: no NHS number, a typo and the refuge address in another council.
@@ -396,11 +402,7 @@ def test_a_child_created_beside_a_shielded_candidate_is_shielded_unless_its_auth
     child's new address open. It is shielded by that child's authority, which decides;
     the authority itself, which sees both, may create it open."""
     env = running
-    for la in ("383", "330"):
-        hub(env, "council", "add", la)
-    publish(env, tmp_path, "la", update("la", "LA-1"))
-    cid = only_child(env)["child_id"]
-    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    shielded_child(env, tmp_path)
     # Her (or a namesake's) update from an address the hub has never seen, no NHS number.
     publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", nhs_number=None)),
             moved(update("dwp", "CB-2", nhs_number=None, given_name="Marygold"),
