@@ -265,6 +265,16 @@ async def purge_older_than(conn: asyncpg.Connection, days: float, by: str) -> in
     return len(rows)
 
 
+async def purge_sent_notifications(conn: asyncpg.Connection, days: float, by: str) -> int:
+    """Retention: notifications the broker confirmed more than `days` ago are deleted
+    (each body is a copy of a child's record); unsent ones never are. Audited."""
+    async with conn.transaction():
+        purged: int = await conn.fetchval(q("outbox_purge_sent"), days)
+        await audit(conn, by, "outbox.purge.retention", None, None,
+                    {"older_than_days": days, "purged": purged})
+    return purged
+
+
 async def _parked(conn: asyncpg.Connection, item_id: str, kind: str) -> asyncpg.Record:
     row = await conn.fetchrow(
         "SELECT * FROM parked WHERE id = $1 AND kind = $2 FOR UPDATE", _uuid(item_id, "item"), kind

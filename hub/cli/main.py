@@ -153,6 +153,14 @@ def _parser() -> argparse.ArgumentParser:
                            help="retention: purge every dead letter older than this")
         s.set_defaults(func=getattr(c, f"dlq_{name}"))
 
+    outbox = sub.add_parser("outbox", help="notifications written for the relay")
+    os_ = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = os_.add_parser("purge", help="retention: delete notifications sent long ago")
+    s.add_argument("--older-than-days", type=_days, required=True, metavar="DAYS",
+                   help="delete those the broker confirmed more than DAYS ago")
+    s.add_argument("--by", default="operator", metavar="OPERATOR")
+    s.set_defaults(func=c.outbox_purge)
+
     council = sub.add_parser("council", help="councils' notification queues")
     cs = council.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name in ("add", "remove"):
@@ -289,6 +297,16 @@ def _components(value: str) -> tuple[str, ...]:
     if not parts or set(parts) - set(COMPONENTS):
         raise argparse.ArgumentTypeError(f"choose from {', '.join(COMPONENTS)}")
     return parts
+
+
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not days >= 0:  # also NaN
+        raise argparse.ArgumentTypeError("a number of days, 0 or more")
+    return days
 
 
 def _la(value: str) -> str:

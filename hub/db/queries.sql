@@ -156,6 +156,14 @@ SELECT id, event_id::text AS event_id, routing_key, body::text AS body
 FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
 FOR UPDATE SKIP LOCKED;
 
+-- name: outbox_purge_sent
+WITH gone AS (
+    DELETE FROM outbox
+    WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1 * 86400)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
 -- name: outbox_mark_sent
 UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]);
 

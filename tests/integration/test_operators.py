@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import aio_pika
+import asyncpg
 import pytest
 
+from hub.config import Settings
 from tests.factories import moved, nhs, update
-from tests.helpers import hub, jsonl, write_jsonl
+from tests.helpers import HubProcess, count, hub, jsonl, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -446,3 +448,38 @@ def test_a_child_created_beside_a_shielded_candidate_is_shielded_unless_its_auth
     # Maisie's own record took nothing from the refused link.
     maisie = next(e for e in jsonl(hub(env, "export").stdout) if e["child_id"] == open_id)
     assert [s["source_record_id"] for s in maisie["sources"]] == ["LA-9"]
+
+
+async def test_sent_notifications_are_purged_after_retention_and_unsent_never(
+    hub_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    env = hub_env
+    hub(env, "setup")
+    hub(env, "council", "add", "383")
+    proc = HubProcess(env, log=tmp_path / "hub.log")
+    try:
+        publish(env, tmp_path, "la", update("la", "LA-1"), update("la", "LA-2", nhs_number=nhs(2),
+                                                                 given_name="Tamsin"))
+    finally:
+        assert proc.stop() == 0
+    sent = "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
+    assert await count(settings.database_url, sent) == 2
+    # One sent long ago, and one the relay has not sent yet (the hub is stopped).
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute("UPDATE outbox SET sent_at = now() - interval '40 days'"
+                           " WHERE id = (SELECT min(id) FROM outbox)")
+        await conn.execute("INSERT INTO outbox (event_id, routing_key, body) VALUES"
+                           " (gen_random_uuid(), 'la.383.child.updated', '{}')")
+    finally:
+        await conn.close()
+    assert hub(env, "outbox", "purge", "--older-than-days", "30", "--by", "dpo").stdout == (
+        "purged 1 sent notifications\n")
+    assert await count(settings.database_url, sent) == 1
+    assert hub(env, "outbox", "purge", "--older-than-days", "0").stdout == (
+        "purged 1 sent notifications\n")
+    assert await count(settings.database_url, "SELECT count(*) FROM outbox") == 1  # unsent
+    assert await count(settings.database_url, "SELECT count(*) FROM audit_log"
+                       " WHERE action = 'outbox.purge.retention'") == 2
+    bad = hub(env, "outbox", "purge", "--older-than-days", "-1", check=False)
+    assert bad.returncode == 2 and "0 or more" in bad.stderr
