@@ -265,6 +265,17 @@ async def purge_older_than(conn: asyncpg.Connection, days: float, by: str) -> in
     return len(rows)
 
 
+async def purge_decided_reviews(conn: asyncpg.Connection, days: float, by: str) -> int:
+    """Retention: review items resolved or rejected more than `days` ago lose the
+    update and raw content they were parked with (a shielded child's among them);
+    the decision stays, and its audit record. Open items are never touched."""
+    async with conn.transaction():
+        ids = [r["id"] for r in await conn.fetch(q("review_purge_decided"), days)]
+        for i in ids:
+            await audit(conn, by, "review.purge.retention", None, str(i), {})
+    return len(ids)
+
+
 async def purge_sent_notifications(conn: asyncpg.Connection, days: float, by: str) -> int:
     """Retention: notifications the broker confirmed more than `days` ago are deleted
     (each body is a copy of a child's record); unsent ones never are. Audited."""

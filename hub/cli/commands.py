@@ -253,6 +253,13 @@ async def dlq_purge(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
+async def review_purge(args: argparse.Namespace, s: Settings) -> int:
+    async with database(s) as conn:
+        purged = await ops.purge_decided_reviews(conn, args.older_than_days, args.by)
+    print(f"purged {purged} decided review items")
+    return 0
+
+
 async def outbox_purge(args: argparse.Namespace, s: Settings) -> int:
     async with database(s) as conn:
         purged = await ops.purge_sent_notifications(conn, args.older_than_days, args.by)

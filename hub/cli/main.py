@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("item_id", metavar="ID")
     s.add_argument("--authority", metavar="LA", help="act for this local authority")
     s.set_defaults(func=c.review_show)
+    s = rs.add_parser("purge", help="retention: empty items decided long ago")
+    s.add_argument("--older-than-days", type=_days, required=True, metavar="DAYS",
+                   help="the update and raw content of items resolved or rejected more"
+                        " than DAYS ago")
+    s.add_argument("--by", default="operator", metavar="OPERATOR")
+    s.set_defaults(func=c.review_purge)
     s = rs.add_parser("resolve")
     s.add_argument("item_id", metavar="ID")
     g = s.add_mutually_exclusive_group(required=True)

@@ -156,6 +156,13 @@ SELECT id, event_id::text AS event_id, routing_key, body::text AS body
 FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
 FOR UPDATE SKIP LOCKED;
 
+-- name: review_purge_decided
+UPDATE parked SET raw = NULL, update = NULL
+WHERE kind = 'review' AND status IN ('resolved', 'rejected')
+  AND (raw IS NOT NULL OR update IS NOT NULL)
+  AND resolved_at < now() - make_interval(secs => $1 * 86400)
+RETURNING id;
+
 -- name: outbox_purge_sent
 WITH gone AS (
     DELETE FROM outbox

@@ -483,3 +483,26 @@ async def test_sent_notifications_are_purged_after_retention_and_unsent_never(
                        " WHERE action = 'outbox.purge.retention'") == 2
     bad = hub(env, "outbox", "purge", "--older-than-days", "-1", check=False)
     assert bad.returncode == 2 and "0 or more" in bad.stderr
+
+
+async def test_decided_review_items_are_emptied_after_retention_and_open_ones_never(
+    running: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    env = running
+    shielded_child(env, tmp_path)
+    publish(env, tmp_path, "dwp", update("dwp", "CB-1", nhs_number=None),
+            update("dwp", "CB-2", nhs_number=None, given_name="Marygold"))
+    first, second = jsonl(hub(env, "review", "list", "--json").stdout)
+    hub(env, "review", "resolve", first["id"], "--reject", "--by", "op-1")
+    held = "SELECT count(*) FROM parked WHERE kind = 'review' AND update IS NOT NULL"
+    assert await count(settings.database_url, held) == 2
+    assert hub(env, "review", "purge", "--older-than-days", "1").stdout == (
+        "purged 0 decided review items\n")  # decided just now
+    assert hub(env, "review", "purge", "--older-than-days", "0", "--by", "dpo").stdout == (
+        "purged 1 decided review items\n")
+    assert await count(settings.database_url, held) == 1  # the open one keeps its update
+    assert await count(settings.database_url, "SELECT count(*) FROM parked WHERE raw IS NULL"
+                       f" AND id = '{first['id']}'") == 1
+    assert "rejected" in hub(env, "review", "show", first["id"]).stdout  # still shown
+    hub(env, "review", "resolve", second["id"], "--link", only_child(env)["child_id"],
+        "--by", "op-1")  # the open one is still whole
