@@ -214,6 +214,11 @@ class BatchState:
     partial: set[int] = field(default_factory=set)
     # id(update) -> what is made of it once a batch (_View)
     _seen: dict[int, _View] = field(default_factory=dict, repr=False)
+    # the updates that created a record, and every child read before the last
+    # forget_unwritten (with `children`, every child this batch has read): what
+    # hub.db.store.guard_creates checks against
+    created: list[CanonicalUpdate] = field(default_factory=list)
+    read_before: set[str] = field(default_factory=set)
 
     def view(self, update: CanonicalUpdate) -> tuple[Record, frozenset[str]]:
         """The update's child as a dict and the blocking keys it looks up."""
@@ -292,6 +297,7 @@ class BatchState:
         reads them again if a later chunk needs them): a batch's memory then grows
         with its chunk's candidates, not with all of them."""
         written = self.writes.children
+        self.read_before.update(self.children)
         self.children = {cid: row for cid, row in self.children.items() if cid in written}
         index: dict[str, set[str]] = {}
         for key, ids in self.key_index.items():
@@ -345,6 +351,8 @@ class BatchState:
         if decision.action in (LINK, CREATE):
             cid = self.apply(update, child, decision.child_id, message_id, self.actor,
                              decision.reason)
+            if decision.action == CREATE:
+                self.created.append(update)
             outcome = Outcome(message_id, decision.action, decision.reason, cid,
                               touches_shielded=touches or self.children[cid].shielded)
         elif decision.action == REVIEW:

@@ -265,13 +265,7 @@ def decide(
         # One record with this NHS number but another date of birth (a typo or a
         # day/month swap): not a tie, so the probabilistic rules below decide.
 
-    records = {c.child_id: c.record for c in facts.candidates if c.shielded or c.severed}
-    plausible = [
-        c for c in scored
-        if c.identity_probability >= thresholds.shielded_plausible
-        or c.probability >= thresholds.review
-        or ((c.shielded or c.severed) and could_be_same_child(child, records[c.child_id]))
-    ]
+    plausible = _plausible(child, scored, facts, thresholds)
     if any(c.shielded for c in plausible):
         return Decision(REVIEW, "shielded_candidate", None, top, model)
     if any(c.severed for c in plausible):
@@ -292,6 +286,26 @@ def decide(
     if _address_guard(child, None, facts):
         return Decision(REVIEW, "shielded_address", None, top, model)
     return Decision(CREATE, "no_match", None, top, model)
+
+
+def _plausible(child: Record, scored: list[Scored], facts: Facts,
+               thresholds: Thresholds) -> list[Scored]:
+    records = {c.child_id: c.record for c in facts.candidates if c.shielded or c.severed}
+    return [
+        c for c in scored
+        if c.identity_probability >= thresholds.shielded_plausible
+        or c.probability >= thresholds.review
+        or ((c.shielded or c.severed) and could_be_same_child(child, records[c.child_id]))
+    ]
+
+
+def plausible_shielded(child: Record, facts: Facts, thresholds: Thresholds,
+                       matcher: Matcher = DEFAULT_MATCHER,
+                       form: Prepared | None = None) -> list[str]:
+    """The shielded candidates that could be this update's child (rule 4), best
+    first: an operator placing a parked update is held to them as they are now."""
+    scored = _score_all(child, facts, matcher, form=form)
+    return [c.child_id for c in _plausible(child, scored, facts, thresholds) if c.shielded]
 
 
 def _tokens(name: Any) -> set[str]:

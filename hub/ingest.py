@@ -16,9 +16,12 @@ from hub.batch import Outcome
 from hub.config import Thresholds
 from hub.db import store
 from hub.decide import DEFAULT_MATCHER, Matcher
+from hub.log import get
 from hub.match import forget_prepared
 from hub.validate import Rejection, parse
 from schemas.canonical import CanonicalUpdate
+
+log = get(__name__)
 
 TRUSTED_USERS = frozenset({"guest", "hub"})
 
@@ -91,9 +94,29 @@ def _blake(content: bytes) -> bytes:
     return hashlib.blake2b(content, digest_size=16).digest()
 
 
+#: Times a batch is done again at once when another committed a child beside one
+#: it creates (store.IndexMoved) before the worker backs off (workers.retry).
+REDO = 3
+
+
 async def process(
     conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds,
     matcher: Matcher = DEFAULT_MATCHER, trusted: frozenset[str] = TRUSTED_USERS,
+) -> list[Outcome]:
+    for attempt in range(1, REDO + 1):
+        try:
+            return await _process(conn, items, thresholds, matcher, trusted)
+        except store.IndexMoved:
+            log.info("batch_redone", reason="child_created_beside", attempt=attempt,
+                     size=len(items))
+            if attempt == REDO:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _process(
+    conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds,
+    matcher: Matcher, trusted: frozenset[str],
 ) -> list[Outcome]:
     checked = [(item, check(item, trusted)) for item in items]
     updates = [r for _, r in checked if isinstance(r, CanonicalUpdate)]
@@ -144,6 +167,9 @@ async def process(
                 else:
                     outcomes.append(await store.handle(
                         conn, state, result, item.message_id, raw_text(item.body)))
+        # Before anything is written: a child committed meanwhile beside a record
+        # this batch creates means doing the batch again (IndexMoved rolls it back).
+        await store.guard_creates(conn, state)
         await store.flush(conn, state.writes)
     forget_prepared()
     return outcomes

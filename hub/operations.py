@@ -17,6 +17,7 @@ from hub.batch import BatchState
 from hub.config import Thresholds
 from hub.db import store
 from hub.db.queries import q
+from hub.decide import plausible_shielded
 from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
@@ -349,13 +350,19 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             state.actor = by
             child = update.child.model_dump(mode="json", exclude_none=True)
             holders = await _shielded_holders(conn, child, target)
+            # The candidates the operator saw when it was parked, and any shielded child
+            # that could be this one now (shielded, or created, since).
+            candidates = [*(row["candidates"] or []), *(
+                {"child_id": c} for c in plausible_shielded(
+                    child, state.facts(update, child), thresholds, state.matcher,
+                    state.form_of(update)))]
             own = state.children[target] if target is not None else None
             was_shielded = own is not None and own.shielded
             if own is not None and not own.shielded:
                 # As with a create (below), but the record is someone's open record: the
                 # update and its source link would put the shielded child's next
                 # addresses there, so only the authority that sees both may.
-                beside = await _beside_shielded(conn, row["candidates"], acting_for)
+                beside = await _beside_shielded(conn, candidates, acting_for)
                 if beside is not None:
                     la = beside.authority or "its authority"
                     raise OperationError(
@@ -373,7 +380,7 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             holder = holders[0] if holders else None
             why = HOLDS_ADDRESS
             if holder is None and action == "create":
-                holder = await _beside_shielded(conn, row["candidates"], acting_for)
+                holder = await _beside_shielded(conn, candidates, acting_for)
                 why = BESIDE_SHIELDED
             result = state.apply(update, child, target, None, by, f"operator_{action}",
                                  shield=holder)
@@ -390,6 +397,15 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                         " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                         update.source, update.source_record_id, c["child_id"], by,
                     )
+            if action == "create":
+                state.created.append(update)
+                try:
+                    await store.guard_creates(conn, state)
+                except store.IndexMoved:
+                    raise OperationError(
+                        "another record was written beside this update while it was being"
+                        f" placed: run `hub review show {item_id}` and decide again"
+                    ) from None
             await store.flush(conn, state.writes)
         status = "rejected" if action == "reject" else "resolved"
         await conn.execute(

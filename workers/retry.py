@@ -11,6 +11,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from hub.db.store import IndexMoved
+
 TRANSIENT_PG = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -32,7 +34,8 @@ TRANSIENT_AMQP = (
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(
-        exc, (*TRANSIENT_PG, *TRANSIENT_AMQP, ConnectionError, OSError, TimeoutError)
+        exc, (*TRANSIENT_PG, *TRANSIENT_AMQP, ConnectionError, OSError, TimeoutError,
+              IndexMoved)
     )
 
 

@@ -30,7 +30,8 @@ from hub.decide import (
 )
 from hub.match import compact
 from hub.match.blocking import PROTECTED
-from hub.records import Record
+from hub.match.compare import Prepared
+from hub.records import Record, address_key
 from schemas.canonical import CanonicalUpdate
 
 
@@ -52,6 +53,13 @@ def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()
             names.append(f"b:{dob.year:04d}-{dob.day:02d}-{dob.month:02d}")
         if u.child.nhs_number:
             names.append(f"n:{u.child.nhs_number}")
+        # Its address: a batch shielding a child there and one writing the address
+        # into another record (a sibling, any date of birth) run one after the other,
+        # so the second sees the address protected (decide's rule 6).
+        a = u.child.address
+        address = address_key({"postcode": a.postcode, "lines": a.lines}) if a else None
+        if address:
+            names.append(f"a:{address}")
         for name in names:
             ids.add(zlib.crc32(name.encode()) - 2**31)
     return sorted(ids)
@@ -73,6 +81,55 @@ async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate],
         await conn.execute(
             "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", ids
         )
+
+
+class IndexMoved(Exception):  # noqa: N818 (a condition: do the batch again)
+    """Another transaction committed a child under the keys of a record this batch
+    was about to create, after the batch read its candidates: the batch is done
+    again, and this time sees that child (a transient condition: workers.retry)."""
+
+
+def guard_ids(forms: Iterable[Prepared]) -> list[int]:
+    """Advisory lock ids a batch takes, once it has decided, for each record it
+    creates: the birth year, the birthday, the postcode and the UPN behind the
+    record's blocking keys (hub.match.blocking: every key but an NHS number's, which
+    `lock_ids` covers, holds one of them). Two batches creating records that could
+    find each other share one and commit one after the other, and the second sees
+    the first's record (`guard_creates`): without them, two updates about one new
+    child with its date of birth mistyped two ways, each deciding in its own
+    batch, both create; and if one is shielded, the other is the open duplicate
+    with the child's address that the hub exists to prevent. Coarse (a year, not a
+    date), so that a batch takes a few dozen; kept apart from `lock_ids`' range."""
+    names: set[str] = set()
+    for p in forms:
+        names.update((f"y:{p.year}", f"m:{p.dob_s[4:]}"))
+        if p.postcode:
+            names.add(f"p:{p.postcode}")
+        if p.upn:
+            names.add(f"u:{p.upn}")
+    return sorted(zlib.crc32(n.encode()) + 2**32 for n in names)
+
+
+async def guard_creates(conn: asyncpg.Connection, state: BatchState) -> None:
+    """Before a batch that creates records commits: take `guard_ids`, then look
+    again under the creating updates' blocking keys. A child there that the batch
+    never read was committed by another transaction since the batch read its
+    candidates: IndexMoved. (An update that creates read all its candidates, so
+    a child this finds and the batch read is one it judged.) Batches waiting here
+    hold `lock_ids` and wait only for one another, in the ids' order: no deadlock."""
+    if not state.created:
+        return
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+        guard_ids(state.form_of(u) for u in state.created))
+    keys: set[str] = set()
+    for u in state.created:
+        keys.update(state.view(u)[1])
+    plain, odd = packed(sorted(keys))
+    under = await conn.fetch(q("children_under_keys"), plain, odd)
+    read = state.read_before
+    if any(r[0] not in read and r[0] not in state.children for r in under):
+        raise IndexMoved
 
 
 async def processed(conn: asyncpg.Connection, message_ids: list[str]) -> dict[str, bytes | None]:

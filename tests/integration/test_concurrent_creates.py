@@ -1,0 +1,131 @@
+"""Batches deciding at the same time never leave what one decided alone would not.
+
+Two batches that read their candidates before either commits cannot see each other's
+new records. Two races used to leak a shielded child:
+
+- an update about a new shielded child (restricted at origin) and another about the
+  same child from a source that does not know (its date of birth mistyped, so no lock
+  in common) both created: the second an open duplicate, the failure the hub exists
+  to prevent. Now a batch that creates takes guard locks and looks again
+  (hub.db.store.guard_creates), and is done again if a child appeared.
+- a child shielded at a refuge and a sibling's update carrying the refuge's address,
+  in two batches: the sibling's open record was written at the protected address.
+  Now a batch locks its updates' addresses, and the second sees the address protected.
+
+The first batch runs inside a transaction left open (as if still flushing); the
+second must wait for it, and decide as if it had come after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hub.config import Thresholds
+from hub.db.connect import connect
+from hub.ingest import process
+from tests.factories import incoming, update
+
+pytestmark = pytest.mark.integration
+
+REFUGE = {"lines": ["Flat 2, 9 Alder Close"], "town": "Leeds", "postcode": "LS7 3QT",
+          "la": "383"}
+OLD_HOME = {"lines": ["41 Tanner Street"], "town": "Leeds", "postcode": "LS11 8PJ",
+            "la": "383"}
+
+
+async def _race(database_url: str, first: dict[str, Any], second: dict[str, Any]):  # type: ignore[no-untyped-def]
+    a, b = await connect(database_url), await connect(database_url)
+    try:
+        holding = a.transaction()
+        await holding.start()
+        [one] = await process(a, [incoming(first)], Thresholds())
+        racing = asyncio.create_task(process(b, [incoming(second)], Thresholds()))
+        await asyncio.sleep(0.5)
+        waited = not racing.done()  # it must wait for the first to commit
+        await holding.commit()
+        [two] = await asyncio.wait_for(racing, 10)
+        rows = await a.fetch("SELECT child_id, shielded FROM children")
+        return one, two, waited, rows
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_new_shielded_child_and_a_mistyped_copy_create_one_record(
+    database_url: str,
+) -> None:
+    shielded = update("la-leeds", "LA-77", nhs_number=None, given_name="Ottoline",
+                      family_name="Bramwell", date_of_birth="2015-03-14", address=REFUGE)
+    shielded["restricted"] = True
+    # The school's record: the day of birth mistyped, the old address, no NHS number.
+    school = update("dfe", "UPN-77", nhs_number=None, given_name="Ottoline",
+                    family_name="Bramwell", date_of_birth="2015-03-17", address=OLD_HOME)
+    one, two, waited, rows = await _race(database_url, shielded, school)
+    assert (one.action, waited) == ("create", True)
+    assert (two.action, two.reason) == ("review", "shielded_candidate")
+    assert [r["shielded"] for r in rows] == [True]
+
+
+async def test_a_sibling_at_a_refuge_being_shielded_waits_and_goes_to_review(
+    database_url: str,
+) -> None:
+    shielded = update("la-leeds", "LA-78", nhs_number=None, given_name="Ottoline",
+                      family_name="Bramwell", date_of_birth="2012-05-01", address=REFUGE)
+    shielded["restricted"] = True
+    sibling = update("dfe", "UPN-78", nhs_number=None, given_name="Barnaby",
+                     family_name="Bramwell", date_of_birth="2014-07-09", address=REFUGE)
+    one, two, waited, rows = await _race(database_url, shielded, sibling)
+    assert (one.action, waited) == ("create", True)
+    assert (two.action, two.reason) == ("review", "shielded_address")
+    assert [r["shielded"] for r in rows] == [True]
+
+
+async def test_unrelated_creates_do_not_wait_for_each_other(database_url: str) -> None:
+    first = update("dwp", "CB-79", nhs_number=None, given_name="Ottoline",
+                   family_name="Bramwell", date_of_birth="2015-03-14", address=REFUGE)
+    other = update("dwp", "CB-80", nhs_number=None, given_name="Hesketh",
+                   family_name="Pellow", date_of_birth="2009-11-23", address=OLD_HOME)
+    one, two, waited, rows = await _race(database_url, first, other)
+    assert (one.action, two.action, waited) == ("create", "create", False)
+    assert len(rows) == 2
+
+
+async def test_an_operator_creating_is_held_to_a_shielded_child_indexed_since_parking(
+    database_url: str,
+) -> None:
+    """An update parked beside an open record; a shielded child who could be the same
+    child is indexed before an operator judges the update to be another child. The
+    new record is shielded by that child's authority, as if the candidate had been
+    there when parked: the operator judged on what the index held then."""
+    from hub import operations as ops
+
+    conn = await connect(database_url)
+    try:
+        await process(conn, [incoming(update(
+            "la-leeds", "LA-81", nhs_number=None, given_name="Ottoline", family_name="Bramwell",
+            date_of_birth="2015-03-14", address=OLD_HOME))], Thresholds())
+        [parked] = await process(conn, [incoming(update(
+            "dwp", "CB-81", nhs_number=None, given_name="Otteline", family_name="Bramwell",
+            date_of_birth="2015-03-14", address=REFUGE))], Thresholds())
+        assert (parked.action, parked.reason) == ("review", "possible_match")
+        # Then a child restricted at origin, placed by her authority as another child.
+        hidden = update("la-brad", "LA-82", nhs_number=None, given_name="Otteline",
+                        family_name="Bramwell", date_of_birth="2015-03-14",
+                        address={**OLD_HOME, "lines": ["6 Sorrel Walk"], "postcode": "BD3 9LS",
+                                 "la": "380"})
+        hidden["restricted"] = True
+        [other] = await process(conn, [incoming(hidden)], Thresholds())
+        assert other.action == "review"
+        placed = await ops.resolve(conn, other.parked_id, "create", None, "la-officer", None,
+                                   Thresholds(), acting_for="380")
+        assert placed.child_id is not None
+        done = await ops.resolve(conn, parked.parked_id, "create", None, "op-1", None,
+                                 Thresholds())
+        row = await conn.fetchrow("SELECT shielded, shielding_authority FROM children"
+                                  " WHERE child_id = $1", done.child_id)
+        assert (row["shielded"], row["shielding_authority"]) == (True, "380")
+    finally:
+        await conn.close()

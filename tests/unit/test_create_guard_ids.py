@@ -1,0 +1,78 @@
+"""Two records that could find each other take a common lock when both are created
+(hub.db.store.guard_ids, with lock_ids for NHS numbers): the second to commit waits
+for the first and then sees it."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+
+from hub.db.store import guard_ids, lock_ids
+from hub.match.blocking import query_keys, stored_keys
+from hub.match.compare import prepare
+from schemas.canonical import CanonicalUpdate
+from tests.unit.test_match_blocking import CORRUPTIONS, children, corrupted_pairs
+
+_RIDS = map(str, itertools.count())
+
+
+def _shares_a_key(update: dict[str, Any], record: dict[str, Any]) -> bool:
+    # A shielded record carries the most keys (its year keys too).
+    return bool(query_keys(update) & stored_keys(record, shielded=True, severed=False))
+
+
+def _update(child: dict[str, Any]) -> CanonicalUpdate:
+    return CanonicalUpdate.model_validate(
+        {"source": "dwp", "source_record_id": next(_RIDS), "source_version": 1,
+         "kind": "upsert",
+         "child": {**child, "date_of_birth": str(child["date_of_birth"])}})
+
+
+def _lock_each_other(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    guarded = set(guard_ids([prepare(a)])) & set(guard_ids([prepare(b)]))
+    by_identity = set(lock_ids([_update(a)])) & set(lock_ids([_update(b)]))
+    return bool(guarded or by_identity)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.filter_too_much])
+@given(corrupted_pairs(CORRUPTIONS))
+def test_a_corrupted_copy_and_its_record_share_a_lock(
+    case: tuple[str, dict[str, Any], dict[str, Any]],
+) -> None:
+    how, record, update = case
+    if _shares_a_key(update, record) or _shares_a_key(record, update):
+        assert _lock_each_other(record, update), how
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(children(), children())
+def test_any_two_records_that_find_each_other_share_a_lock(
+    a: dict[str, Any], b: dict[str, Any],
+) -> None:
+    if _shares_a_key(a, b) or _shares_a_key(b, a):
+        assert _lock_each_other(a, b)
+
+
+def test_guard_ids_are_few_sorted_and_apart_from_the_batch_locks() -> None:
+    a = {"given_name": "Ottoline", "family_name": "Bramwell", "date_of_birth": "2015-03-14",
+         "address": {"lines": ["1 Mill Lane"], "postcode": "LS6 1AA"}}
+    ids = guard_ids([prepare(a), prepare({**a, "given_name": "Perpetua"})])
+    assert ids == sorted(ids) and len(ids) == 3  # year, birthday, postcode
+    assert min(ids) > 2**31  # lock_ids' are crc32 - 2**31: never the same lock
+    assert guard_ids([prepare({**a, "date_of_birth": "2016-03-14"})]) != guard_ids(
+        [prepare(a)])
+
+
+def test_a_batch_locks_its_updates_addresses() -> None:
+    refuge = {"lines": ["Flat 2, 9 Alder Close"], "postcode": "LS7 3QT", "la": "383"}
+    one = _update({"given_name": "Ottoline", "family_name": "Bramwell",
+                   "date_of_birth": "2012-05-01", "address": refuge})
+    sibling = _update({"given_name": "Barnaby", "family_name": "Bramwell",
+                       "date_of_birth": "2014-07-09", "address": {**refuge, "town": "Leeds"}})
+    elsewhere = _update({"given_name": "Barnaby", "family_name": "Bramwell",
+                         "date_of_birth": "2014-07-09",
+                         "address": {**refuge, "lines": ["4 Alder Close"]}})
+    assert set(lock_ids([one])) & set(lock_ids([sibling]))
+    assert not set(lock_ids([one])) & set(lock_ids([elsewhere]))
