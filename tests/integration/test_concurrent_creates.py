@@ -1,19 +1,22 @@
-"""Batches deciding at the same time never leave what one decided alone would not.
+"""Two batches at the same time decide as they would one after the other.
 
 Two batches that read their candidates before either commits cannot see each other's
-new records. Two races used to leak a shielded child:
+new records, so what they decided depended on whether they overlapped. Two such races
+could leak a shielded child:
 
 - an update about a new shielded child (restricted at origin) and another about the
   same child from a source that does not know (its date of birth mistyped, so no lock
-  in common) both created: the second an open duplicate, the failure the hub exists
-  to prevent. Now a batch that creates takes guard locks and looks again
+  in common) both created: the second an open duplicate, although the shielded one
+  came first. Now a batch that creates takes guard locks and looks again
   (hub.db.store.guard_creates), and is done again if a child appeared.
 - a child shielded at a refuge and a sibling's update carrying the refuge's address,
   in two batches: the sibling's open record was written at the protected address.
   Now a batch locks its updates' addresses, and the second sees the address protected.
 
-The first batch runs inside a transaction left open (as if still flushing); the
-second must wait for it, and decide as if it had come after.
+(Had the second update come first, it could not have known: the order is the
+sources', but no longer the hub's timing.) The first batch runs inside a
+transaction left open (as if still flushing); the second must wait for it, and
+decide as if it had come after.
 """
 
 from __future__ import annotations
