@@ -138,13 +138,16 @@ class Pipeline:
         except TimeoutError:
             return []
         batch = [first]
+        size, buffer = self.settings.batch_size, self.buffer
         deadline = time.monotonic() + self.settings.batch_wait
-        while len(batch) < self.settings.batch_size:
+        while len(batch) < size:
+            while not buffer.empty() and len(batch) < size:  # what is here already
+                batch.append(buffer.get_nowait())
             remaining = deadline - time.monotonic()
-            if self.buffer.empty() and remaining <= 0:
+            if len(batch) >= size or remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self.buffer.get(), timeout=max(remaining, 0)))
+                batch.append(await asyncio.wait_for(buffer.get(), timeout=remaining))
             except TimeoutError:
                 break
         return batch
