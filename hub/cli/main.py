@@ -155,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--all", action="store_true", dest="every")
         s.add_argument("--by", default="operator", metavar="OPERATOR")
         if name == "purge":
-            s.add_argument("--older-than-days", type=float, metavar="DAYS",
+            s.add_argument("--older-than-days", type=_days, metavar="DAYS",
                            help="retention: purge every dead letter older than this")
         s.set_defaults(func=getattr(c, f"dlq_{name}"))
 

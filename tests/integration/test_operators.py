@@ -184,6 +184,10 @@ def test_dlq_retry_and_purge(running: dict[str, str], tmp_path: Path) -> None:
     assert len(jsonl(hub(env, "dlq", "list", "--json").stdout)) == 1
     assert jsonl(hub(env, "dlq", "list", "--json", "--reason", "unknown_field").stdout) == []
     assert "purged 0" in hub(env, "dlq", "purge", "--older-than-days", "30").stdout
+    # A mistyped retention (older than minus one day: every one) purges nothing.
+    bad = hub(env, "dlq", "purge", "--older-than-days", "-1", check=False)
+    assert bad.returncode == 2 and "0 or more" in bad.stderr
+    assert len(jsonl(hub(env, "dlq", "list", "--json").stdout)) == 1
     assert "purged 1" in hub(env, "dlq", "purge", "--older-than-days", "0").stdout
     assert jsonl(hub(env, "dlq", "list", "--json").stdout) == []
 
