@@ -287,6 +287,27 @@ async def purge_sent_notifications(conn: asyncpg.Connection, days: float, by: st
     return purged
 
 
+#: `hub processed purge` keeps at least this many days: a redelivery after a cut
+#: connection comes within minutes, and must still find its message processed.
+PROCESSED_MIN_DAYS = 1.0
+
+
+async def purge_processed(conn: asyncpg.Connection, days: float, by: str) -> int:
+    """Retention: forget the ids of messages processed more than `days` ago (at least
+    PROCESSED_MIN_DAYS). A copy of such a message that comes again is decided again:
+    a stale version through its source link, a dead letter again if it was one.
+    Audited."""
+    if not days >= PROCESSED_MIN_DAYS:
+        raise OperationError(
+            f"processed message ids are kept at least {PROCESSED_MIN_DAYS:g} day: a"
+            " redelivery must still find its message processed")
+    async with conn.transaction():
+        purged: int = await conn.fetchval(q("processed_purge"), days)
+        await audit(conn, by, "processed.purge.retention", None, None,
+                    {"older_than_days": days, "purged": purged})
+    return purged
+
+
 async def _parked(conn: asyncpg.Connection, item_id: str, kind: str) -> asyncpg.Record:
     row = await conn.fetchrow(
         "SELECT * FROM parked WHERE id = $1 AND kind = $2 FOR UPDATE", _uuid(item_id, "item"), kind

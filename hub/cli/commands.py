@@ -267,6 +267,13 @@ async def outbox_purge(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
+async def processed_purge(args: argparse.Namespace, s: Settings) -> int:
+    async with database(s) as conn:
+        purged = await ops.purge_processed(conn, args.older_than_days, args.by)
+    print(f"purged {purged} processed message ids")
+    return 0
+
+
 async def council_add(args: argparse.Namespace, s: Settings) -> int:
     async with broker(s) as amqp:
         await topo.declare_council(await amqp.channel(), args.la)

@@ -167,6 +167,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--by", default="operator", metavar="OPERATOR")
     s.set_defaults(func=c.outbox_purge)
 
+    processed = sub.add_parser("processed", help="the ids of messages processed")
+    ps = processed.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = ps.add_parser("purge", help="retention: forget message ids processed long ago")
+    s.add_argument("--older-than-days", type=_days, required=True, metavar="DAYS",
+                   help="forget those processed more than DAYS ago (1 or more)")
+    s.add_argument("--by", default="operator", metavar="OPERATOR")
+    s.set_defaults(func=c.processed_purge)
+
     council = sub.add_parser("council", help="councils' notification queues")
     cs = council.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name in ("add", "remove"):

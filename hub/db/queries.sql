@@ -177,6 +177,15 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone;
 
+-- name: processed_purge
+-- Message ids processed more than $1 days ago (hub.operations.purge_processed).
+WITH gone AS (
+    DELETE FROM processed_messages
+    WHERE processed_at < now() - make_interval(secs => $1 * 86400)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
 -- name: outbox_mark_sent
 UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]);
 

@@ -300,6 +300,7 @@ def test_every_operators_command_runs_as_an_operator_login(
         hub(op, "wait", "--timeout", "60")
         assert "purged" in hub(op, "outbox", "purge", "--older-than-days", "0").stdout
         assert "purged" in hub(op, "review", "purge", "--older-than-days", "0").stdout
+        assert "purged" in hub(op, "processed", "purge", "--older-than-days", "1").stdout
     finally:
         assert proc.stop() == 0, (tmp_path / "hub.log").read_text()
     log = (tmp_path / "hub.log").read_text()

@@ -510,3 +510,34 @@ async def test_decided_review_items_are_emptied_after_retention_and_open_ones_ne
     assert "rejected" in hub(env, "review", "show", first["id"]).stdout  # still shown
     hub(env, "review", "resolve", second["id"], "--link", only_child(env)["child_id"],
         "--by", "op-1")  # the open one is still whole
+
+
+async def test_processed_message_ids_are_forgotten_after_retention_and_copies_stay_harmless(
+    running: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    env = running
+    first, second = update("dwp", "CB-1"), update("dwp", "CB-2", nhs_number=nhs(2),
+                                                  given_name="Peregrine")
+    publish(env, tmp_path, "dwp", first, second)
+    db = settings.database_url
+    assert await count(db, "SELECT count(*) FROM processed_messages") == 2
+    conn = await asyncpg.connect(db)
+    try:  # the first was processed long ago
+        await conn.execute("UPDATE processed_messages SET processed_at = now() - interval"
+                           " '40 days' WHERE outcome LIKE 'create%' AND child_id IN (SELECT"
+                           " child_id FROM source_links WHERE source_record_id = 'CB-1')")
+    finally:
+        await conn.close()
+    # Less than a day would let a redelivery after a cut be decided twice.
+    refused = hub(env, "processed", "purge", "--older-than-days", "0.5", check=False)
+    assert refused.returncode == 1 and "at least 1 day" in refused.stderr
+    assert hub(env, "processed", "purge", "--older-than-days", "30", "--by", "dpo").stdout == (
+        "purged 1 processed message ids\n")
+    assert await count(db, "SELECT count(*) FROM processed_messages") == 1
+    assert await count(db, "SELECT count(*) FROM audit_log WHERE action ="
+                           " 'processed.purge.retention' AND actor = 'dpo'") == 1
+    # The forgotten message published again: a stale version, not a second child.
+    publish(env, tmp_path, "dwp", first)
+    assert len(jsonl(hub(env, "export").stdout)) == 2
+    assert await count(db, "SELECT count(*) FROM processed_messages"
+                           " WHERE outcome = 'noop:stale_version'") == 1
