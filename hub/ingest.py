@@ -102,10 +102,14 @@ REDO = 3
 async def process(
     conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds,
     matcher: Matcher = DEFAULT_MATCHER, trusted: frozenset[str] = TRUSTED_USERS,
+    locks: bool = True,
 ) -> list[Outcome]:
+    """Decide and write a batch in one transaction (a savepoint inside the caller's).
+    Without `locks` (a preview, rolled back: hub.preview) it takes none of the advisory
+    locks that keep concurrent batches apart, which a transaction holds to its end."""
     for attempt in range(1, REDO + 1):
         try:
-            return await _process(conn, items, thresholds, matcher, trusted)
+            return await _process(conn, items, thresholds, matcher, trusted, locks)
         except store.IndexMoved:
             log.info("batch_redone", reason="child_created_beside", attempt=attempt,
                      size=len(items))
@@ -116,7 +120,7 @@ async def process(
 
 async def _process(
     conn: asyncpg.Connection, items: list[Incoming], thresholds: Thresholds,
-    matcher: Matcher, trusted: frozenset[str],
+    matcher: Matcher, trusted: frozenset[str], locks: bool,
 ) -> list[Outcome]:
     checked = [(item, check(item, trusted)) for item in items]
     updates = [r for _, r in checked if isinstance(r, CanonicalUpdate)]
@@ -131,7 +135,8 @@ async def _process(
         # Locks first, then the processed check: a second delivery of a message that
         # another transaction is processing waits for it and then finds it done,
         # instead of being decided again.
-        await store.lock(conn, updates, [i.message_id for i in items])
+        if locks:
+            await store.lock(conn, updates, [i.message_id for i in items])
         done = await store.processed(conn, [i.message_id for i in items])
         state.published = {i.message_id: i.published_at for i in items if i.published_at}
         state.digests = {}
@@ -169,7 +174,8 @@ async def _process(
                         conn, state, result, item.message_id, raw_text(item.body)))
         # Before anything is written: a child committed meanwhile beside a record
         # this batch creates means doing the batch again (IndexMoved rolls it back).
-        await store.guard_creates(conn, state)
+        if locks:
+            await store.guard_creates(conn, state)
         await store.flush(conn, state.writes)
     forget_prepared()
     return outcomes

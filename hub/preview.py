@@ -67,8 +67,10 @@ async def preview(s: Settings, source: str, limit: int = 100_000) -> Preview:
         try:
             async with conn.transaction():
                 for start in range(0, len(items), s.batch_size):
+                    # No advisory locks: held to the end of this one transaction, a
+                    # large backlog's would fill PostgreSQL's lock table.
                     outcomes = await process(conn, items[start:start + s.batch_size],
-                                             s.thresholds, matcher)
+                                             s.thresholds, matcher, locks=False)
                     for o in outcomes:
                         result.outcomes[o.action] += 1
                         result.reasons[f"{o.action}:{o.reason}"] += 1

@@ -18,6 +18,10 @@ TRANSIENT_PG = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # Out of memory or of lock table ("out of shared memory": other transactions
+    # hold many locks), disk full: the server's state, not the message's. Retried,
+    # never taken for a poison message and dead-lettered.
+    asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
     asyncpg.AdminShutdownError,

@@ -541,3 +541,30 @@ async def test_processed_message_ids_are_forgotten_after_retention_and_copies_st
     assert len(jsonl(hub(env, "export").stdout)) == 2
     assert await count(db, "SELECT count(*) FROM processed_messages"
                            " WHERE outcome = 'noop:stale_version'") == 1
+
+
+def test_a_preview_of_a_large_backlog_takes_no_lock_table(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """A preview runs the held backlog in one transaction (later updates see earlier
+    ones). Taking the pipeline's advisory locks there held five a message until the
+    end: a few thousand held messages filled PostgreSQL's lock table ("out of shared
+    memory"), failing the preview and, meanwhile, the live batches beside it."""
+    from datetime import date, timedelta
+
+    env = running
+    hub(env, "source", "pause", "dwp")
+    born = date(2008, 1, 1)
+    given = ["Bryony", "Caspian", "Delphine", "Evander", "Fenella", "Gideon", "Hollis",
+             "Isolde", "Jericho", "Kestrel", "Linnea", "Mordecai", "Nerys", "Oberon"]
+    family = ["Vane", "Thistlewood", "Ashcombe", "Pendry", "Quarrell", "Rusholme",
+              "Sallow", "Tregear", "Umberslade", "Wexcombe", "Yelland"]
+    publish(env, tmp_path, "dwp", *(
+        update("dwp", f"CB-{i}", nhs_number=nhs(1000 + i), given_name=given[i % 14],
+               family_name=family[i % 11], address=None,
+               date_of_birth=(born + timedelta(days=i)).isoformat())
+        for i in range(4000)))
+    preview = jsonl(hub(env, "source", "preview", "dwp", "--json").stdout)[0]
+    assert preview["held"] == 4000
+    assert preview["outcomes"] == {"create": 4000}
+    assert "dwp: paused, 4000 held" in hub(env, "source", "status").stdout
