@@ -118,12 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("item_id", metavar="ID")
     s.add_argument("--authority", metavar="LA", help="act for this local authority")
     s.set_defaults(func=c.review_show)
-    s = rs.add_parser("purge", help="retention: empty items decided long ago")
-    s.add_argument("--older-than-days", type=_days, required=True, metavar="DAYS",
-                   help="the update and raw content of items resolved or rejected more"
-                        " than DAYS ago")
-    s.add_argument("--by", default="operator", metavar="OPERATOR")
-    s.set_defaults(func=c.review_purge)
+    _retention(rs, "empty items decided long ago", "the update and raw content of items"
+               " resolved or rejected more than DAYS ago", c.review_purge)
     s = rs.add_parser("resolve")
     s.add_argument("item_id", metavar="ID")
     g = s.add_mutually_exclusive_group(required=True)
@@ -160,20 +156,13 @@ def _parser() -> argparse.ArgumentParser:
         s.set_defaults(func=getattr(c, f"dlq_{name}"))
 
     outbox = sub.add_parser("outbox", help="notifications written for the relay")
-    os_ = outbox.add_subparsers(dest="action", required=True, metavar="ACTION")
-    s = os_.add_parser("purge", help="retention: delete notifications sent long ago")
-    s.add_argument("--older-than-days", type=_days, required=True, metavar="DAYS",
-                   help="delete those the broker confirmed more than DAYS ago")
-    s.add_argument("--by", default="operator", metavar="OPERATOR")
-    s.set_defaults(func=c.outbox_purge)
-
+    _retention(outbox.add_subparsers(dest="action", required=True, metavar="ACTION"),
+               "delete notifications sent long ago",
+               "delete those the broker confirmed more than DAYS ago", c.outbox_purge)
     processed = sub.add_parser("processed", help="the ids of messages processed")
-    ps = processed.add_subparsers(dest="action", required=True, metavar="ACTION")
-    s = ps.add_parser("purge", help="retention: forget message ids processed long ago")
-    s.add_argument("--older-than-days", type=_days, required=True, metavar="DAYS",
-                   help="forget those processed more than DAYS ago (1 or more)")
-    s.add_argument("--by", default="operator", metavar="OPERATOR")
-    s.set_defaults(func=c.processed_purge)
+    _retention(processed.add_subparsers(dest="action", required=True, metavar="ACTION"),
+               "forget message ids processed long ago",
+               "forget those processed more than DAYS ago (1 or more)", c.processed_purge)
 
     council = sub.add_parser("council", help="councils' notification queues")
     cs = council.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -311,6 +300,15 @@ def _components(value: str) -> tuple[str, ...]:
     if not parts or set(parts) - set(COMPONENTS):
         raise argparse.ArgumentTypeError(f"choose from {', '.join(COMPONENTS)}")
     return parts
+
+
+def _retention(actions: Any, what: str, days_help: str, func: Any) -> None:
+    """A `purge --older-than-days DAYS [--by OPERATOR]` action."""
+    s = actions.add_parser("purge", help=f"retention: {what}")
+    s.add_argument("--older-than-days", type=_days, required=True, metavar="DAYS",
+                   help=days_help)
+    s.add_argument("--by", default="operator", metavar="OPERATOR")
+    s.set_defaults(func=func)
 
 
 def _days(value: str) -> float:

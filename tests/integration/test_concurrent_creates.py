@@ -57,33 +57,25 @@ async def _race(database_url: str, first: dict[str, Any], second: dict[str, Any]
         await b.close()
 
 
-async def test_a_new_shielded_child_and_a_mistyped_copy_create_one_record(
-    database_url: str,
+@pytest.mark.parametrize(("born", "second", "reason"), [
+    # The school's record of her: the day of birth mistyped, the old address.
+    ("2015-03-14", dict(given_name="Ottoline", date_of_birth="2015-03-17", address=OLD_HOME),
+     "shielded_candidate"),
+    # Her brother's: another child, at the refuge.
+    ("2012-05-01", dict(given_name="Barnaby", date_of_birth="2014-07-09", address=REFUGE),
+     "shielded_address"),
+], ids=["mistyped_copy", "sibling_at_refuge"])
+async def test_an_update_beside_a_child_being_shielded_waits_and_goes_to_review(
+    database_url: str, born: str, second: dict[str, Any], reason: str,
 ) -> None:
     shielded = update("la-leeds", "LA-77", nhs_number=None, given_name="Ottoline",
-                      family_name="Bramwell", date_of_birth="2015-03-14", address=REFUGE)
+                      family_name="Bramwell", date_of_birth=born, address=REFUGE)
     shielded["restricted"] = True
-    # The school's record: the day of birth mistyped, the old address, no NHS number.
-    school = update("dfe", "UPN-77", nhs_number=None, given_name="Ottoline",
-                    family_name="Bramwell", date_of_birth="2015-03-17", address=OLD_HOME)
-    one, two, waited, rows = await _race(database_url, shielded, school)
+    other = update("dfe", "UPN-77", nhs_number=None, family_name="Bramwell", **second)
+    one, two, waited, rows = await _race(database_url, shielded, other)
     assert (one.action, waited) == ("create", True)
-    assert (two.action, two.reason) == ("review", "shielded_candidate")
-    assert [r["shielded"] for r in rows] == [True]
-
-
-async def test_a_sibling_at_a_refuge_being_shielded_waits_and_goes_to_review(
-    database_url: str,
-) -> None:
-    shielded = update("la-leeds", "LA-78", nhs_number=None, given_name="Ottoline",
-                      family_name="Bramwell", date_of_birth="2012-05-01", address=REFUGE)
-    shielded["restricted"] = True
-    sibling = update("dfe", "UPN-78", nhs_number=None, given_name="Barnaby",
-                     family_name="Bramwell", date_of_birth="2014-07-09", address=REFUGE)
-    one, two, waited, rows = await _race(database_url, shielded, sibling)
-    assert (one.action, waited) == ("create", True)
-    assert (two.action, two.reason) == ("review", "shielded_address")
-    assert [r["shielded"] for r in rows] == [True]
+    assert (two.action, two.reason) == ("review", reason)
+    assert [r["shielded"] for r in rows] == [True]  # one record, shielded
 
 
 async def test_unrelated_creates_do_not_wait_for_each_other(database_url: str) -> None:
