@@ -214,10 +214,10 @@ class BatchState:
     partial: set[int] = field(default_factory=set)
     # id(update) -> what is made of it once a batch (_View)
     _seen: dict[int, _View] = field(default_factory=dict, repr=False)
-    # the updates that created a record, and every child read before the last
-    # forget_unwritten (with `children`, every child this batch has read): what
-    # hub.db.store.guard_creates checks against
-    created: list[CanonicalUpdate] = field(default_factory=list)
+    # the updates that created a record with the facts they were decided on, and
+    # every child read before the last forget_unwritten (with `children`, every
+    # child this batch has read): what hub.db.store.guard_creates checks against
+    created: list[tuple[CanonicalUpdate, Facts]] = field(default_factory=list)
     read_before: set[str] = field(default_factory=set)
 
     def view(self, update: CanonicalUpdate) -> tuple[Record, frozenset[str]]:
@@ -352,7 +352,7 @@ class BatchState:
             cid = self.apply(update, child, decision.child_id, message_id, self.actor,
                              decision.reason)
             if decision.action == CREATE:
-                self.created.append(update)
+                self.created.append((update, facts))
             outcome = Outcome(message_id, decision.action, decision.reason, cid,
                               touches_shielded=touches or self.children[cid].shielded)
         elif decision.action == REVIEW:

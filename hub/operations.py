@@ -419,9 +419,9 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                         update.source, update.source_record_id, c["child_id"], by,
                     )
             if action == "create":
-                state.created.append(update)
+                state.created.append((update, state.facts(update, child)))
                 try:
-                    await store.guard_creates(conn, state)
+                    await store.guard_creates(conn, state, strict=True)
                 except store.IndexMoved:
                     raise OperationError(
                         "another record was written beside this update while it was being"

@@ -84,10 +84,10 @@ SELECT c.child_id::text AS child_id, c.version,
        found.keys
 FROM found JOIN children c USING (child_id);
 
--- name: children_under_keys
--- The children under blocking keys, joined by chr(31) as in children_for_keys ($2:
--- any key holding that character): hub.db.store.guard_creates.
-SELECT DISTINCT child_id::text FROM block_keys
+-- name: keys_under
+-- The children under blocking keys, with the key, joined by chr(31) as in
+-- children_for_keys ($2: any key holding that character): hub.db.store.guard_creates.
+SELECT key, child_id::text FROM block_keys
 WHERE key = ANY(string_to_array($1::text, chr(31)) || $2::text[]);
 
 -- name: records_for

@@ -21,6 +21,7 @@ from hub.config import Thresholds
 from hub.db import writes
 from hub.db.queries import q
 from hub.decide import (
+    CREATE,
     DEFAULT_MATCHER,
     MORE,
     Decision,
@@ -28,6 +29,7 @@ from hub.decide import (
     Matcher,
     SourceLink,
 )
+from hub.decide import decide as decided
 from hub.match import compact
 from hub.match.blocking import PROTECTED
 from hub.match.compare import Prepared
@@ -84,9 +86,10 @@ async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate],
 
 
 class IndexMoved(Exception):  # noqa: N818 (a condition: do the batch again)
-    """Another transaction committed a child under the keys of a record this batch
-    was about to create, after the batch read its candidates: the batch is done
-    again, and this time sees that child (a transient condition: workers.retry)."""
+    """Another transaction committed a child beside a record this batch was about to
+    create, after the batch read its candidates, and with that child among them the
+    update would not have created: the batch is done again, and this time sees it (a
+    transient condition: workers.retry)."""
 
 
 def guard_ids(forms: Iterable[Prepared]) -> list[int]:
@@ -110,26 +113,54 @@ def guard_ids(forms: Iterable[Prepared]) -> list[int]:
     return sorted(zlib.crc32(n.encode()) + 2**32 for n in names)
 
 
-async def guard_creates(conn: asyncpg.Connection, state: BatchState) -> None:
+async def guard_creates(conn: asyncpg.Connection, state: BatchState,
+                        strict: bool = False) -> None:
     """Before a batch that creates records commits: take `guard_ids`, then look
     again under the creating updates' blocking keys. A child there that the batch
     never read was committed by another transaction since the batch read its
-    candidates: IndexMoved. (An update that creates read all its candidates, so
-    a child this finds and the batch read is one it judged.) Batches waiting here
+    candidates (an update that creates read all of them); each creating update that
+    would have found it is decided again with it among its candidates, and one that
+    would not create now means IndexMoved. (A namesake created meanwhile changes
+    nothing, and costs one more query.) `strict` (an operator's create, which the
+    rules did not decide): any such child means IndexMoved. Batches waiting here
     hold `lock_ids` and wait only for one another, in the ids' order: no deadlock."""
     if not state.created:
         return
     await conn.execute(
         "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-        guard_ids(state.form_of(u) for u in state.created))
+        guard_ids(state.form_of(u) for u, _ in state.created))
     keys: set[str] = set()
-    for u in state.created:
+    for u, _ in state.created:
         keys.update(state.view(u)[1])
     plain, odd = packed(sorted(keys))
-    under = await conn.fetch(q("children_under_keys"), plain, odd)
-    read = state.read_before
-    if any(r[0] not in read and r[0] not in state.children for r in under):
+    read, children = state.read_before, state.children
+    found: dict[str, set[str]] = {}  # key -> children under it the batch never read
+    for key, cid in await conn.fetch(q("keys_under"), plain, odd):
+        if cid not in read and cid not in children:
+            found.setdefault(key, set()).add(cid)
+    if not found:
+        return
+    if strict:
         raise IndexMoved
+    new = {r[0]: _row(r) for r in await conn.fetch(
+        q("records_for"), sorted(set().union(*found.values())))}
+    for update, facts in state.created:
+        beside = {cid for k in state.view(update)[1] & found.keys() for cid in found[k]}
+        if not beside:
+            continue
+        child, form = state.view(update)[0], state.form_of(update)
+        again = decided(child, update.source_version,
+                        facts._replace(candidates=(
+                            *facts.candidates, *(new[c] for c in sorted(beside) if c in new))),
+                        state.thresholds, state.matcher, form)
+        if again.action != CREATE:
+            raise IndexMoved
+
+
+def _row(r: asyncpg.Record) -> ChildRow:
+    cid, version, record_json, form, shielded, authority, restricted, severed = r
+    return ChildRow(cid, version, StoredRecord(record_json, cid), shielded, authority,
+                    restricted, severed, None, form)
 
 
 async def processed(conn: asyncpg.Connection, message_ids: list[str]) -> dict[str, bytes | None]:

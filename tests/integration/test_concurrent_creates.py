@@ -78,6 +78,35 @@ async def test_an_update_beside_a_child_being_shielded_waits_and_goes_to_review(
     assert [r["shielded"] for r in rows] == [True]  # one record, shielded
 
 
+async def test_a_namesake_created_meanwhile_waits_but_is_not_done_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two new children who share a blocking key (surname, a given name that sounds
+    alike, birth month) but are plainly two children: the second batch waits, finds
+    the first's record, decides again with it and still creates, without doing the
+    batch again (in an initial load through the pipeline, most batches have such a
+    namesake in another)."""
+    from hub import ingest
+
+    runs = 0
+    once = ingest._process
+
+    async def counted(*args: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        return await once(*args)
+
+    monkeypatch.setattr(ingest, "_process", counted)
+    first = update("dwp", "CB-83", nhs_number=None, given_name="Rupert", sex="male",
+                   family_name="Bramwell", date_of_birth="2015-03-14", address=None)
+    other = update("dfe", "UPN-83", nhs_number=None, given_name="Robert", sex="male",
+                   family_name="Bramwell", date_of_birth="2015-03-20", address=None)
+    one, two, waited, rows = await _race(database_url, first, other)
+    assert (one.action, two.action, waited) == ("create", "create", True)
+    assert len(rows) == 2
+    assert runs == 2  # each batch once
+
+
 async def test_unrelated_creates_do_not_wait_for_each_other(database_url: str) -> None:
     first = update("dwp", "CB-79", nhs_number=None, given_name="Ottoline",
                    family_name="Bramwell", date_of_birth="2015-03-14", address=REFUGE)
