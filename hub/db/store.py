@@ -102,15 +102,23 @@ def guard_ids(forms: Iterable[Prepared]) -> list[int]:
     child with its date of birth mistyped two ways, each deciding in its own
     batch, both create; and if one is shielded, the other is the open duplicate
     with the child's address that the hub exists to prevent. Coarse (a year, not a
-    date), so that a batch takes a few dozen; kept apart from `lock_ids`' range."""
+    date; postcodes and UPNs in GUARD_BUCKETS buckets), so that even a batch that
+    creates every record takes fewer than a thousand (PostgreSQL's lock table is
+    shared, and a few thousand locks a batch already fill its default); kept apart
+    from `lock_ids`' range."""
     names: set[str] = set()
     for p in forms:
         names.update((f"y:{p.year}", f"m:{p.dob_s[4:]}"))
         if p.postcode:
-            names.add(f"p:{p.postcode}")
+            names.add(f"p:{zlib.crc32(p.postcode.encode()) % GUARD_BUCKETS}")
         if p.upn:
-            names.add(f"u:{p.upn}")
+            names.add(f"u:{zlib.crc32(p.upn.encode()) % GUARD_BUCKETS}")
     return sorted(zlib.crc32(n.encode()) + 2**32 for n in names)
+
+
+#: Buckets of postcodes and of UPNs for `guard_ids`: two batches creating records in
+#: the same year already wait for each other, so a shared bucket rarely adds a wait.
+GUARD_BUCKETS = 256
 
 
 async def guard_creates(conn: asyncpg.Connection, state: BatchState,

@@ -65,6 +65,15 @@ def test_guard_ids_are_few_sorted_and_apart_from_the_batch_locks() -> None:
         [prepare(a)])
 
 
+def test_a_batch_creating_thousands_takes_fewer_than_a_thousand_guard_locks() -> None:
+    forms = [prepare({"given_name": "Ottoline", "family_name": "Bramwell",
+                      "upn": f"A{i:012d}", "date_of_birth": f"{2008 + i % 18}-{1 + i % 12:02d}-"
+                      f"{1 + i % 28:02d}",
+                      "address": {"lines": ["1 Mill Lane"], "postcode": f"LS{i % 30} {i % 9}AA"}})
+             for i in range(5000)]
+    assert len(guard_ids(forms)) < 1000
+
+
 def test_a_batch_locks_its_updates_addresses() -> None:
     refuge = {"lines": ["Flat 2, 9 Alder Close"], "postcode": "LS7 3QT", "la": "383"}
     one = _update({"given_name": "Ottoline", "family_name": "Bramwell",
