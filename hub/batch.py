@@ -168,6 +168,10 @@ class _View(NamedTuple):
 
 _NONE: frozenset[str] = frozenset()
 
+#: The fields whose change can give a record new blocking keys (hub.match.blocking).
+_KEYED = frozenset({"given_name", "family_name", "former_family_names", "date_of_birth",
+                    "address", "upn", "nhs_number"})
+
 
 @dataclass
 class Writes:
@@ -216,9 +220,12 @@ class BatchState:
     _seen: dict[int, _View] = field(default_factory=dict, repr=False)
     # the updates that created a record with the facts they were decided on, and
     # every child read before the last forget_unwritten (with `children`, every
-    # child this batch has read): what hub.db.store.guard_creates checks against
+    # child this batch has read): what hub.db.store.guard_new_keys checks against
     created: list[tuple[CanonicalUpdate, Facts]] = field(default_factory=list)
-    read_before: set[str] = field(default_factory=set)
+    read_before: dict[str, int] = field(default_factory=dict)  # child id -> version read
+    # the records this batch gave blocking keys they did not have (records it
+    # created aside): each one's normal forms and its new keys' kinds ("d", "p"...)
+    grown: dict[str, tuple[Prepared, frozenset[str]]] = field(default_factory=dict)
 
     def view(self, update: CanonicalUpdate) -> tuple[Record, frozenset[str]]:
         """The update's child as a dict and the blocking keys it looks up."""
@@ -297,7 +304,7 @@ class BatchState:
         reads them again if a later chunk needs them): a batch's memory then grows
         with its chunk's candidates, not with all of them."""
         written = self.writes.children
-        self.read_before.update(self.children)
+        self.read_before.update((cid, row.version) for cid, row in self.children.items())
         self.children = {cid: row for cid, row in self.children.items() if cid in written}
         index: dict[str, set[str]] = {}
         for key, ids in self.key_index.items():
@@ -422,6 +429,10 @@ class BatchState:
         keys = self.index_keys_of(after)
         if row.shielded:
             keys = keys | shielded_keys(after)
+        if before is not None and (shield_changed or not _KEYED.isdisjoint(changed)):
+            grown = keys - self.index_keys_of(before)
+            if grown:
+                self.grown[row.child_id] = (row.match, frozenset(k[0] for k in grown))
         # What blocking.stored_keys gives (a bulk load supplies the index keys).
         self.writes.keys[row.child_id] = with_copies(keys, row.shielded, row.severed)
         for k in keys:

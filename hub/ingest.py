@@ -175,7 +175,7 @@ async def _process(
         # Before anything is written: a child committed meanwhile beside a record
         # this batch creates means doing the batch again (IndexMoved rolls it back).
         if locks:
-            await store.guard_creates(conn, state)
+            await store.guard_new_keys(conn, state)
         await store.flush(conn, state.writes)
     forget_prepared()
     return outcomes

@@ -421,7 +421,7 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             if action == "create":
                 state.created.append((update, state.facts(update, child)))
                 try:
-                    await store.guard_creates(conn, state, strict=True)
+                    await store.guard_new_keys(conn, state, strict=True)
                 except store.IndexMoved:
                     raise OperationError(
                         "another record was written beside this update while it was being"

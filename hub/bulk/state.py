@@ -116,9 +116,11 @@ class LoadState(BatchState):
 
     def end_chunk(self) -> None:
         """Forget the chunk's update views (the pipeline's are per batch) and the
-        updates that created (a load runs alone: nothing to guard them against)."""
+        updates that created and the records given new keys (a load runs alone:
+        nothing to guard them against)."""
         self._seen.clear()
         self.created.clear()
+        self.grown.clear()
 
     def apply(self, update: CanonicalUpdate, child: Record, child_id: str | None,
               message_id: str | None, actor: str, reason: str,

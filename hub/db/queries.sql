@@ -85,10 +85,11 @@ SELECT c.child_id::text AS child_id, c.version,
 FROM found JOIN children c USING (child_id);
 
 -- name: keys_under
--- The children under blocking keys, with the key, joined by chr(31) as in
--- children_for_keys ($2: any key holding that character): hub.db.store.guard_creates.
-SELECT key, child_id::text FROM block_keys
-WHERE key = ANY(string_to_array($1::text, chr(31)) || $2::text[]);
+-- The children under blocking keys, with the key and their version, the keys joined
+-- by chr(31) as in children_for_keys ($2: any key holding that character):
+-- hub.db.store.guard_new_keys.
+SELECT b.key, b.child_id::text, c.version FROM block_keys b JOIN children c USING (child_id)
+WHERE b.key = ANY(string_to_array($1::text, chr(31)) || $2::text[]);
 
 -- name: records_for
 -- The records of children read without theirs (children_for_keys with $3), by id,

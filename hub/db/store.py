@@ -87,32 +87,34 @@ async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate],
 
 class IndexMoved(Exception):  # noqa: N818 (a condition: do the batch again)
     """Another transaction committed a child beside a record this batch was about to
-    create, after the batch read its candidates, and with that child among them the
-    update would not have created: the batch is done again, and this time sees it (a
-    transient condition: workers.retry)."""
+    create (created it, or gave it the keys it is found by), after the batch read its
+    candidates, and with that child as it is now the update would not have created:
+    the batch is done again, and this time sees it (a transient condition:
+    workers.retry)."""
 
 
-def guard_ids(forms: Iterable[Prepared]) -> list[int]:
-    """Advisory lock ids a batch takes, once it has decided, for each record it
-    creates: the birth year, the birthday, the postcode and the UPN behind the
+def guard_ids(forms: Iterable[Prepared],
+              grown: Iterable[tuple[Prepared, Iterable[str]]] = ()) -> list[int]:
+    """Advisory lock ids a batch takes once it has decided: for each record it
+    creates, the birth year, the birthday, the postcode and the UPN behind the
     record's blocking keys (hub.match.blocking: every key but an NHS number's, which
-    `lock_ids` covers, holds one of them). Two batches creating records that could
-    find each other share one and commit one after the other, and the second sees
-    the first's record (`guard_creates`): without them, two updates about one new
-    child with its date of birth mistyped two ways, each deciding in its own
-    batch, both create; and if one is shielded, the other is the open duplicate
-    with the child's address that the hub exists to prevent. Coarse (a year, not a
-    date; postcodes and UPNs in GUARD_BUCKETS buckets), so that even a batch that
-    creates every record takes fewer than a thousand (PostgreSQL's lock table is
-    shared, and a few thousand locks a batch already fill its default); kept apart
-    from `lock_ids`' range."""
+    `lock_ids` covers, holds one of them); for each record it gives new keys (`grown`:
+    a corrected date of birth, a new surname, a move), those behind the new keys
+    alone. Two batches that create, or create and give keys, records that could find
+    each other share one and commit one after the other, and the second sees the
+    first's record (`guard_new_keys`): without them, two updates about one new
+    child with its date of birth mistyped two ways, each deciding in its own batch,
+    both create; and if one is shielded, the other is the open duplicate with the
+    child's address that the hub exists to prevent. Coarse (a year, not a date;
+    postcodes and UPNs in GUARD_BUCKETS buckets), so that even a batch that creates
+    every record takes fewer than a thousand (PostgreSQL's lock table is shared, and
+    a few thousand locks a batch already fill its default); kept apart from
+    `lock_ids`' range."""
     names: set[str] = set()
     for p in forms:
-        names.update((f"y:{p.year}", f"m:{p.dob_s[4:]}"))
-        if p.postcode:
-            names.add(f"p:{zlib.crc32(p.postcode.encode()) % GUARD_BUCKETS}")
-        if p.upn:
-            names.add(f"u:{zlib.crc32(p.upn.encode()) % GUARD_BUCKETS}")
+        names |= _guards(p, "ympu")
+    for p, kinds in grown:
+        names |= _guards(p, "".join(_GUARDED_BY.get(k, "") for k in kinds))
     return sorted(zlib.crc32(n.encode()) + 2**32 for n in names)
 
 
@@ -120,47 +122,72 @@ def guard_ids(forms: Iterable[Prepared]) -> list[int]:
 #: the same year already wait for each other, so a shared bucket rarely adds a wait.
 GUARD_BUCKETS = 256
 
+#: A blocking key's kind (its first letter) -> the guard behind it: the birth year
+#: (date of birth, year and month or day, year), the birthday, the postcode, the UPN.
+_GUARDED_BY = {"d": "y", "y": "y", "Y": "y", "m": "m", "p": "p", "u": "u"}
 
-async def guard_creates(conn: asyncpg.Connection, state: BatchState,
-                        strict: bool = False) -> None:
-    """Before a batch that creates records commits: take `guard_ids`, then look
-    again under the creating updates' blocking keys. A child there that the batch
-    never read was committed by another transaction since the batch read its
+
+def _guards(p: Prepared, kinds: str) -> set[str]:
+    names: set[str] = set()
+    if "y" in kinds:
+        names.add(f"y:{p.year}")
+    if "m" in kinds:
+        names.add(f"m:{p.dob_s[4:]}")
+    if "p" in kinds and p.postcode:
+        names.add(f"p:{zlib.crc32(p.postcode.encode()) % GUARD_BUCKETS}")
+    if "u" in kinds and p.upn:
+        names.add(f"u:{zlib.crc32(p.upn.encode()) % GUARD_BUCKETS}")
+    return names
+
+
+async def guard_new_keys(conn: asyncpg.Connection, state: BatchState,
+                         strict: bool = False) -> None:
+    """Before a batch that creates records, or gives records new keys, writes: take
+    `guard_ids`; then, if it creates, look again under the creating updates' blocking
+    keys. A child there that the batch never read, or read at another version, was
+    committed (created, or changed) by another transaction since the batch read its
     candidates (an update that creates read all of them); each creating update that
-    would have found it is decided again with it among its candidates, and one that
-    would not create now means IndexMoved. (A namesake created meanwhile changes
-    nothing, and costs one more query.) `strict` (an operator's create, which the
-    rules did not decide): any such child means IndexMoved. Batches waiting here
-    hold `lock_ids` and wait only for one another, in the ids' order: no deadlock."""
-    if not state.created:
+    would have found it is decided again with it as it is now, and one that would not
+    create now means IndexMoved. (A namesake created meanwhile changes nothing, and
+    costs one more query.) `strict` (an operator's create, which the rules did not
+    decide): any such child means IndexMoved. Batches waiting here hold `lock_ids`
+    and wait only for one another, in the ids' order: no deadlock."""
+    grown = list(state.grown.values())
+    if not state.created and not grown:
         return
     await conn.execute(
         "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-        guard_ids(state.form_of(u) for u, _ in state.created))
+        guard_ids((state.form_of(u) for u, _ in state.created), grown))
+    if not state.created:
+        return
     keys: set[str] = set()
     for u, _ in state.created:
         keys.update(state.view(u)[1])
     plain, odd = packed(sorted(keys))
-    read, children = state.read_before, state.children
-    found: dict[str, set[str]] = {}  # key -> children under it the batch never read
-    for key, cid in await conn.fetch(q("keys_under"), plain, odd):
-        if cid not in read and cid not in children:
+    read, children, written = state.read_before, state.children, state.writes.children
+    found: dict[str, set[str]] = {}  # key -> children under it not as the batch read them
+    for key, cid, version in await conn.fetch(q("keys_under"), plain, odd):
+        if cid in written:
+            continue
+        row = children.get(cid)
+        if (row.version if row is not None else read.get(cid)) != version:
             found.setdefault(key, set()).add(cid)
     if not found:
         return
     if strict:
         raise IndexMoved
-    new = {r[0]: _row(r) for r in await conn.fetch(
+    now = {r[0]: _row(r) for r in await conn.fetch(
         q("records_for"), sorted(set().union(*found.values())))}
     for update, facts in state.created:
         beside = {cid for k in state.view(update)[1] & found.keys() for cid in found[k]}
         if not beside:
             continue
-        child, form = state.view(update)[0], state.form_of(update)
-        again = decided(child, update.source_version,
-                        facts._replace(candidates=(
-                            *facts.candidates, *(new[c] for c in sorted(beside) if c in new))),
-                        state.thresholds, state.matcher, form)
+        candidates = [now.get(c.child_id, c) for c in facts.candidates]
+        had = {c.child_id for c in candidates}
+        candidates += [now[c] for c in sorted(beside - had) if c in now]
+        again = decided(state.view(update)[0], update.source_version,
+                        facts._replace(candidates=tuple(candidates)),
+                        state.thresholds, state.matcher, state.form_of(update))
         if again.action != CREATE:
             raise IndexMoved
 

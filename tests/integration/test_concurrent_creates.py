@@ -8,7 +8,7 @@ could leak a shielded child:
   same child from a source that does not know (its date of birth mistyped, so no lock
   in common) both created: the second an open duplicate, although the shielded one
   came first. Now a batch that creates takes guard locks and looks again
-  (hub.db.store.guard_creates), and is done again if a child appeared.
+  (hub.db.store.guard_new_keys), and is done again if a child appeared.
 - a child shielded at a refuge and a sibling's update carrying the refuge's address,
   in two batches: the sibling's open record was written at the protected address.
   Now a batch locks its updates' addresses, and the second sees the address protected.
@@ -39,9 +39,12 @@ OLD_HOME = {"lines": ["41 Tanner Street"], "town": "Leeds", "postcode": "LS11 8P
             "la": "383"}
 
 
-async def _race(database_url: str, first: dict[str, Any], second: dict[str, Any]):  # type: ignore[no-untyped-def]
+async def _race(database_url: str, first: dict[str, Any], second: dict[str, Any],  # type: ignore[no-untyped-def]
+                before: tuple[dict[str, Any], ...] = ()):
     a, b = await connect(database_url), await connect(database_url)
     try:
+        for u in before:  # the index as it stands
+            await process(a, [incoming(u)], Thresholds())
         holding = a.transaction()
         await holding.start()
         [one] = await process(a, [incoming(first)], Thresholds())
@@ -76,6 +79,33 @@ async def test_an_update_beside_a_child_being_shielded_waits_and_goes_to_review(
     assert (one.action, waited) == ("create", True)
     assert (two.action, two.reason) == ("review", reason)
     assert [r["shielded"] for r in rows] == [True]  # one record, shielded
+
+
+@pytest.mark.parametrize("school_address", [None, OLD_HOME],
+                         ids=["not_read_before", "read_before_as_she_was"])
+async def test_a_child_given_new_keys_while_shielded_is_found_by_a_concurrent_create(
+    database_url: str, school_address: dict[str, Any] | None,
+) -> None:
+    """Placed for adoption: her authority records her new surname and shields her
+    (restricted at origin, at her new home) while the school's record of her, under
+    the new surname with her day of birth mistyped, is decided in another batch. Under
+    her old surname the school's update finds nobody (no lock in common either: other
+    dates of birth, no NHS number, no address); under the new one it finds her.
+    Before, it created an open record of her; now the batch giving her new keys takes
+    their guard locks, and the creating batch waits, finds her as she is now, and
+    goes to review. (At her old address the school's update reads her as she was,
+    scores her low and would create: it is decided again with her as she is now.)"""
+    known = update("la-leeds", "LA-90", nhs_number=None, given_name="Ottoline",
+                   family_name="Bramwell", date_of_birth="2015-03-14", address=OLD_HOME)
+    adopted = update("la-leeds", "LA-90", 2, nhs_number=None, given_name="Ottoline",
+                     family_name="Ashdown", date_of_birth="2015-03-14", address=REFUGE)
+    adopted["restricted"] = True
+    school = update("dfe", "UPN-90", nhs_number=None, given_name="Ottoline",
+                    family_name="Ashdown", date_of_birth="2015-03-17", address=school_address)
+    one, two, waited, rows = await _race(database_url, adopted, school, before=(known,))
+    assert (one.action, one.reason, waited) == ("link", "source_link", True)
+    assert (two.action, two.reason) == ("review", "shielded_candidate")
+    assert [r["shielded"] for r in rows] == [True]
 
 
 async def test_a_namesake_created_meanwhile_waits_but_is_not_done_again(
