@@ -45,12 +45,20 @@ async def audit(
     await conn.execute(q("insert_audit"), actor, action, child_id, subject, detail)
 
 
-async def _child(conn: asyncpg.Connection, child_id: str) -> asyncpg.Record:
+async def _child(conn: asyncpg.Connection, child_id: str, guard: bool = False) -> asyncpg.Record:
+    """The child's row, locked. With `guard` (shield, unshield, sever: a change that
+    decides how updates about the child are placed), first the guard locks of its
+    keys (hub.db.store.guard_ids), before the row's: a batch creating a record that
+    would find this child, and committing after this change, waits for it and
+    decides with the child as changed (hub.db.store.guard_new_keys)."""
     # Not while `hub load` writes the index (it holds LOAD_LOCK exclusively).
     await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", store.LOAD_LOCK)
-    row = await conn.fetchrow(
-        "SELECT * FROM children WHERE child_id = $1 FOR UPDATE", _uuid(child_id, "child")
-    )
+    cid = _uuid(child_id, "child")
+    if guard:
+        record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1", cid)
+        if record is not None:
+            await store.lock_all(conn, store.guard_ids([prepare(record)]))
+    row = await conn.fetchrow("SELECT * FROM children WHERE child_id = $1 FOR UPDATE", cid)
     if row is None:
         raise OperationError(f"no child with id {child_id}")
     return row
@@ -81,7 +89,7 @@ async def _new_version(
 async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
                  reason: str | None) -> int:
     async with conn.transaction():
-        row = await _child(conn, child_id)
+        row = await _child(conn, child_id, guard=True)
         if row["shielded"] and row["shielding_authority"] not in (None, authority):
             raise OperationError("record is already shielded by another authority")
         version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
@@ -100,7 +108,7 @@ async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: st
 async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
                    reason: str | None) -> int:
     async with conn.transaction():
-        row = await _child(conn, child_id)
+        row = await _child(conn, child_id, guard=True)
         if not row["shielded"]:
             raise OperationError("record is not shielded")
         if row["shielding_authority"] not in (None, authority):
@@ -123,7 +131,7 @@ async def sever(conn: asyncpg.Connection, child_id: str, authority: str, by: str
                 reason: str | None) -> int:
     """Sever the record's former identity: its source links and NHS number never link again."""
     async with conn.transaction():
-        row = await _child(conn, child_id)
+        row = await _child(conn, child_id, guard=True)
         if row["shielded"] and row["shielding_authority"] not in (None, authority):
             raise OperationError("only the shielding authority may sever this record")
         record = dict(row["record"])

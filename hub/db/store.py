@@ -80,9 +80,14 @@ async def lock(conn: asyncpg.Connection, updates: list[CanonicalUpdate],
     ids = lock_ids(updates, message_ids)
     if ids:
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", LOAD_LOCK)
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", ids
-        )
+        await lock_all(conn, ids)
+
+
+async def lock_all(conn: asyncpg.Connection, ids: list[int]) -> None:
+    """Transaction advisory locks on `ids`, in their order (so that two transactions
+    taking overlapping sets never deadlock)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", ids)
 
 
 class IndexMoved(Exception):  # noqa: N818 (a condition: do the batch again)
@@ -155,9 +160,7 @@ async def guard_new_keys(conn: asyncpg.Connection, state: BatchState,
     grown = list(state.grown.values())
     if not state.created and not grown:
         return
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-        guard_ids((state.form_of(u) for u, _ in state.created), grown))
+    await lock_all(conn, guard_ids((state.form_of(u) for u, _ in state.created), grown))
     if not state.created:
         return
     keys: set[str] = set()

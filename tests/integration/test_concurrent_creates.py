@@ -183,3 +183,36 @@ async def test_an_operator_creating_is_held_to_a_shielded_child_indexed_since_pa
         assert (row["shielded"], row["shielding_authority"]) == (True, "380")
     finally:
         await conn.close()
+
+
+async def test_a_create_deciding_while_her_authority_shields_her_waits_and_goes_to_review(
+    database_url: str,
+) -> None:
+    """`hub shield` on a child at the moment a batch holding a mistyped copy of her
+    (at her new address) is deciding: the batch read her open and scored her low.
+    Before, it created the open copy after the shield committed; now it waits for the
+    shield and decides with her shielded."""
+    from hub import operations as ops
+
+    a, b = await connect(database_url), await connect(database_url)
+    try:
+        [known] = await process(a, [incoming(update(
+            "la-leeds", "LA-91", nhs_number=None, given_name="Ottoline",
+            family_name="Bramwell", date_of_birth="2015-03-14", address=OLD_HOME))],
+            Thresholds())
+        holding = a.transaction()
+        await holding.start()
+        await ops.shield(a, known.child_id, "383", "la-officer", "refuge")
+        racing = asyncio.create_task(process(b, [incoming(update(
+            "dfe", "UPN-91", nhs_number=None, given_name="Ottoline", family_name="Bramwell",
+            date_of_birth="2015-03-17", address=REFUGE))], Thresholds()))
+        await asyncio.sleep(0.5)
+        waited = not racing.done()
+        await holding.commit()
+        [two] = await asyncio.wait_for(racing, 10)
+        assert waited
+        assert (two.action, two.reason) == ("review", "shielded_candidate")
+        assert await a.fetchval("SELECT count(*) FROM children") == 1
+    finally:
+        await a.close()
+        await b.close()
