@@ -368,12 +368,14 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     update.source, update.source_record_id, c["child_id"], by,
                 )
         else:
+            # The update's advisory locks before the target's row, in a pipeline
+            # batch's order: the other order could deadlock with a batch writing it.
+            await store.lock(conn, [update])
             target = None
             if action == "link":
                 assert child_id is not None
                 target = (await _child(conn, child_id))["child_id"]
                 target = str(target)
-            await store.lock(conn, [update])
             state: BatchState = await store.load(conn, [update], thresholds,
                                                  extra_child_ids=[target] if target else [])
             state.actor = by

@@ -216,3 +216,44 @@ async def test_a_create_deciding_while_her_authority_shields_her_waits_and_goes_
     finally:
         await a.close()
         await b.close()
+
+
+async def test_an_operators_link_takes_the_batch_locks_before_the_childs_row(
+    database_url: str,
+) -> None:
+    """`hub review resolve --link` waits for a batch holding the update's locks
+    without holding the target's row meanwhile: the batch, about to write that row,
+    goes on. (The other order, row first, deadlocked with such a batch.)"""
+    from hub import operations as ops
+    from hub.db import store
+    from schemas.canonical import CanonicalUpdate
+
+    a, b = await connect(database_url), await connect(database_url)
+    try:
+        [known] = await process(a, [incoming(update(
+            "la-leeds", "LA-92", nhs_number=None, given_name="Ottoline",
+            family_name="Bramwell", date_of_birth="2015-03-14", address=OLD_HOME))],
+            Thresholds())
+        parked_update = update("dwp", "CB-92", nhs_number=None, given_name="Otteline",
+                               family_name="Bramwell", date_of_birth="2015-03-14",
+                               address=REFUGE)
+        [parked] = await process(a, [incoming(parked_update)], Thresholds())
+        assert (parked.action, parked.reason) == ("review", "possible_match")
+        # A batch holding the update's locks (its date of birth), not yet flushed.
+        batch = a.transaction()
+        await batch.start()
+        await store.lock(a, [CanonicalUpdate.model_validate(parked_update)])
+        resolving = asyncio.create_task(ops.resolve(
+            b, parked.parked_id, "link", known.child_id, "op-1", None, Thresholds()))
+        await asyncio.sleep(0.5)
+        assert not resolving.done()  # waiting for the batch
+        # The batch now writes the child: its row is free.
+        await a.execute("SET LOCAL lock_timeout = '2s'")
+        await a.fetchval("SELECT version FROM children WHERE child_id = $1 FOR UPDATE",
+                         known.child_id)
+        await batch.commit()
+        done = await asyncio.wait_for(resolving, 10)
+        assert done.child_id == known.child_id
+    finally:
+        await a.close()
+        await b.close()
