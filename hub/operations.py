@@ -288,9 +288,15 @@ async def purge_decided_reviews(conn: asyncpg.Connection, days: float, by: str) 
 async def purge_sent_notifications(conn: asyncpg.Connection, days: float, by: str) -> int:
     """Retention: notifications the broker confirmed more than `days` ago are deleted
     (each body is a copy of a child's record); unsent ones never are. Audited."""
+    return await _counted_purge(conn, "outbox_purge_sent", "outbox", days, by)
+
+
+async def _counted_purge(conn: asyncpg.Connection, query: str, what: str, days: float,
+                         by: str) -> int:
+    """A retention statement that returns how many rows it removed, audited."""
     async with conn.transaction():
-        purged: int = await conn.fetchval(q("outbox_purge_sent"), days)
-        await audit(conn, by, "outbox.purge.retention", None, None,
+        purged: int = await conn.fetchval(q(query), days)
+        await audit(conn, by, f"{what}.purge.retention", None, None,
                     {"older_than_days": days, "purged": purged})
     return purged
 
@@ -309,11 +315,7 @@ async def purge_processed(conn: asyncpg.Connection, days: float, by: str) -> int
         raise OperationError(
             f"processed message ids are kept at least {PROCESSED_MIN_DAYS:g} day: a"
             " redelivery must still find its message processed")
-    async with conn.transaction():
-        purged: int = await conn.fetchval(q("processed_purge"), days)
-        await audit(conn, by, "processed.purge.retention", None, None,
-                    {"older_than_days": days, "purged": purged})
-    return purged
+    return await _counted_purge(conn, "processed_purge", "processed", days, by)
 
 
 async def _parked(conn: asyncpg.Connection, item_id: str, kind: str) -> asyncpg.Record:

@@ -8,11 +8,12 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
+import asyncpg
 
 from hub import operations as ops
 from hub.broker import topology as topo
@@ -254,23 +255,23 @@ async def dlq_purge(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def review_purge(args: argparse.Namespace, s: Settings) -> int:
-    async with database(s) as conn:
-        purged = await ops.purge_decided_reviews(conn, args.older_than_days, args.by)
-    print(f"purged {purged} decided review items")
-    return 0
+    return await _retention(args, s, ops.purge_decided_reviews, "decided review items")
 
 
 async def outbox_purge(args: argparse.Namespace, s: Settings) -> int:
-    async with database(s) as conn:
-        purged = await ops.purge_sent_notifications(conn, args.older_than_days, args.by)
-    print(f"purged {purged} sent notifications")
-    return 0
+    return await _retention(args, s, ops.purge_sent_notifications, "sent notifications")
 
 
 async def processed_purge(args: argparse.Namespace, s: Settings) -> int:
+    return await _retention(args, s, ops.purge_processed, "processed message ids")
+
+
+async def _retention(args: argparse.Namespace, s: Settings,
+                     purge: Callable[[asyncpg.Connection, float, str], Awaitable[int]],
+                     what: str) -> int:
     async with database(s) as conn:
-        purged = await ops.purge_processed(conn, args.older_than_days, args.by)
-    print(f"purged {purged} processed message ids")
+        purged = await purge(conn, args.older_than_days, args.by)
+    print(f"purged {purged} {what}")
     return 0
 
 
