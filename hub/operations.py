@@ -17,7 +17,7 @@ from hub.batch import BatchState
 from hub.config import Thresholds
 from hub.db import store
 from hub.db.queries import q
-from hub.decide import plausible_shielded
+from hub.decide import Facts, plausible_shielded
 from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
@@ -430,15 +430,17 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                         " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                         update.source, update.source_record_id, c["child_id"], by,
                     )
-            if action == "create":
-                state.created.append((update, state.facts(update, child)))
-                try:
-                    await store.guard_new_keys(conn, state, strict=True)
-                except store.IndexMoved:
-                    raise OperationError(
-                        "another record was written beside this update while it was being"
-                        f" placed: run `hub review show {item_id}` and decide again"
-                    ) from None
+            if action == "create":  # strict below: no facts are decided again
+                state.created.append((update, Facts()))
+            # A record created, or given new keys by a link, takes the guard locks as
+            # a batch's would (hub.db.store.guard_new_keys).
+            try:
+                await store.guard_new_keys(conn, state, strict=True)
+            except store.IndexMoved:
+                raise OperationError(
+                    "another record was written beside this update while it was being"
+                    f" placed: run `hub review show {item_id}` and decide again"
+                ) from None
             await store.flush(conn, state.writes)
         status = "rejected" if action == "reject" else "resolved"
         await conn.execute(
