@@ -2,9 +2,10 @@
 
 A stored record is indexed under a few short keys (``index_keys``); an update
 looks up a few more (``query_keys``); the candidates are the records sharing at
-least one key. Every key but the identifiers pairs two facts, so that a key
-holds a handful of children even with eleven million indexed (a date of birth
-alone holds about 1,600 children in England; with a name code, a few):
+least one key. Every key but the identifiers and the postcode pairs two facts, so
+that a key holds a handful of children even with eleven million indexed (a date
+of birth alone holds about 1,600 children in England; with a name code, a few; a
+postcode is a street's worth of households already):
 
     n:<nhs number>
     u:<unique pupil number>
@@ -21,7 +22,9 @@ alone holds about 1,600 children in England; with a name code, a few):
 
 A given name's codes are its soundex and its nickname groups (Bill, William and
 Liam share one).
-    p:<postcode>:<given initial>
+    p:<postcode>                    the children at one postcode (four or five a
+                                    postcode here, about six in England), whatever
+                                    their names and dates of birth
 
 The update additionally looks up its day/month-swapped date of birth and the
 keys it would have with given and family names transposed. Recall argument
@@ -31,9 +34,12 @@ nickname, one part of a double-barrelled surname, a change of surname with or
 without the former one recorded, a missing name, a move) leaves the date of
 birth (or its swap) with one name code intact; a wrong day leaves both names, the
 year and the month; a wrong month leaves both names, the year and the day; a wrong
-year leaves the surname, the birthday and the given name's code. (One key of both
-names and the year alone held ten times more children, for the same recall
-against one wrong date part.)
+year leaves the surname, the birthday and the given name's code. Two corruptions
+at once (a missing given name and a mistyped surname or date of birth, say) leave
+the postcode, if the child has not moved: with the postcode and a given initial,
+as the key was until form p3, such children were created again (a third of the
+duplicates `hub eval` counted). (One key of both names and the year alone held ten
+times more children, for the same recall against one wrong date part.)
 """
 
 from __future__ import annotations
@@ -83,8 +89,8 @@ def _keys(p: Prepared, transposed: bool = False) -> set[str]:
             keys.add(f"m:{_code(full)}:{birthday}:{g}")
     if given:
         keys.add(f"d:{dob}:{_code(given)}")
-        if p.postcode:
-            keys.add(f"p:{p.postcode}:{given[0]}")
+    if p.postcode:
+        keys.add(f"p:{p.postcode}")
     return keys
 
 
@@ -157,10 +163,7 @@ def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
         for code in codes:
             keys.add(f"d:{d}:{code}")
     if p.postcode:
-        if given:
-            keys.add(f"p:{p.postcode}:{given[0]}")
-        if family:
-            keys.add(f"p:{p.postcode}:{family[0]}")
+        keys.add(f"p:{p.postcode}")
     if given and family:
         year_month, year_day, birthday = iso[:7], f"{s[:4]}-{s[6:]}", s[4:]
         for full, other in ((family, given), (given, family)):

@@ -188,7 +188,9 @@ def test_estimate_u_and_m_directly(world: World) -> None:
     assert set(u) == set(TRAINED_FIELDS)
     assert u["date_of_birth"]["exact"] < 0.01
     assert u["family_name"]["disagree"] > 0.9
-    prepared = [(prepare(a), prepare(b)) for a, b in world.pairs]
+    # One Prepared per update: an update's pairs are one group (at most one match).
+    forms: dict[int, Any] = {}
+    prepared = [(forms.setdefault(id(a), prepare(a)), prepare(b)) for a, b in world.pairs]
     m, share = estimate_m(prepared, DEFAULT_MODEL, u)
     assert m["date_of_birth"]["exact"] > 0.8
     assert 0.5 * sum(world.truth) / len(world.truth) < share < 1.0
