@@ -383,12 +383,15 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             state.actor = by
             child = update.child.model_dump(mode="json", exclude_none=True)
             holders = await _shielded_holders(conn, child, target)
-            # The candidates the operator saw when it was parked, and any shielded child
-            # that could be this one now (shielded, or created, since).
-            candidates = [*(row["candidates"] or []), *(
-                {"child_id": c} for c in plausible_shielded(
-                    child, state.facts(update, child), thresholds, state.matcher,
-                    state.form_of(update)))]
+            # The candidates the operator saw when it was parked that could have been
+            # this child then, and any shielded child that could be this one now
+            # (shielded, or created, since). Not a neighbour found by the postcode
+            # alone and scored as nothing like it: rule 4 (hub.decide) did not hold
+            # the update for that one either.
+            candidates = [*(c for c in row["candidates"] or [] if _was_plausible(c, thresholds)),
+                          *({"child_id": c} for c in plausible_shielded(
+                              child, state.facts(update, child), thresholds, state.matcher,
+                              state.form_of(update)))]
             own = state.children[target] if target is not None else None
             was_shielded = own is not None and own.shielded
             if own is not None and not own.shielded:
@@ -454,6 +457,17 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                      **({"shielded_by": shield.authority, "shielded_why": why}
                         if shield else {})})
     return Resolution(result, shield, why if shield else "")
+
+
+def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
+    """Whether a candidate stored with a review item scored as the update's child could
+    (hub.decide's plausibility, by the scores kept). A candidate kept without scores
+    (the holders of a shielded address, items parked before scores were kept) is
+    taken as plausible."""
+    identity, score = candidate.get("identity_score"), candidate.get("score")
+    if identity is None or score is None:
+        return True
+    return identity >= thresholds.shielded_plausible or score >= thresholds.review
 
 
 async def _beside_shielded(conn: asyncpg.Connection, candidates: list[dict[str, Any]] | None,

@@ -285,8 +285,9 @@ async def test_poison_message_is_retried_then_dead_lettered(
     finally:
         await conn.close()
     poison = update("dwp", "CB-1", nhs_number=None, middle_names="Refused-by-trigger")
+    # (CB-2 not her twin: a twin without an NHS number is a possible match, not a create)
     publish(env, tmp_path, "dwp", poison, update("dwp", "CB-2", nhs_number=nhs(8),
-                                                 given_name="Linnea"))
+                                                 given_name="Linnea", date_of_birth="2016-05-20"))
     assert len(jsonl(hub(env, "export").stdout)) == 1  # the good one was not held up
     dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert [(d["reason"], d["source_record_id"]) for d in dead] == [("poison_message", "CB-1")]

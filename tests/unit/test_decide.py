@@ -205,3 +205,18 @@ def test_an_nhs_number_tie_scores_only_shielded_and_severed_candidates() -> None
     d = decide(child(), 1, Facts(candidates=(tied, sibling, twin)), T, matcher)
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
     assert {c.child_id for c in d.candidates} == {"c1", "c2", "c3"}
+
+
+def test_a_moved_child_with_one_digit_of_her_birth_date_wrong_goes_to_a_person() -> None:
+    """Both names right, a new address in the same authority, one digit of the date
+    of birth wrong and no NHS number: about 0.024, a possible match. Below the old
+    review threshold (0.05) this was created again, the commonest duplicate that
+    `hub eval` counted with two corruptions in one update."""
+    indexed = Candidate("c1", child())
+    update = child(nhs_number=None, date_of_birth="2014-08-09",
+                   address={"lines": ["40 Kirkgate"], "postcode": "LS2 7DJ", "la": "383"})
+    d = decide(update, 1, Facts(candidates=(indexed,)), T)
+    assert (d.action, d.reason) == (REVIEW, "possible_match")
+    assert 0.02 <= d.candidates[0].probability < 0.05
+    assert decide(update, 1, Facts(candidates=(indexed,)), Thresholds(review=0.05)).action \
+        == CREATE
