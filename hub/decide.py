@@ -180,10 +180,25 @@ def _child_id(c: CandidateLike) -> str:
     return c.child_id
 
 
-def _top(child: Record, facts: Facts, matcher: Matcher,
+def _top(child: Record, facts: Facts, matcher: Matcher, thresholds: Thresholds,
          form: Prepared | None) -> tuple[Scored, ...]:
-    """The five best-scored candidates, for a person to see."""
-    return tuple(_score_all(child, facts, matcher, form=form)[:5])
+    """The five best-scored candidates, for a person to see (`_shown`)."""
+    return _shown(child, _score_all(child, facts, matcher, form=form), facts, thresholds)
+
+
+def _shown(child: Record, scored: list[Scored], facts: Facts,
+           thresholds: Thresholds) -> tuple[Scored, ...]:
+    """The five best of `scored` that a person may see with the update: not a shielded
+    or severed child that could not be this one (rule 4's test). One found by the
+    postcode alone, say, would tell whoever reviews the update that a hidden child
+    lives at its postcode: a search by a hidden field must never return a shielded
+    record."""
+    hidden = [c for c in scored if c.shielded or c.severed]
+    if not hidden:
+        return tuple(scored[:5])
+    unlike = {c.child_id for c in hidden} - {
+        c.child_id for c in _plausible(child, hidden, facts, thresholds)}
+    return tuple(c for c in scored if c.child_id not in unlike)[:5]
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
@@ -252,13 +267,14 @@ def decide(
                 return Decision(LINK, "nhs_number", target.child_id, (), model)
             if facts.partial:  # a person sees the best of all the candidates
                 return Decision(MORE, review)
-            return Decision(REVIEW, review, None, _top(child, facts, matcher, form), model)
+            return Decision(REVIEW, review, None, _top(child, facts, matcher, thresholds, form),
+                            model)
 
     if facts.partial:  # every rule below reads every candidate
         return Decision(MORE, "demographic")
     scored = _score_all(child, facts, matcher, form=form)
     model = scored[0].explanation.model_version if scored and scored[0].explanation else None
-    top = tuple(scored[:5])
+    top = _shown(child, scored, facts, thresholds)
     if nhs:
         if len(same_nhs) > 1:
             return Decision(REVIEW, "conflicting_identity", None, top, model)

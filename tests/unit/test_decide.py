@@ -220,3 +220,25 @@ def test_a_moved_child_with_one_digit_of_her_birth_date_wrong_goes_to_a_person()
     assert 0.02 <= d.candidates[0].probability < 0.05
     assert decide(update, 1, Facts(candidates=(indexed,)), Thresholds(review=0.05)).action \
         == CREATE
+
+
+def test_a_shielded_neighbour_is_never_shown_with_an_update_about_someone_else() -> None:
+    """The postcode key finds everyone at a postcode, a shielded child too. Listed
+    with a review item about a neighbour (nothing alike but the address), she would
+    tell whoever reviews it where she lives; rule 4 does not hold the update for her,
+    and no person sees her beside it. A shielded child who could be this one is."""
+    hidden = Candidate("s1", child(given_name="Perpetua", family_name="Oakes",
+                                   date_of_birth="2011-11-23", nhs_number=nhs(60)),
+                       shielded=True, authority="383")
+    namesake = Candidate("c2", child(nhs_number=nhs(61), date_of_birth="2014-03-19"))
+    neighbour = child(nhs_number=None, date_of_birth="2014-08-09")  # moved in; a digit off
+    d = decide(neighbour, 1, Facts(candidates=(hidden, namesake)), T)
+    assert d.action == REVIEW and d.reason == "possible_match"
+    assert [c.child_id for c in d.candidates] == ["c2"]
+    created = decide(child(nhs_number=None, given_name="Zebedee", sex="male"), 1,
+                     Facts(candidates=(hidden,)), T)
+    assert created.action == CREATE and created.candidates == ()
+    # The same shielded child, when the update could be about her: shown, and held.
+    her = decide(child(nhs_number=None, given_name="Perpetua", family_name="Oakes",
+                       date_of_birth="2011-11-23"), 1, Facts(candidates=(hidden, namesake)), T)
+    assert her.reason == "shielded_candidate" and "s1" in [c.child_id for c in her.candidates]
