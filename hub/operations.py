@@ -460,10 +460,11 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
 
 
 def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
-    """Whether a candidate stored with a review item scored as the update's child could
-    (hub.decide's plausibility, by the scores kept). A candidate kept without scores
-    (the holders of a shielded address, items parked before scores were kept) is
-    taken as plausible."""
+    """Whether a candidate stored with a review item could have been the update's
+    child by the scores kept with it (hub.decide's plausibility test but for its
+    generous name test, which `plausible_shielded` asks again of the record now). A
+    candidate kept without scores (the holders of a shielded address) is taken as
+    plausible."""
     identity, score = candidate.get("identity_score"), candidate.get("score")
     if identity is None or score is None:
         return True

@@ -22,9 +22,9 @@ postcode is a street's worth of households already):
 
 A given name's codes are its soundex and its nickname groups (Bill, William and
 Liam share one).
-    p:<postcode>                    the children at one postcode (four or five a
-                                    postcode here, about six in England), whatever
-                                    their names and dates of birth
+    p:<postcode>                    the children at one postcode (4.5 on average
+                                    in the bench's million, about six in England),
+                                    whatever their names and dates of birth
 
 The update additionally looks up its day/month-swapped date of birth and the
 keys it would have with given and family names transposed. Recall argument
