@@ -183,22 +183,19 @@ def _child_id(c: CandidateLike) -> str:
 def _top(child: Record, facts: Facts, matcher: Matcher, thresholds: Thresholds,
          form: Prepared | None) -> tuple[Scored, ...]:
     """The five best-scored candidates, for a person to see (`_shown`)."""
-    return _shown(child, _score_all(child, facts, matcher, form=form), facts, thresholds)
+    scored = _score_all(child, facts, matcher, form=form)
+    return _shown(scored, _plausible(child, scored, facts, thresholds))
 
 
-def _shown(child: Record, scored: list[Scored], facts: Facts,
-           thresholds: Thresholds) -> tuple[Scored, ...]:
+def _shown(scored: list[Scored], plausible: list[Scored]) -> tuple[Scored, ...]:
     """The five best of `scored` that a person may see with the update: not a shielded
-    or severed child that could not be this one (rule 4's test). One found by the
-    postcode alone, say, would tell whoever reviews the update that a hidden child
-    lives at its postcode: a search by a hidden field must never return a shielded
-    record."""
-    hidden = [c for c in scored if c.shielded or c.severed]
-    if not hidden:
-        return tuple(scored[:5])
-    unlike = {c.child_id for c in hidden} - {
-        c.child_id for c in _plausible(child, hidden, facts, thresholds)}
-    return tuple(c for c in scored if c.child_id not in unlike)[:5]
+    or severed child that could not be this one (not in `plausible`, rule 4's test).
+    One found by the postcode alone, say, would tell whoever reviews the update that
+    a hidden child lives at its postcode: a search by a hidden field must never
+    return a shielded record."""
+    could = {c.child_id for c in plausible}
+    return tuple(c for c in scored
+                 if not (c.shielded or c.severed) or c.child_id in could)[:5]
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
@@ -274,14 +271,14 @@ def decide(
         return Decision(MORE, "demographic")
     scored = _score_all(child, facts, matcher, form=form)
     model = scored[0].explanation.model_version if scored and scored[0].explanation else None
-    top = _shown(child, scored, facts, thresholds)
+    plausible = _plausible(child, scored, facts, thresholds)
+    top = _shown(scored, plausible)
     if nhs:
         if len(same_nhs) > 1:
             return Decision(REVIEW, "conflicting_identity", None, top, model)
         # One record with this NHS number but another date of birth (a typo or a
         # day/month swap): not a tie, so the probabilistic rules below decide.
 
-    plausible = _plausible(child, scored, facts, thresholds)
     if any(c.shielded for c in plausible):
         return Decision(REVIEW, "shielded_candidate", None, top, model)
     if any(c.severed for c in plausible):
