@@ -23,7 +23,7 @@ from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
 from hub.records import Record, address_key
-from hub.shielding import Shield, for_audience
+from hub.shielding import OPEN, Shield, for_audience, scores_for_audience
 from schemas.canonical import CanonicalUpdate
 
 
@@ -195,15 +195,22 @@ async def export(conn: asyncpg.Connection, include_protected: bool, by: str | No
 
 # -- review ------------------------------------------------------------------------
 
-def review_line(r: asyncpg.Record) -> dict[str, Any]:
+def review_line(r: asyncpg.Record, shields: dict[str, Shield] | None = None,
+                authority: str | None = None) -> dict[str, Any]:
+    """One review item as `hub review list --json` prints it. `shields`: the
+    shielded among its candidates (`candidate_shields`), whose scores the viewer
+    sees as the shielding policy allows."""
+    cands = []
+    for c in r["candidates"] or []:
+        shown = scores_for_audience(c, (shields or {}).get(c["child_id"], OPEN), authority)
+        cands.append({"child_id": c["child_id"], "score": shown.get("score"),
+                      **({"address_withheld": True} if shown.get("address_withheld") else {})})
     return {
         "id": str(r["id"]),
         "reason": r["reason"],
         "source": r["source"],
         "source_record_id": r["source_record_id"],
-        "candidates": [
-            {"child_id": c["child_id"], "score": c.get("score")} for c in r["candidates"] or []
-        ],
+        "candidates": cands,
         "received_at": _ts(r["received_at"]),
         **_handling(r),
     }
@@ -228,6 +235,17 @@ def dead_line(r: asyncpg.Record) -> dict[str, Any]:
 
 def _ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def candidate_shields(conn: asyncpg.Connection | asyncpg.Pool,
+                            rows: list[asyncpg.Record]) -> dict[str, Shield]:
+    """The shields of the shielded children among parked items' candidates."""
+    ids = sorted({c["child_id"] for r in rows for c in r["candidates"] or []})
+    if not ids:
+        return {}
+    return {str(r["child_id"]): Shield(True, r["shielding_authority"]) for r in await conn.fetch(
+        "SELECT child_id, shielding_authority FROM children"
+        " WHERE child_id = ANY($1::uuid[]) AND shielded", ids)}
 
 
 async def list_parked(conn: asyncpg.Connection, kind: str, reason: str | None,

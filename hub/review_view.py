@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from hub.operations import OperationError, _uuid
-from hub.shielding import CONTACT_NOTE, Shield, for_audience
+from hub.shielding import CONTACT_NOTE, Shield, for_audience, scores_for_audience
 from schemas.canonical import PROTECTED_FIELDS
 
 FIELDS = ("nhs_number", "given_name", "middle_names", "family_name", "former_family_names",
@@ -68,9 +68,13 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None) ->
             continue
         sh = Shield(r["shielded"], r["shielding_authority"])
         view = for_audience(r["record"], sh, authority)
+        c = scores_for_audience(c, sh, authority)
         flag = f"  SHIELDED ({CONTACT_NOTE}: {sh.authority})" if sh.shielded else ""
-        lines.append(f"candidate {c['child_id']}  score {c.get('score')}"
+        what = "identity score" if c.get("address_withheld") else "score"
+        lines.append(f"candidate {c['child_id']}  {what} {c.get('score')}"
                      f"  model {c.get('model_version', '-')}{flag}")
+        if c.get("address_withheld"):
+            lines.append("  (how the address compares is withheld: shielded)")
         weights = {f["field"]: f for f in c.get("fields", [])}
         lines.append(f"  {'field':<20} {'update':<34} {'candidate':<34} level / weight")
         for f in FIELDS:

@@ -6,9 +6,11 @@ messages, logs) asks this module. Matching never does: it sees everything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hub.match.model import ADDRESS_FIELDS
 from hub.records import Record, la_of, without_protected
 
 CONTACT_NOTE = "contact the shielding authority"
@@ -20,11 +22,39 @@ class Shield:
     authority: str | None
 
 
+OPEN = Shield(False, None)
+
+
 def may_see_protected(shield: Shield, authority: str | None, break_glass: bool = False) -> bool:
     """Protected fields of a shielded record: the shielding authority, or a recorded override."""
     if not shield.shielded:
         return True
     return break_glass or (authority is not None and authority == shield.authority)
+
+
+def scores_for_audience(candidate: Mapping[str, Any], shield: Shield,
+                        authority: str | None = None) -> dict[str, Any]:
+    """A review candidate's stored scores as `authority` may see them.
+
+    For a shielded candidate whose address the viewer may not see, the match
+    probability gives way to the identity score (names, date of birth, sex) and the
+    address fields' levels and weights are dropped: beside the update's address,
+    "postcode: exact", or the gap between the two scores, tells where she lives.
+    A candidate kept without an identity score (a holder of a shielded address,
+    listed at 0) keeps a score of 0 and nothing else.
+    """
+    if may_see_protected(shield, authority):
+        return dict(candidate)
+    out = {k: v for k, v in candidate.items() if k not in ("score", "identity_score", "fields")}
+    if "identity_score" in candidate:
+        out["score"] = candidate["identity_score"]
+        out["identity_score"] = candidate["identity_score"]
+    else:
+        out["score"] = 0.0 if not candidate.get("score") else None
+    if "fields" in candidate:
+        out["fields"] = [f for f in candidate["fields"] if f.get("field") not in ADDRESS_FIELDS]
+    out["address_withheld"] = True
+    return out
 
 
 def for_audience(

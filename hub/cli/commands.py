@@ -187,7 +187,8 @@ def _print_parked(rows: list[Any], what: str, as_json: bool, line: Any, text: An
 
 
 def _review_text(d: dict[str, Any]) -> str:
-    cands = ", ".join(f"{c['child_id']} ({c['score']})" for c in d["candidates"])
+    cands = ", ".join(f"{c['child_id']} ({'identity ' if c.get('address_withheld') else ''}"
+                      f"{c['score']})" for c in d["candidates"])
     return (f"{d['id']}  {d['reason']:<20} {d['source']}/{d['source_record_id']}"
             f"  {d['received_at']}  candidates: {cands or '-'}")
 
@@ -198,9 +199,12 @@ def _dead_text(d: dict[str, Any]) -> str:
 
 
 async def review_list(args: argparse.Namespace, s: Settings) -> int:
-    rows = await _with_conn(s, ops.list_parked, "review", args.reason, args.source,
-                            args.older_than, args.assigned_to)
-    _print_parked(rows, "awaiting review", args.json, ops.review_line, _review_text)
+    async with database(s) as conn:
+        rows = await ops.list_parked(conn, "review", args.reason, args.source,
+                                     args.older_than, args.assigned_to)
+        shields = await ops.candidate_shields(conn, rows)
+    _print_parked(rows, "awaiting review", args.json,
+                  lambda r: ops.review_line(r, shields), _review_text)
     return 0
 
 

@@ -33,6 +33,7 @@ from hub.console.svg import waterfall
 from hub.console.users import User, authenticate, get_user
 from hub.db.connect import pool as db_pool
 from hub.operations import OperationError
+from hub.shielding import OPEN, Shield, scores_for_audience
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -183,14 +184,18 @@ async def index(request: web.Request) -> web.Response:
 
 # -- review ------------------------------------------------------------------------
 
-def _top_score(r: asyncpg.Record) -> str:
-    scores = [c.get("score") for c in r["candidates"] or [] if c.get("score") is not None]
+def _top_score(r: asyncpg.Record, shields: dict[str, Shield], acting: str | None) -> str:
+    shown = [scores_for_audience(c, shields.get(c["child_id"], OPEN), acting)
+             for c in r["candidates"] or []]
+    scores = [c["score"] for c in shown if c.get("score") is not None]
     return f"{max(scores):.4f}" if scores else "-"
 
 
 async def review_queue(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await ops.list_parked(conn, "review", None)
+        shields = await ops.candidate_shields(conn, rows)
+    acting = _user(request).acting_for
     now = datetime.now(UTC)
     groups: dict[str, list[asyncpg.Record]] = {}
     for r in rows:  # oldest first
@@ -216,7 +221,7 @@ async def review_queue(request: web.Request) -> web.Response:
                 f"<td>{age(r['received_at'], now)}</td><td>{ts(r['received_at'])}</td>"
                 f"<td>{e(r['source'])}/{e(r['source_record_id'])}</td>"
                 f"<td class=num>{len(r['candidates'] or [])}</td>"
-                f"<td class=num>{_top_score(r)}</td></tr>")
+                f"<td class=num>{_top_score(r, shields, acting)}</td></tr>")
         body.append("</table>")
     return _html(request, "Review queue", "".join(body))
 
@@ -242,8 +247,13 @@ def _candidate_html(view: ItemView, s: Settings) -> str:
         if not c.present:
             out.append("<p>No longer in the index.</p></section>")
             continue
-        out.append(f'<p class="muted">match probability {score}{ident},'
-                   f" model {e(c.model_version or '-')}</p>")
+        if c.address_withheld:
+            out.append(f'<p class="muted">identity score {score} (names, date of birth, sex;'
+                       " how the address compares with the update's is withheld: shielded),"
+                       f" model {e(c.model_version or '-')}</p>")
+        else:
+            out.append(f'<p class="muted">match probability {score}{ident},'
+                       f" model {e(c.model_version or '-')}</p>")
         out.append("<table><tr><th>field</th><th>update</th><th>candidate</th><th>level</th>"
                    "<th class=num>weight</th></tr>")
         for row in c.rows:
@@ -255,7 +265,8 @@ def _candidate_html(view: ItemView, s: Settings) -> str:
                        f"<td class=num>{weight}</td></tr>")
         out.append("</table>")
         if c.weights and c.prior is not None:
-            out.append("<h3>How the score adds up (log2 odds)</h3>")
+            out.append("<h3>How the score adds up (log2 odds)"
+                       + (", address fields withheld" if c.address_withheld else "") + "</h3>")
             out.append(waterfall(c.prior, c.weights, s.thresholds.link, s.thresholds.review))
         out.append("</section>")
     if not view.candidates:

@@ -12,7 +12,13 @@ import asyncpg
 from hub.console.users import User
 from hub.match.model import DEFAULT_MODEL
 from hub.review_view import FIELDS, _plain
-from hub.shielding import CONTACT_NOTE, Shield, for_audience, may_see_protected
+from hub.shielding import (
+    CONTACT_NOTE,
+    Shield,
+    for_audience,
+    may_see_protected,
+    scores_for_audience,
+)
 from schemas.canonical import PROTECTED_FIELDS
 
 
@@ -44,6 +50,7 @@ class Candidate:
     rows: list[Row] = field(default_factory=list)
     weights: list[tuple[str, str, float]] = field(default_factory=list)
     prior: float | None = None
+    address_withheld: bool = False  # score is the identity score; no address weights
 
 
 @dataclass
@@ -95,8 +102,11 @@ async def item_view(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record
     out = []
     for c in cands:
         r = children.get(c["child_id"])
+        if r is not None:
+            c = scores_for_audience(c, Shield(r["shielded"], r["shielding_authority"]), acting)
         cand = Candidate(c["child_id"], c.get("score"), c.get("identity_score"),
-                         c.get("model_version"), r is not None)
+                         c.get("model_version"), r is not None,
+                         address_withheld=bool(c.get("address_withheld")))
         cand.weights = [(f["field"], f["level"], float(f["weight"])) for f in c.get("fields", [])]
         cand.prior = priors.get(str(c.get("model_version")))
         if r is not None:

@@ -67,6 +67,9 @@ FIELDS: tuple[str, ...] = (
 )
 # The fields of identity_weight: what a shielded record still shows.
 IDENTITY_FIELDS: frozenset[str] = frozenset({"given_name", "family_name", "date_of_birth", "sex"})
+# The fields that compare addresses ("household" asks whether the address agrees):
+# what a viewer who may not see a shielded record's address may not see of its score.
+ADDRESS_FIELDS: frozenset[str] = frozenset({"postcode", "address_line", "la", "household"})
 
 
 @dataclass(frozen=True, slots=True)  # one read per field of every pair scored

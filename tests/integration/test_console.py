@@ -6,6 +6,7 @@ record (a dead letter)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -102,6 +103,14 @@ async def _audit(settings: Settings, action: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
+async def _parked(settings: Settings, item_id: str) -> asyncpg.Record:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await conn.fetchrow("SELECT * FROM parked WHERE id = $1::uuid", item_id)
+    finally:
+        await conn.close()
+
+
 async def test_console_over_http(seeded: dict[str, str], settings: Settings,
                                  client: TestClient) -> None:
     env = seeded
@@ -132,6 +141,14 @@ async def test_console_over_http(seeded: dict[str, str], settings: Settings,
     assert "Quenby" in page  # the visible fields: names are not protected
     for value in PROTECTED:
         assert value not in page, value
+    # Nor how her address compares with the update's: no address levels or weights,
+    # and the identity score in place of the match probability, here and in the queue.
+    assert "<th>postcode</th>" not in page and "postcode (" not in page
+    assert "address fields withheld" in page and "match probability" not in page
+    stored = json.loads((await _parked(settings, item_id))["candidates"])[0]
+    assert f"identity score {stored['identity_score']:.4f}" in page
+    assert f"<td class=num>{stored['identity_score']:.4f}</td>" in queue
+    assert stored["identity_score"] != stored["score"]
     # Another authority is no one special.
     await login(client, "brum-mgr", "authority-pass")
     page = await (await client.get(f"/review/{item_id}")).text()
@@ -141,6 +158,7 @@ async def test_console_over_http(seeded: dict[str, str], settings: Settings,
     await login(client, "leeds-mgr", "authority-pass")
     page = await (await client.get(f"/review/{item_id}")).text()
     assert HIDDEN not in page and all(v in page for v in PROTECTED)
+    assert "<th>postcode</th>" in page and f"match probability {stored['score']:.4f}" in page
     viewed = await _audit(settings, "console.review.view_protected")
     assert [(r["actor"], r["subject"]) for r in viewed] == [("leeds-mgr", item_id)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import aio_pika
@@ -111,6 +112,13 @@ def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Pa
     assert "SHIELDED" in show and "12 Orchard Row" not in show
     show_la = hub(env, "review", "show", items[0]["id"], "--authority", "383").stdout
     assert "12 Orchard Row" in show_la
+    # The update came from her address: beside it, "postcode: exact" or the gap between
+    # the match probability and the identity score would say where she lives.
+    assert re.search(r"^  postcode .*exact / \+", show_la, re.M)
+    assert "postcode" not in show and "address_line" not in show and "household" not in show
+    assert "identity score" in show and "withheld" in show
+    assert all(c["address_withheld"] for i in items for c in i["candidates"])
+    assert "(identity " in hub(env, "review", "list").stdout
 
     # Handling before deciding: assign, note, investigate; filters by owner and age.
     hub(env, "review", "assign", items[0]["id"], "--to", "op-2", "--by", "lead")

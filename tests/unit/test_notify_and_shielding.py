@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from hub.notify import for_change
 from hub.records import merge
-from hub.shielding import Shield, for_audience
+from hub.shielding import Shield, for_audience, scores_for_audience
 from tests.factories import child
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -127,3 +127,23 @@ def test_notifications_follow_the_published_model() -> None:
     for n in [*for_change("c", 1, NOW, None, LEEDS, OPEN), *for_change("c", 3, NOW, LEEDS, BRUM,
                                                                        OPEN)]:
         assert Notification.model_validate(n.body).event_id == n.event_id
+
+
+def test_a_shielded_candidates_scores_say_nothing_of_her_address() -> None:
+    stored = {"child_id": "c1", "score": 0.91, "identity_score": 0.12, "model_version": "m1",
+              "fields": [{"field": f, "level": "exact", "weight": 1.0} for f in
+                         ("given_name", "nhs_number", "postcode", "address_line", "la",
+                          "household")]}
+    refuge = Shield(True, "383")
+    for viewer in (None, "330"):
+        seen = scores_for_audience(stored, refuge, viewer)
+        assert seen["score"] == 0.12 and seen["address_withheld"] is True
+        assert [f["field"] for f in seen["fields"]] == ["given_name", "nhs_number"]
+    # Her authority, and anyone looking at an open record, see it all.
+    assert scores_for_audience(stored, refuge, "383") == stored
+    assert scores_for_audience(stored, OPEN, None) == stored
+    # A holder of a shielded address, listed without scores, stays at 0; a score
+    # without an identity score to put in its place is not shown.
+    assert scores_for_audience({"child_id": "c2", "score": 0.0}, refuge)["score"] == 0.0
+    assert scores_for_audience({"child_id": "c3", "score": 0.7}, refuge)["score"] is None
+    assert stored["score"] == 0.91  # the stored candidate is left as it was
