@@ -195,14 +195,13 @@ async def export(conn: asyncpg.Connection, include_protected: bool, by: str | No
 
 # -- review ------------------------------------------------------------------------
 
-def review_line(r: asyncpg.Record, shields: dict[str, Shield] | None = None,
-                authority: str | None = None) -> dict[str, Any]:
-    """One review item as `hub review list --json` prints it. `shields`: the
-    shielded among its candidates (`candidate_shields`), whose scores the viewer
-    sees as the shielding policy allows."""
+def review_line(r: asyncpg.Record, shields: dict[str, Shield]) -> dict[str, Any]:
+    """One review item as `hub review list --json` prints it (to an operator acting
+    for no authority). `shields`: the shielded among its candidates
+    (`candidate_shields`), whose scores are shown as the shielding policy allows."""
     cands = []
     for c in r["candidates"] or []:
-        shown = scores_for_audience(c, (shields or {}).get(c["child_id"], OPEN), authority)
+        shown = scores_for_audience(c, shields.get(c["child_id"], OPEN))
         cands.append({"child_id": c["child_id"], "score": shown.get("score"),
                       **({"address_withheld": True} if shown.get("address_withheld") else {})})
     return {
