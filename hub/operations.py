@@ -23,7 +23,7 @@ from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
 from hub.records import Record, address_key
-from hub.shielding import OPEN, Shield, for_audience, scores_for_audience
+from hub.shielding import Shield, candidates_for_audience, for_audience
 from schemas.canonical import CanonicalUpdate
 
 
@@ -199,11 +199,9 @@ def review_line(r: asyncpg.Record, shields: dict[str, Shield]) -> dict[str, Any]
     """One review item as `hub review list --json` prints it (to an operator acting
     for no authority). `shields`: the shielded among its candidates
     (`candidate_shields`), whose scores are shown as the shielding policy allows."""
-    cands = []
-    for c in r["candidates"] or []:
-        shown = scores_for_audience(c, shields.get(c["child_id"], OPEN))
-        cands.append({"child_id": c["child_id"], "score": shown.get("score"),
-                      **({"address_withheld": True} if shown.get("address_withheld") else {})})
+    cands = [{"child_id": c["child_id"], "score": c.get("score"),
+              **({"address_withheld": True} if c.get("address_withheld") else {})}
+             for c in candidates_for_audience(r["candidates"] or [], shields)]
     return {
         "id": str(r["id"]),
         "reason": r["reason"],

@@ -7,12 +7,13 @@ acting for the shielding authority.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
 from hub.operations import OperationError, _uuid
-from hub.shielding import CONTACT_NOTE, Shield, for_audience, scores_for_audience
+from hub.shielding import CONTACT_NOTE, Shield, candidates_for_audience, for_audience
 from schemas.canonical import PROTECTED_FIELDS
 
 FIELDS = ("nhs_number", "given_name", "middle_names", "family_name", "former_family_names",
@@ -40,6 +41,12 @@ def _cell(value: Any, width: int = 34) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def shields_of(children: Mapping[str, asyncpg.Record]) -> dict[str, Shield]:
+    """The shields of the shielded among a review item's candidates' rows, by id."""
+    return {cid: Shield(True, r["shielding_authority"])
+            for cid, r in children.items() if r["shielded"]}
+
+
 async def show(conn: asyncpg.Connection, item_id: str, authority: str | None) -> str:
     row = await conn.fetchrow("SELECT * FROM parked WHERE id = $1", _uuid(item_id, "item"))
     if row is None:
@@ -56,9 +63,10 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None) ->
         str(r["child_id"]): r for r in await conn.fetch(
             "SELECT * FROM children WHERE child_id = ANY($1::uuid[])", ids)
     }
-    shields = [Shield(True, r["shielding_authority"]) for r in children.values() if r["shielded"]]
+    shields = shields_of(children)
+    cands = candidates_for_audience(cands, shields, authority)
     update_view = update
-    if shields and not any(authority and s.authority == authority for s in shields):
+    if shields and not any(authority and s.authority == authority for s in shields.values()):
         update_view = for_audience(update, Shield(True, None), authority)
     for c in cands:
         r = children.get(c["child_id"])
@@ -68,7 +76,6 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None) ->
             continue
         sh = Shield(r["shielded"], r["shielding_authority"])
         view = for_audience(r["record"], sh, authority)
-        c = scores_for_audience(c, sh, authority)
         flag = f"  SHIELDED ({CONTACT_NOTE}: {sh.authority})" if sh.shielded else ""
         what = "identity score" if c.get("address_withheld") else "score"
         lines.append(f"candidate {c['child_id']}  {what} {c.get('score')}"

@@ -6,7 +6,7 @@ messages, logs) asks this module. Matching never does: it sees everything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,20 @@ def scores_for_audience(candidate: Mapping[str, Any], shield: Shield,
         out["fields"] = [f for f in candidate["fields"] if f.get("field") not in ADDRESS_FIELDS]
     out["address_withheld"] = True
     return out
+
+
+def candidates_for_audience(candidates: Iterable[Mapping[str, Any]],
+                            shields: Mapping[str, Shield],
+                            authority: str | None = None) -> list[dict[str, Any]]:
+    """A review item's candidates as `authority` may see them: each one's scores by
+    `scores_for_audience` (`shields`: the shielded among them), and where any is
+    withheld, best shown score first; in the stored order (by match probability)
+    a shielded candidate's place among the others would hint at her address."""
+    shown = [scores_for_audience(c, shields.get(c["child_id"], OPEN), authority)
+             for c in candidates]
+    if any(c.get("address_withheld") for c in shown):
+        shown.sort(key=lambda c: -(c.get("score") or 0.0))
+    return shown
 
 
 def for_audience(

@@ -11,13 +11,13 @@ import asyncpg
 
 from hub.console.users import User
 from hub.match.model import DEFAULT_MODEL
-from hub.review_view import FIELDS, _plain
+from hub.review_view import FIELDS, _plain, shields_of
 from hub.shielding import (
     CONTACT_NOTE,
     Shield,
+    candidates_for_audience,
     for_audience,
     may_see_protected,
-    scores_for_audience,
 )
 from schemas.canonical import PROTECTED_FIELDS
 
@@ -97,13 +97,12 @@ async def item_view(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record
     # The update may be about the shielded child: its address may be the refuge.
     update_open = not any_shielded or (acting is not None and acting in shield_las)
     update_view = update if update_open else for_audience(update, Shield(True, None), None)
+    cands = candidates_for_audience(cands, shields_of(children), acting)
     priors = await _priors(conn, {str(c.get("model_version")) for c in cands})
     protected_shown = any_shielded and update_open and any(f in update for f in PROTECTED_FIELDS)
     out = []
     for c in cands:
         r = children.get(c["child_id"])
-        if r is not None:
-            c = scores_for_audience(c, Shield(r["shielded"], r["shielding_authority"]), acting)
         cand = Candidate(c["child_id"], c.get("score"), c.get("identity_score"),
                          c.get("model_version"), r is not None,
                          address_withheld=bool(c.get("address_withheld")))

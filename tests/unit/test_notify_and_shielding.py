@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from hub.notify import for_change
 from hub.records import merge
-from hub.shielding import Shield, for_audience, scores_for_audience
+from hub.shielding import Shield, candidates_for_audience, for_audience, scores_for_audience
 from tests.factories import child
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -147,3 +147,15 @@ def test_a_shielded_candidates_scores_say_nothing_of_her_address() -> None:
     assert scores_for_audience({"child_id": "c2", "score": 0.0}, refuge)["score"] == 0.0
     assert scores_for_audience({"child_id": "c3", "score": 0.7}, refuge)["score"] is None
     assert stored["score"] == 0.91  # the stored candidate is left as it was
+
+
+def test_a_shielded_candidates_place_among_the_others_follows_what_is_shown() -> None:
+    # Stored best first by match probability: hers, with the address's part in it,
+    # first. Listed so to anyone else, her place would say her address agrees.
+    her = {"child_id": "c1", "score": 0.9, "identity_score": 0.1}
+    other = {"child_id": "c2", "score": 0.5, "identity_score": 0.5}
+    shields = {"c1": Shield(True, "383")}
+    assert [c["child_id"] for c in candidates_for_audience([her, other], shields)] == [
+        "c2", "c1"]
+    assert candidates_for_audience([her, other], shields, "383") == [her, other]
+    assert candidates_for_audience([her, other], {}) == [her, other]
