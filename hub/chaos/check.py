@@ -211,20 +211,28 @@ def evaluate(plan: Plan, ledger: Ledger, facts: Facts, received: Received,
             g.duplicate_children += len(kids) - 1
             g.example("duplicate children", f"person {person}: {len(kids)} children")
 
-    # Each source record's applied version is its newest confirmed one.
-    # (A version sent but never confirmed may or may not have arrived.)
-    newest: dict[tuple[str, str], int] = {}
+    # Each source record's applied version is its newest confirmed one, unless the
+    # versions after it wait in review: a later version that arrived first, before
+    # the record was linked, may be one a person must place (a twin's first update
+    # without an NHS number, say), while an earlier one links once the child is
+    # indexed. (A version sent but never confirmed may or may not have arrived.)
     newest_sent: dict[tuple[str, str], int] = {}
+    confirmed_versions: dict[tuple[str, str], dict[int, bool]] = defaultdict(dict)
     for p in plan.messages:
         if p.role == "update" and p.message_id in sent:
             newest_sent[p.record] = max(newest_sent.get(p.record, 0), p.version)
             if p.message_id in ledger.confirmed:
-                newest[p.record] = max(newest.get(p.record, 0), p.version)
-    for key, version in newest.items():
+                held = confirmed_versions[p.record]
+                held[p.version] = held.get(p.version, False) or reviews[p.message_id] > 0
+    for key, held in confirmed_versions.items():
         link = facts.links.get(key)
-        if link is not None and not version <= link[1] <= newest_sent[key]:
+        if link is None:
+            continue
+        unapplied = [v for v, in_review in held.items() if v > link[1] and not in_review]
+        if unapplied or link[1] > newest_sent[key]:
             g.stale_links += 1
-            g.example("stale source links", f"{key[0]}/{key[1]}: v{link[1]}, sent v{version}")
+            g.example("stale source links",
+                      f"{key[0]}/{key[1]}: v{link[1]}, sent v{max(held)}")
 
     # Race groups: every update about one child at once, from several sources.
     for group in plan.groups.values():

@@ -46,7 +46,9 @@ async def test_cut_connections_lose_and_double_nothing(
                 proxies.cut(("amqp", "db")[cuts % 2])  # broker, then database, ...
                 cuts += 1
             await asyncio.sleep(0.05)
-        assert hub(hub_env, "wait", "--timeout", "120").returncode == 0
+        # Its own timeout first, so that a failure says what the hub was still busy with.
+        waited = hub(hub_env, "wait", "--timeout", "120", check=False, timeout=180)
+        assert waited.returncode == 0, waited.stderr
     finally:
         assert proc.stop() == 0, (tmp_path / "hub.log").read_text()[-3000:]
         proxies.close()

@@ -79,6 +79,25 @@ def test_a_lost_update_is_found() -> None:
     assert not g.ok
 
 
+def test_a_newer_version_waiting_in_review_is_not_a_stale_link() -> None:
+    # v2 arrived first and went to a person; v1 then linked the record.
+    facts = _facts()
+    facts.processed["m2"] = ("review:possible_match", 0.5)
+    facts.versions = facts.versions[:1]
+    facts.parked.append(("review", "possible_match", "m2"))
+    facts.links[("dwp", "A")] = ("c1", 1)
+    facts.outbox.pop("e2")
+    g = evaluate(PLAN, _ledger(), facts, _received("e1"), ["383"])
+    assert g.ok, g.failures
+    assert (g.stale_links, g.reviews) == (0, 1)
+    # Had it been applied and its link not moved, the link would be stale.
+    facts.parked.pop()
+    facts.processed["m2"] = ("link:source_link", 2.0)
+    facts.versions.append(("m2", "c1", 2, "383"))
+    facts.outbox["e2"] = ("383", "c1", 2, True)
+    assert evaluate(PLAN, _ledger(), facts, _received("e1", "e2"), ["383"]).stale_links == 1
+
+
 def test_an_unconfirmed_message_may_be_missing() -> None:
     facts = _facts()
     facts.parked = facts.parked[:1]  # the poison message never arrived
