@@ -4,6 +4,7 @@ for the shielding authority."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from hub.shielding import (
 from schemas.canonical import PROTECTED_FIELDS
 
 
-def hidden_text(authorities: list[str]) -> str:
+def hidden_text(authorities: Sequence[str | None]) -> str:
     las = ", ".join(dict.fromkeys(a for a in authorities if a)) or "unknown"
     return f"[hidden: shielded — {CONTACT_NOTE} {las}]"
 
@@ -92,12 +93,13 @@ async def item_view(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record
             "SELECT child_id, record, shielded, shielding_authority FROM children"
             " WHERE child_id = ANY($1::uuid[])", [c["child_id"] for c in cands])
     }
-    shield_las = [r["shielding_authority"] for r in children.values() if r["shielded"]]
-    any_shielded = bool(shield_las)
+    shields = shields_of(children)
+    shield_las = [s.authority for s in shields.values()]
+    any_shielded = bool(shields)
     # The update may be about the shielded child: its address may be the refuge.
     update_open = not any_shielded or (acting is not None and acting in shield_las)
     update_view = update if update_open else for_audience(update, Shield(True, None), None)
-    cands = candidates_for_audience(cands, shields_of(children), acting)
+    cands = candidates_for_audience(cands, shields, acting)
     priors = await _priors(conn, {str(c.get("model_version")) for c in cands})
     protected_shown = any_shielded and update_open and any(f in update for f in PROTECTED_FIELDS)
     out = []
