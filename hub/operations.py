@@ -234,15 +234,21 @@ def _ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def candidate_shields(conn: asyncpg.Connection | asyncpg.Pool,
-                            rows: list[asyncpg.Record]) -> dict[str, Shield]:
-    """The shields of the shielded children among parked items' candidates."""
-    ids = sorted({c["child_id"] for r in rows for c in r["candidates"] or []})
+async def shields_among(conn: asyncpg.Connection | asyncpg.Pool,
+                        ids: list[str]) -> dict[str, Shield]:
+    """The shields of the shielded children among `ids`, by id."""
     if not ids:
         return {}
     return {str(r["child_id"]): Shield(True, r["shielding_authority"]) for r in await conn.fetch(
         "SELECT child_id, shielding_authority FROM children"
         " WHERE child_id = ANY($1::uuid[]) AND shielded", ids)}
+
+
+async def candidate_shields(conn: asyncpg.Connection | asyncpg.Pool,
+                            rows: list[asyncpg.Record]) -> dict[str, Shield]:
+    """The shields of the shielded children among parked items' candidates."""
+    return await shields_among(
+        conn, sorted({c["child_id"] for r in rows for c in r["candidates"] or []}))
 
 
 async def list_parked(conn: asyncpg.Connection, kind: str, reason: str | None,
@@ -491,12 +497,10 @@ async def _beside_shielded(conn: asyncpg.Connection, candidates: list[dict[str, 
     """The shield for a record created beside shielded candidates: the first (best
     scored) one's whose authority is not the resolver's own; None when there is none."""
     ids = [c["child_id"] for c in candidates or []]
-    shielded = {str(r["child_id"]): r["shielding_authority"] for r in await conn.fetch(
-        "SELECT child_id, shielding_authority FROM children"
-        " WHERE child_id = ANY($1::uuid[]) AND shielded", ids)} if ids else {}
+    shielded = await shields_among(conn, ids)
     for cid in ids:
-        if cid in shielded and (acting_for is None or shielded[cid] != acting_for):
-            return Shield(True, shielded[cid])
+        if cid in shielded and (acting_for is None or shielded[cid].authority != acting_for):
+            return shielded[cid]
     return None
 
 
