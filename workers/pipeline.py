@@ -36,6 +36,7 @@ from workers.retry import is_transient, transient
 
 log = get("pipeline")
 MAX_ATTEMPTS = 3  # a message failing this often is poison
+STATUS_EVERY = 2.0  # seconds between an idle pipeline's status writes
 
 
 def incoming(msg: AbstractIncomingMessage) -> ingest.Incoming:
@@ -100,6 +101,7 @@ class Pipeline:
         self.trusted = ingest.TRUSTED_USERS | {user_of(settings.amqp_url)}
         self.matcher = DEFAULT_MATCHER  # replaced by the runner with the active model
         self.stats: dict[str, int] = {}
+        self.status_at = 0.0  # monotonic time of the last status write that landed
 
     async def run(self) -> None:
         channel = await self.amqp.channel(publisher_confirms=True, on_return_raises=True)
@@ -127,6 +129,11 @@ class Pipeline:
                     if self.buffer.empty():
                         # Otherwise the next batch says how much is in hand.
                         await self._status(0)
+                elif time.monotonic() - self.status_at >= STATUS_EVERY:
+                    # Idle: say so again now and then. The runner's heartbeat keeps
+                    # this row fresh, so a status write lost to a cut connection would
+                    # otherwise leave `hub wait` counting messages no longer held.
+                    await self._status(self.buffer.qsize())
         finally:
             await queue.cancel(tag)
             await self._status(0)
@@ -163,6 +170,7 @@ class Pipeline:
                         " VALUES ($1, $2) ON CONFLICT (worker_id) DO UPDATE"
                         " SET inflight = $2, heartbeat = now())"
                         " SELECT name FROM sources WHERE paused", self.worker_id, inflight)
+                    self.status_at = time.monotonic()
                     return {r["name"] for r in rows}
         return set()  # pragma: no cover - reraise=True
 
@@ -264,6 +272,7 @@ class Pipeline:
                     "ON CONFLICT (worker_id) DO UPDATE SET inflight = $2, heartbeat = now()",
                     self.worker_id, inflight,
                 )
+            self.status_at = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - status is advisory
             log.warning("status_failed", worker=self.worker_id, error=type(exc).__name__)
 

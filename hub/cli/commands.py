@@ -126,7 +126,10 @@ async def wait(args: argparse.Namespace, s: Settings) -> int:
     deadline = time.monotonic() + args.timeout
     quiet_since: float | None = None
     while True:
-        ok, why = await idle(s)
+        try:  # a probe that hangs (a half-open connection) must not outlast the timeout
+            ok, why = await asyncio.wait_for(idle(s), max(deadline - time.monotonic(), 5))
+        except TimeoutError:
+            ok, why = False, "no answer from the broker or the database"
         now = time.monotonic()
         if ok:
             quiet_since = quiet_since or now
