@@ -37,6 +37,7 @@ from workers.retry import is_transient, transient
 log = get("pipeline")
 MAX_ATTEMPTS = 3  # a message failing this often is poison
 STATUS_EVERY = 2.0  # seconds between an idle pipeline's status writes
+STALL_LOOK = 5.0  # seconds between an idle pipeline's looks for updates it is not given
 
 
 def incoming(msg: AbstractIncomingMessage) -> ingest.Incoming:
@@ -85,6 +86,22 @@ def _deliverable(msg: AbstractIncomingMessage) -> bool:
         return False
 
 
+class ConsumerLost(Exception):
+    """Updates wait in the queue while this pipeline, idle, is given none."""
+
+
+async def _ready(channel: Any) -> int:
+    """Messages ready in hub.inbound (0 when it cannot tell: the channel is down)."""
+    try:
+        # On the AMQP channel itself: a robust channel answers a passive declaration
+        # of a queue it knows with that queue as first declared, counts and all.
+        underlay = await channel.get_underlay_channel()
+        declared = await underlay.queue_declare(topo.INBOUND, passive=True, timeout=5)
+    except Exception:  # noqa: BLE001 - a reconnect under way is not a stall
+        return 0
+    return int(declared.message_count or 0)
+
+
 class Pipeline:
     def __init__(
         self, settings: Settings, pool: asyncpg.Pool, amqp: AbstractRobustConnection,
@@ -102,6 +119,7 @@ class Pipeline:
         self.matcher = DEFAULT_MATCHER  # replaced by the runner with the active model
         self.stats: dict[str, int] = {}
         self.status_at = 0.0  # monotonic time of the last status write that landed
+        self.consumer: tuple[Any, str] | None = None  # (queue, consumer tag) while running
 
     async def run(self) -> None:
         channel = await self.amqp.channel(publisher_confirms=True, on_return_raises=True)
@@ -111,11 +129,14 @@ class Pipeline:
         queue = await channel.declare_queue(topo.INBOUND, passive=True)
         held_exchange = await topo.exchange(channel, topo.HELD)
         tag = await queue.consume(self.buffer.put)
+        self.consumer = (queue, tag)
         await self._status(0)
+        looked_at, unfed = time.monotonic(), 0
         try:
             while not self.stopping.is_set():
                 batch = await self._take()
                 if batch:
+                    looked_at, unfed = time.monotonic(), 0
                     try:
                         await self._handle(channel, held_exchange, batch)
                     except Exception as exc:  # noqa: BLE001 - the worker must go on
@@ -129,15 +150,26 @@ class Pipeline:
                     if self.buffer.empty():
                         # Otherwise the next batch says how much is in hand.
                         await self._status(0)
-                elif time.monotonic() - self.status_at >= STATUS_EVERY:
+                    continue
+                if time.monotonic() - self.status_at >= STATUS_EVERY:
                     # Idle: say so again now and then. The runner's heartbeat keeps
                     # this row fresh, so a status write lost to a cut connection would
                     # otherwise leave `hub wait` counting messages no longer held.
                     await self._status(self.buffer.qsize())
+                if time.monotonic() - looked_at >= STALL_LOOK:
+                    looked_at = time.monotonic()
+                    unfed = unfed + 1 if await _ready(channel) else 0
+                    if unfed >= 2:
+                        # Idle, with room to take more, while updates wait: the broker
+                        # is not delivering to this consumer (one not restored after a
+                        # reconnect). The runner starts the pipeline again.
+                        raise ConsumerLost(topo.INBOUND)
         finally:
-            await queue.cancel(tag)
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
             await self._status(0)
-            await channel.close()
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _take(self) -> list[AbstractIncomingMessage]:
         try:
