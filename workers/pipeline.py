@@ -95,8 +95,9 @@ async def _ready(channel: Any) -> int:
     try:
         # On the AMQP channel itself: a robust channel answers a passive declaration
         # of a queue it knows with that queue as first declared, counts and all.
-        underlay = await channel.get_underlay_channel()
-        declared = await underlay.queue_declare(topo.INBOUND, passive=True, timeout=5)
+        async with asyncio.timeout(5):  # not waiting out a reconnect: a stop may come
+            underlay = await channel.get_underlay_channel()
+            declared = await underlay.queue_declare(topo.INBOUND, passive=True)
     except Exception:  # noqa: BLE001 - a reconnect under way is not a stall
         return 0
     return int(declared.message_count or 0)
