@@ -353,8 +353,12 @@ class Resolution(NamedTuple):
     # The shield the record took on (None: no new shield), and why.
     shielded: Shield | None = None
     why: str = ""
+    # Shielded candidates a reject did not mark "not a match": only their authority may.
+    kept: tuple[str, ...] = ()
 
 
+KEPT_NOTE = ("a shielded candidate stays a candidate for this source record's later"
+             " updates (only her authority may say she is not its child)")
 HOLDS_ADDRESS = "it holds a shielded child's address"
 BESIDE_SHIELDED = ("a shielded child was a candidate, and only its authority, seeing both,"
                    " may say this is another child (it unshields the record if so)")
@@ -383,12 +387,23 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
         result: str | None = None
         shield: Shield | None = None
         why = ""
+        kept: tuple[str, ...] = ()
         if action == "reject":
-            for c in row["candidates"] or []:
+            ids = [c["child_id"] for c in row["candidates"] or []]
+            shields = await shields_among(conn, ids)
+            # "Not a match" for a shielded child would take her out of every later
+            # version's candidates, so the next one would be created open, at her new
+            # address: the failure this hub exists to prevent. Only her authority,
+            # seeing both, may say so; anyone else's reject leaves her a candidate.
+            kept = tuple(cid for cid in ids
+                         if cid in shields and shields[cid].authority != acting_for)
+            for cid in ids:
+                if cid in kept:
+                    continue
                 await conn.execute(
                     "INSERT INTO not_a_match (source, source_record_id, child_id, decided_by)"
                     " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    update.source, update.source_record_id, c["child_id"], by,
+                    update.source, update.source_record_id, cid, by,
                 )
         else:
             # The update's advisory locks before the target's row, in a pipeline
@@ -476,8 +491,9 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     {"note": note, "reason": row["reason"],
                      **({"acting_for": acting_for} if acting_for else {}),
                      **({"shielded_by": shield.authority, "shielded_why": why}
-                        if shield else {})})
-    return Resolution(result, shield, why if shield else "")
+                        if shield else {}),
+                     **({"kept_as_candidates": list(kept)} if kept else {})})
+    return Resolution(result, shield, why if shield else "", kept)
 
 
 def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:

@@ -227,6 +227,8 @@ async def review_resolve(args: argparse.Namespace, s: Settings) -> int:
     if done.shielded is not None:  # said beside the result line, which stays as it was
         print(f"note: {done.child_id} is now shielded (authority "
               f"{done.shielded.authority or 'to be decided'}): {done.why}", file=sys.stderr)
+    if done.kept:
+        print(f"note: {ops.KEPT_NOTE}: {', '.join(done.kept)}", file=sys.stderr)
     return 0
 
 

@@ -339,7 +339,8 @@ async def review_resolve(request: web.Request) -> web.Response:
                                  request.app[SETTINGS].thresholds, user.acting_for)
     raise _back("/review", f"resolved {item_id[:8]}: {action}"
                 + (f" -> {done.child_id}" if done.child_id else "")
-                + (f" (now shielded: {done.why})" if done.shielded else ""))
+                + (f" (now shielded: {done.why})" if done.shielded else "")
+                + (f" ({ops.KEPT_NOTE})" if done.kept else ""))
 
 
 # -- dead letters ------------------------------------------------------------------

@@ -463,6 +463,41 @@ def test_a_child_created_beside_a_shielded_candidate_is_shielded_unless_its_auth
     assert [s["source_record_id"] for s in maisie["sources"]] == ["LA-9"]
 
 
+def test_a_reject_leaves_a_shielded_candidate_a_candidate_unless_her_authority_says(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """A reject records "not a match" for the item's candidates, which takes them out of
+    the same source record's later updates. For a shielded candidate that meant the
+    next version, no longer beside her, was created open at her new refuge address
+    (found by an adversarial review). Only her authority's reject says so now."""
+    env = running
+    shielded_child(env, tmp_path)
+    for la in ("383", "330"):
+        hub(env, "notifications", "consume", "--council", la)
+    # Her new refuge, from the central feed: no NHS number, a typo in her name.
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", nhs_number=None,
+                                               given_name="Marigld")))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert item["reason"] == "shielded_candidate"
+    # An operator who cannot see her address judges "not her".
+    rejected = hub(env, "review", "resolve", item["id"], "--reject", "--by", "op-1")
+    assert "a shielded candidate stays a candidate" in rejected.stderr
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", 2, nhs_number=None,
+                                               given_name="Marigld")))
+    [again] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert (again["source_record_id"], again["reason"]) == ("CB-1", "shielded_candidate")
+    assert [e["shielded"] for e in jsonl(hub(env, "export").stdout)] == [True]
+    assert hub(env, "notifications", "consume", "--council", "330").stdout == ""
+    # Her authority, seeing both, may say it is another child: then it is one.
+    own = hub(env, "review", "resolve", again["id"], "--reject", "--by", "la-manager",
+              "--authority", "383")
+    assert own.stderr == ""
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", 3, nhs_number=None,
+                                               given_name="Marigld")))
+    assert hub(env, "review", "list", "--json").stdout.strip() == ""
+    assert sorted(e["shielded"] for e in jsonl(hub(env, "export").stdout)) == [False, True]
+
+
 async def test_sent_notifications_are_purged_after_retention_and_unsent_never(
     hub_env: dict[str, str], settings: Settings, tmp_path: Path
 ) -> None:
