@@ -418,7 +418,7 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                                                  extra_child_ids=[target] if target else [])
             state.actor = by
             child = update.child.model_dump(mode="json", exclude_none=True)
-            holders = await _shielded_holders(conn, child, target)
+            holders = await shielded_holders(conn, child, target)
             # The candidates the operator saw when it was parked that could have been
             # this child then, and any shielded child that could be this one now
             # (shielded, or created, since). Not a neighbour found by the postcode
@@ -520,8 +520,8 @@ async def _beside_shielded(conn: asyncpg.Connection, candidates: list[dict[str, 
     return None
 
 
-async def _shielded_holders(conn: asyncpg.Connection, child: Record,
-                            target: str | None) -> list[Shield]:
+async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
+                           target: str | None = None) -> list[Shield]:
     """The shields of the shielded children (other than `target`) that hold or held
     the update's address."""
     key = address_key(child.get("address"))

@@ -12,8 +12,14 @@ from typing import Any
 
 import asyncpg
 
-from hub.operations import OperationError, _uuid
-from hub.shielding import CONTACT_NOTE, Shield, candidates_for_audience, for_audience
+from hub.operations import OperationError, _uuid, shielded_holders
+from hub.shielding import (
+    CONTACT_NOTE,
+    Shield,
+    candidates_for_audience,
+    for_audience,
+    update_open_to,
+)
 from schemas.canonical import PROTECTED_FIELDS
 
 FIELDS = ("nhs_number", "given_name", "middle_names", "family_name", "former_family_names",
@@ -66,7 +72,8 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None) ->
     shields = shields_of(children)
     cands = candidates_for_audience(cands, shields, authority)
     update_view = update
-    if shields and not any(authority and s.authority == authority for s in shields.values()):
+    beside = [*shields.values(), *await shielded_holders(conn, update)]
+    if not update_open_to(authority, beside):
         update_view = for_audience(update, Shield(True, None), authority)
     for c in cands:
         r = children.get(c["child_id"])

@@ -32,6 +32,17 @@ def may_see_protected(shield: Shield, authority: str | None, break_glass: bool =
     return break_glass or (authority is not None and authority == shield.authority)
 
 
+def update_open_to(authority: str | None, beside: Iterable[Shield]) -> bool:
+    """Whether a parked update's protected fields may be shown to a viewer acting for
+    `authority`. `beside` are the shields of the shielded children it may be about or
+    be beside: its listed candidates, and the holders of its address (a sibling moving
+    into the refuge: rule 8 lists no holder who could not be the update's child, but
+    the address is still hers). Only a viewer acting for every one of them: one
+    authority's user would otherwise see where another's child may now be."""
+    las = [s.authority for s in beside]
+    return not las or (authority is not None and all(la == authority for la in las))
+
+
 def scores_for_audience(candidate: Mapping[str, Any], shield: Shield,
                         authority: str | None = None) -> dict[str, Any]:
     """A review candidate's stored scores as `authority` may see them.

@@ -12,6 +12,7 @@ import asyncpg
 
 from hub.console.users import User
 from hub.match.model import DEFAULT_MODEL
+from hub.operations import shielded_holders
 from hub.review_view import FIELDS, _plain, shields_of
 from hub.shielding import (
     CONTACT_NOTE,
@@ -19,6 +20,7 @@ from hub.shielding import (
     candidates_for_audience,
     for_audience,
     may_see_protected,
+    update_open_to,
 )
 from schemas.canonical import PROTECTED_FIELDS
 
@@ -96,12 +98,13 @@ async def item_view(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record
     shields = shields_of(children)
     shield_las = [s.authority for s in shields.values()]
     any_shielded = bool(shields)
-    # The update may be about the shielded child: its address may be the refuge.
-    update_open = not any_shielded or (acting is not None and acting in shield_las)
+    # The update may be about a shielded child, or carry her address: it may be the refuge.
+    beside = [*shields.values(), *await shielded_holders(conn, update)]
+    update_open = update_open_to(acting, beside)
     update_view = update if update_open else for_audience(update, Shield(True, None), None)
     cands = candidates_for_audience(cands, shields, acting)
     priors = await _priors(conn, {str(c.get("model_version")) for c in cands})
-    protected_shown = any_shielded and update_open and any(f in update for f in PROTECTED_FIELDS)
+    protected_shown = bool(beside) and update_open and any(f in update for f in PROTECTED_FIELDS)
     out = []
     for c in cands:
         r = children.get(c["child_id"])
@@ -125,7 +128,7 @@ async def item_view(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record
                 u_hidden = f in PROTECTED_FIELDS and not update_open
                 cand.rows.append(Row(
                     f,
-                    hidden_text(shield_las) if u_hidden else
+                    hidden_text([b.authority for b in beside]) if u_hidden else
                     _text(update_view.get(f)) if f in FIELDS else "",
                     hidden_text([sh.authority or ""]) if c_hidden else
                     _text(view.get(f)) if f in FIELDS else "",

@@ -463,6 +463,39 @@ def test_a_child_created_beside_a_shielded_candidate_is_shielded_unless_its_auth
     assert [s["source_record_id"] for s in maisie["sources"]] == ["LA-9"]
 
 
+def test_a_shielded_address_item_hides_the_update_address_from_all_but_her_authority(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """A brother's update from his sister's refuge is parked (shielded_address) with
+    his own open record as its only candidate: rule 8 lists no shielded child who
+    could not be the update's. The update's address was then shown to any operator,
+    labelled as a shielded child's (found by an adversarial review)."""
+    env = running
+    for la in ("383", "330", "341"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid = only_child(env)["child_id"]
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    publish(env, tmp_path, "pds", moved(update("pds", "P-1")))  # she is in the refuge
+    brother = {"nhs_number": nhs(3), "given_name": "Oswin", "date_of_birth": "2017-08-01",
+               "sex": "male"}
+    publish(env, tmp_path, "la", update("la", "LA-2", address={
+        "lines": ["9 Mill Street"], "town": "Liverpool", "postcode": "L1 8JQ", "la": "341"},
+        **brother))
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-2", **brother)))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert item["reason"] == "shielded_address"
+    assert cid not in {c["child_id"] for c in item["candidates"]}
+    shown = hub(env, "review", "show", item["id"]).stdout
+    assert "Harbour" not in shown and "B5 7Q" not in shown, shown
+    assert "9 Mill Street" in shown  # his own record's address is his
+    assert "[hidden: shielded]" in shown
+    own = hub(env, "review", "show", item["id"], "--authority", "383").stdout
+    assert "3 Harbour Lane" in own
+    other = hub(env, "review", "show", item["id"], "--authority", "341").stdout
+    assert "Harbour" not in other
+
+
 def test_a_reject_leaves_a_shielded_candidate_a_candidate_unless_her_authority_says(
     running: dict[str, str], tmp_path: Path
 ) -> None:

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 from hub.notify import for_change
 from hub.records import merge
-from hub.shielding import Shield, candidates_for_audience, for_audience, scores_for_audience
+from hub.shielding import (
+    Shield,
+    candidates_for_audience,
+    for_audience,
+    scores_for_audience,
+    update_open_to,
+)
 from tests.factories import child
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -159,3 +165,13 @@ def test_a_shielded_candidates_place_among_the_others_follows_what_is_shown() ->
         "c2", "c1"]
     assert candidates_for_audience([her, other], shields, "383") == [her, other]
     assert candidates_for_audience([her, other], {}) == [her, other]
+
+
+def test_a_parked_update_is_open_only_to_the_authority_of_everyone_beside_it() -> None:
+    a, b = Shield(True, "383"), Shield(True, "330")
+    assert update_open_to(None, []) and update_open_to("383", [])
+    assert update_open_to("383", [a, a]) and not update_open_to(None, [a])
+    # One authority's user would see where the other's child may now be.
+    assert not update_open_to("383", [a, b]) and not update_open_to("330", [a, b])
+    # A shield with no authority yet (restricted at origin): nobody.
+    assert not update_open_to("383", [Shield(True, None)])
