@@ -401,9 +401,11 @@ class BatchState:
         after, changed = merge(before, child)
         shield_changed = False
         if update.restricted and not row.shielded:
-            # Restricted at origin: shielded on arrival until an authority decides.
+            # Restricted at origin: shielded on arrival until an authority decides, by
+            # the council of the area it arrives in, which an open move would tell
+            # anyway; the council it left would learn the new address only this way.
             row.shielded, row.restricted = True, True
-            row.authority = row.authority or la_of(before) or la_of(after)
+            row.authority = row.authority or la_of(after) or la_of(before)
             shield_changed = True
         if shield is not None and shield.shielded and not row.shielded:
             row.shielded, row.authority = True, shield.authority

@@ -496,6 +496,29 @@ def test_a_shielded_address_item_hides_the_update_address_from_all_but_her_autho
     assert "Harbour" not in other
 
 
+def test_a_restricted_move_is_told_to_the_new_area_alone(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """PDS marks a child restricted as she moves: shielded on arrival, by the council
+    of the area she arrives in. The council she left was made the authority and sent
+    her new address, which an open move would never have told it (adversarial
+    review)."""
+    env = running
+    for la in ("383", "330"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))  # open, in 383
+    for la in ("383", "330"):
+        hub(env, "notifications", "consume", "--council", la)
+    restricted = moved(update("pds", "P-1"))  # to 3 Harbour Lane, in 330
+    restricted["restricted"] = True
+    publish(env, tmp_path, "pds", restricted)
+    rec = only_child(env)
+    assert (rec["shielded"], rec["shielding_authority"]) == (True, "330")
+    assert hub(env, "notifications", "consume", "--council", "383").stdout == ""
+    told = jsonl(hub(env, "notifications", "consume", "--council", "330").stdout)
+    assert told and all(n["child"]["address"]["postcode"] == "B5 7QQ" for n in told)
+
+
 def test_a_reject_leaves_a_shielded_candidate_a_candidate_unless_her_authority_says(
     running: dict[str, str], tmp_path: Path
 ) -> None:
