@@ -71,3 +71,14 @@ async def count(url: str, sql: str) -> int:
         return int(await conn.fetchval(sql))
     finally:
         await conn.close()
+
+
+async def pipelines_up(url: str, n: int, timeout: float = 60) -> None:
+    """Wait until `n` pipelines have written their status (a started `hub run`)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while await count(url, "SELECT count(*) FROM worker_status") < n:
+        assert time.monotonic() < deadline, f"fewer than {n} pipelines up after {timeout}s"
+        await asyncio.sleep(0.2)

@@ -40,6 +40,25 @@ def shielded_child(env: dict[str, str], tmp_path: Path) -> str:
     return cid
 
 
+BROTHER = {"nhs_number": nhs(3), "given_name": "Oswin", "date_of_birth": "2017-08-01",
+           "sex": "male"}
+ELSEWHERE = {"lines": ["9 Mill Street"], "town": "Liverpool", "postcode": "L1 8JQ", "la": "341"}
+
+
+def in_refuge_with_brother(env: dict[str, str], tmp_path: Path) -> tuple[str, str]:
+    """Councils 383, 330 and 341; a child shielded by 383 in her refuge (330), and her
+    brother's open record elsewhere (341): their ids."""
+    for la in ("383", "330", "341"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid: str = only_child(env)["child_id"]
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    publish(env, tmp_path, "pds", moved(update("pds", "P-1")))  # she is in the refuge (330)
+    publish(env, tmp_path, "la", update("la", "LA-2", address=ELSEWHERE, **BROTHER))
+    bid = next(e["child_id"] for e in jsonl(hub(env, "export").stdout) if e["child_id"] != cid)
+    return cid, bid
+
+
 def test_shielded_child_is_never_duplicated_nor_exposed(
     running: dict[str, str], tmp_path: Path
 ) -> None:
@@ -339,23 +358,12 @@ def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
     """`review resolve` places the update where the operator says, but a record it
     puts at a shielded child's address is shielded by that child's authority."""
     env = running
-    for la in ("383", "330", "341"):
-        hub(env, "council", "add", la)
-    publish(env, tmp_path, "la", update("la", "LA-1"))
-    cid = only_child(env)["child_id"]
-    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
-    publish(env, tmp_path, "pds", moved(update("pds", "P-1")))  # she is in the refuge (330)
     # Her brother has an open record in another council...
-    brother = {"nhs_number": nhs(3), "given_name": "Oswin", "date_of_birth": "2017-08-01",
-               "sex": "male"}
-    elsewhere = {"lines": ["9 Mill Street"], "town": "Liverpool", "postcode": "L1 8JQ",
-                 "la": "341"}
-    publish(env, tmp_path, "la", update("la", "LA-2", address=elsewhere, **brother))
-    bid = next(e["child_id"] for e in jsonl(hub(env, "export").stdout) if e["child_id"] != cid)
+    cid, bid = in_refuge_with_brother(env, tmp_path)
     for la in ("383", "330", "341"):
         hub(env, "notifications", "consume", "--council", la)  # drain what came before
     # ...then the central feed has him, and a new baby sister, at the refuge.
-    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-2", **brother)),
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-2", **BROTHER)),
             moved(update("dwp", "CB-3", nhs_number=nhs(5), given_name="Wren",
                          date_of_birth="2023-02-02")))
     items = {i["source_record_id"]: i for i in jsonl(hub(env, "review", "list", "--json").stdout)}
@@ -391,7 +399,7 @@ def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
     assert [(n["event"], n["shielded"]) for n in told] == [("child.updated", True)]
 
     # A child shielded by another authority may not be given the refuge's address.
-    publish(env, tmp_path, "la", update("la", "LA-3", address=elsewhere, nhs_number=nhs(7),
+    publish(env, tmp_path, "la", update("la", "LA-3", address=ELSEWHERE, nhs_number=nhs(7),
                                         given_name="Bryn", date_of_birth="2012-05-05"))
     other = next(e["child_id"] for e in jsonl(hub(env, "export").stdout)
                  if e["child_id"] not in (cid, bid) and "address" in e["child"])
@@ -471,18 +479,8 @@ def test_a_shielded_address_item_hides_the_update_address_from_all_but_her_autho
     could not be the update's. The update's address was then shown to any operator,
     labelled as a shielded child's (found by an adversarial review)."""
     env = running
-    for la in ("383", "330", "341"):
-        hub(env, "council", "add", la)
-    publish(env, tmp_path, "la", update("la", "LA-1"))
-    cid = only_child(env)["child_id"]
-    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
-    publish(env, tmp_path, "pds", moved(update("pds", "P-1")))  # she is in the refuge
-    brother = {"nhs_number": nhs(3), "given_name": "Oswin", "date_of_birth": "2017-08-01",
-               "sex": "male"}
-    publish(env, tmp_path, "la", update("la", "LA-2", address={
-        "lines": ["9 Mill Street"], "town": "Liverpool", "postcode": "L1 8JQ", "la": "341"},
-        **brother))
-    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-2", **brother)))
+    cid, _ = in_refuge_with_brother(env, tmp_path)
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-2", **BROTHER)))
     [item] = jsonl(hub(env, "review", "list", "--json").stdout)
     assert item["reason"] == "shielded_address"
     assert cid not in {c["child_id"] for c in item["candidates"]}

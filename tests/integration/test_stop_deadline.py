@@ -14,7 +14,7 @@ import pytest
 
 from hub.chaos.proxy import Proxies
 from hub.chaos.services import free_port
-from tests.helpers import HubProcess, count, hub, via_proxy
+from tests.helpers import HubProcess, hub, pipelines_up, via_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +32,7 @@ async def test_a_stop_with_services_gone_ends_within_the_grace(
     log = tmp_path / "hub.log"
     proc = HubProcess(env, "--workers", "2", log=log)
     try:
-        for _ in range(300):  # both pipelines up
-            if await count(settings.database_url, "SELECT count(*) FROM worker_status") >= 2:
-                break
-            await asyncio.sleep(0.2)
+        await pipelines_up(settings.database_url, 2)
         await asyncio.sleep(1)
         for name in ("amqp", "db"):  # nothing listens at the new targets
             proxies.by_name[name].targets = [("127.0.0.1", free_port())]

@@ -6,13 +6,12 @@ status again every few seconds."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.helpers import HubProcess, count, hub
+from tests.helpers import HubProcess, count, hub, pipelines_up
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +23,7 @@ async def test_an_idle_hub_corrects_a_lost_status_write(
     log = tmp_path / "hub.log"
     proc = HubProcess(hub_env, "--workers", "2", log=log)
     try:
-        for _ in range(300):  # both pipelines up
-            if await count(settings.database_url, "SELECT count(*) FROM worker_status") >= 2:
-                break
-            await asyncio.sleep(0.2)
+        await pipelines_up(settings.database_url, 2)
         assert hub(hub_env, "wait", "--timeout", "30").returncode == 0
         # What a pipeline's last write before its lost "0" leaves behind.
         conn = await asyncpg.connect(settings.database_url)
