@@ -428,20 +428,37 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                           *({"child_id": c} for c in plausible_shielded(
                               child, state.facts(update, child), thresholds, state.matcher,
                               state.form_of(update)))]
+            placed = state.links.get((update.source, update.source_record_id))
+            if placed is not None and placed.last_version >= update.source_version:
+                # A later version was placed since: the pipeline would take this one for
+                # a stale copy. Placing it would move the source's link, and with it
+                # every later update, away from where that version went.
+                raise OperationError(
+                    f"refused: {update.source}/{update.source_record_id} has been placed"
+                    f" since, at version {placed.last_version} (this item is version"
+                    f" {update.source_version}); reject this item")
             own = state.children[target] if target is not None else None
             was_shielded = own is not None and own.shielded
-            if own is not None and not own.shielded:
-                # As with a create (below), but the record is someone's open record: the
-                # update and its source link would put the shielded child's next
-                # addresses there, so only the authority that sees both may.
-                beside = await _beside_shielded(conn, candidates, acting_for)
-                if beside is not None:
-                    la = beside.authority or "its authority"
-                    raise OperationError(
-                        f"refused: a child shielded by {la} is a candidate, and only that"
-                        f" authority, seeing both, may link this update to an open record"
-                        f" (--authority {beside.authority or 'LA'}); otherwise link it to the"
-                        " shielded child, create (shielded) or reject")
+            own_la = own.authority if own is not None and own.shielded else None
+            beside = await shields_among(
+                conn, [c["child_id"] for c in candidates if c["child_id"] != target])
+            # Shielded candidates whose authority is neither the resolver's nor the
+            # target's own, best first: only that authority, seeing both, may say the
+            # update is not its child's. Linked anywhere else, the update and every
+            # later one through its source link would put what may be her next address
+            # where another can read it (an open record, another authority's child).
+            others = [s for cid in dict.fromkeys(c["child_id"] for c in candidates)
+                      if (s := beside.get(cid)) is not None
+                      and s.authority not in (acting_for, own_la)]
+            if own is not None and others:
+                la = others[0].authority or "its authority"
+                raise OperationError(
+                    f"refused: a child shielded by {la} is a candidate, and only that"
+                    f" authority, seeing both, may link this update to "
+                    + ("another authority's shielded record" if own.shielded
+                       else "an open record")
+                    + f" (--authority {others[0].authority or 'LA'}); otherwise link it to"
+                    " the shielded child, create (shielded) or reject")
             if own is not None and own.shielded and any(
                     h.authority != own.authority for h in holders):
                 # Its authority would see where another authority's child is hidden.
@@ -449,11 +466,20 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     "refused: the update carries an address that a child shielded by another"
                     " authority holds, and the record is shielded by its own; the"
                     " authorities decide first")
+            # A record this puts at a shielded child's address, or creates beside one,
+            # is shielded by her authority: by one authority, which alone then decides.
+            involved = {h.authority for h in holders} | (
+                {s.authority for s in others} if action == "create" else set())
+            if len(involved) > 1:
+                raise OperationError(
+                    "refused: children shielded by more than one authority ("
+                    + ", ".join(sorted(la or "?" for la in involved))
+                    + ") hold the update's address or are candidates; the authorities"
+                    " decide first")
             holder = holders[0] if holders else None
             why = HOLDS_ADDRESS
-            if holder is None and action == "create":
-                holder = await _beside_shielded(conn, candidates, acting_for)
-                why = BESIDE_SHIELDED
+            if holder is None and action == "create" and others:
+                holder, why = others[0], BESIDE_SHIELDED
             result = state.apply(update, child, target, None, by, f"operator_{action}",
                                  shield=holder)
             written = state.children[result]
@@ -506,18 +532,6 @@ def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
     if identity is None or score is None:
         return True
     return identity >= thresholds.shielded_plausible or score >= thresholds.review
-
-
-async def _beside_shielded(conn: asyncpg.Connection, candidates: list[dict[str, Any]] | None,
-                           acting_for: str | None) -> Shield | None:
-    """The shield for a record created beside shielded candidates: the first (best
-    scored) one's whose authority is not the resolver's own; None when there is none."""
-    ids = [c["child_id"] for c in candidates or []]
-    shielded = await shields_among(conn, ids)
-    for cid in ids:
-        if cid in shielded and (acting_for is None or shielded[cid].authority != acting_for):
-            return shielded[cid]
-    return None
 
 
 async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,

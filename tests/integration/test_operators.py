@@ -552,6 +552,108 @@ def test_a_reject_leaves_a_shielded_candidate_a_candidate_unless_her_authority_s
     assert sorted(e["shielded"] for e in jsonl(hub(env, "export").stdout)) == [False, True]
 
 
+def two_authorities(env: dict[str, str], tmp_path: Path) -> tuple[str, str]:
+    """Councils 383, 330 and 341; a boy shielded by 383 at 12 Orchard Row and a girl,
+    Marigold Quenby (the factories' child), shielded by 330 in Liverpool: their ids."""
+    for la in ("383", "330", "341"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1", nhs_number=nhs(3), given_name="Oswin",
+                                        family_name="Pellow", date_of_birth="2017-08-01",
+                                        sex="male"))
+    s1 = only_child(env)["child_id"]
+    hub(env, "shield", s1, "--authority", "383", "--by", "o", "--reason", "refuge")
+    publish(env, tmp_path, "la", update("la", "LA-2", nhs_number=nhs(2), address=ELSEWHERE))
+    s2 = next(e["child_id"] for e in jsonl(hub(env, "export").stdout) if e["child_id"] != s1)
+    hub(env, "shield", s2, "--authority", "330", "--by", "o", "--reason", "refuge")
+    for la in ("383", "330", "341"):
+        hub(env, "notifications", "consume", "--council", la)
+    return s1, s2
+
+
+def test_one_authority_never_decides_for_another(running: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    """An update that may be 330's child, at an address 383's child holds, was created
+    shielded by 383 alone (which, not knowing the child, could unshield it: her next
+    update then went into an open record); and 383 could link an update beside 330's
+    child into its own shielded child and read it. Both are refused now: the
+    authorities decide first (adversarial review)."""
+    env = running
+    _, s2 = two_authorities(env, tmp_path)
+    # Marigold (a typo, no NHS number) at 12 Orchard Row, which 383's child holds.
+    publish(env, tmp_path, "dwp", update("dwp", "CB-1", nhs_number=None, given_name="Marigld"))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert s2 in {c["child_id"] for c in item["candidates"]}
+    for who in ((), ("--authority", "383")):
+        refused = hub(env, "review", "resolve", item["id"], "--create", "--by", "op-1", *who,
+                      check=False)
+        assert refused.returncode == 1, refused.stdout
+        assert "more than one authority (330, 383)" in refused.stderr
+    # Her own authority may: it sees her, and the record (at 383's child's address)
+    # is shielded by 383, which the address makes the one to decide about it.
+    done = hub(env, "review", "resolve", item["id"], "--create", "--by", "la-330",
+               "--authority", "330")
+    new = done.stdout.strip().rsplit(" ", 1)[-1]
+    rec = next(e for e in jsonl(hub(env, "export").stdout) if e["child_id"] == new)
+    assert (rec["shielded"], rec["shielding_authority"]) == (True, "383")
+
+
+def test_a_link_beside_another_authoritys_child_is_hers_to_allow(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    env = running
+    s1 = shielded_child(env, tmp_path)  # Marigold Quenby, 383
+    hub(env, "council", "add", "341")
+    publish(env, tmp_path, "la", update("la", "LA-2", nhs_number=nhs(2),
+                                        family_name="Quenby-Hart", address=ELSEWHERE))
+    for it in jsonl(hub(env, "review", "list", "--json").stdout):  # 383: not ours
+        hub(env, "review", "resolve", it["id"], "--create", "--by", "o", "--authority", "383")
+    s2 = next(e["child_id"] for e in jsonl(hub(env, "export").stdout) if e["child_id"] != s1)
+    hub(env, "shield", s2, "--authority", "330", "--by", "o", "--reason", "refuge")
+    for la in ("383", "330", "341"):
+        hub(env, "notifications", "consume", "--council", la)
+    # Candidates of both: no NHS number, at an address new to the hub.
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", nhs_number=None),
+                                        lines=["7 Heron Way"], postcode="B6 4AA"))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert {c["child_id"] for c in item["candidates"]} == {s1, s2}
+    refused = hub(env, "review", "resolve", item["id"], "--link", s1, "--by", "la-383",
+                  "--authority", "383", check=False)
+    assert refused.returncode == 1
+    assert "a child shielded by 330 is a candidate" in refused.stderr
+    assert "Heron" not in hub(env, "notifications", "consume", "--council", "383").stdout
+    # 330, seeing both, says it is not its child.
+    hub(env, "review", "resolve", item["id"], "--link", s1, "--by", "la-330",
+        "--authority", "330")
+    assert "Heron" in hub(env, "notifications", "consume", "--council", "383").stdout
+
+
+def test_an_item_older_than_what_its_source_placed_since_is_refused(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """Version 1 waits in review beside her; version 2 (her NHS number) is tied to her.
+    Resolving version 1 then moved the source record's link to a new, open record,
+    and version 3 (her next refuge) went into it (adversarial review)."""
+    env = running
+    cid = shielded_child(env, tmp_path)
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", nhs_number=None,
+                                               given_name="Marigld"),
+                                        lines=["22 Elm Close"], town="Leeds",
+                                        postcode="LS8 2QQ", la="383"))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", 2)))
+    refused = hub(env, "review", "resolve", item["id"], "--create", "--by", "la-383",
+                  "--authority", "383", check=False)
+    assert refused.returncode == 1
+    assert "has been placed since, at version 2" in refused.stderr
+    hub(env, "review", "resolve", item["id"], "--reject", "--by", "la-383",
+        "--authority", "383")
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", 3), lines=["7 Heron Way"],
+                                        postcode="B6 4AA"))
+    [her] = jsonl(hub(env, "export").stdout)
+    assert her["child_id"] == cid and her["shielded"]
+    assert {s["source_record_id"] for s in her["sources"]} == {"LA-1", "CB-1"}
+
+
 async def test_sent_notifications_are_purged_after_retention_and_unsent_never(
     hub_env: dict[str, str], settings: Settings, tmp_path: Path
 ) -> None:
