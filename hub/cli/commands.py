@@ -245,8 +245,8 @@ async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
     async with database(s) as conn, broker(s) as amqp:
         rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
         retried, skipped = await retry_dead(conn, amqp, rows, args.by)
-    for item in skipped:
-        print(f"{item}: cannot retry: no raw content or source", file=sys.stderr)
+    for item, why in skipped:
+        print(f"{item}: cannot retry: {why}", file=sys.stderr)
     print(f"retried {retried}")
     return 0
 

@@ -16,19 +16,32 @@ from hub.broker.connection import message, queue_depth
 from hub.broker.connection import publish as broker_publish
 from hub.operations import OperationError
 
+#: Dead letters a retry must not republish: the hub publishes a retry as its own
+#: trusted broker user, so these would pass as the source they claim to be from.
+NOT_RETRIED = {
+    "unauthenticated_source": "its publisher may not publish for that source; the source"
+                              " must send it itself",
+    "source_mismatch": "its body names another source than it was published for; the"
+                       " source must send it itself",
+}
+
 
 async def retry_dead(conn: asyncpg.Connection, amqp: AbstractRobustConnection,
-                     rows: Sequence[asyncpg.Record], by: str) -> tuple[int, list[str]]:
+                     rows: Sequence[asyncpg.Record], by: str
+                     ) -> tuple[int, list[tuple[str, str]]]:
     """Republish dead letters to hub.ingest as fresh messages (like `hub dlq retry`).
 
-    Returns (retried, ids that could not be retried)."""
+    Returns (retried, (id, why) of those that could not be retried)."""
     channel = await amqp.channel(publisher_confirms=True, on_return_raises=True)
     try:
         ingest = await topo.exchange(channel, topo.INGEST)
         retried, skipped = 0, []
         for r in rows:
             if r["raw"] is None or not r["source"]:
-                skipped.append(str(r["id"]))
+                skipped.append((str(r["id"]), "no raw content or source"))
+                continue
+            if r["reason"] in NOT_RETRIED:
+                skipped.append((str(r["id"]), NOT_RETRIED[r["reason"]]))
                 continue
             # A fresh message: no stale x-death headers, a new id, its lineage kept.
             msg = message(

@@ -393,7 +393,8 @@ async def dlq_retry(request: web.Request) -> web.Response:
         rows = await ops.select_dead(conn, item_id, reason, False)
         async with _broker(s) as amqp:
             retried, skipped = await actions.retry_dead(conn, amqp, rows, user.name)
-    msg = f"retried {retried}" + (f"; cannot retry {len(skipped)} (no raw content or source)"
+    reasons = "; ".join(sorted({why for _, why in skipped}))
+    msg = f"retried {retried}" + (f"; cannot retry {len(skipped)} ({reasons})"
                                   if skipped else "")
     raise _back("/dlq", msg)
 

@@ -340,15 +340,21 @@ async def test_a_source_user_may_publish_only_its_own_updates(
             ex = await ch.get_exchange("hub.ingest", ensure=False)
             own = update("dwp", "CB-1", nhs_number=nhs(9), given_name="Elowen")
             other = update("pds", "P-1", nhs_number=nhs(10), given_name="Tobias")
-            for u in (own, other):
+            claims = update("pds", "P-2", nhs_number=nhs(11), given_name="Elspeth")
+            for u, key in ((own, "source.dwp"), (other, "source.pds"), (claims, "source.dwp")):
                 await ex.publish(aio_pika.Message(json.dumps(u).encode(), delivery_mode=2,
-                                                  user_id="dwp"),
-                                 routing_key=f"source.{u['source']}")
+                                                  user_id="dwp"), routing_key=key)
     finally:
         rabbitmqctl("delete_user", "dwp")
     hub(env, "wait", "--timeout", "60")
     dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
-    assert [(d["reason"], d["source"]) for d in dead] == [("unauthenticated_source", "pds")]
+    assert sorted((d["reason"], d["source"]) for d in dead) == [
+        ("source_mismatch", "pds"), ("unauthenticated_source", "pds")]
+    assert [e["sources"][0]["source"] for e in jsonl(hub(env, "export").stdout)] == ["dwp"]
+    # A retry is published by the hub's own, trusted, user: it would launder them.
+    retried = hub(env, "dlq", "retry", "--all", "--by", "op-1")
+    assert "retried 0" in retried.stdout and retried.stderr.count("cannot retry") == 2
+    hub(env, "wait", "--timeout", "60")
     assert [e["sources"][0]["source"] for e in jsonl(hub(env, "export").stdout)] == ["dwp"]
 
 
