@@ -113,6 +113,16 @@ async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: 
             raise OperationError("record is not shielded")
         if row["shielding_authority"] not in (None, authority):
             raise OperationError("only the shielding authority may lift the shield")
+        others = {h.authority or "?" for h in await shielded_holders(
+            conn, row["record"], str(row["child_id"])) if h.authority != authority}
+        if others:
+            # Rule 6: the record would hold open an address where another authority's
+            # child is hidden. (Its own children's it may: siblings it shields together
+            # are unshielded one after the other.)
+            raise OperationError(
+                f"refused: the record's address is one that a child shielded by"
+                f" {', '.join(sorted(others))} holds or held; lifted, the shield would"
+                " leave it open at that address: that authority decides first")
         version = await _new_version(conn, row, row["record"], by, False, None, row["severed"])
         await conn.execute("DELETE FROM protected_addresses WHERE child_id = $1", row["child_id"])
         await _outbox_shielding(conn, row, version, authority, "child.unshielded")

@@ -603,6 +603,30 @@ def test_one_authority_never_decides_for_another(running: dict[str, str],
     assert (rec["shielded"], rec["shielding_authority"]) == (True, "383")
 
 
+def test_an_authority_never_lifts_a_shield_onto_anothers_child_address(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """Two children at one address, shielded by two authorities: lifting one shield
+    would leave the other's hiding place in an open record."""
+    env = running
+    for la in ("383", "330"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"),
+            update("la", "LA-2", nhs_number=nhs(3), given_name="Oswin",
+                   date_of_birth="2017-08-01", sex="male"))
+    ids = {e["child"]["given_name"]: e["child_id"] for e in jsonl(hub(env, "export").stdout)}
+    hub(env, "shield", ids["Marigold"], "--authority", "383", "--by", "o", "--reason", "refuge")
+    # Siblings one authority shields, it may lift one after the other.
+    hub(env, "shield", ids["Oswin"], "--authority", "383", "--by", "o", "--reason", "refuge")
+    hub(env, "unshield", ids["Oswin"], "--authority", "383", "--by", "la-383")
+    hub(env, "shield", ids["Oswin"], "--authority", "330", "--by", "o", "--reason", "placed")
+    lifted = hub(env, "unshield", ids["Oswin"], "--authority", "330", "--by", "la-330",
+                 check=False)
+    assert lifted.returncode == 1
+    assert "a child shielded by 383 holds or held" in lifted.stderr
+    assert all(e["shielded"] for e in jsonl(hub(env, "export").stdout))
+
+
 def test_a_link_beside_another_authoritys_child_is_hers_to_allow(
     running: dict[str, str], tmp_path: Path
 ) -> None:
