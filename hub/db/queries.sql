@@ -36,6 +36,10 @@ WITH u AS (
     UNION ALL
     SELECT 'x', n.source, n.source_record_id, NULL, NULL, n.child_id
     FROM not_a_match n JOIN u ON n.source = u.source AND n.source_record_id = u.rid
+    -- Said before she was shielded, it is void while she is: she stays a candidate,
+    -- and an update plausibly hers goes to a person, not to a create (rule 9).
+    WHERE NOT EXISTS (SELECT 1 FROM children c WHERE c.child_id = n.child_id
+                      AND c.shielded AND n.decided_at < c.shielded_at)
     UNION ALL
     SELECT 'k', b.key, NULL, NULL, NULL, b.child_id
     FROM block_keys b WHERE b.key = ANY(string_to_array($5::text, chr(31)))
@@ -115,10 +119,13 @@ SELECT address_key, child_id::text AS child_id
 FROM protected_addresses WHERE address_key = ANY($1::text[]);
 
 -- name: not_a_match_for
+-- As in identities_for: void for a child shielded since it was said.
 SELECT n.source, n.source_record_id, n.child_id::text AS child_id
 FROM not_a_match n
 JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
-  ON n.source = u.source AND n.source_record_id = u.rid;
+  ON n.source = u.source AND n.source_record_id = u.rid
+WHERE NOT EXISTS (SELECT 1 FROM children c WHERE c.child_id = n.child_id
+                  AND c.shielded AND n.decided_at < c.shielded_at);
 
 -- name: insert_version
 INSERT INTO child_versions (child_id, version, record, changed_by, message_id)

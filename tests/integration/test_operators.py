@@ -576,6 +576,32 @@ def two_authorities(env: dict[str, str], tmp_path: Path) -> tuple[str, str]:
     return s1, s2
 
 
+def test_a_reject_made_before_she_was_shielded_does_not_hide_her_after(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """"Not a match" said of an open child stays said; once she is shielded, an update
+    from that source record plausibly hers went to a create, open at her refuge
+    (adversarial review). Void while she is shielded: a person decides."""
+    env = running
+    for la in ("383", "330"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    cid = only_child(env)["child_id"]
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", nhs_number=None,
+                                               given_name="Marigld", sex=None),
+                                        lines=["22 Elm Close"], town="Leeds",
+                                        postcode="LS8 2QQ", la="383"))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert [c["child_id"] for c in item["candidates"]] == [cid]
+    hub(env, "review", "resolve", item["id"], "--reject", "--by", "op-1")
+    hub(env, "shield", cid, "--authority", "383", "--by", "la-officer", "--reason", "refuge")
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", 2, nhs_number=None,
+                                               given_name="Marigld", sex=None)))
+    [again] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert (again["source_record_id"], again["reason"]) == ("CB-1", "shielded_candidate")
+    assert [e["child_id"] for e in jsonl(hub(env, "export").stdout)] == [cid]
+
+
 def test_one_authority_never_decides_for_another(running: dict[str, str],
                                                   tmp_path: Path) -> None:
     """An update that may be 330's child, at an address 383's child holds, was created
