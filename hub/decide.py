@@ -198,6 +198,20 @@ def _shown(scored: list[Scored], plausible: list[Scored]) -> tuple[Scored, ...]:
                  if not (c.shielded or c.severed) or c.child_id in could)[:5]
 
 
+def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher,
+                      thresholds: Thresholds, form: Prepared | None) -> str | None:
+    """For an update tied to `target` (by its source link or NHS number): the review
+    reason when another shielded or severed child could be its child, else None. Only
+    those candidates are scored."""
+    others = [
+        c for c in _score_all(child, facts, matcher, True, form)
+        if c.child_id != target and c.identity_probability >= thresholds.shielded_plausible
+    ]
+    if not others:
+        return None
+    return "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
+
+
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
     """True when writing this update would put a shielded child's address elsewhere:
     into any record but one shielded by the same authority as every other child
@@ -227,6 +241,18 @@ def decide(
         if link.severed:
             own = _only(link.child_id, child, facts, matcher, form)
             return Decision(REVIEW, "severed_identity", None, own)
+        # A source may reuse a record id for another child: the link ties the update to
+        # its record only while nothing says it is now someone else (another record's
+        # NHS number, a shielded child it could be), or her details go into that record.
+        nhs = child.get("nhs_number")
+        review: str | None = ("conflicting_identity" if nhs and any(
+            c.nhs_and_dob[0] == nhs and c.child_id != link.child_id for c in facts.candidates)
+            else _protected_beside(child, link.child_id, facts, matcher, thresholds, form))
+        if review is not None:
+            if facts.partial:  # a person sees the best of all the candidates
+                return Decision(MORE, review)
+            return Decision(REVIEW, review, None, _top(child, facts, matcher, thresholds, form),
+                            matcher.model.version)
         if _address_guard(child, link.child_id, facts):
             return Decision(REVIEW, "shielded_address", None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
@@ -246,19 +272,12 @@ def decide(
             # another one plausible?); the rest only if a person is to decide.
             target = tied[0]
             model: str | None = matcher.model.version
-            review: str | None = None
             if target.severed:
                 review = "severed_identity"
             else:
-                others = [
-                    c for c in _score_all(child, facts, matcher, True, form)
-                    if c.child_id != target.child_id and (c.shielded or c.severed)
-                    and c.identity_probability >= thresholds.shielded_plausible
-                ]
-                if others:
-                    shielded = any(c.shielded for c in others)
-                    review = "shielded_candidate" if shielded else "severed_identity"
-                elif _address_guard(child, target.child_id, facts):
+                review = _protected_beside(child, target.child_id, facts, matcher,
+                                           thresholds, form)
+                if review is None and _address_guard(child, target.child_id, facts):
                     review = "shielded_address"
             if review is None:
                 return Decision(LINK, "nhs_number", target.child_id, (), model)
