@@ -440,10 +440,15 @@ class BatchState:
         for k in keys:
             self.key_index.setdefault(k, set()).add(row.child_id)
         if row.shielded:
-            addr = address_key(after.get("address"))
-            if addr:
-                self.writes.protected.add((addr, row.child_id))
-                self.protected.setdefault(addr, set()).add(row.child_id)
+            # Shielded now (restricted at origin, or by an operator's placing): the
+            # address she is leaving is protected too, as `hub shield` protects every
+            # address of the record's history (older ones than `before`'s are not read
+            # here: README, rule 6).
+            held = [after] + ([before] if shield_changed and before is not None else [])
+            for addr in dict.fromkeys(address_key(r.get("address")) for r in held):
+                if addr:
+                    self.writes.protected.add((addr, row.child_id))
+                    self.protected.setdefault(addr, set()).add(row.child_id)
         self.writes.outbox.extend(
             for_change(row.child_id, row.version, self.now, before, after, row.shield)
         )

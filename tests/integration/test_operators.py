@@ -405,8 +405,11 @@ def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
     assert [(n["event"], n["shielded"]) for n in told] == [("child.updated", True)]
 
     # A child shielded by another authority may not be given the refuge's address.
-    publish(env, tmp_path, "la", update("la", "LA-3", address=ELSEWHERE, nhs_number=nhs(7),
-                                        given_name="Bryn", date_of_birth="2012-05-05"))
+    # (Not at the brother's old address: shielded, he protects that one too.)
+    publish(env, tmp_path, "la", update("la", "LA-3", nhs_number=nhs(7), given_name="Bryn",
+                                        date_of_birth="2012-05-05", address={
+                                            "lines": ["4 Dock Road"], "town": "Liverpool",
+                                            "postcode": "L3 4BB", "la": "341"}))
     other = next(e["child_id"] for e in jsonl(hub(env, "export").stdout)
                  if e["child_id"] not in (cid, bid) and "address" in e["child"])
     hub(env, "shield", other, "--authority", "341", "--by", "la-officer")
