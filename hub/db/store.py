@@ -129,7 +129,7 @@ GUARD_BUCKETS = 256
 
 #: A blocking key's kind (its first letter) -> the guard behind it: the birth year
 #: (date of birth, year and month or day, year), the birthday, the postcode, the UPN.
-_GUARDED_BY = {"d": "y", "y": "y", "Y": "y", "m": "m", "p": "p", "u": "u"}
+_GUARDED_BY = {"d": "y", "y": "y", "Y": "y", "G": "y", "m": "m", "p": "p", "u": "u"}
 
 
 def _guards(p: Prepared, kinds: str) -> set[str]:

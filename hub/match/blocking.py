@@ -101,15 +101,31 @@ def _year_keys(p: Prepared, transposed: bool = False) -> set[str]:
     return {f"Y:{_code(full)}:{g}:{p.year}" for g in _given_codes(given)}
 
 
-def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
-    """The extra keys of a shielded record: both names with the birth year alone.
+def _given_keys(p: Prepared) -> set[str]:
+    """The given name with the birth year and month, and with the year and day."""
+    if not p.given:
+        return set()
+    s = p.dob_s
+    return {f"G:{g}:{s[:4]}-{part}" for g in _given_codes(p.given) for part in (s[4:6], s[6:])}
 
-    They find it again when an update's date of birth is wrong in both day and
-    month (two corruptions, which the ordinary keys do not promise to survive):
-    for a shielded child a miss is a duplicate, the failure the hub exists to
-    prevent. Only shielded records carry them, so looking them up costs little.
+
+def _shield_keys(p: Prepared) -> set[str]:
+    return _year_keys(p) | _given_keys(p)
+
+
+def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
+    """The extra keys of a shielded record: both names with the birth year alone, and
+    the given name with the year and month, and with the year and day.
+
+    They find it again when an update has two things wrong at once, which the
+    ordinary keys do not promise to survive: a date of birth wrong in both day and
+    month; or a new surname the record does not know yet with a day (or month) of
+    the date wrong, at a new address and without an NHS number (form p4; before, an
+    open record of her was created). For a shielded child a miss is a duplicate, the
+    failure the hub exists to prevent. Only shielded records carry them, so looking
+    them up costs little.
     """
-    return _year_keys(prepared(child))
+    return _shield_keys(prepared(child))
 
 
 def index_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
@@ -130,7 +146,7 @@ def stored_keys(child: Mapping[str, Any] | Prepared, shielded: bool, severed: bo
     p = prepared(child)
     keys = _keys(p)
     if shielded:
-        keys |= _year_keys(p)
+        keys |= _shield_keys(p)
     return with_copies(keys, shielded, severed)
 
 
@@ -173,4 +189,10 @@ def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
                 keys.add(f"y:{full_code}:{g}:{year_day}")
                 keys.add(f"m:{full_code}:{birthday}:{g}")
                 keys.add(f"Y:{full_code}:{g}:{p.year}")
+    # The shielded records' given-name keys, each name taken as the given one.
+    for name in (given, family):
+        if name:
+            for g in _given_codes(name):
+                keys.add(f"G:{g}:{s[:4]}-{s[4:6]}")
+                keys.add(f"G:{g}:{s[:4]}-{s[6:]}")
     return keys

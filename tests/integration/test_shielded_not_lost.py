@@ -1,0 +1,58 @@
+"""Shielded children the pipeline must not lose: one shielded by a restricted-at-
+origin update (FHIR meta.security R or V) protects the address she leaves too, as
+`hub shield` protects every address of a record's history; and one whose update has
+two things wrong at once is still found (both found by an adversarial review)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import ingest, operations
+from hub.config import Thresholds
+from hub.db.connect import connect
+from hub.records import address_key
+from tests.factories import incoming, moved, nhs, update
+
+pytestmark = pytest.mark.integration
+T = Thresholds()
+REFUGE = {"lines": ["1 Quay Street"], "town": "Liverpool", "postcode": "L1 0AA", "la": "341"}
+
+
+async def test_a_restricted_move_protects_the_address_she_left(database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        home = update("la", "LA-1", nhs_number=nhs(1))
+        out = await ingest.process(conn, [incoming(home)], T)
+        her = out[0].child_id
+        restricted = moved(update("pds", "P-1", nhs_number=nhs(1)))
+        restricted["restricted"] = True
+        out = await ingest.process(conn, [incoming(restricted)], T)
+        assert (out[0].action, out[0].child_id) == ("link", her)
+        keys = {r["address_key"] for r in await conn.fetch(
+            "SELECT address_key FROM protected_addresses WHERE child_id = $1::uuid", her)}
+        assert keys == {address_key(home["child"]["address"]),
+                        address_key(restricted["child"]["address"])}
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("date_of_birth", ["2014-03-08", "2014-04-09"], ids=["day", "month"])
+async def test_a_shielded_child_is_found_with_a_new_surname_and_a_date_typo(
+    database_url: str, date_of_birth: str
+) -> None:
+    """Two things wrong at once (a new surname the index does not know, a day or a
+    month of the date), at a new refuge, no NHS number: no ordinary key is shared, and
+    an open record of her was created (adversarial review). A shielded record's
+    given-name keys (form p4) find her, and a person decides."""
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(
+            conn, [incoming(moved(update("la", "LA-1", nhs_number=nhs(1))))], T)
+        await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
+        out = await ingest.process(conn, [incoming(update(
+            "dwp", "CB-1", nhs_number=None, family_name="Ashdown", date_of_birth=date_of_birth,
+            address=REFUGE))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
+        assert await conn.fetchval("SELECT count(*) FROM children") == 1
+    finally:
+        await conn.close()
