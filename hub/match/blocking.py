@@ -189,10 +189,9 @@ def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
                 keys.add(f"y:{full_code}:{g}:{year_day}")
                 keys.add(f"m:{full_code}:{birthday}:{g}")
                 keys.add(f"Y:{full_code}:{g}:{p.year}")
-    # The shielded records' given-name keys, each name taken as the given one.
-    for name in (given, family):
-        if name:
-            for g in _given_codes(name):
-                keys.add(f"G:{g}:{s[:4]}-{s[4:6]}")
-                keys.add(f"G:{g}:{s[:4]}-{s[6:]}")
+    # The shielded records' given-name keys.
+    if given:
+        for g in _given_codes(given):
+            keys.add(f"G:{g}:{s[:4]}-{s[4:6]}")
+            keys.add(f"G:{g}:{s[:4]}-{s[6:]}")
     return keys
