@@ -453,13 +453,14 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             beside = await shields_among(
                 conn, [c["child_id"] for c in candidates if c["child_id"] != target])
             # Shielded candidates whose authority is neither the resolver's nor the
-            # target's own, best first: only that authority, seeing both, may say the
-            # update is not its child's. Linked anywhere else, the update and every
-            # later one through its source link would put what may be her next address
-            # where another can read it (an open record, another authority's child).
+            # target's own (or not known yet: nobody acts for it), best first: only that
+            # authority, seeing both, may say the update is not its child's. Linked
+            # anywhere else, the update and every later one through its source link
+            # would put what may be her next address where another can read it (an
+            # open record, another authority's child).
             others = [s for cid in dict.fromkeys(c["child_id"] for c in candidates)
                       if (s := beside.get(cid)) is not None
-                      and s.authority not in (acting_for, own_la)]
+                      and (s.authority is None or s.authority not in (acting_for, own_la))]
             if own is not None and others:
                 la = others[0].authority or "its authority"
                 raise OperationError(
