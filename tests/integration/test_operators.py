@@ -526,6 +526,31 @@ def test_a_restricted_move_is_told_to_the_new_area_alone(
     assert told and all(n["child"]["address"]["postcode"] == "B5 7QQ" for n in told)
 
 
+def test_a_child_restricted_with_no_authority_yet_still_shields_what_is_created_beside_her(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """Restricted at origin with no local authority in her address: shielded, with
+    nobody acting for her yet. A record an operator creates beside her is shielded
+    as well (nobody can say it is another child), never open."""
+    env = running
+    restricted = update("pds", "P-1", address={
+        "lines": ["3 Harbour Lane"], "town": "Birmingham", "postcode": "B5 7QQ"})
+    restricted["restricted"] = True
+    publish(env, tmp_path, "pds", restricted)
+    [her] = jsonl(hub(env, "export").stdout)
+    assert (her["shielded"], her["shielding_authority"]) == (True, None)
+    publish(env, tmp_path, "dwp", moved(update("dwp", "CB-1", nhs_number=None,
+                                               given_name="Marigld"),
+                                        lines=["7 Heron Way"], postcode="B6 4AA"))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert item["reason"] == "shielded_candidate"
+    created = hub(env, "review", "resolve", item["id"], "--create", "--by", "op-1",
+                  "--authority", "383")
+    new = created.stdout.strip().rsplit(" ", 1)[-1]
+    rec = next(e for e in jsonl(hub(env, "export").stdout) if e["child_id"] == new)
+    assert rec["shielded"] is True and "address" not in rec["child"]
+
+
 def test_a_reject_leaves_a_shielded_candidate_a_candidate_unless_her_authority_says(
     running: dict[str, str], tmp_path: Path
 ) -> None:
