@@ -26,7 +26,13 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from hub import ingest
 from hub.broker import topology as topo
-from hub.broker.connection import H_PUBLISHED_MS, message, message_id_for, publish
+from hub.broker.connection import (
+    H_PUBLISHED_MS,
+    message,
+    message_id_for,
+    publish,
+    queue_depth,
+)
 from hub.config import Settings
 from hub.decide import DEFAULT_MATCHER
 from hub.log import get
@@ -93,14 +99,11 @@ class ConsumerLost(Exception):
 async def _ready(channel: Any) -> int:
     """Messages ready in hub.inbound (0 when it cannot tell: the channel is down)."""
     try:
-        # On the AMQP channel itself: a robust channel answers a passive declaration
-        # of a queue it knows with that queue as first declared, counts and all.
         async with asyncio.timeout(5):  # not waiting out a reconnect: a stop may come
-            underlay = await channel.get_underlay_channel()
-            declared = await underlay.queue_declare(topo.INBOUND, passive=True)
+            depth = await queue_depth(channel, topo.INBOUND)
     except Exception:  # noqa: BLE001 - a reconnect under way is not a stall
         return 0
-    return int(declared.message_count or 0)
+    return depth[0] if depth else 0
 
 
 class Pipeline:

@@ -66,8 +66,9 @@ async def publish(
 async def queue_depth(channel: AbstractChannel, name: str) -> tuple[int, int] | None:
     """(ready messages, consumers) of a queue, or None when it does not exist."""
     try:
-        q = await channel.declare_queue(name, passive=True)
+        # On the AMQP channel itself: a robust channel answers a passive declaration
+        # of a queue it knows with that queue as first declared, counts and all.
+        res = await (await channel.get_underlay_channel()).queue_declare(name, passive=True)
     except (aiormq.exceptions.ChannelNotFoundEntity, aio_pika.exceptions.ChannelClosed):
         return None
-    res = q.declaration_result
     return res.message_count or 0, res.consumer_count or 0
