@@ -35,7 +35,7 @@ from hub.match.blocking import index_keys, query_keys, shielded_keys, with_copie
 from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
-from hub.records import Record, address_key, la_of, merge
+from hub.records import Record, address_key, la_of, merge, postcode_of_key
 from hub.shielding import Shield
 from schemas.canonical import CanonicalUpdate
 
@@ -207,7 +207,10 @@ class BatchState:
     key_index: dict[str, set[str]] = field(default_factory=dict)
     links: dict[tuple[str, str], SourceLink] = field(default_factory=dict)
     invalidated: dict[str, str] = field(default_factory=dict)
+    # shielded children's protected addresses the batch read (hub.db.store), by
+    # address key and by postcode (`protect` keeps both)
     protected: dict[str, set[str]] = field(default_factory=dict)
+    protected_in: dict[str, set[str]] = field(default_factory=dict)
     not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
     actor: str = "pipeline"
@@ -235,6 +238,16 @@ class BatchState:
     def address_of(self, update: CanonicalUpdate) -> str | None:
         """The update's address key (hub.records.address_key)."""
         return self._seen_of(update).address
+
+    def postcode_of(self, update: CanonicalUpdate) -> str | None:
+        """The update's postcode as address keys hold it (what rule 6 protects)."""
+        address = self._seen_of(update).address
+        return postcode_of_key(address) if address else None
+
+    def protect(self, key: str, child_id: str) -> None:
+        """An address of a shielded child (read, or written by the batch)."""
+        self.protected.setdefault(key, set()).add(child_id)
+        self.protected_in.setdefault(postcode_of_key(key), set()).add(child_id)
 
     def form_of(self, update: CanonicalUpdate) -> Prepared:
         """The update's normal forms (what it is scored with)."""
@@ -283,20 +296,22 @@ class BatchState:
         if invalidated:
             ids.add(invalidated)
         children = self.children
-        holders = _NONE
+        holders = near = _NONE
         authorities: dict[str, str | None] = {}
-        held = self.protected.get(view.address) if view.address else None
-        if held:
-            holders = frozenset(
-                cid for cid in held if cid not in children or children[cid].shielded)
-            authorities = {c: children[c].authority for c in holders if c in children}
+        if view.address:
+            held = self.protected_in.get(postcode_of_key(view.address))
+            if held:
+                near = frozenset(
+                    cid for cid in held if cid not in children or children[cid].shielded)
+                holders = near & self.protected.get(view.address, _NONE)
+                authorities = {c: children[c].authority for c in near if c in children}
         not_a_match = self.not_a_match.get(key)
         # The rows themselves are the candidates (hub.decide.CandidateLike), in no
         # particular order (decide orders those it scores).
         return Facts(
             link, tuple([children[c] for c in ids if c in children]), invalidated,
             frozenset(not_a_match) if not_a_match else _NONE, holders, authorities,
-            id(update) in self.partial,
+            id(update) in self.partial, near,
         )
 
     def forget_unwritten(self) -> None:
@@ -354,7 +369,7 @@ class BatchState:
         child, decision, facts = self.decide(update)
         if decision.action == MORE:
             raise CandidatesNeeded(update)
-        touches = any(c.shielded for c in facts.candidates) or bool(facts.protected_address_of)
+        touches = any(c.shielded for c in facts.candidates) or bool(facts.protected_near)
         if decision.action in (LINK, CREATE):
             cid = self.apply(update, child, decision.child_id, message_id, self.actor,
                              decision.reason)
@@ -448,7 +463,7 @@ class BatchState:
             for addr in dict.fromkeys(address_key(r.get("address")) for r in held):
                 if addr:
                     self.writes.protected.add((addr, row.child_id))
-                    self.protected.setdefault(addr, set()).add(row.child_id)
+                    self.protect(addr, row.child_id)
         self.writes.outbox.extend(
             for_change(row.child_id, row.version, self.now, before, after, row.shield)
         )

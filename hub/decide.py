@@ -121,13 +121,23 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     not_a_match: frozenset[str] = frozenset()
     # shielded children that hold (or held) the update's address
     protected_address_of: frozenset[str] = frozenset()
-    # the shielding authority of each of those the index knows (absent: not known)
+    # the shielding authority of each of those and of protected_postcode_of's the index
+    # knows (absent: not known)
     holder_authority: Mapping[str, str | None] = _NO_AUTHORITIES
     # The candidates are only those found by id or NHS number and every shielded or
     # severed one (how the pipeline reads an update with a source link or an NHS
     # number): enough for a source link, an invalidated NHS number or an NHS number
     # tie to decide; any other rule answers MORE.
     partial: bool = False
+    # shielded children that hold (or held) an address in the update's postcode,
+    # those at its very address included (rule 6 protects the street: an address
+    # is written many ways, "3 Harbour Ln", "Flat A, 3 Harbour Lane")
+    protected_postcode_of: frozenset[str] = frozenset()
+
+    @property
+    def protected_near(self) -> frozenset[str]:
+        """The shielded children at the update's address or in its postcode."""
+        return self.protected_postcode_of | self.protected_address_of
 
 
 class Scored(NamedTuple):  # a tuple: thousands are made a batch, cheaply
@@ -212,20 +222,35 @@ def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher
     return "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
 
 
-def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
-    """True when writing this update would put a shielded child's address elsewhere:
-    into any record but one shielded by the same authority as every other child
-    holding it (siblings shielded together in a refuge: the address stays behind
-    that one authority's shield)."""
-    if not facts.protected_address_of or address_key(child.get("address")) is None:
+def _address_guard(child: Record, target: str | None, facts: Facts,
+                   form: Prepared | None = None) -> bool:
+    """True when writing this update could put a shielded child's address elsewhere:
+    an address in a postcode where a shielded child lives or lived (her dwelling can be
+    written many ways) into any record but one shielded by the same authority as every
+    other child there (siblings shielded together in a refuge: the address stays
+    behind that one authority's shield). A record that already lives at the very
+    address the update gives, not one a shielded child holds, stays there: a neighbour
+    writing the address it had is not moving in."""
+    near = facts.protected_near
+    if not near or address_key(child.get("address")) is None:
         return False
-    others = facts.protected_address_of - ({target} if target else set())
+    others = near - ({target} if target else set())
     if not others:
         return False
     own = next((c for c in facts.candidates if c.child_id == target), None)
+    if own is not None and not (facts.protected_address_of - {own.child_id}) \
+            and lives_at(own, form if form is not None else prepared(child)):
+        return False
     if own is None or not own.shielded or own.authority is None:
         return True
     return any(facts.holder_authority.get(h) != own.authority for h in others)
+
+
+def lives_at(record: CandidateLike, update: Prepared) -> bool:
+    """Whether a record is already at the address an update gives, as written (its
+    postcode and first line, normalised)."""
+    own = record.normal_form
+    return own.postcode == update.postcode and own.line1 == update.line1
 
 
 def decide(
@@ -253,7 +278,7 @@ def decide(
                 return Decision(MORE, review)
             return Decision(REVIEW, review, None, _top(child, facts, matcher, thresholds, form),
                             matcher.model.version)
-        if _address_guard(child, link.child_id, facts):
+        if _address_guard(child, link.child_id, facts, form):
             return Decision(REVIEW, "shielded_address", None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
 
@@ -277,7 +302,7 @@ def decide(
             else:
                 review = _protected_beside(child, target.child_id, facts, matcher,
                                            thresholds, form)
-                if review is None and _address_guard(child, target.child_id, facts):
+                if review is None and _address_guard(child, target.child_id, facts, form):
                     review = "shielded_address"
             if review is None:
                 return Decision(LINK, "nhs_number", target.child_id, (), model)
@@ -311,11 +336,11 @@ def decide(
             return Decision(REVIEW, "ambiguous_match", None, top, model)
         if best.probability < thresholds.link:
             return Decision(REVIEW, "possible_match", None, top, model)
-        if _address_guard(child, best.child_id, facts):
+        if _address_guard(child, best.child_id, facts, form):
             return Decision(REVIEW, "shielded_address", None, top, model)
         return Decision(LINK, "demographic_match", best.child_id, top, model)
 
-    if _address_guard(child, None, facts):
+    if _address_guard(child, None, facts, form):
         return Decision(REVIEW, "shielded_address", None, top, model)
     return Decision(CREATE, "no_match", None, top, model)
 
@@ -396,5 +421,5 @@ def _only(child_id: str, child: Record, facts: Facts, matcher: Matcher,
 
 def _shielded_holders(facts: Facts, child: Record) -> tuple[Scored, ...]:
     return tuple(
-        Scored(cid, 0.0, 0.0, True, False) for cid in sorted(facts.protected_address_of)
+        Scored(cid, 0.0, 0.0, True, False) for cid in sorted(facts.protected_near)
     )

@@ -17,12 +17,12 @@ from hub.batch import BatchState
 from hub.config import Thresholds
 from hub.db import store
 from hub.db.queries import q
-from hub.decide import Facts, plausible_shielded
+from hub.decide import Facts, lives_at, plausible_shielded
 from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
-from hub.records import Record, address_key
+from hub.records import Record, address_key, postcode_of_key
 from hub.shielding import Shield, candidates_for_audience, for_audience
 from schemas.canonical import CanonicalUpdate
 
@@ -120,9 +120,9 @@ async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: 
             # child is hidden. (Its own children's it may: siblings it shields together
             # are unshielded one after the other.)
             raise OperationError(
-                f"refused: the record's address is one that a child shielded by"
-                f" {', '.join(sorted(others))} holds or held; lifted, the shield would"
-                " leave it open at that address: that authority decides first")
+                f"refused: the record's address is in a postcode where a child shielded"
+                f" by {', '.join(sorted(others))} lives or lived; lifted, the shield could"
+                " leave her address open: that authority decides first")
         version = await _new_version(conn, row, row["record"], by, False, None, row["severed"])
         await conn.execute("DELETE FROM protected_addresses WHERE child_id = $1", row["child_id"])
         await _outbox_shielding(conn, row, version, authority, "child.unshielded")
@@ -428,7 +428,12 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                                                  extra_child_ids=[target] if target else [])
             state.actor = by
             child = update.child.model_dump(mode="json", exclude_none=True)
-            holders = await shielded_holders(conn, child, target)
+            # Rule 6: a record put in a postcode where a shielded child lives or lived is
+            # shielded by her authority (the same dwelling is written many ways); one
+            # already at the very address the update gives, not hers, stays as it is.
+            holders = await shielded_holders(
+                conn, child, target, at_address=target is not None and lives_at(
+                    state.children[target], state.form_of(update)))
             # The candidates the operator saw when it was parked that could have been
             # this child then, and any shielded child that could be this one now
             # (shielded, or created, since). Not a neighbour found by the postcode
@@ -474,9 +479,9 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     h.authority != own.authority for h in holders):
                 # Its authority would see where another authority's child is hidden.
                 raise OperationError(
-                    "refused: the update carries an address that a child shielded by another"
-                    " authority holds, and the record is shielded by its own; the"
-                    " authorities decide first")
+                    "refused: the update carries an address in a postcode where a child"
+                    " shielded by another authority lives or lived, and the record is"
+                    " shielded by its own; the authorities decide first")
             # A record this puts at a shielded child's address, or creates beside one,
             # is shielded by her authority: by one authority, which alone then decides.
             involved = {h.authority for h in holders} | (
@@ -485,8 +490,8 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                 raise OperationError(
                     "refused: children shielded by more than one authority ("
                     + ", ".join(sorted(la or "?" for la in involved))
-                    + ") hold the update's address or are candidates; the authorities"
-                    " decide first")
+                    + ") hold an address in the update's postcode or are candidates;"
+                    " the authorities decide first")
             holder = holders[0] if holders else None
             why = HOLDS_ADDRESS
             if holder is None and action == "create" and others:
@@ -546,14 +551,19 @@ def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
 
 
 async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
-                           target: str | None = None) -> list[Shield]:
+                           target: str | None = None, at_address: bool = False,
+                           ) -> list[Shield]:
     """The shields of the shielded children (other than `target`) that hold or held
-    the update's address."""
+    an address in the update's postcode (rule 6: the same dwelling is written many
+    ways, so a person acting for them decides what goes there); with `at_address`,
+    only those at the update's very address."""
     key = address_key(child.get("address"))
     if not key:
         return []
     return [Shield(True, r["shielding_authority"])
-            for r in await conn.fetch(q("shielded_holders"), key) if r["child_id"] != target]
+            for r in await conn.fetch(q("shielded_holders"), postcode_of_key(key),
+                                      key if at_address else None)
+            if r["child_id"] != target]
 
 
 async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: str,

@@ -111,15 +111,22 @@ def la_of(record: Record | None) -> str | None:
 
 
 def address_key(address: Any) -> str | None:
-    """A normalised key for "the same dwelling": postcode plus first line."""
+    """A normalised key for "the same dwelling": postcode plus first line (empty when
+    the address has none: a postcode alone is still a place). None without a postcode.
+    The postcode is the key's part before "|" (postcode_of_key)."""
     if not isinstance(address, dict):
         return None
     postcode = _postcode(address)
+    if not postcode:
+        return None
     lines = address.get("lines") or []
     first = _NOT_ALNUM.sub(" ", str(lines[0]).lower()).strip() if lines else ""
-    if not postcode or not first:
-        return None
     return f"{postcode}|{first}"
+
+
+def postcode_of_key(key: str) -> str:
+    """The postcode of an address key (what protects a shielded child's street)."""
+    return key.partition("|")[0]
 
 
 def visible_only(record: Record) -> Record:

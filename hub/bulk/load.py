@@ -69,7 +69,7 @@ from hub.ingest import raw_text
 from hub.match import compact
 from hub.match_store import active_model, term_frequencies
 from hub.operations import OperationError
-from hub.records import address_key
+from hub.records import address_key, postcode_of_key
 
 CHUNK = 50_000
 ACTOR = "load"
@@ -389,9 +389,10 @@ class _Run:
         for r in await conn.fetch(q("invalidated_for"), nhs):
             st.invalidated.setdefault(r["nhs_number"], r["child_id"])
         ids = {link.child_id for link in st.links.values()} | set(st.invalidated.values())
-        addrs = [a for a in (address_key(v.child.get("address")) for v in todo) if a]
-        for r in await conn.fetch(q("protected_for"), addrs):
-            st.protected.setdefault(r["address_key"], set()).add(r["child_id"])
+        postcodes = sorted({postcode_of_key(a) for a in (
+            address_key(v.child.get("address")) for v in todo) if a})
+        for r in await conn.fetch(q("protected_for"), postcodes):
+            st.protect(r["address_key"], r["child_id"])
             ids.add(r["child_id"])
         for r in await conn.fetch(q("not_a_match_for"), sources, rids):
             st.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(

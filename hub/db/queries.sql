@@ -15,7 +15,8 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
 -- name: identities_for
 -- What bears on a batch by identity rather than by blocking key, in one round trip:
 -- its source links ('l': source, record id, last version, severed), invalidated NHS
--- numbers ('i': the number), the addresses of shielded children ('p': address key),
+-- numbers ('i': the number), the addresses of shielded children in its postcodes
+-- ($4; 'p': address key),
 -- operators' "not a match" ('x': source, record id), the children under its NHS
 -- numbers ('k': the n: key; $5) and children asked for by id ('e'; $6). NHS numbers
 -- ($3, $5) come joined by chr(31) (they are digits). Each row
@@ -32,7 +33,7 @@ WITH u AS (
     FROM invalidated_identifiers i WHERE i.nhs_number = ANY(string_to_array($3::text, chr(31)))
     UNION ALL
     SELECT 'p', p.address_key, NULL, NULL, NULL, p.child_id
-    FROM protected_addresses p WHERE p.address_key = ANY($4::text[])
+    FROM protected_addresses p WHERE p.postcode = ANY($4::text[])
     UNION ALL
     SELECT 'x', n.source, n.source_record_id, NULL, NULL, n.child_id
     FROM not_a_match n JOIN u ON n.source = u.source AND n.source_record_id = u.rid
@@ -107,16 +108,19 @@ SELECT nhs_number, child_id::text AS child_id
 FROM invalidated_identifiers WHERE nhs_number = ANY($1::text[]);
 
 -- name: shielded_holders
--- The shielded children that hold or held an address (every address a shielded
--- child ever had is protected), with their shielding authorities.
-SELECT p.child_id::text AS child_id, c.shielding_authority
+-- The shielded children that hold or held an address in a postcode (every address a
+-- shielded child ever had is protected, and rule 6 protects its postcode), with their
+-- shielding authorities.
+-- With $2, only those at that very address (key).
+SELECT DISTINCT p.child_id::text AS child_id, c.shielding_authority
 FROM protected_addresses p JOIN children c USING (child_id)
-WHERE p.address_key = $1 AND c.shielded
-ORDER BY p.child_id;
+WHERE p.postcode = $1 AND ($2::text IS NULL OR p.address_key = $2) AND c.shielded
+ORDER BY 1;
 
 -- name: protected_for
+-- The protected addresses in postcodes.
 SELECT address_key, child_id::text AS child_id
-FROM protected_addresses WHERE address_key = ANY($1::text[]);
+FROM protected_addresses WHERE postcode = ANY($1::text[]);
 
 -- name: not_a_match_for
 -- As in identities_for: void for a child shielded since it was said.

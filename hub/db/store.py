@@ -33,7 +33,7 @@ from hub.decide import decide as decided
 from hub.match import compact
 from hub.match.blocking import PROTECTED
 from hub.match.compare import Prepared
-from hub.records import Record, address_key
+from hub.records import Record, address_key, postcode_of_key
 from schemas.canonical import CanonicalUpdate
 
 
@@ -55,13 +55,13 @@ def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()
             names.append(f"b:{dob.year:04d}-{dob.day:02d}-{dob.month:02d}")
         if u.child.nhs_number:
             names.append(f"n:{u.child.nhs_number}")
-        # Its address: a batch shielding a child there and one writing the address
-        # into another record (a sibling, any date of birth) run one after the other,
-        # so the second sees the address protected (decide's rule 6).
+        # Its postcode: a batch shielding a child there and one writing an address
+        # there into another record (a sibling, any date of birth) run one after the
+        # other, so the second sees the postcode protected (decide's rule 6).
         a = u.child.address
         address = address_key({"postcode": a.postcode, "lines": a.lines}) if a else None
         if address:
-            names.append(f"a:{address}")
+            names.append(f"a:{postcode_of_key(address)}")
         for name in names:
             ids.add(zlib.crc32(name.encode()) - 2**31)
     return sorted(ids)
@@ -259,9 +259,9 @@ async def load_into(
     sources = [u.source for u in updates]
     rids = [u.source_record_id for u in updates]
     nhs = sorted({c["nhs_number"] for c, _ in views if c.get("nhs_number")})
-    addrs = sorted({a for a in (state.address_of(u) for u in updates) if a})
+    postcodes = sorted({p for p in (state.postcode_of(u) for u in updates) if p})
     tied_by = [f"n:{n}" for n in nhs] if slim else []  # valid NHS numbers: digits
-    rows = await conn.fetch(q("identities_for"), sources, rids, _SEP.join(nhs), addrs,
+    rows = await conn.fetch(q("identities_for"), sources, rids, _SEP.join(nhs), postcodes,
                             _SEP.join(tied_by), sorted(set(extra_child_ids)))
     guarding = _read_identities(state, rows)  # keys that found a shielded or severed child
     keys: set[str] = set()
@@ -293,7 +293,7 @@ def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> set[str]:
         elif kind == "i":
             state.invalidated[a] = cid
         elif kind == "p":
-            state.protected.setdefault(a, set()).add(cid)
+            state.protect(a, cid)
         elif kind == "x":
             state.not_a_match.setdefault((a, b), set()).add(cid)
             continue
@@ -346,8 +346,8 @@ def _needs_more(state: BatchState, update: CanonicalUpdate, guarding: set[str]) 
     under any of its keys (`guarding`) or a protected address, its source link,
     invalidated number or tie decides it; else the rules are asked."""
     keys = state.view(update)[1]
-    address = state.address_of(update)
-    if guarding.isdisjoint(keys) and not (address and address in state.protected):
+    postcode = state.postcode_of(update)
+    if guarding.isdisjoint(keys) and not (postcode and postcode in state.protected_in):
         return False
     # Else the rules say (a shielded child beside the tie that is not plausible
     # leaves the tie to decide); the scores stay with the rows for the decision.

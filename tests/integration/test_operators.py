@@ -421,8 +421,9 @@ def test_an_operator_never_writes_a_shielded_address_into_an_open_record(
                   check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
-        "hub: refused: the update carries an address that a child shielded by another"
-        " authority holds, and the record is shielded by its own; the authorities decide first"]
+        "hub: refused: the update carries an address in a postcode where a child shielded by"
+        " another authority lives or lived, and the record is shielded by its own; the"
+        " authorities decide first"]
     assert [i["id"] for i in jsonl(hub(env, "review", "list", "--json").stdout)] == [item["id"]]
 
 
@@ -677,7 +678,7 @@ def test_an_authority_never_lifts_a_shield_onto_anothers_child_address(
     lifted = hub(env, "unshield", ids["Oswin"], "--authority", "330", "--by", "la-330",
                  check=False)
     assert lifted.returncode == 1
-    assert "a child shielded by 383 holds or held" in lifted.stderr
+    assert "a postcode where a child shielded by 383 lives or lived" in lifted.stderr
     assert all(e["shielded"] for e in jsonl(hub(env, "export").stdout))
 
 

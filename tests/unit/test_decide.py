@@ -93,6 +93,49 @@ def test_shielded_address_is_never_written_into_an_open_record() -> None:
     assert decide(sibling, 2, own, T).action == LINK
 
 
+def test_the_refuge_written_another_way_is_still_guarded() -> None:
+    """Rule 6 protects the refuge's postcode: "3 Harbour Ln", "Flat A, 3 Harbour Lane"
+    or the postcode alone are the same dwelling as far as anyone can tell."""
+    near = frozenset({"c9"})  # she holds 3 Harbour Lane, B5 7QQ
+    for address in ({**REFUGE, "lines": ["3 Harbour Ln"]},
+                    {**REFUGE, "lines": ["Flat A", "3 Harbour Lane"], "postcode": "b57qq"},
+                    {"postcode": "B5 7QQ", "la": "330"}):
+        sibling = child(nhs_number=nhs(41), given_name="Oswin", date_of_birth="2017-08-01",
+                        address=address)
+        created = decide(sibling, 1, Facts(protected_postcode_of=near), T)
+        assert (created.action, created.reason) == (REVIEW, "shielded_address"), address
+        # His open record moving there (by source link, or by NHS number).
+        at_home = Candidate("c2", child(nhs_number=nhs(41), given_name="Oswin",
+                                        date_of_birth="2017-08-01"))
+        linked = Facts(link=SourceLink("c2", 1), candidates=(at_home,), protected_postcode_of=near)
+        assert decide(sibling, 2, linked, T).reason == "shielded_address", address
+        tied = Facts(candidates=(at_home,), protected_postcode_of=near)
+        assert decide(sibling, 2, tied, T).reason == "shielded_address", address
+
+
+def test_a_neighbour_already_in_the_postcode_is_not_moving_in() -> None:
+    """A record already at the very address its update gives, which no shielded child
+    holds, stays where it is; a move within the postcode goes to a person."""
+    next_door = {**REFUGE, "lines": ["5 Harbour Lane"]}
+    neighbour = child(nhs_number=nhs(42), given_name="Tamsin", date_of_birth="2015-02-11",
+                      address=next_door)
+    record = Candidate("c3", neighbour)
+    near = frozenset({"c9"})
+    linked = Facts(link=SourceLink("c3", 1), candidates=(record,), protected_postcode_of=near)
+    assert decide(neighbour, 2, linked, T).action == LINK
+    tied = Facts(candidates=(record,), protected_postcode_of=near)
+    assert decide(neighbour, 2, tied, T).action == LINK
+    moved = child(nhs_number=nhs(42), given_name="Tamsin", date_of_birth="2015-02-11",
+                  address={**REFUGE, "lines": ["3 Harbour Ln"]})
+    assert decide(moved, 2, linked, T).reason == "shielded_address"
+    # At the very address she holds, even unchanged: rule 6 as before.
+    at_refuge = Candidate("c3", child(nhs_number=nhs(42), given_name="Tamsin",
+                                      date_of_birth="2015-02-11", address=REFUGE))
+    same = Facts(link=SourceLink("c3", 1), candidates=(at_refuge,), protected_postcode_of=near,
+                 protected_address_of=near)
+    assert decide(at_refuge.record, 2, same, T).reason == "shielded_address"
+
+
 def test_siblings_shielded_together_keep_their_shared_address() -> None:
     """Writing a refuge's address into a record shielded by the same authority as every
     other child holding it exposes nothing; any other record goes to a person."""
