@@ -35,7 +35,15 @@ from hub.match.blocking import index_keys, query_keys, shielded_keys, with_copie
 from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
-from hub.records import Record, address_key, la_of, merge, postcode_of_key
+from hub.records import (
+    Record,
+    address_key,
+    la_of,
+    merge,
+    phone_keys,
+    postcode_of_key,
+    protected_places,
+)
 from hub.shielding import Shield
 from schemas.canonical import CanonicalUpdate
 
@@ -207,8 +215,8 @@ class BatchState:
     key_index: dict[str, set[str]] = field(default_factory=dict)
     links: dict[tuple[str, str], SourceLink] = field(default_factory=dict)
     invalidated: dict[str, str] = field(default_factory=dict)
-    # shielded children's protected addresses the batch read (hub.db.store), by
-    # address key and by postcode (`protect` keeps both)
+    # shielded children's protected places the batch read (hub.db.store), by key
+    # and by postcode (a phone number's is itself) (`protect` keeps both)
     protected: dict[str, set[str]] = field(default_factory=dict)
     protected_in: dict[str, set[str]] = field(default_factory=dict)
     not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
@@ -239,13 +247,18 @@ class BatchState:
         """The update's address key (hub.records.address_key)."""
         return self._seen_of(update).address
 
-    def postcode_of(self, update: CanonicalUpdate) -> str | None:
-        """The update's postcode as address keys hold it (what rule 6 protects)."""
-        address = self._seen_of(update).address
-        return postcode_of_key(address) if address else None
+    def places_of(self, update: CanonicalUpdate) -> set[str]:
+        """What rule 6 looks up for an update: its postcode as address keys hold it,
+        and its carers' phone numbers (hub.records.phone_key)."""
+        view = self._seen_of(update)
+        places = phone_keys(view.child)
+        if view.address:
+            places.add(postcode_of_key(view.address))
+        return places
 
     def protect(self, key: str, child_id: str) -> None:
-        """An address of a shielded child (read, or written by the batch)."""
+        """A protected place of a shielded child (hub.records.protected_places: an
+        address key or a phone number), read or written by the batch."""
         self.protected.setdefault(key, set()).add(child_id)
         self.protected_in.setdefault(postcode_of_key(key), set()).add(child_id)
 
@@ -298,20 +311,30 @@ class BatchState:
         children = self.children
         holders = near = _NONE
         authorities: dict[str, str | None] = {}
-        if view.address:
-            held = self.protected_in.get(postcode_of_key(view.address))
-            if held:
-                near = frozenset(
-                    cid for cid in held if cid not in children or children[cid].shielded)
-                holders = near & self.protected.get(view.address, _NONE)
-                authorities = {c: children[c].authority for c in near if c in children}
+        phones: dict[str, frozenset[str]] = {}
+        protected_in = self.protected_in
+        if protected_in:
+            if view.address:
+                held = protected_in.get(postcode_of_key(view.address))
+                if held:
+                    near = frozenset(
+                        cid for cid in held if cid not in children or children[cid].shielded)
+                    holders = near & self.protected.get(view.address, _NONE)
+                    authorities = {c: children[c].authority for c in near if c in children}
+            for phone in phone_keys(child):
+                held = protected_in.get(phone)
+                if held:
+                    phones[phone] = frozenset(
+                        cid for cid in held if cid not in children or children[cid].shielded)
+                    authorities.update(
+                        (c, children[c].authority) for c in phones[phone] if c in children)
         not_a_match = self.not_a_match.get(key)
         # The rows themselves are the candidates (hub.decide.CandidateLike), in no
         # particular order (decide orders those it scores).
         return Facts(
             link, tuple([children[c] for c in ids if c in children]), invalidated,
             frozenset(not_a_match) if not_a_match else _NONE, holders, authorities,
-            id(update) in self.partial, near,
+            id(update) in self.partial, near, phones,
         )
 
     def forget_unwritten(self) -> None:
@@ -460,10 +483,9 @@ class BatchState:
             # address of the record's history (older ones than `before`'s are not read
             # here: README, rule 6).
             held = [after] + ([before] if shield_changed and before is not None else [])
-            for addr in dict.fromkeys(address_key(r.get("address")) for r in held):
-                if addr:
-                    self.writes.protected.add((addr, row.child_id))
-                    self.protect(addr, row.child_id)
+            for place in sorted(set().union(*(protected_places(r) for r in held))):
+                self.writes.protected.add((place, row.child_id))
+                self.protect(place, row.child_id)
         self.writes.outbox.extend(
             for_change(row.child_id, row.version, self.now, before, after, row.shield)
         )

@@ -31,7 +31,7 @@ from hub.config import Thresholds
 from hub.match.compare import Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
 from hub.match.score import MatchScore, score, score_prepared
-from hub.records import Record, address_key
+from hub.records import Record, address_key, phone_keys
 
 LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
 #: Not a decision: the facts hold only some candidates (Facts.partial) and the rules
@@ -110,6 +110,7 @@ class SourceLink:
 
 
 _NO_AUTHORITIES: Mapping[str, str | None] = MappingProxyType({})
+_NO_PHONES: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
 class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
@@ -133,11 +134,18 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     # those at its very address included (rule 6 protects the street: an address
     # is written many ways, "3 Harbour Ln", "Flat A, 3 Harbour Lane")
     protected_postcode_of: frozenset[str] = frozenset()
+    # the carers' phone numbers of the update (hub.records.phone_key) that a shielded
+    # child's record holds or held, each with those children
+    protected_phone_of: Mapping[str, frozenset[str]] = _NO_PHONES
 
     @property
     def protected_near(self) -> frozenset[str]:
-        """The shielded children at the update's address or in its postcode."""
-        return self.protected_postcode_of | self.protected_address_of
+        """The shielded children at the update's address or in its postcode, or
+        whose carers' phone numbers it carries."""
+        near = self.protected_postcode_of | self.protected_address_of
+        for holders in self.protected_phone_of.values():
+            near |= holders
+        return near
 
 
 class Scored(NamedTuple):  # a tuple: thousands are made a batch, cheaply
@@ -231,7 +239,7 @@ def _address_guard(child: Record, target: str | None, facts: Facts,
     behind that one authority's shield). A record that already lives at the very
     address the update gives, not one a shielded child holds, stays there: a neighbour
     writing the address it had is not moving in."""
-    near = facts.protected_near
+    near = facts.protected_postcode_of | facts.protected_address_of
     if not near or address_key(child.get("address")) is None:
         return False
     others = near - ({target} if target else set())
@@ -244,6 +252,36 @@ def _address_guard(child: Record, target: str | None, facts: Facts,
     if own is None or not own.shielded or own.authority is None:
         return True
     return any(facts.holder_authority.get(h) != own.authority for h in others)
+
+
+def _phone_guard(target: str | None, facts: Facts) -> bool:
+    """True when writing this update would put a shielded child's carer's phone
+    number into a record that does not hold it already, but one shielded by the same
+    authority as every other child holding it (a refuge's new number reaches her
+    as surely as its address; a brother's record had the old one all along)."""
+    if not facts.protected_phone_of:
+        return False
+    own = next((c for c in facts.candidates if c.child_id == target), None)
+    held = phone_keys(own.record) if own is not None else set()
+    for phone, holders in facts.protected_phone_of.items():
+        others = holders - ({target} if target else set())
+        if not others or phone in held:
+            continue
+        if own is None or not own.shielded or own.authority is None or any(
+                facts.holder_authority.get(h) != own.authority for h in others):
+            return True
+    return False
+
+
+def _place_guard(child: Record, target: str | None, facts: Facts,
+                 form: Prepared | None) -> str | None:
+    """Rule 6's review reason for writing this update into `target` (None: a new
+    record), or None."""
+    if _address_guard(child, target, facts, form):
+        return "shielded_address"
+    if _phone_guard(target, facts):
+        return "shielded_contact"
+    return None
 
 
 def lives_at(record: CandidateLike, update: Prepared) -> bool:
@@ -278,8 +316,9 @@ def decide(
                 return Decision(MORE, review)
             return Decision(REVIEW, review, None, _top(child, facts, matcher, thresholds, form),
                             matcher.model.version)
-        if _address_guard(child, link.child_id, facts, form):
-            return Decision(REVIEW, "shielded_address", None, _shielded_holders(facts, child))
+        guarded = _place_guard(child, link.child_id, facts, form)
+        if guarded is not None:
+            return Decision(REVIEW, guarded, None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
 
     if facts.invalidated_for is not None:
@@ -302,8 +341,8 @@ def decide(
             else:
                 review = _protected_beside(child, target.child_id, facts, matcher,
                                            thresholds, form)
-                if review is None and _address_guard(child, target.child_id, facts, form):
-                    review = "shielded_address"
+                if review is None:
+                    review = _place_guard(child, target.child_id, facts, form)
             if review is None:
                 return Decision(LINK, "nhs_number", target.child_id, (), model)
             if facts.partial:  # a person sees the best of all the candidates
@@ -336,12 +375,14 @@ def decide(
             return Decision(REVIEW, "ambiguous_match", None, top, model)
         if best.probability < thresholds.link:
             return Decision(REVIEW, "possible_match", None, top, model)
-        if _address_guard(child, best.child_id, facts, form):
-            return Decision(REVIEW, "shielded_address", None, top, model)
+        guarded = _place_guard(child, best.child_id, facts, form)
+        if guarded is not None:
+            return Decision(REVIEW, guarded, None, top, model)
         return Decision(LINK, "demographic_match", best.child_id, top, model)
 
-    if _address_guard(child, None, facts, form):
-        return Decision(REVIEW, "shielded_address", None, top, model)
+    guarded = _place_guard(child, None, facts, form)
+    if guarded is not None:
+        return Decision(REVIEW, guarded, None, top, model)
     return Decision(CREATE, "no_match", None, top, model)
 
 

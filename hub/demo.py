@@ -135,7 +135,8 @@ async def _report(s: Settings, pop: Any, feed: Any, shielded_ids: dict[str, str]
                     if feed.truth.get((r["source"], r["source_record_id"])) in shielded_people)
     say(f"  updates about shielded children: {shielded_updates};"
         f" sent to a person: {reviews.get('shielded_candidate', 0)} shielded_candidate,"
-        f" {reviews.get('shielded_address', 0)} shielded_address")
+        f" {reviews.get('shielded_address', 0)} shielded_address,"
+        f" {reviews.get('shielded_contact', 0)} shielded_contact")
     share = 100 * to_person / shielded_updates if shielded_updates else 0.0
     say(f"  operator burden: {to_person} of {shielded_updates} updates about shielded"
         f" children needed a person ({share:.0f}%); the rest were tied by NHS number"

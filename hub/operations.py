@@ -7,7 +7,7 @@ record writes its notifications to the outbox in that same transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -22,7 +22,7 @@ from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
-from hub.records import Record, address_key, postcode_of_key
+from hub.records import Record, address_key, phone_keys, postcode_of_key, protected_places
 from hub.shielding import Shield, candidates_for_audience, for_audience
 from schemas.canonical import CanonicalUpdate
 
@@ -93,12 +93,14 @@ async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: st
         if row["shielded"] and row["shielding_authority"] not in (None, authority):
             raise OperationError("record is already shielded by another authority")
         version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
-        # Every address it ever had becomes protected, not just the current one.
+        # Every address and carer's phone number it ever had becomes protected, not
+        # just the current ones.
         history = await conn.fetch(
-            "SELECT record->'address' AS address FROM child_versions WHERE child_id = $1",
+            "SELECT jsonb_build_object('address', record->'address', 'carers', record->'carers')"
+            " AS record FROM child_versions WHERE child_id = $1",
             row["child_id"],
         )
-        keys = {k for k in (address_key(h["address"]) for h in history) if k}
+        keys = set().union(*(protected_places(h["record"]) for h in history))
         await conn.executemany(q("insert_protected"), [(k, row["child_id"]) for k in keys])
         await _outbox_shielding(conn, row, version, authority, "child.shielded")
         await audit(conn, by, "shield", str(row["child_id"]), authority, {"reason": reason})
@@ -431,9 +433,11 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             # Rule 6: a record put in a postcode where a shielded child lives or lived is
             # shielded by her authority (the same dwelling is written many ways); one
             # already at the very address the update gives, not hers, stays as it is.
+            own_row = state.children[target] if target is not None else None
             holders = await shielded_holders(
-                conn, child, target, at_address=target is not None and lives_at(
-                    state.children[target], state.form_of(update)))
+                conn, child, target,
+                at_address=own_row is not None and lives_at(own_row, state.form_of(update)),
+                phones_held=phone_keys(own_row.record) if own_row is not None else ())
             # The candidates the operator saw when it was parked that could have been
             # this child then, and any shielded child that could be this one now
             # (shielded, or created, since). Not a neighbour found by the postcode
@@ -552,17 +556,20 @@ def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
 
 async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
                            target: str | None = None, at_address: bool = False,
-                           ) -> list[Shield]:
+                           phones_held: Collection[str] = ()) -> list[Shield]:
     """The shields of the shielded children (other than `target`) that hold or held
     an address in the update's postcode (rule 6: the same dwelling is written many
-    ways, so a person acting for them decides what goes there); with `at_address`,
-    only those at the update's very address."""
+    ways, so a person acting for them decides what goes there), or one of its
+    carers' phone numbers; with `at_address`, only those at the update's very
+    address; `phones_held`, phone keys the record written already holds."""
     key = address_key(child.get("address"))
-    if not key:
+    phones = sorted(phone_keys(child) - set(phones_held))
+    if not key and not phones:
         return []
     return [Shield(True, r["shielding_authority"])
-            for r in await conn.fetch(q("shielded_holders"), postcode_of_key(key),
-                                      key if at_address else None)
+            for r in await conn.fetch(q("shielded_holders"),
+                                      postcode_of_key(key) if key else None,
+                                      key if at_address else None, phones)
             if r["child_id"] != target]
 
 

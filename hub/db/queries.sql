@@ -15,8 +15,8 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
 -- name: identities_for
 -- What bears on a batch by identity rather than by blocking key, in one round trip:
 -- its source links ('l': source, record id, last version, severed), invalidated NHS
--- numbers ('i': the number), the addresses of shielded children in its postcodes
--- ($4; 'p': address key),
+-- numbers ('i': the number), the protected places of shielded children in its
+-- postcodes or under its carers' phone numbers ($4; 'p': address or phone key),
 -- operators' "not a match" ('x': source, record id), the children under its NHS
 -- numbers ('k': the n: key; $5) and children asked for by id ('e'; $6). NHS numbers
 -- ($3, $5) come joined by chr(31) (they are digits). Each row
@@ -108,17 +108,21 @@ SELECT nhs_number, child_id::text AS child_id
 FROM invalidated_identifiers WHERE nhs_number = ANY($1::text[]);
 
 -- name: shielded_holders
--- The shielded children that hold or held an address in a postcode (every address a
+-- The shielded children that hold or held an address in a postcode ($1) (every address a
 -- shielded child ever had is protected, and rule 6 protects its postcode), with their
 -- shielding authorities.
--- With $2, only those at that very address (key).
+-- With $2, only those at that very address (key); or ($3) holding one of those
+-- phone keys.
 SELECT DISTINCT p.child_id::text AS child_id, c.shielding_authority
 FROM protected_addresses p JOIN children c USING (child_id)
-WHERE p.postcode = $1 AND ($2::text IS NULL OR p.address_key = $2) AND c.shielded
+WHERE (p.postcode = $1 AND ($2::text IS NULL OR p.address_key = $2)
+       OR p.address_key = ANY($3::text[]))
+  AND c.shielded
 ORDER BY 1;
 
 -- name: protected_for
--- The protected addresses in postcodes.
+-- The protected places in postcodes, or under phone keys (a phone key's postcode
+-- column is the key itself).
 SELECT address_key, child_id::text AS child_id
 FROM protected_addresses WHERE postcode = ANY($1::text[]);
 

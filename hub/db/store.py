@@ -33,7 +33,7 @@ from hub.decide import decide as decided
 from hub.match import compact
 from hub.match.blocking import PROTECTED
 from hub.match.compare import Prepared
-from hub.records import Record, address_key, postcode_of_key
+from hub.records import Record, address_key, phone_key, postcode_of_key
 from schemas.canonical import CanonicalUpdate
 
 
@@ -62,6 +62,9 @@ def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()
         address = address_key({"postcode": a.postcode, "lines": a.lines}) if a else None
         if address:
             names.append(f"a:{postcode_of_key(address)}")
+        # And its carers' phone numbers, which rule 6 protects as it does addresses.
+        names.extend(f"a:{k}" for k in sorted({k for k in (
+            phone_key(c.phone) for c in u.child.carers) if k}))
         for name in names:
             ids.add(zlib.crc32(name.encode()) - 2**31)
     return sorted(ids)
@@ -259,9 +262,9 @@ async def load_into(
     sources = [u.source for u in updates]
     rids = [u.source_record_id for u in updates]
     nhs = sorted({c["nhs_number"] for c, _ in views if c.get("nhs_number")})
-    postcodes = sorted({p for p in (state.postcode_of(u) for u in updates) if p})
+    places = sorted(set().union(*(state.places_of(u) for u in updates)))
     tied_by = [f"n:{n}" for n in nhs] if slim else []  # valid NHS numbers: digits
-    rows = await conn.fetch(q("identities_for"), sources, rids, _SEP.join(nhs), postcodes,
+    rows = await conn.fetch(q("identities_for"), sources, rids, _SEP.join(nhs), places,
                             _SEP.join(tied_by), sorted(set(extra_child_ids)))
     guarding = _read_identities(state, rows)  # keys that found a shielded or severed child
     keys: set[str] = set()
@@ -343,11 +346,11 @@ def _needs_more(state: BatchState, update: CanonicalUpdate, guarding: set[str]) 
     """Whether the rules want every candidate of an update read partially, as the
     index stands before the batch (`handle` asks again as it decides: an earlier
     update of the batch may change the answer). Without a shielded or severed child
-    under any of its keys (`guarding`) or a protected address, its source link,
+    under any of its keys (`guarding`) or a protected place, its source link,
     invalidated number or tie decides it; else the rules are asked."""
     keys = state.view(update)[1]
-    postcode = state.postcode_of(update)
-    if guarding.isdisjoint(keys) and not (postcode and postcode in state.protected_in):
+    if guarding.isdisjoint(keys) and state.protected_in.keys().isdisjoint(
+            state.places_of(update)):
         return False
     # Else the rules say (a shielded child beside the tie that is not plausible
     # leaves the tie to decide); the scores stay with the rows for the decision.

@@ -3,7 +3,8 @@ wrote it: her brother's open record moving to "3 Harbour Ln", "Flat A, 3 Harbour
 Lane" or the postcode alone took the refuge and told his council of the move (an
 adversarial review found it). A neighbour already in the postcode is not moving in;
 a postcode with no lines is protected too (migration 0014 protects those a shielded
-child's history already holds)."""
+child's history already holds). Her carers' phone numbers likewise: his record took
+their new one (the same review; migration 0015)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,13 @@ from tests.factories import incoming, moved, nhs, update
 
 pytestmark = pytest.mark.integration
 T = Thresholds()
-BROTHER = {"nhs_number": nhs(2), "given_name": "Oswin", "date_of_birth": "2016-08-01"}
+# He lives with their father; both records list their mother's number.
+BROTHER = {"nhs_number": nhs(2), "given_name": "Oswin", "date_of_birth": "2016-08-01",
+           "address": {"lines": ["8 Mill Street"], "postcode": "LS6 2BB", "la": "383"}}
 NEIGHBOUR = {"nhs_number": nhs(3), "given_name": "Tamsin", "family_name": "Verity",
-             "date_of_birth": "2013-02-11"}
+             "date_of_birth": "2013-02-11",
+             "carers": [{"name": "Ines Verity", "relationship": "mother",
+                         "phone": "07700 900555"}]}
 NEXT_DOOR = {"lines": ["5 Harbour Lane"], "town": "Birmingham", "postcode": "B5 7QQ", "la": "330"}
 
 
@@ -32,7 +37,7 @@ async def _sheltered(conn: asyncpg.Connection) -> dict[str, str]:
     out = await ingest.process(conn, [
         incoming(update("la", "LA-1", nhs_number=nhs(1))),
         incoming(update("la", "LA-2", **BROTHER)),
-        incoming(update("la", "LA-3", address=NEXT_DOOR, **NEIGHBOUR)),
+        incoming(update("la", "LA-3", **{**NEIGHBOUR, "address": NEXT_DOOR})),
     ], T)
     ids = {"her": out[0].child_id, "brother": out[1].child_id, "neighbour": out[2].child_id}
     await operations.shield(conn, ids["her"], "383", "officer", "refuge")
@@ -64,8 +69,8 @@ async def test_the_refuge_written_another_way_stays_out_of_open_records(
         # By his source link, by his NHS number from another source, and as a record
         # no one has (a create there).
         out = await ingest.process(conn, [
-            incoming(update("la", "LA-2", 2, address=address, **BROTHER)),
-            incoming(update("pds", "P-2", address=address, **BROTHER)),
+            incoming(update("la", "LA-2", 2, **{**BROTHER, "address": address})),
+            incoming(update("pds", "P-2", **{**BROTHER, "address": address})),
             incoming(update("dwp", "CB-9", nhs_number=None, given_name="Ptolemy",
                             family_name="Quarrie", date_of_birth="2010-10-10",
                             address=address)),
@@ -83,12 +88,14 @@ async def test_a_neighbour_already_in_the_postcode_stays_where_he_is(database_ur
     try:
         ids = await _sheltered(conn)
         out = await ingest.process(conn, [incoming(update(
-            "la", "LA-3", 2, address=NEXT_DOOR, **{**NEIGHBOUR, "given_name": "Tamsine"}))], T)
+            "la", "LA-3", 2, **{**NEIGHBOUR, "address": NEXT_DOOR, "given_name": "Tamsine"}))],
+            T)
         assert (out[0].action, out[0].child_id) == ("link", ids["neighbour"])
         assert (await _record(conn, ids["neighbour"]))["given_name"] == "Tamsine"
         # A move within the postcode, to an address that may be hers, goes to a person.
         out = await ingest.process(conn, [incoming(update(
-            "la", "LA-3", 3, address={**NEXT_DOOR, "lines": ["3 Harbour Ln"]}, **NEIGHBOUR))], T)
+            "la", "LA-3", 3, **{**NEIGHBOUR, "address": {**NEXT_DOOR, "lines": ["3 Harbour Ln"]}}
+        ))], T)
         assert (out[0].action, out[0].reason) == ("review", "shielded_address")
     finally:
         await conn.close()
@@ -101,11 +108,12 @@ async def test_a_postcode_without_lines_is_protected(database_url: str) -> None:
             "la", "LA-1", nhs_number=nhs(1), address={"postcode": "b5 7qq", "la": "330"}))], T)
         await operations.shield(conn, out[0].child_id, "383", "officer", "refuge")
         keys = [r["address_key"] for r in await conn.fetch(
-            "SELECT address_key FROM protected_addresses")]
+            "SELECT address_key FROM protected_addresses WHERE address_key NOT LIKE 'tel:%'")]
         assert keys == ["B57QQ|"]
         out = await ingest.process(conn, [incoming(update(
-            "la", "LA-2", address={"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ"},
-            **BROTHER))], T)
+            "la", "LA-2", **{**BROTHER, "carers": [],
+                             "address": {"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ"}}))],
+            T)
         assert (out[0].action, out[0].reason) == ("review", "shielded_address")
     finally:
         await conn.close()
@@ -119,7 +127,7 @@ async def test_the_migration_protects_postcodes_without_lines_already_held(
         out = await ingest.process(conn, [
             incoming(update("la", "LA-1", nhs_number=nhs(1),
                             address={"postcode": "b5 7qq", "lines": [" - "]})),
-            incoming(update("la", "LA-2", address={"postcode": "B5 7QR"}, **BROTHER)),
+            incoming(update("la", "LA-2", **{**BROTHER, "address": {"postcode": "B5 7QR"}})),
         ], T)
         her = out[0].child_id
         await ingest.process(conn, [incoming(moved(update("la", "LA-1", 2, nhs_number=nhs(1))))], T)
@@ -131,8 +139,57 @@ async def test_the_migration_protects_postcodes_without_lines_already_held(
             DELETE FROM schema_migrations WHERE name >= '0014'""")
         assert await migrate.apply(conn) == [m for m, _ in migrate.migrations() if m >= "0014"]
         rows = await conn.fetch("SELECT address_key, postcode, child_id::text AS child_id"
-                                " FROM protected_addresses ORDER BY address_key")
+                                " FROM protected_addresses WHERE address_key NOT LIKE 'tel:%'"
+                                " ORDER BY address_key")
         assert [tuple(r) for r in rows] == [("B57QQ|", "B57QQ", her),
                                             ("B57QQ|3 harbour lane", "B57QQ", her)]
+    finally:
+        await conn.close()
+
+
+MOTHER = {"name": "Rowan Quenby", "relationship": "mother", "phone": "07700 900111"}
+
+
+async def test_her_mothers_new_number_stays_out_of_her_brothers_record(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        ids = await _sheltered(conn)  # both records hold the mother's old number
+        new_number = {**MOTHER, "phone": "07700 900777"}
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-1", 3, nhs_number=nhs(1), carers=[new_number]))], T)
+        assert (out[0].action, out[0].child_id) == ("link", ids["her"]), out[0]
+        keys = {r["address_key"] for r in await conn.fetch(
+            "SELECT address_key FROM protected_addresses WHERE child_id = $1::uuid", ids["her"])}
+        assert {"tel:07700900111", "tel:07700900777"} <= keys
+        events = await conn.fetchval("SELECT count(*) FROM outbox")
+        written = {**new_number, "phone": "+44 7700 900777"}
+        out = await ingest.process(conn, [
+            incoming(update("la", "LA-2", 2, carers=[written], **BROTHER)),
+            incoming(update("pds", "P-2", carers=[written], **BROTHER)),
+        ], T)
+        assert [(o.action, o.reason) for o in out] == [("review", "shielded_contact")] * 2
+        assert (await _record(conn, ids["brother"]))["carers"] == [MOTHER]
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == events
+        # The old number, which his record has held all along, is no news.
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-2", 3, carers=[MOTHER], **{**BROTHER, "given_name": "Oswyn"}))], T)
+        assert (out[0].action, out[0].child_id) == ("link", ids["brother"]), out[0].reason
+    finally:
+        await conn.close()
+
+
+async def test_the_migration_protects_the_phone_numbers_already_held(database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        ids = await _sheltered(conn)
+        await conn.execute("""
+            DELETE FROM protected_addresses WHERE address_key LIKE 'tel:%';
+            DELETE FROM schema_migrations WHERE name >= '0015'""")
+        assert await migrate.apply(conn) == [m for m, _ in migrate.migrations() if m >= "0015"]
+        rows = await conn.fetch("SELECT address_key, child_id::text AS child_id"
+                                " FROM protected_addresses WHERE postcode LIKE 'tel:%'")
+        assert [tuple(r) for r in rows] == [("tel:07700900111", ids["her"])]
     finally:
         await conn.close()

@@ -136,6 +136,36 @@ def test_a_neighbour_already_in_the_postcode_is_not_moving_in() -> None:
     assert decide(at_refuge.record, 2, same, T).reason == "shielded_address"
 
 
+def test_a_shielded_childs_new_phone_number_stays_out_of_open_records() -> None:
+    """Her mother's new number (the refuge's) reaches her as surely as its address:
+    an update writing it into any record but hers, or one her authority shields with
+    her, goes to a person. A record that has held the number all along keeps it."""
+    mother = {"name": "Rowan Quenby", "relationship": "mother", "phone": "+44 (0)7700 900999"}
+    brother = child(nhs_number=nhs(41), given_name="Oswin", date_of_birth="2017-08-01",
+                    carers=[mother])
+    held = {"tel:07700900999": frozenset({"c9"})}
+    at_home = Candidate("c2", child(nhs_number=nhs(41), given_name="Oswin",
+                                    date_of_birth="2017-08-01"))
+    linked = Facts(link=SourceLink("c2", 1), candidates=(at_home,), protected_phone_of=held)
+    d = decide(brother, 2, linked, T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_contact")
+    assert [c.child_id for c in d.candidates] == ["c9"]
+    tied = Facts(candidates=(at_home,), protected_phone_of=held)
+    assert decide(brother, 2, tied, T).reason == "shielded_contact"
+    assert decide(brother, 1, Facts(protected_phone_of=held), T).reason == "shielded_contact"
+    had_it = Candidate("c2", brother)
+    assert decide(brother, 2, linked._replace(candidates=(had_it,)), T).action == LINK
+    # Her own record, and a sibling her authority shields with her, take it.
+    own = Facts(link=SourceLink("c9", 1), candidates=(Candidate("c9", brother, shielded=True),),
+                protected_phone_of=held)
+    assert decide(brother, 2, own, T).action == LINK
+    together = Candidate("c2", at_home.record, shielded=True, authority="383")
+    assert decide(brother, 2, linked._replace(
+        candidates=(together,), holder_authority={"c9": "383"}), T).action == LINK
+    assert decide(brother, 2, linked._replace(
+        candidates=(together,), holder_authority={"c9": "330"}), T).reason == "shielded_contact"
+
+
 def test_siblings_shielded_together_keep_their_shared_address() -> None:
     """Writing a refuge's address into a record shielded by the same authority as every
     other child holding it exposes nothing; any other record goes to a person."""
