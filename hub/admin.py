@@ -7,7 +7,7 @@ import sys
 from hub.broker import topology as topo
 from hub.broker.connection import connect
 from hub.config import Settings
-from hub.db import migrate, prepared
+from hub.db import migrate, prepared, protected
 from hub.db.connect import connect as db_connect
 from hub.db.connect import ensure_database
 
@@ -24,6 +24,7 @@ async def setup(s: Settings) -> str:
     try:
         applied = await migrate.apply(conn)
         refreshed = await prepared.refresh(conn, _progress)
+        places = await protected.refresh(conn)
         councils = [r["la"] for r in await conn.fetch("SELECT la FROM councils")]
     finally:
         await conn.close()
@@ -38,4 +39,5 @@ async def setup(s: Settings) -> str:
     return (f"database {'created' if created else 'present'};"
             f" migrations applied: {', '.join(applied) or 'none needed'};"
             f" matching forms refreshed: {refreshed};"
+            f" shielded children's places protected: {places} new;"
             " broker topology declared")

@@ -35,15 +35,15 @@ from hub.match.blocking import index_keys, query_keys, shielded_keys, with_copie
 from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
-from hub.records import (
-    Record,
+from hub.places import (
     address_key,
-    la_of,
-    merge,
+    lookup_places,
+    near,
     phone_keys,
     postcode_of_key,
     protected_places,
 )
+from hub.records import Record, la_of, merge
 from hub.shielding import Shield
 from schemas.canonical import CanonicalUpdate
 
@@ -215,10 +215,10 @@ class BatchState:
     key_index: dict[str, set[str]] = field(default_factory=dict)
     links: dict[tuple[str, str], SourceLink] = field(default_factory=dict)
     invalidated: dict[str, str] = field(default_factory=dict)
-    # shielded children's protected places the batch read (hub.db.store), by key
-    # and by postcode (a phone number's is itself) (`protect` keeps both)
-    protected: dict[str, set[str]] = field(default_factory=dict)
-    protected_in: dict[str, set[str]] = field(default_factory=dict)
+    # shielded children's protected places the batch read (hub.db.store) or wrote,
+    # as (place key, child id) under what an update looks up: the key's postcode
+    # (hub.places.postcode_of_key; any other key, itself)
+    protected_in: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
     actor: str = "pipeline"
@@ -248,19 +248,15 @@ class BatchState:
         return self._seen_of(update).address
 
     def places_of(self, update: CanonicalUpdate) -> set[str]:
-        """What rule 6 looks up for an update: its postcode as address keys hold it,
-        and its carers' phone numbers (hub.records.phone_key)."""
-        view = self._seen_of(update)
-        places = phone_keys(view.child)
-        if view.address:
-            places.add(postcode_of_key(view.address))
-        return places
+        """What rule 6 looks up for an update (hub.places): its address's postcode
+        and lines, and its carers' phone numbers."""
+        child = self._seen_of(update).child
+        return lookup_places(child.get("address")) | phone_keys(child)
 
     def protect(self, key: str, child_id: str) -> None:
-        """A protected place of a shielded child (hub.records.protected_places: an
-        address key or a phone number), read or written by the batch."""
-        self.protected.setdefault(key, set()).add(child_id)
-        self.protected_in.setdefault(postcode_of_key(key), set()).add(child_id)
+        """A protected place of a shielded child (hub.places.protected_places), read
+        or written by the batch."""
+        self.protected_in.setdefault(postcode_of_key(key), set()).add((key, child_id))
 
     def form_of(self, update: CanonicalUpdate) -> Prepared:
         """The update's normal forms (what it is scored with)."""
@@ -309,32 +305,32 @@ class BatchState:
         if invalidated:
             ids.add(invalidated)
         children = self.children
-        holders = near = _NONE
+        holders = close = _NONE
         authorities: dict[str, str | None] = {}
         phones: dict[str, frozenset[str]] = {}
         protected_in = self.protected_in
         if protected_in:
-            if view.address:
-                held = protected_in.get(postcode_of_key(view.address))
-                if held:
-                    near = frozenset(
-                        cid for cid in held if cid not in children or children[cid].shielded)
-                    holders = near & self.protected.get(view.address, _NONE)
-                    authorities = {c: children[c].authority for c in near if c in children}
+            address = child.get("address")
+            held = [(place, cid) for p in lookup_places(address) for place, cid in
+                    protected_in.get(p, ()) if _shielded(children.get(cid))]
+            if held:
+                at, by = near(address, [(p, c, _address_of(children.get(c))) for p, c in held])
+                holders, close = frozenset(at), frozenset(at | by)
             for phone in phone_keys(child):
-                held = protected_in.get(phone)
-                if held:
-                    phones[phone] = frozenset(
-                        cid for cid in held if cid not in children or children[cid].shielded)
-                    authorities.update(
-                        (c, children[c].authority) for c in phones[phone] if c in children)
+                phones[phone] = frozenset(
+                    cid for _, cid in protected_in.get(phone, ()) if _shielded(children.get(cid)))
+                if not phones[phone]:
+                    del phones[phone]
+            for c in close.union(*phones.values()):
+                if c in children:
+                    authorities[c] = children[c].authority
         not_a_match = self.not_a_match.get(key)
         # The rows themselves are the candidates (hub.decide.CandidateLike), in no
         # particular order (decide orders those it scores).
         return Facts(
             link, tuple([children[c] for c in ids if c in children]), invalidated,
             frozenset(not_a_match) if not_a_match else _NONE, holders, authorities,
-            id(update) in self.partial, near, phones,
+            id(update) in self.partial, close, phones,
         )
 
     def forget_unwritten(self) -> None:
@@ -545,6 +541,18 @@ class BatchState:
                                       self._latency_ms(message_id),
                                       self.digests.get(message_id), source))
         return Outcome(message_id, "dead", reason, None, pid)
+
+
+def _shielded(row: ChildRow | None) -> bool:
+    """A holder of a protected place still shielded (one not read: taken to be)."""
+    return row is None or row.shielded
+
+
+def _address_of(row: ChildRow | None) -> Any:
+    """A holder's current address, None when not known (hub.places.near)."""
+    if row is None or _unread(row):
+        return None
+    return row.record.get("address")
 
 
 def _unread(row: Any) -> bool:

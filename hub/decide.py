@@ -31,7 +31,8 @@ from hub.config import Thresholds
 from hub.match.compare import Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
 from hub.match.score import MatchScore, score, score_prepared
-from hub.records import Record, address_key, phone_keys
+from hub.places import phone_keys, same_dwelling
+from hub.records import Record
 
 LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
 #: Not a decision: the facts hold only some candidates (Facts.partial) and the rules
@@ -120,7 +121,8 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     candidates: tuple[CandidateLike, ...] = ()
     invalidated_for: str | None = None  # child whose severed identity held this NHS number
     not_a_match: frozenset[str] = frozenset()
-    # shielded children that hold (or held) the update's address
+    # shielded children whose current address the update's is (hub.places.near's
+    # `at`; one whose address is not known: taken to be)
     protected_address_of: frozenset[str] = frozenset()
     # the shielding authority of each of those and of protected_postcode_of's the index
     # knows (absent: not known)
@@ -130,9 +132,10 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     # number): enough for a source link, an invalidated NHS number or an NHS number
     # tie to decide; any other rule answers MORE.
     partial: bool = False
-    # shielded children that hold (or held) an address in the update's postcode,
-    # those at its very address included (rule 6 protects the street: an address
-    # is written many ways, "3 Harbour Ln", "Flat A, 3 Harbour Lane")
+    # shielded children the update's address comes near (hub.places.near: her
+    # current postcode, a former address, lines of an address without a postcode;
+    # rule 6 protects the street: an address is written many ways, "3 Harbour Ln",
+    # "Flat A, 3 Harbour Lane"), those at it included
     protected_postcode_of: frozenset[str] = frozenset()
     # the carers' phone numbers of the update (hub.records.phone_key) that a shielded
     # child's record holds or held, each with those children
@@ -230,28 +233,34 @@ def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher
     return "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
 
 
-def _address_guard(child: Record, target: str | None, facts: Facts,
-                   form: Prepared | None = None) -> bool:
+def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
     """True when writing this update could put a shielded child's address elsewhere:
-    an address in a postcode where a shielded child lives or lived (her dwelling can be
-    written many ways) into any record but one shielded by the same authority as every
-    other child there (siblings shielded together in a refuge: the address stays
-    behind that one authority's shield). A record that already lives at the very
-    address the update gives, not one a shielded child holds, stays there: a neighbour
-    writing the address it had is not moving in."""
-    near = facts.protected_postcode_of | facts.protected_address_of
-    if not near or address_key(child.get("address")) is None:
+    an address near hers (hub.places.near: her address however written, her
+    postcode, a former address of hers) into any record but one shielded by the same
+    authority as every other child there (siblings shielded together in a refuge:
+    the address stays behind that one authority's shield). A record whose own
+    address the update writes again, one no shielded child lives at now, stays
+    there: a neighbour is not moving in, nor a brother at the home she left."""
+    close = facts.protected_postcode_of | facts.protected_address_of
+    if not close or not child.get("address"):
         return False
-    others = near - ({target} if target else set())
+    others = close - ({target} if target else set())
     if not others:
         return False
     own = next((c for c in facts.candidates if c.child_id == target), None)
     if own is not None and not (facts.protected_address_of - {own.child_id}) \
-            and lives_at(own, form if form is not None else prepared(child)):
+            and not _unread(own) and same_dwelling(own.record.get("address"),
+                                                   child.get("address")):
         return False
     if own is None or not own.shielded or own.authority is None:
         return True
     return any(facts.holder_authority.get(h) != own.authority for h in others)
+
+
+def _unread(candidate: CandidateLike) -> bool:
+    """A candidate whose record was not read (hub.batch.StoredRecord): the guard
+    does not read it (that would raise), and takes no exemption from it."""
+    return bool(getattr(candidate.record, "unread", False))
 
 
 def _phone_guard(target: str | None, facts: Facts) -> bool:
@@ -262,7 +271,7 @@ def _phone_guard(target: str | None, facts: Facts) -> bool:
     if not facts.protected_phone_of:
         return False
     own = next((c for c in facts.candidates if c.child_id == target), None)
-    held = phone_keys(own.record) if own is not None else set()
+    held = phone_keys(own.record) if own is not None and not _unread(own) else set()
     for phone, holders in facts.protected_phone_of.items():
         others = holders - ({target} if target else set())
         if not others or phone in held:
@@ -273,22 +282,14 @@ def _phone_guard(target: str | None, facts: Facts) -> bool:
     return False
 
 
-def _place_guard(child: Record, target: str | None, facts: Facts,
-                 form: Prepared | None) -> str | None:
+def _place_guard(child: Record, target: str | None, facts: Facts) -> str | None:
     """Rule 6's review reason for writing this update into `target` (None: a new
     record), or None."""
-    if _address_guard(child, target, facts, form):
+    if _address_guard(child, target, facts):
         return "shielded_address"
     if _phone_guard(target, facts):
         return "shielded_contact"
     return None
-
-
-def lives_at(record: CandidateLike, update: Prepared) -> bool:
-    """Whether a record is already at the address an update gives, as written (its
-    postcode and first line, normalised)."""
-    own = record.normal_form
-    return own.postcode == update.postcode and own.line1 == update.line1
 
 
 def decide(
@@ -316,7 +317,7 @@ def decide(
                 return Decision(MORE, review)
             return Decision(REVIEW, review, None, _top(child, facts, matcher, thresholds, form),
                             matcher.model.version)
-        guarded = _place_guard(child, link.child_id, facts, form)
+        guarded = _place_guard(child, link.child_id, facts)
         if guarded is not None:
             return Decision(REVIEW, guarded, None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
@@ -342,7 +343,7 @@ def decide(
                 review = _protected_beside(child, target.child_id, facts, matcher,
                                            thresholds, form)
                 if review is None:
-                    review = _place_guard(child, target.child_id, facts, form)
+                    review = _place_guard(child, target.child_id, facts)
             if review is None:
                 return Decision(LINK, "nhs_number", target.child_id, (), model)
             if facts.partial:  # a person sees the best of all the candidates
@@ -375,12 +376,12 @@ def decide(
             return Decision(REVIEW, "ambiguous_match", None, top, model)
         if best.probability < thresholds.link:
             return Decision(REVIEW, "possible_match", None, top, model)
-        guarded = _place_guard(child, best.child_id, facts, form)
+        guarded = _place_guard(child, best.child_id, facts)
         if guarded is not None:
             return Decision(REVIEW, guarded, None, top, model)
         return Decision(LINK, "demographic_match", best.child_id, top, model)
 
-    guarded = _place_guard(child, None, facts, form)
+    guarded = _place_guard(child, None, facts)
     if guarded is not None:
         return Decision(REVIEW, guarded, None, top, model)
     return Decision(CREATE, "no_match", None, top, model)

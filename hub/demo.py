@@ -18,7 +18,7 @@ from hub import operations as ops
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
 from hub.harness import running_hub, say
-from hub.records import address_key
+from hub.places import address_key
 from hub.synth.feed import central_feed, initial_load
 from hub.synth.population import generate_population
 

@@ -7,7 +7,7 @@ record writes its notifications to the outbox in that same transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -15,14 +15,15 @@ import asyncpg
 
 from hub.batch import BatchState
 from hub.config import Thresholds
-from hub.db import store
+from hub.db import protected, store
 from hub.db.queries import q
-from hub.decide import Facts, lives_at, plausible_shielded
+from hub.decide import Facts, plausible_shielded
 from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
-from hub.records import Record, address_key, phone_keys, postcode_of_key, protected_places
+from hub.places import lookup_places, near, phone_keys, same_dwelling
+from hub.records import Record
 from hub.shielding import Shield, candidates_for_audience, for_audience
 from schemas.canonical import CanonicalUpdate
 
@@ -95,13 +96,7 @@ async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: st
         version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
         # Every address and carer's phone number it ever had becomes protected, not
         # just the current ones.
-        history = await conn.fetch(
-            "SELECT jsonb_build_object('address', record->'address', 'carers', record->'carers')"
-            " AS record FROM child_versions WHERE child_id = $1",
-            row["child_id"],
-        )
-        keys = set().union(*(protected_places(h["record"]) for h in history))
-        await conn.executemany(q("insert_protected"), [(k, row["child_id"]) for k in keys])
+        await protected.protect_history(conn, [row["child_id"]])
         await _outbox_shielding(conn, row, version, authority, "child.shielded")
         await audit(conn, by, "shield", str(row["child_id"]), authority, {"reason": reason})
     return version
@@ -433,11 +428,9 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             # Rule 6: a record put in a postcode where a shielded child lives or lived is
             # shielded by her authority (the same dwelling is written many ways); one
             # already at the very address the update gives, not hers, stays as it is.
-            own_row = state.children[target] if target is not None else None
             holders = await shielded_holders(
                 conn, child, target,
-                at_address=own_row is not None and lives_at(own_row, state.form_of(update)),
-                phones_held=phone_keys(own_row.record) if own_row is not None else ())
+                dict(state.children[target].record) if target is not None else None)
             # The candidates the operator saw when it was parked that could have been
             # this child then, and any shielded child that could be this one now
             # (shielded, or created, since). Not a neighbour found by the postcode
@@ -555,22 +548,27 @@ def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
 
 
 async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
-                           target: str | None = None, at_address: bool = False,
-                           phones_held: Collection[str] = ()) -> list[Shield]:
-    """The shields of the shielded children (other than `target`) that hold or held
-    an address in the update's postcode (rule 6: the same dwelling is written many
-    ways, so a person acting for them decides what goes there), or one of its
-    carers' phone numbers; with `at_address`, only those at the update's very
-    address; `phones_held`, phone keys the record written already holds."""
-    key = address_key(child.get("address"))
-    phones = sorted(phone_keys(child) - set(phones_held))
-    if not key and not phones:
+                           target: str | None = None, own: Record | None = None,
+                           ) -> list[Shield]:
+    """The shields of the shielded children (other than `target`) rule 6 counts
+    against the update (hub.places.near): whose address it comes near (the same
+    dwelling is written many ways, so a person acting for them decides what goes
+    there), or whose carers' phone numbers it carries. `own`, the record it would be
+    written into: one whose address it writes again keeps it (only a child living
+    at it now counts), and a phone number that record holds is no news."""
+    address = child.get("address")
+    phones = phone_keys(child) - (phone_keys(own) if own is not None else set())
+    places = sorted(lookup_places(address) | phones)
+    if not places:
         return []
-    return [Shield(True, r["shielding_authority"])
-            for r in await conn.fetch(q("shielded_holders"),
-                                      postcode_of_key(key) if key else None,
-                                      key if at_address else None, phones)
+    rows = [r for r in await conn.fetch(q("shielded_holders"), places)
             if r["child_id"] != target]
+    at, close = near(address, [(r["address_key"], r["child_id"], r["address"]) for r in rows])
+    if own is None or not same_dwelling(own.get("address"), address):
+        at |= close
+    at |= {r["child_id"] for r in rows if r["address_key"] in phones}
+    shields = {r["child_id"]: Shield(True, r["shielding_authority"]) for r in rows}
+    return [shields[c] for c in sorted(at)]
 
 
 async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: str,

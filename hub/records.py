@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from schemas.canonical import PROTECTED_FIELDS, VISIBLE_FIELDS
@@ -109,58 +108,6 @@ def la_of(record: Record | None) -> str | None:
     address = (record or {}).get("address") or {}
     la = address.get("la") if isinstance(address, dict) else None
     return la if isinstance(la, str) else None
-
-
-def address_key(address: Any) -> str | None:
-    """A normalised key for "the same dwelling": postcode plus first line (empty when
-    the address has none: a postcode alone is still a place). None without a postcode.
-    The postcode is the key's part before "|" (postcode_of_key)."""
-    if not isinstance(address, dict):
-        return None
-    postcode = _postcode(address)
-    if not postcode:
-        return None
-    lines = address.get("lines") or []
-    first = _NOT_ALNUM.sub(" ", str(lines[0]).lower()).strip() if lines else ""
-    return f"{postcode}|{first}"
-
-
-def postcode_of_key(key: str) -> str:
-    """The postcode of an address key (what protects a shielded child's street)."""
-    return key.partition("|")[0]
-
-
-_NOT_DIGIT = re.compile(r"[^0-9]+")
-#: What a carer's phone number is kept as among protected places: "tel:" and its
-#: digits, as dialled in the UK (hub.records.phone_key).
-PHONE = "tel:"
-
-
-def phone_key(phone: Any) -> str | None:
-    """A phone number as a protected place: its digits with the UK's +44 (or 0044)
-    dialled as 0, so "+44 (0)7700 900111" and "07700 900111" are one number. None
-    for anything too short to be a number."""
-    digits = _NOT_DIGIT.sub("", str(phone or ""))
-    if digits.startswith("0044"):
-        digits = digits[4:]
-    elif digits.startswith("44") and len(digits) >= 12:
-        digits = digits[2:]
-    digits = digits.lstrip("0")
-    return f"{PHONE}0{digits}" if len(digits) >= 9 else None
-
-
-def phone_keys(record: Any) -> set[str]:
-    """The record's carers' phone numbers, as protected places."""
-    carers = record.get("carers") if isinstance(record, Mapping) else None
-    return {k for k in (phone_key(c.get("phone")) for c in carers or []
-                        if isinstance(c, dict)) if k}
-
-
-def protected_places(record: Any) -> set[str]:
-    """What a shielded record protects (rule 6): its address key and its carers'
-    phone numbers (a refuge's new number reaches her as surely as its address)."""
-    key = address_key(record.get("address")) if isinstance(record, Mapping) else None
-    return phone_keys(record) | ({key} if key else set())
 
 
 def visible_only(record: Record) -> Record:

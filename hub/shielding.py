@@ -74,9 +74,16 @@ def candidates_for_audience(candidates: Iterable[Mapping[str, Any]],
     """A review item's candidates as `authority` may see them: each one's scores by
     `scores_for_audience` (`shields`: the shielded among them), and where any is
     withheld, best shown score first; in the stored order (by match probability)
-    a shielded candidate's place among the others would hint at her address."""
-    shown = [scores_for_audience(c, shields.get(c["child_id"], OPEN), authority)
-             for c in candidates]
+    a shielded candidate's place among the others would hint at her address. A
+    shielded child listed only as holding a place near the update's (rule 6: kept
+    without an identity score) is left out for a viewer who may not see her
+    address: beside a neighbour's open record, her id would say which street she
+    lives in."""
+    shown = []
+    for c in candidates:
+        shield = shields.get(c["child_id"], OPEN)
+        if "identity_score" in c or may_see_protected(shield, authority):
+            shown.append(scores_for_audience(c, shield, authority))
     if any(c.get("address_withheld") for c in shown):
         shown.sort(key=lambda c: -(c.get("score") or 0.0))
     return shown

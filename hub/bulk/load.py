@@ -69,7 +69,7 @@ from hub.ingest import raw_text
 from hub.match import compact
 from hub.match_store import active_model, term_frequencies
 from hub.operations import OperationError
-from hub.records import address_key, phone_keys, postcode_of_key
+from hub.places import lookup_places, phone_keys
 
 CHUNK = 50_000
 ACTOR = "load"
@@ -389,9 +389,8 @@ class _Run:
         for r in await conn.fetch(q("invalidated_for"), nhs):
             st.invalidated.setdefault(r["nhs_number"], r["child_id"])
         ids = {link.child_id for link in st.links.values()} | set(st.invalidated.values())
-        places = sorted({postcode_of_key(a) for a in (
-            address_key(v.child.get("address")) for v in todo) if a}.union(
-            *(phone_keys(v.child) for v in todo)))
+        places = sorted(set().union(*(lookup_places(v.child.get("address"))
+                                      | phone_keys(v.child) for v in todo)))
         for r in await conn.fetch(q("protected_for"), places):
             st.protect(r["address_key"], r["child_id"])
             ids.add(r["child_id"])

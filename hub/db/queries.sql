@@ -108,17 +108,30 @@ SELECT nhs_number, child_id::text AS child_id
 FROM invalidated_identifiers WHERE nhs_number = ANY($1::text[]);
 
 -- name: shielded_holders
--- The shielded children that hold or held an address in a postcode ($1) (every address a
--- shielded child ever had is protected, and rule 6 protects its postcode), with their
--- shielding authorities.
--- With $2, only those at that very address (key); or ($3) holding one of those
--- phone keys.
-SELECT DISTINCT p.child_id::text AS child_id, c.shielding_authority
+-- The shielded children holding any of these protected places (looked up as
+-- hub.places.lookup_places gives them, and phone keys), each with the place, its
+-- shielding authority and its current address (hub.operations.shielded_holders).
+SELECT p.child_id::text AS child_id, p.address_key, c.shielding_authority,
+       c.record->'address' AS address
 FROM protected_addresses p JOIN children c USING (child_id)
-WHERE (p.postcode = $1 AND ($2::text IS NULL OR p.address_key = $2)
-       OR p.address_key = ANY($3::text[]))
-  AND c.shielded
-ORDER BY 1;
+WHERE p.postcode = ANY($1::text[]) AND c.shielded
+ORDER BY 1, 2;
+
+-- name: history_places
+-- What every version of these children held that rule 6 protects (hub.places).
+SELECT child_id, jsonb_build_object('address', record->'address',
+                                    'carers', record->'carers') AS record
+FROM child_versions WHERE child_id = ANY($1::uuid[]);
+
+-- name: protect_places
+-- Protect places ($1) of children ($2); how many were not protected yet.
+WITH added AS (
+    INSERT INTO protected_addresses (address_key, child_id)
+    SELECT * FROM unnest($1::text[], $2::uuid[])
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM added;
 
 -- name: protected_for
 -- The protected places in postcodes, or under phone keys (a phone key's postcode
@@ -153,10 +166,6 @@ WITH wanted AS (
 )
 INSERT INTO block_keys (key, child_id)
 SELECT k, c FROM wanted ON CONFLICT DO NOTHING;
-
--- name: insert_protected
-INSERT INTO protected_addresses (address_key, child_id) VALUES ($1, $2)
-ON CONFLICT DO NOTHING;
 
 -- name: insert_parked
 INSERT INTO parked (id, kind, reason, source, source_record_id, source_version, error,

@@ -33,7 +33,8 @@ from hub.decide import decide as decided
 from hub.match import compact
 from hub.match.blocking import PROTECTED
 from hub.match.compare import Prepared
-from hub.records import Record, address_key, phone_key, postcode_of_key
+from hub.places import lock_places, phone_key
+from hub.records import Record
 from schemas.canonical import CanonicalUpdate
 
 
@@ -55,13 +56,13 @@ def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()
             names.append(f"b:{dob.year:04d}-{dob.day:02d}-{dob.month:02d}")
         if u.child.nhs_number:
             names.append(f"n:{u.child.nhs_number}")
-        # Its postcode: a batch shielding a child there and one writing an address
-        # there into another record (a sibling, any date of birth) run one after the
-        # other, so the second sees the postcode protected (decide's rule 6).
+        # Its postcode and house: a batch shielding a child there and one writing an
+        # address near it into another record (a sibling, any date of birth) run one
+        # after the other, so the second sees it protected (decide's rule 6).
         a = u.child.address
-        address = address_key({"postcode": a.postcode, "lines": a.lines}) if a else None
-        if address:
-            names.append(f"a:{postcode_of_key(address)}")
+        if a:
+            names.extend(f"a:{p}" for p in sorted(lock_places(
+                {"postcode": a.postcode, "lines": a.lines, "town": a.town})))
         # And its carers' phone numbers, which rule 6 protects as it does addresses.
         names.extend(f"a:{k}" for k in sorted({k for k in (
             phone_key(c.phone) for c in u.child.carers) if k}))

@@ -15,7 +15,7 @@ import pytest
 
 from hub import ingest, operations
 from hub.config import Thresholds
-from hub.db import migrate
+from hub.db import migrate, protected
 from hub.db.connect import connect
 from tests.factories import incoming, moved, nhs, update
 
@@ -57,7 +57,12 @@ async def _record(conn: asyncpg.Connection, child_id: str | None) -> dict[str, A
     {"lines": ["3 Harbour Ln"], "postcode": "B5 7QQ", "la": "330"},
     {"lines": ["Flat A", "3 Harbour Lane"], "postcode": "b57qq", "la": "330"},
     {"postcode": "B5 7QQ", "la": "330"},
-], ids=["abbreviated", "flat", "postcode-only"])
+    {"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ.", "la": "330"},
+    {"lines": ["3 Harbour Lane"], "postcode": "B5-7QQ", "la": "330"},
+    {"lines": ["3 Harbour Lane"], "town": "Birmingham B5 7QQ", "la": "330"},
+    {"lines": ["3 Harbour Lane", "Birmingham"], "la": "330"},
+], ids=["abbreviated", "flat", "postcode-only", "full-stop", "hyphen", "postcode-in-town",
+        "no-postcode"])
 async def test_the_refuge_written_another_way_stays_out_of_open_records(
     database_url: str, address: dict[str, Any]
 ) -> None:
@@ -79,6 +84,60 @@ async def test_the_refuge_written_another_way_stays_out_of_open_records(
         assert (await _record(conn, ids["brother"]))["address"] == home
         assert await conn.fetchval("SELECT count(*) FROM children") == 3
         assert await conn.fetchval("SELECT count(*) FROM outbox") == events  # no one told
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("refuge", [
+    {"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ,", "la": "330"},
+    {"lines": ["3 Harbour Lane"], "town": "Birmingham", "la": "330"},
+], ids=["punctuated", "no-postcode"])
+async def test_her_refuge_written_oddly_is_still_hers(
+    database_url: str, refuge: dict[str, Any]
+) -> None:
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [
+            incoming(update("la", "LA-1", nhs_number=nhs(1), address=refuge)),
+            incoming(update("la", "LA-2", **BROTHER)),
+        ], T)
+        await operations.shield(conn, out[0].child_id, "383", "officer", "refuge")
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-2", 2, **{**BROTHER, "address": {"lines": ["3 Harbour Lane"],
+                                                       "postcode": "B5 7QQ"}}))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_address")
+    finally:
+        await conn.close()
+
+
+async def test_the_home_she_left_is_not_her_street_any_more(database_url: str) -> None:
+    """Her former home stays protected as written (no one else's record moves into
+    it without a person), but her brother, who still lives there, and the
+    neighbours' children born on that street go through: her postcode is the
+    refuge's now."""
+    conn = await connect(database_url)
+    try:
+        home = {"lines": ["12 Orchard Row"], "town": "Leeds", "postcode": "LS6 1AA", "la": "383"}
+        ids = await _sheltered(conn)
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-2", 2, **{**BROTHER, "address": home}))], T)
+        assert out[0].action == "review"  # moving into the home she left: a person
+        out = await ingest.process(conn, [
+            incoming(update("pds", "P-8", nhs_number=nhs(8), given_name="Wilfred",
+                            family_name="Lark", date_of_birth="2024-01-30", carers=[],
+                            address={**home, "lines": ["16 Orchard Row"]})),
+        ], T)
+        assert (out[0].action, out[0].reason) == ("create", "no_match")
+        # Her brother's record, which has held the home all along.
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-5", nhs_number=nhs(5), given_name="Cuthbert", date_of_birth="2019-04-04",
+            address=home))], T)
+        assert out[0].action == "review"  # created at the home she left: a person
+        await conn.execute("UPDATE children SET record = jsonb_set(record, '{address}', $2)"
+                           " WHERE child_id = $1::uuid", ids["brother"], home)
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-2", 3, **{**BROTHER, "given_name": "Oswyn", "address": home}))], T)
+        assert (out[0].action, out[0].child_id) == ("link", ids["brother"])
     finally:
         await conn.close()
 
@@ -108,7 +167,7 @@ async def test_a_postcode_without_lines_is_protected(database_url: str) -> None:
             "la", "LA-1", nhs_number=nhs(1), address={"postcode": "b5 7qq", "la": "330"}))], T)
         await operations.shield(conn, out[0].child_id, "383", "officer", "refuge")
         keys = [r["address_key"] for r in await conn.fetch(
-            "SELECT address_key FROM protected_addresses WHERE address_key NOT LIKE 'tel:%'")]
+            "SELECT address_key FROM protected_addresses WHERE address_key LIKE '%|%'")]
         assert keys == ["B57QQ|"]
         out = await ingest.process(conn, [incoming(update(
             "la", "LA-2", **{**BROTHER, "carers": [],
@@ -139,7 +198,7 @@ async def test_the_migration_protects_postcodes_without_lines_already_held(
             DELETE FROM schema_migrations WHERE name >= '0014'""")
         assert await migrate.apply(conn) == [m for m, _ in migrate.migrations() if m >= "0014"]
         rows = await conn.fetch("SELECT address_key, postcode, child_id::text AS child_id"
-                                " FROM protected_addresses WHERE address_key NOT LIKE 'tel:%'"
+                                " FROM protected_addresses WHERE address_key LIKE '%|%'"
                                 " ORDER BY address_key")
         assert [tuple(r) for r in rows] == [("B57QQ|", "B57QQ", her),
                                             ("B57QQ|3 harbour lane", "B57QQ", her)]
@@ -191,5 +250,23 @@ async def test_the_migration_protects_the_phone_numbers_already_held(database_ur
         rows = await conn.fetch("SELECT address_key, child_id::text AS child_id"
                                 " FROM protected_addresses WHERE postcode LIKE 'tel:%'")
         assert [tuple(r) for r in rows] == [("tel:07700900111", ids["her"])]
+    finally:
+        await conn.close()
+
+
+async def test_setup_protects_what_the_code_now_calls_her_places(database_url: str) -> None:
+    """`hub setup` (hub.db.protected.refresh) protects every place of a shielded
+    child's history that the code knows now, which a migration could not make."""
+    conn = await connect(database_url)
+    try:
+        ids = await _sheltered(conn)
+        before = {r["address_key"] for r in await conn.fetch(
+            "SELECT address_key FROM protected_addresses WHERE child_id = $1::uuid", ids["her"])}
+        await conn.execute("DELETE FROM protected_addresses WHERE address_key LIKE 'line:%'")
+        assert await protected.refresh(conn) == len({k for k in before if k.startswith("line:")})
+        after = {r["address_key"] for r in await conn.fetch(
+            "SELECT address_key FROM protected_addresses WHERE child_id = $1::uuid", ids["her"])}
+        assert after == before and "line:3 harbour lane" in after
+        assert await protected.refresh(conn) == 0
     finally:
         await conn.close()

@@ -22,8 +22,8 @@ from hub.broker.connection import message_id_for
 from hub.config import Thresholds
 from hub.db.connect import connect
 from hub.ingest import Incoming, process
+from hub.places import address_key
 from hub.publishing import canonical_body
-from hub.records import address_key
 from tests.conftest import PG_ADMIN, _pg
 from tests.factories import child, nhs
 

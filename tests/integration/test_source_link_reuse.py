@@ -32,8 +32,9 @@ async def test_a_reused_source_record_never_carries_a_shielded_child_into_anothe
         await ops.shield(conn, her, "330", "officer", "refuge")
         out = await ingest.process(conn, [incoming(update(
             "dwp", "CB-7", nhs_number=None, given_name="Tobias", family_name="Marsh",
-            date_of_birth="2012-06-20", sex="male"))], T)
+            date_of_birth="2012-06-20", sex="male", carers=[]))], T)
         other = out[0].child_id
+        assert other is not None
         await conn.execute("DELETE FROM outbox")
         # Version 2 of dwp's CB-7 is about her, at a refuge the index does not know.
         out = await ingest.process(conn, [incoming(update(

@@ -19,7 +19,7 @@ from hub.decide import (
     SourceLink,
     decide,
 )
-from hub.records import address_key
+from hub.places import address_key
 from tests.factories import child, nhs
 
 T = Thresholds()

@@ -167,6 +167,18 @@ def test_a_shielded_candidates_place_among_the_others_follows_what_is_shown() ->
     assert candidates_for_audience([her, other], {}) == [her, other]
 
 
+def test_a_holder_listed_beside_a_neighbour_is_shown_only_to_her_authority() -> None:
+    # Rule 6 lists a shielded child holding a place near the update's (no identity
+    # score: she could not be its child). Beside a neighbour's open record, her id
+    # would tell anyone which street she lives in.
+    holder = {"child_id": "c9", "score": 0.0}
+    other = {"child_id": "c2", "score": 0.5, "identity_score": 0.5}
+    shields = {"c9": Shield(True, "383")}
+    assert candidates_for_audience([other, holder], shields) == [other]
+    assert candidates_for_audience([other, holder], shields, "330") == [other]
+    assert candidates_for_audience([other, holder], shields, "383") == [other, holder]
+
+
 def test_a_parked_update_is_open_only_to_the_authority_of_everyone_beside_it() -> None:
     a, b = Shield(True, "383"), Shield(True, "330")
     assert update_open_to(None, []) and update_open_to("383", [])

@@ -1,9 +1,21 @@
-"""What rule 6 protects of a shielded record: its address key (the postcode is its
-part before "|") and its carers' phone numbers, however written."""
+"""What rule 6 protects of a shielded record (hub.places): its address however
+written (postcode, house lines) and its carers' phone numbers; and which shielded
+children an update's address comes near."""
 
 from __future__ import annotations
 
-from hub.records import address_key, phone_key, postcode_of_key, protected_places
+from hub.places import (
+    address_key,
+    key_postcode,
+    lookup_places,
+    near,
+    phone_key,
+    postcode_of_key,
+    protected_places,
+    same_dwelling,
+)
+
+REFUGE = {"lines": ["3 Harbour Lane"], "town": "Birmingham", "postcode": "B5 7QQ"}
 
 
 def test_a_phone_number_is_one_key_however_it_is_written() -> None:
@@ -28,5 +40,48 @@ def test_a_shielded_record_protects_its_address_and_carers_phones() -> None:
     record = {"address": {"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ"},
               "carers": [{"name": "Rowan Quenby", "phone": "07700 900111"},
                          {"name": "Ash Quenby"}, "not a carer"]}
-    assert protected_places(record) == {"B57QQ|3 harbour lane", "tel:07700900111"}
+    assert protected_places(record) == {"B57QQ|3 harbour lane", "line:3 harbour lane",
+                                        "tel:07700900111"}
     assert protected_places({"carers": None, "address": None}) == set()
+    # Known by its lines alone: found by an update's lines, with a postcode or not.
+    bare = {"address": {"lines": ["Flat A", "3 Harbour Ln"], "town": "Birmingham"}}
+    assert protected_places(bare) == {"line:3 harbour lane", "line0:3 harbour lane"}
+
+
+def test_a_postcode_is_its_letters_and_digits_wherever_it_is_written() -> None:
+    for written in ({"postcode": "B5 7QQ."}, {"postcode": "b5-7qq"}, {"postcode": "B5 7QQ,"},
+                    {"lines": ["3 Harbour Lane", "Birmingham B5 7QQ"]},
+                    {"lines": ["3 Harbour Lane"], "town": "Birmingham b5 7qq"}):
+        assert key_postcode(written) == "B57QQ", written
+    assert key_postcode({"lines": ["3 Harbour Lane"], "town": "Birmingham"}) == ""
+
+
+def test_what_an_update_looks_up() -> None:
+    assert lookup_places(REFUGE) == {"B57QQ", "line0:3 harbour lane"}
+    assert lookup_places({"lines": ["Flat A", "3 Harbour Ln"]}) == {"line:3 harbour lane"}
+    assert lookup_places(None) == set()
+
+
+def test_who_an_address_comes_near() -> None:
+    her = ("B57QQ|3 harbour lane", "her", REFUGE)
+    she_left = ("LS61AA|12 orchard row", "her", REFUGE)
+    next_door = {**REFUGE, "lines": ["5 Harbour Lane"]}
+    # At her current address, however written: at; elsewhere in her postcode: near.
+    assert near({**REFUGE, "postcode": "b5 7qq."}, [her]) == ({"her"}, set())
+    assert near(next_door, [her]) == (set(), {"her"})
+    assert near({**REFUGE, "lines": ["Flat A", "3 Harbour Ln"]}, [her]) == ({"her"}, set())
+    assert near({"postcode": "B5 7QQ"}, [her]) == (set(), {"her"})
+    # Her current address not known: taken to be this one.
+    assert near(REFUGE, [(her[0], "her", None)]) == ({"her"}, set())
+    # The home she left: near at the very address, nothing next door to it.
+    home = {"lines": ["12 Orchard Row"], "postcode": "LS6 1AA"}
+    assert near(home, [she_left]) == (set(), {"her"})
+    assert near({**home, "lines": ["14 Orchard Row"]}, [she_left]) == (set(), set())
+    # An address known by its lines alone.
+    assert near(REFUGE, [("line0:3 harbour lane", "her", None)]) == (set(), {"her"})
+
+
+def test_same_dwelling_is_the_same_address_written_again() -> None:
+    assert same_dwelling(REFUGE, {**REFUGE, "postcode": "b57qq", "town": "Brum"})
+    assert not same_dwelling(REFUGE, {**REFUGE, "lines": ["Flat A", "3 Harbour Lane"]})
+    assert not same_dwelling(REFUGE, None)
