@@ -37,9 +37,9 @@ from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
 from hub.places import (
     address_key,
+    contact_keys,
     lookup_places,
     near,
-    phone_keys,
     postcode_of_key,
     protected_places,
 )
@@ -249,9 +249,10 @@ class BatchState:
 
     def places_of(self, update: CanonicalUpdate) -> set[str]:
         """What rule 6 looks up for an update (hub.places): its address's postcode
-        and lines, and its carers' phone numbers."""
+        and houses, and the phone numbers and email addresses of its carers and
+        services."""
         child = self._seen_of(update).child
-        return lookup_places(child.get("address")) | phone_keys(child)
+        return lookup_places(child.get("address")) | contact_keys(child)
 
     def protect(self, key: str, child_id: str) -> None:
         """A protected place of a shielded child (hub.places.protected_places), read
@@ -307,7 +308,7 @@ class BatchState:
         children = self.children
         holders = close = _NONE
         authorities: dict[str, str | None] = {}
-        phones: dict[str, frozenset[str]] = {}
+        contacts: dict[str, frozenset[str]] = {}
         protected_in = self.protected_in
         if protected_in:
             address = child.get("address")
@@ -316,12 +317,12 @@ class BatchState:
             if held:
                 at, by = near(address, [(p, c, _address_of(children.get(c))) for p, c in held])
                 holders, close = frozenset(at), frozenset(at | by)
-            for phone in phone_keys(child):
-                phones[phone] = frozenset(
-                    cid for _, cid in protected_in.get(phone, ()) if _shielded(children.get(cid)))
-                if not phones[phone]:
-                    del phones[phone]
-            for c in close.union(*phones.values()):
+            for contact in contact_keys(child):
+                holding = frozenset(cid for _, cid in protected_in.get(contact, ())
+                                    if _shielded(children.get(cid)))
+                if holding:
+                    contacts[contact] = holding
+            for c in close.union(*contacts.values()):
                 if c in children:
                     authorities[c] = children[c].authority
         not_a_match = self.not_a_match.get(key)
@@ -330,7 +331,7 @@ class BatchState:
         return Facts(
             link, tuple([children[c] for c in ids if c in children]), invalidated,
             frozenset(not_a_match) if not_a_match else _NONE, holders, authorities,
-            id(update) in self.partial, close, phones,
+            id(update) in self.partial, close, contacts,
         )
 
     def forget_unwritten(self) -> None:

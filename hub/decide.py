@@ -31,7 +31,7 @@ from hub.config import Thresholds
 from hub.match.compare import Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
 from hub.match.score import MatchScore, score, score_prepared
-from hub.places import phone_keys, same_dwelling
+from hub.places import contact_keys, same_dwelling
 from hub.records import Record
 
 LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
@@ -111,7 +111,7 @@ class SourceLink:
 
 
 _NO_AUTHORITIES: Mapping[str, str | None] = MappingProxyType({})
-_NO_PHONES: Mapping[str, frozenset[str]] = MappingProxyType({})
+_NO_CONTACTS: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
 class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
@@ -137,16 +137,17 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     # rule 6 protects the street: an address is written many ways, "3 Harbour Ln",
     # "Flat A, 3 Harbour Lane"), those at it included
     protected_postcode_of: frozenset[str] = frozenset()
-    # the carers' phone numbers of the update (hub.records.phone_key) that a shielded
-    # child's record holds or held, each with those children
-    protected_phone_of: Mapping[str, frozenset[str]] = _NO_PHONES
+    # the phone numbers and email addresses in the update's carers and services
+    # (hub.places.contact_keys) that a shielded child's record holds or held, each
+    # with those children
+    protected_contact_of: Mapping[str, frozenset[str]] = _NO_CONTACTS
 
     @property
     def protected_near(self) -> frozenset[str]:
         """The shielded children at the update's address or in its postcode, or
-        whose carers' phone numbers it carries."""
+        whose carers' or services' numbers it carries."""
         near = self.protected_postcode_of | self.protected_address_of
-        for holders in self.protected_phone_of.values():
+        for holders in self.protected_contact_of.values():
             near |= holders
         return near
 
@@ -263,18 +264,19 @@ def _unread(candidate: CandidateLike) -> bool:
     return bool(getattr(candidate.record, "unread", False))
 
 
-def _phone_guard(target: str | None, facts: Facts) -> bool:
-    """True when writing this update would put a shielded child's carer's phone
-    number into a record that does not hold it already, but one shielded by the same
-    authority as every other child holding it (a refuge's new number reaches her
-    as surely as its address; a brother's record had the old one all along)."""
-    if not facts.protected_phone_of:
+def _contact_guard(target: str | None, facts: Facts) -> bool:
+    """True when writing this update would put a phone number or email address of a
+    shielded child's carers or services into a record that does not hold it
+    already, but one shielded by the same authority as every other child holding
+    it (a refuge's new number reaches her as surely as its address; a brother's
+    record had the old one all along)."""
+    if not facts.protected_contact_of:
         return False
     own = next((c for c in facts.candidates if c.child_id == target), None)
-    held = phone_keys(own.record) if own is not None and not _unread(own) else set()
-    for phone, holders in facts.protected_phone_of.items():
+    held = contact_keys(own.record) if own is not None and not _unread(own) else set()
+    for contact, holders in facts.protected_contact_of.items():
         others = holders - ({target} if target else set())
-        if not others or phone in held:
+        if not others or contact in held:
             continue
         if own is None or not own.shielded or own.authority is None or any(
                 facts.holder_authority.get(h) != own.authority for h in others):
@@ -287,7 +289,7 @@ def _place_guard(child: Record, target: str | None, facts: Facts) -> str | None:
     record), or None."""
     if _address_guard(child, target, facts):
         return "shielded_address"
-    if _phone_guard(target, facts):
+    if _contact_guard(target, facts):
         return "shielded_contact"
     return None
 

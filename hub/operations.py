@@ -22,7 +22,7 @@ from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
-from hub.places import lookup_places, near, phone_keys, same_dwelling
+from hub.places import contact_keys, lookup_places, near, same_dwelling
 from hub.records import Record
 from hub.shielding import Shield, candidates_for_audience, for_audience
 from schemas.canonical import CanonicalUpdate
@@ -94,8 +94,8 @@ async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: st
         if row["shielded"] and row["shielding_authority"] not in (None, authority):
             raise OperationError("record is already shielded by another authority")
         version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
-        # Every address and carer's phone number it ever had becomes protected, not
-        # just the current ones.
+        # Every address, phone number and email address it ever had becomes
+        # protected, not just the current ones.
         await protected.protect_history(conn, [row["child_id"]])
         await _outbox_shielding(conn, row, version, authority, "child.shielded")
         await audit(conn, by, "shield", str(row["child_id"]), authority, {"reason": reason})
@@ -428,9 +428,10 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             # Rule 6: a record put in a postcode where a shielded child lives or lived is
             # shielded by her authority (the same dwelling is written many ways); one
             # already at the very address the update gives, not hers, stays as it is.
-            holders = await shielded_holders(
+            held = await holders_of(
                 conn, child, target,
                 dict(state.children[target].record) if target is not None else None)
+            holders = held.at
             # The candidates the operator saw when it was parked that could have been
             # this child then, and any shielded child that could be this one now
             # (shielded, or created, since). Not a neighbour found by the postcode
@@ -476,9 +477,24 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     h.authority != own.authority for h in holders):
                 # Its authority would see where another authority's child is hidden.
                 raise OperationError(
-                    "refused: the update carries an address in a postcode where a child"
-                    " shielded by another authority lives or lived, and the record is"
-                    " shielded by its own; the authorities decide first")
+                    "refused: the update carries the address of a child shielded by"
+                    " another authority, and the record is shielded by its own; the"
+                    " authorities decide first")
+            # Near a shielded child but not at her address (her street, a former
+            # address, her carers' number): only her authority, which sees both, may
+            # say it is not hers (a neighbour), and then places it as it is; shielding
+            # it by her authority would take a stranger's child from its own council.
+            strangers = [h for h in held.near if h.authority is None
+                         or h.authority != acting_for
+                         or (own is not None and own.shielded and own.authority != h.authority)]
+            if strangers:
+                near_la = strangers[0].authority
+                raise OperationError(
+                    "refused: the update comes near a child shielded by "
+                    + (near_la or "an authority not known yet")
+                    + " (her street, a former address of hers, or her carers' number), and"
+                    " only that authority, seeing both, may place it"
+                    + (f" (--authority {near_la})" if near_la else "") + "; otherwise reject it")
             # A record this puts at a shielded child's address, or creates beside one,
             # is shielded by her authority: by one authority, which alone then decides.
             involved = {h.authority for h in holders} | (
@@ -547,28 +563,44 @@ def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
     return identity >= thresholds.shielded_plausible or score >= thresholds.review
 
 
-async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
-                           target: str | None = None, own: Record | None = None,
-                           ) -> list[Shield]:
-    """The shields of the shielded children (other than `target`) rule 6 counts
-    against the update (hub.places.near): whose address it comes near (the same
-    dwelling is written many ways, so a person acting for them decides what goes
-    there), or whose carers' phone numbers it carries. `own`, the record it would be
-    written into: one whose address it writes again keeps it (only a child living
-    at it now counts), and a phone number that record holds is no news."""
+class Holders(NamedTuple):
+    """The shielded children rule 6 counts against an update (hub.places.near), as
+    their shields: `at`, those living at its address now; `near`, the others (her
+    postcode, a former address, a house of hers without a postcode, a phone number
+    or email address of her carers or services)."""
+
+    at: list[Shield]
+    near: list[Shield]
+
+
+async def holders_of(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
+                     target: str | None = None, own: Record | None = None) -> Holders:
+    """The shielded children (other than `target`) rule 6 counts against the update.
+    `own`, the record it would be written into: one whose address it writes again
+    keeps it (only a child living at it now counts), and a contact that record
+    holds is no news."""
     address = child.get("address")
-    phones = phone_keys(child) - (phone_keys(own) if own is not None else set())
-    places = sorted(lookup_places(address) | phones)
+    contacts = contact_keys(child) - (contact_keys(own) if own is not None else set())
+    places = sorted(lookup_places(address) | contacts)
     if not places:
-        return []
+        return Holders([], [])
     rows = [r for r in await conn.fetch(q("shielded_holders"), places)
             if r["child_id"] != target]
     at, close = near(address, [(r["address_key"], r["child_id"], r["address"]) for r in rows])
-    if own is None or not same_dwelling(own.get("address"), address):
-        at |= close
-    at |= {r["child_id"] for r in rows if r["address_key"] in phones}
+    if own is not None and same_dwelling(own.get("address"), address):
+        close = set()
+    close |= {r["child_id"] for r in rows if r["address_key"] in contacts}
     shields = {r["child_id"]: Shield(True, r["shielding_authority"]) for r in rows}
-    return [shields[c] for c in sorted(at)]
+    return Holders([shields[c] for c in sorted(at)], [shields[c] for c in sorted(close - at)])
+
+
+async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
+                           target: str | None = None) -> list[Shield]:
+    """The shields of every shielded child (other than `target`) rule 6 counts
+    against the update (`holders_of`): where the update could tell someone where
+    one of them is."""
+    held = await holders_of(conn, child, target)
+    return held.at + held.near
 
 
 async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: str,

@@ -32,7 +32,23 @@ def child(**over: Any) -> dict[str, Any]:
         "carers": [{"name": "Rowan Quenby", "relationship": "mother", "phone": "07700 900111"}],
     }
     base.update(over)
+    number = str(base.get("nhs_number") or "")
+    if "carers" not in over and number != nhs(1) and number[3:9].isdigit():
+        # Another child: another family's number (rule 6 protects a shielded child's).
+        base["carers"] = [{"name": "Rowan Quenby", "relationship": "mother",
+                           "phone": drama_phone(int(number[3:9]) // 10)}]
     return base
+
+
+#: Ofcom's ranges for drama (no real line): 1,000 numbers each.
+_DRAMA = ("0113 496 0", "0114 496 0", "0115 496 0", "0116 496 0", "0117 496 0", "0118 496 0",
+          "0121 496 0", "0131 496 0", "0141 496 0", "0151 496 0", "0161 496 0", "020 7946 0",
+          "0191 498 0", "028 9649 6", "029 2018 0", "01632 960")
+
+
+def drama_phone(n: int) -> str:
+    """The n-th invented phone number (n below 16,000), none of them 07700 900111."""
+    return f"{_DRAMA[n // 1000 % len(_DRAMA)]}{n % 1000:03d}"
 
 
 def update(source: str, rid: str, version: int = 1, **child_over: Any) -> dict[str, Any]:

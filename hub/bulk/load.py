@@ -69,7 +69,7 @@ from hub.ingest import raw_text
 from hub.match import compact
 from hub.match_store import active_model, term_frequencies
 from hub.operations import OperationError
-from hub.places import lookup_places, phone_keys
+from hub.places import contact_keys, lookup_places
 
 CHUNK = 50_000
 ACTOR = "load"
@@ -390,7 +390,7 @@ class _Run:
             st.invalidated.setdefault(r["nhs_number"], r["child_id"])
         ids = {link.child_id for link in st.links.values()} | set(st.invalidated.values())
         places = sorted(set().union(*(lookup_places(v.child.get("address"))
-                                      | phone_keys(v.child) for v in todo)))
+                                      | contact_keys(v.child) for v in todo)))
         for r in await conn.fetch(q("protected_for"), places):
             st.protect(r["address_key"], r["child_id"])
             ids.add(r["child_id"])

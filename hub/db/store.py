@@ -33,7 +33,7 @@ from hub.decide import decide as decided
 from hub.match import compact
 from hub.match.blocking import PROTECTED
 from hub.match.compare import Prepared
-from hub.places import lock_places, phone_key
+from hub.places import lock_places
 from hub.records import Record
 from schemas.canonical import CanonicalUpdate
 
@@ -56,16 +56,13 @@ def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()
             names.append(f"b:{dob.year:04d}-{dob.day:02d}-{dob.month:02d}")
         if u.child.nhs_number:
             names.append(f"n:{u.child.nhs_number}")
-        # Its postcode and house: a batch shielding a child there and one writing an
-        # address near it into another record (a sibling, any date of birth) run one
-        # after the other, so the second sees it protected (decide's rule 6).
+        # Its postcode (or its houses): a batch shielding a child there and one
+        # writing an address near it into another record (a sibling, any date of
+        # birth) run one after the other, so the second sees it protected (rule 6).
         a = u.child.address
         if a:
             names.extend(f"a:{p}" for p in sorted(lock_places(
                 {"postcode": a.postcode, "lines": a.lines, "town": a.town})))
-        # And its carers' phone numbers, which rule 6 protects as it does addresses.
-        names.extend(f"a:{k}" for k in sorted({k for k in (
-            phone_key(c.phone) for c in u.child.carers) if k}))
         for name in names:
             ids.add(zlib.crc32(name.encode()) - 2**31)
     return sorted(ids)

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.integration
 T = Thresholds()
 # He lives with their father; both records list their mother's number.
 BROTHER = {"nhs_number": nhs(2), "given_name": "Oswin", "date_of_birth": "2016-08-01",
-           "address": {"lines": ["8 Mill Street"], "postcode": "LS6 2BB", "la": "383"}}
+           "address": {"lines": ["8 Mill Street"], "postcode": "LS6 2BB", "la": "383"},
+           "carers": [{"name": "Rowan Quenby", "relationship": "mother",
+                       "phone": "07700 900111"}]}
 NEIGHBOUR = {"nhs_number": nhs(3), "given_name": "Tamsin", "family_name": "Verity",
              "date_of_birth": "2013-02-11",
              "carers": [{"name": "Ines Verity", "relationship": "mother",
@@ -61,8 +63,10 @@ async def _record(conn: asyncpg.Connection, child_id: str | None) -> dict[str, A
     {"lines": ["3 Harbour Lane"], "postcode": "B5-7QQ", "la": "330"},
     {"lines": ["3 Harbour Lane"], "town": "Birmingham B5 7QQ", "la": "330"},
     {"lines": ["3 Harbour Lane", "Birmingham"], "la": "330"},
+    {"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ UK", "la": "330"},
+    {"lines": ["3 Harbour Lane"], "postcode": "B5", "la": "330"},
 ], ids=["abbreviated", "flat", "postcode-only", "full-stop", "hyphen", "postcode-in-town",
-        "no-postcode"])
+        "no-postcode", "postcode-and-more", "half-a-postcode"])
 async def test_the_refuge_written_another_way_stays_out_of_open_records(
     database_url: str, address: dict[str, Any]
 ) -> None:
@@ -88,12 +92,15 @@ async def test_the_refuge_written_another_way_stays_out_of_open_records(
         await conn.close()
 
 
-@pytest.mark.parametrize("refuge", [
-    {"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ,", "la": "330"},
-    {"lines": ["3 Harbour Lane"], "town": "Birmingham", "la": "330"},
-], ids=["punctuated", "no-postcode"])
+@pytest.mark.parametrize(("refuge", "his"), [
+    ({"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ,", "la": "330"}, None),
+    ({"lines": ["3 Harbour Lane"], "town": "Birmingham", "la": "330"}, None),
+    ({"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ UK", "la": "330"}, None),
+    ({"lines": ["Harbour House", "Harbour Lane"], "postcode": "B5 7QQ", "la": "330"},
+     {"lines": ["Harbour House", "Harbour Lane"], "town": "Birmingham"}),
+], ids=["punctuated", "no-postcode", "postcode-and-more", "house-name"])
 async def test_her_refuge_written_oddly_is_still_hers(
-    database_url: str, refuge: dict[str, Any]
+    database_url: str, refuge: dict[str, Any], his: dict[str, Any] | None
 ) -> None:
     conn = await connect(database_url)
     try:
@@ -102,9 +109,9 @@ async def test_her_refuge_written_oddly_is_still_hers(
             incoming(update("la", "LA-2", **BROTHER)),
         ], T)
         await operations.shield(conn, out[0].child_id, "383", "officer", "refuge")
+        his = his or {"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ"}
         out = await ingest.process(conn, [incoming(update(
-            "la", "LA-2", 2, **{**BROTHER, "address": {"lines": ["3 Harbour Lane"],
-                                                       "postcode": "B5 7QQ"}}))], T)
+            "la", "LA-2", 2, **{**BROTHER, "address": his}))], T)
         assert (out[0].action, out[0].reason) == ("review", "shielded_address")
     finally:
         await conn.close()
@@ -167,7 +174,8 @@ async def test_a_postcode_without_lines_is_protected(database_url: str) -> None:
             "la", "LA-1", nhs_number=nhs(1), address={"postcode": "b5 7qq", "la": "330"}))], T)
         await operations.shield(conn, out[0].child_id, "383", "officer", "refuge")
         keys = [r["address_key"] for r in await conn.fetch(
-            "SELECT address_key FROM protected_addresses WHERE address_key LIKE '%|%'")]
+            "SELECT address_key FROM protected_addresses WHERE address_key LIKE '%|%'"
+            " AND address_key NOT LIKE 'line%'")]
         assert keys == ["B57QQ|"]
         out = await ingest.process(conn, [incoming(update(
             "la", "LA-2", **{**BROTHER, "carers": [],
@@ -199,7 +207,7 @@ async def test_the_migration_protects_postcodes_without_lines_already_held(
         assert await migrate.apply(conn) == [m for m, _ in migrate.migrations() if m >= "0014"]
         rows = await conn.fetch("SELECT address_key, postcode, child_id::text AS child_id"
                                 " FROM protected_addresses WHERE address_key LIKE '%|%'"
-                                " ORDER BY address_key")
+                                " AND address_key NOT LIKE 'line%' ORDER BY address_key")
         assert [tuple(r) for r in rows] == [("B57QQ|", "B57QQ", her),
                                             ("B57QQ|3 harbour lane", "B57QQ", her)]
     finally:
@@ -225,16 +233,85 @@ async def test_her_mothers_new_number_stays_out_of_her_brothers_record(
         events = await conn.fetchval("SELECT count(*) FROM outbox")
         written = {**new_number, "phone": "+44 7700 900777"}
         out = await ingest.process(conn, [
-            incoming(update("la", "LA-2", 2, carers=[written], **BROTHER)),
-            incoming(update("pds", "P-2", carers=[written], **BROTHER)),
+            incoming(update("la", "LA-2", 2, **{**BROTHER, "carers": [written]})),
+            incoming(update("pds", "P-2", **{**BROTHER, "carers": [written]})),
         ], T)
         assert [(o.action, o.reason) for o in out] == [("review", "shielded_contact")] * 2
         assert (await _record(conn, ids["brother"]))["carers"] == [MOTHER]
         assert await conn.fetchval("SELECT count(*) FROM outbox") == events
         # The old number, which his record has held all along, is no news.
         out = await ingest.process(conn, [incoming(update(
-            "la", "LA-2", 3, carers=[MOTHER], **{**BROTHER, "given_name": "Oswyn"}))], T)
+            "la", "LA-2", 3, **{**BROTHER, "carers": [MOTHER], "given_name": "Oswyn"}))], T)
         assert (out[0].action, out[0].child_id) == ("link", ids["brother"]), out[0].reason
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("carers,services", [
+    ([{"name": "Rowan Quenby", "phone": "07700 900777 ext 2"}], []),
+    ([{"name": "Rowan Quenby", "phone": "07700 900777 / 0113 496 0000"}], []),
+    ([{"name": "Rowan Quenby (07700 900777)"}], []),
+    ([], [{"name": "Refuge key worker", "contact": "07700 900777"}]),
+], ids=["extension", "two-numbers", "in-the-name", "service-contact"])
+async def test_her_new_number_however_written_stays_out_of_her_brothers_record(
+    database_url: str, carers: list[dict[str, Any]], services: list[dict[str, Any]],
+) -> None:
+    conn = await connect(database_url)
+    try:
+        ids = await _sheltered(conn)
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-1", 3, nhs_number=nhs(1),
+            services=[{"name": "Refuge key worker", "contact": "07700 900777"}]))], T)
+        assert (out[0].action, out[0].child_id) == ("link", ids["her"])
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-2", 2, **{**BROTHER, "carers": carers, "services": services}))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_contact")
+    finally:
+        await conn.close()
+
+
+async def test_a_house_without_a_postcode_in_another_town_is_not_hers(
+    database_url: str,
+) -> None:
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-1", nhs_number=nhs(1),
+            address={"lines": ["1 High Street"], "town": "Leeds", "la": "383"}))], T)
+        await operations.shield(conn, out[0].child_id, "383", "officer", "refuge")
+        out = await ingest.process(conn, [
+            incoming(update("dwp", f"CB-{i}", nhs_number=nhs(20 + i), given_name=name,
+                            family_name="Lark", date_of_birth="2015-05-05",
+                            address={"lines": ["1 High Street"], "town": town,
+                                     "postcode": postcode}))
+            for i, (name, town, postcode) in enumerate([
+                ("Wilfred", "Bristol", "BS1 4DJ"), ("Edith", "York", "YO1 7HH"),
+                ("Ada", "Leeds", "LS1 6AB")])], T)
+        assert [(o.action, o.reason) for o in out] == [
+            ("create", "no_match"), ("create", "no_match"), ("review", "shielded_address")]
+    finally:
+        await conn.close()
+
+
+async def test_a_neighbour_is_placed_only_by_her_authority(database_url: str) -> None:
+    """A record created in her postcode waits for a person; only her authority, which
+    sees both addresses, may place it (open: a neighbour); shielding it by her
+    authority would take a stranger's child from its own council."""
+    conn = await connect(database_url)
+    try:
+        await _sheltered(conn)
+        out = await ingest.process(conn, [incoming(update(
+            "pds", "P-8", nhs_number=nhs(8), given_name="Wilfred", family_name="Lark",
+            date_of_birth="2024-01-30", address={**NEXT_DOOR, "lines": ["9 Harbour Lane"]}))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_address")
+        item = out[0].parked_id
+        with pytest.raises(operations.OperationError, match="--authority 383"):
+            await operations.resolve(conn, str(item), "create", None, "op-1", None, T)
+        done = await operations.resolve(conn, str(item), "create", None, "la-383", None, T,
+                                        acting_for="383")
+        row = await conn.fetchrow("SELECT shielded, record FROM children WHERE child_id = $1::uuid",
+                                  done.child_id)
+        assert row["shielded"] is False and row["record"]["given_name"] == "Wilfred"
     finally:
         await conn.close()
 
@@ -266,7 +343,7 @@ async def test_setup_protects_what_the_code_now_calls_her_places(database_url: s
         assert await protected.refresh(conn) == len({k for k in before if k.startswith("line:")})
         after = {r["address_key"] for r in await conn.fetch(
             "SELECT address_key FROM protected_addresses WHERE child_id = $1::uuid", ids["her"])}
-        assert after == before and "line:3 harbour lane" in after
+        assert after == before and "line:3 harbour lane|birmingham" in after
         assert await protected.refresh(conn) == 0
     finally:
         await conn.close()

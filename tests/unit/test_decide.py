@@ -146,18 +146,18 @@ def test_a_shielded_childs_new_phone_number_stays_out_of_open_records() -> None:
     held = {"tel:07700900999": frozenset({"c9"})}
     at_home = Candidate("c2", child(nhs_number=nhs(41), given_name="Oswin",
                                     date_of_birth="2017-08-01"))
-    linked = Facts(link=SourceLink("c2", 1), candidates=(at_home,), protected_phone_of=held)
+    linked = Facts(link=SourceLink("c2", 1), candidates=(at_home,), protected_contact_of=held)
     d = decide(brother, 2, linked, T)
     assert (d.action, d.reason) == (REVIEW, "shielded_contact")
     assert [c.child_id for c in d.candidates] == ["c9"]
-    tied = Facts(candidates=(at_home,), protected_phone_of=held)
+    tied = Facts(candidates=(at_home,), protected_contact_of=held)
     assert decide(brother, 2, tied, T).reason == "shielded_contact"
-    assert decide(brother, 1, Facts(protected_phone_of=held), T).reason == "shielded_contact"
+    assert decide(brother, 1, Facts(protected_contact_of=held), T).reason == "shielded_contact"
     had_it = Candidate("c2", brother)
     assert decide(brother, 2, linked._replace(candidates=(had_it,)), T).action == LINK
     # Her own record, and a sibling her authority shields with her, take it.
     own = Facts(link=SourceLink("c9", 1), candidates=(Candidate("c9", brother, shielded=True),),
-                protected_phone_of=held)
+                protected_contact_of=held)
     assert decide(brother, 2, own, T).action == LINK
     together = Candidate("c2", at_home.record, shielded=True, authority="383")
     assert decide(brother, 2, linked._replace(

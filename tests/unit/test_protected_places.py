@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from hub.places import (
     address_key,
+    contact_keys,
     key_postcode,
     lookup_places,
     near,
@@ -40,25 +41,44 @@ def test_a_shielded_record_protects_its_address_and_carers_phones() -> None:
     record = {"address": {"lines": ["3 Harbour Lane"], "postcode": "B5 7QQ"},
               "carers": [{"name": "Rowan Quenby", "phone": "07700 900111"},
                          {"name": "Ash Quenby"}, "not a carer"]}
-    assert protected_places(record) == {"B57QQ|3 harbour lane", "line:3 harbour lane",
+    assert protected_places(record) == {"B57QQ|3 harbour lane", "line:3 harbour lane|",
                                         "tel:07700900111"}
     assert protected_places({"carers": None, "address": None}) == set()
-    # Known by its lines alone: found by an update's lines, with a postcode or not.
+    # Known by its lines alone: found by an update's houses (its first line, any
+    # other with a number), with a postcode or not; the town told apart by `near`.
     bare = {"address": {"lines": ["Flat A", "3 Harbour Ln"], "town": "Birmingham"}}
-    assert protected_places(bare) == {"line:3 harbour lane", "line0:3 harbour lane"}
+    assert protected_places(bare) == {
+        "line:flat a|birmingham", "line:3 harbour lane|birmingham",
+        "line0:flat a|birmingham", "line0:3 harbour lane|birmingham"}
+
+
+def test_contacts_are_found_wherever_they_are_written() -> None:
+    record = {"carers": [{"name": "Rowan (07700 900111)", "phone": "07700 900222 ext 2"},
+                         {"relationship": "aunt", "phone": "0113 496 0000 / 0113 496 0001"}],
+              "services": [{"name": "Refuge key worker", "contact": "Key.Worker@Example.org"},
+                           {"contact": "+44 (0)121 496 0999"}]}
+    assert contact_keys(record) == {
+        "tel:07700900111", "tel:07700900222", "tel:01134960000", "tel:01134960001",
+        "mail:key.worker@example.org", "tel:01214960999"}
 
 
 def test_a_postcode_is_its_letters_and_digits_wherever_it_is_written() -> None:
     for written in ({"postcode": "B5 7QQ."}, {"postcode": "b5-7qq"}, {"postcode": "B5 7QQ,"},
+                    {"postcode": "B5 7QQ UK"}, {"postcode": "Birmingham B5 7QQ"},
                     {"lines": ["3 Harbour Lane", "Birmingham B5 7QQ"]},
                     {"lines": ["3 Harbour Lane"], "town": "Birmingham b5 7qq"}):
         assert key_postcode(written) == "B57QQ", written
     assert key_postcode({"lines": ["3 Harbour Lane"], "town": "Birmingham"}) == ""
+    assert key_postcode({"postcode": "B5"}) == key_postcode({"postcode": "unknown"}) == ""
 
 
 def test_what_an_update_looks_up() -> None:
     assert lookup_places(REFUGE) == {"B57QQ", "line0:3 harbour lane"}
-    assert lookup_places({"lines": ["Flat A", "3 Harbour Ln"]}) == {"line:3 harbour lane"}
+    assert lookup_places({"lines": ["Flat A", "3 Harbour Ln"]}) == {
+        "line:flat a", "line:3 harbour lane"}
+    # A postcode field that names no dwelling: known by its houses.
+    assert lookup_places({"lines": ["3 Harbour Lane"], "postcode": "B5"}) == {
+        "line:3 harbour lane"}
     assert lookup_places(None) == set()
 
 
@@ -77,8 +97,10 @@ def test_who_an_address_comes_near() -> None:
     home = {"lines": ["12 Orchard Row"], "postcode": "LS6 1AA"}
     assert near(home, [she_left]) == (set(), {"her"})
     assert near({**home, "lines": ["14 Orchard Row"]}, [she_left]) == (set(), set())
-    # An address known by its lines alone.
-    assert near(REFUGE, [("line0:3 harbour lane", "her", None)]) == (set(), {"her"})
+    # An address known by its lines alone, in her town or one not known.
+    assert near(REFUGE, [("line0:3 harbour lane|birmingham", "her", None)]) == (set(), {"her"})
+    assert near(REFUGE, [("line0:3 harbour lane|", "her", None)]) == (set(), {"her"})
+    assert near(REFUGE, [("line0:3 harbour lane|york", "her", None)]) == (set(), set())
 
 
 def test_same_dwelling_is_the_same_address_written_again() -> None:
