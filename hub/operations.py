@@ -367,6 +367,7 @@ class Resolution(NamedTuple):
 KEPT_NOTE = ("a shielded candidate stays a candidate for this source record's later"
              " updates (only her authority may say she is not its child)")
 HOLDS_ADDRESS = "it holds a shielded child's address"
+CARRIES_CONTACT = "it carries a phone number or email address of a shielded child's carers"
 BESIDE_SHIELDED = ("a shielded child was a candidate, and only its authority, seeing both,"
                    " may say this is another child (it unshields the record if so)")
 
@@ -431,7 +432,10 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             held = await holders_of(
                 conn, child, target,
                 dict(state.children[target].record) if target is not None else None)
-            holders = held.at
+            # A record given her carers' number is shielded by her authority unless it
+            # places it itself (seeing both: a sibling it need not hide), as rule 7.
+            holders = held.at + [h for h in held.contact
+                                 if h.authority is None or h.authority != acting_for]
             # The candidates the operator saw when it was parked that could have been
             # this child then, and any shielded child that could be this one now
             # (shielded, or created, since). Not a neighbour found by the postcode
@@ -481,9 +485,9 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     " another authority, and the record is shielded by its own; the"
                     " authorities decide first")
             # Near a shielded child but not at her address (her street, a former
-            # address, her carers' number): only her authority, which sees both, may
-            # say it is not hers (a neighbour), and then places it as it is; shielding
-            # it by her authority would take a stranger's child from its own council.
+            # address): only her authority, which sees both, may say it is not hers (a
+            # neighbour), and then places it as it is; shielding it by her authority
+            # would take a stranger's child from its own council.
             strangers = [h for h in held.near if h.authority is None
                          or h.authority != acting_for
                          or (own is not None and own.shielded and own.authority != h.authority)]
@@ -492,23 +496,26 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                 raise OperationError(
                     "refused: the update comes near a child shielded by "
                     + (near_la or "an authority not known yet")
-                    + " (her street, a former address of hers, or her carers' number), and"
+                    + " (her street, or a former address of hers), and"
                     " only that authority, seeing both, may place it"
                     + (f" (--authority {near_la})" if near_la else "") + "; otherwise reject it")
-            # A record this puts at a shielded child's address, or creates beside one,
-            # is shielded by her authority: by one authority, which alone then decides.
+            # A record this puts at a shielded child's address, gives her carers'
+            # number, or creates beside her, is shielded by her authority: by one
+            # authority, which alone then decides.
             involved = {h.authority for h in holders} | (
                 {s.authority for s in others} if action == "create" else set())
             if len(involved) > 1:
                 raise OperationError(
                     "refused: children shielded by more than one authority ("
                     + ", ".join(sorted(la or "?" for la in involved))
-                    + ") hold an address in the update's postcode or are candidates;"
+                    + ") hold the update's address or contacts, or are candidates;"
                     " the authorities decide first")
             holder = holders[0] if holders else None
             why = HOLDS_ADDRESS
-            if holder is None and action == "create" and others:
+            if not held.at and action == "create" and others:
                 holder, why = others[0], BESIDE_SHIELDED
+            elif not held.at and holders:
+                why = CARRIES_CONTACT
             result = state.apply(update, child, target, None, by, f"operator_{action}",
                                  shield=holder)
             written = state.children[result]
@@ -565,11 +572,13 @@ def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
 
 class Holders(NamedTuple):
     """The shielded children rule 6 counts against an update (hub.places.near), as
-    their shields: `at`, those living at its address now; `near`, the others (her
-    postcode, a former address, a house of hers without a postcode, a phone number
-    or email address of her carers or services)."""
+    their shields: `at`, those living at its address now; `contact`, the others
+    whose carers' or services' phone number or email address it carries (family,
+    most likely); `near`, the rest (her postcode, a former address, a house of hers
+    without a postcode: a neighbour, most likely)."""
 
     at: list[Shield]
+    contact: list[Shield]
     near: list[Shield]
 
 
@@ -583,15 +592,16 @@ async def holders_of(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
     contacts = contact_keys(child) - (contact_keys(own) if own is not None else set())
     places = sorted(lookup_places(address) | contacts)
     if not places:
-        return Holders([], [])
+        return Holders([], [], [])
     rows = [r for r in await conn.fetch(q("shielded_holders"), places)
             if r["child_id"] != target]
     at, close = near(address, [(r["address_key"], r["child_id"], r["address"]) for r in rows])
     if own is not None and same_dwelling(own.get("address"), address):
         close = set()
-    close |= {r["child_id"] for r in rows if r["address_key"] in contacts}
+    family = {r["child_id"] for r in rows if r["address_key"] in contacts} - at
     shields = {r["child_id"]: Shield(True, r["shielding_authority"]) for r in rows}
-    return Holders([shields[c] for c in sorted(at)], [shields[c] for c in sorted(close - at)])
+    return Holders(*([shields[c] for c in sorted(ids)]
+                     for ids in (at, family, close - at - family)))
 
 
 async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
@@ -600,7 +610,7 @@ async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Recor
     against the update (`holders_of`): where the update could tell someone where
     one of them is."""
     held = await holders_of(conn, child, target)
-    return held.at + held.near
+    return held.at + held.contact + held.near
 
 
 async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: str,
