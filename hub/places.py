@@ -15,6 +15,7 @@ others), which is what an update looks up (`lookup_places`). Pure: no database.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -110,15 +111,35 @@ def phone_key(phone: Any) -> str | None:
     return f"{PHONE}0{digits}" if len(digits) >= 9 else None
 
 
-_PHONE_RUN = re.compile(r"\+?\d[\d \-().]{7,}\d")
+# Digits with up to three separators between them (spaces of any kind, "-", "/",
+# ".", brackets...), but not letters or "@": "07700 900111", "07700/900111",
+# "+44 (0)7700 900111"; "07700 900111 ext 2" ends at "ext".
+_PHONE_RUN = re.compile(r"\+?\d(?:[^\w@]{0,3}\d){8,}")
+_DIGIT_GROUP = re.compile(r"\+?\d+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def _contacts_in(text: str) -> set[str]:
     """Every phone number and email address written in a piece of text ("07700 900999
     ext 2", two numbers in one field, a number in a name)."""
-    keys = {k for k in (phone_key(m) for m in _PHONE_RUN.findall(text)) if k}
+    text = unicodedata.normalize("NFKC", text)
+    runs = [n for run in _PHONE_RUN.findall(text) for n in _numbers(run)]
+    keys = {k for k in (phone_key(n) for n in runs) if k}
     return keys | {MAIL + m.lower() for m in _EMAIL.findall(text)}
+
+
+def _numbers(run: str) -> list[str]:
+    """A run of digits holding more than one number ("0113 496 0000 / 0113 496
+    0001"), cut into numbers: its digit groups gathered until ten digits or more."""
+    if sum(ch.isdigit() for ch in run) <= 13:  # +44 (0)7700 900111 is 13
+        return [run]
+    numbers, current = [], ""
+    for group in _DIGIT_GROUP.findall(run):
+        current += group
+        if sum(ch.isdigit() for ch in current) >= 10:
+            numbers.append(current)
+            current = ""
+    return numbers + ([current] if current else [])
 
 
 def contact_keys(record: Any) -> set[str]:

@@ -120,7 +120,8 @@ ORDER BY 1, 2;
 -- name: history_places
 -- What every version of these children held that rule 6 protects (hub.places).
 SELECT child_id, jsonb_build_object('address', record->'address',
-                                    'carers', record->'carers') AS record
+                                    'carers', record->'carers',
+                                    'services', record->'services') AS record
 FROM child_versions WHERE child_id = ANY($1::uuid[]);
 
 -- name: protect_places

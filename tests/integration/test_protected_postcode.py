@@ -252,7 +252,10 @@ async def test_her_mothers_new_number_stays_out_of_her_brothers_record(
     ([{"name": "Rowan Quenby", "phone": "07700 900777 / 0113 496 0000"}], []),
     ([{"name": "Rowan Quenby (07700 900777)"}], []),
     ([], [{"name": "Refuge key worker", "contact": "07700 900777"}]),
-], ids=["extension", "two-numbers", "in-the-name", "service-contact"])
+    ([{"name": "Rowan Quenby", "phone": "07700\u00a0900777"}], []),
+    ([{"name": "Rowan Quenby", "phone": "07700/900777"}], []),
+], ids=["extension", "two-numbers", "in-the-name", "service-contact", "no-break-space",
+        "slash"])
 async def test_her_new_number_however_written_stays_out_of_her_brothers_record(
     database_url: str, carers: list[dict[str, Any]], services: list[dict[str, Any]],
 ) -> None:
@@ -265,6 +268,29 @@ async def test_her_new_number_however_written_stays_out_of_her_brothers_record(
         assert (out[0].action, out[0].child_id) == ("link", ids["her"])
         out = await ingest.process(conn, [incoming(update(
             "la", "LA-2", 2, **{**BROTHER, "carers": carers, "services": services}))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_contact")
+    finally:
+        await conn.close()
+
+
+async def test_hub_shield_protects_her_services_contacts(database_url: str) -> None:
+    """`hub shield` protects what her history holds: her services' contacts too (it
+    read only her address and carers: a third adversarial review)."""
+    conn = await connect(database_url)
+    try:
+        worker = [{"name": "Refuge key worker",
+                   "contact": "07700 900777 keyworker@refuge.example"}]
+        out = await ingest.process(conn, [
+            incoming(update("la", "LA-1", nhs_number=nhs(1), services=worker)),
+            incoming(update("la", "LA-2", **BROTHER)),
+        ], T)
+        await operations.shield(conn, out[0].child_id, "383", "officer", "refuge")
+        keys = {r["address_key"] for r in await conn.fetch(
+            "SELECT address_key FROM protected_addresses WHERE child_id = $1::uuid",
+            out[0].child_id)}
+        assert {"tel:07700900777", "mail:keyworker@refuge.example"} <= keys
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-2", 2, **{**BROTHER, "services": worker}))], T)
         assert (out[0].action, out[0].reason) == ("review", "shielded_contact")
     finally:
         await conn.close()

@@ -60,6 +60,14 @@ def test_contacts_are_found_wherever_they_are_written() -> None:
     assert contact_keys(record) == {
         "tel:07700900111", "tel:07700900222", "tel:01134960000", "tel:01134960001",
         "mail:key.worker@example.org", "tel:01214960999"}
+    # Whatever stands between the digits (pasted from a document: a no-break or thin
+    # space, a tab, "/", ","), one number; two in a row, two.
+    for written in ("07700\xa0900111", "07700\u2009900111", "07700\t900111", "07700/900111",
+                    "07700,900111", "07700 900111 ext 2", "(07700) 900-111"):
+        assert contact_keys({"carers": [{"phone": written}]}) == {"tel:07700900111"}, written
+    assert contact_keys({"carers": [{"phone": "07700 900111 07700 900222"}]}) == {
+        "tel:07700900111", "tel:07700900222"}
+    assert contact_keys({"carers": [{"name": "born 2014-03-09"}]}) == set()
 
 
 def test_a_postcode_is_its_letters_and_digits_wherever_it_is_written() -> None:
