@@ -562,11 +562,12 @@ def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:
     """Whether a candidate stored with a review item could have been the update's
     child by the scores kept with it (hub.decide's plausibility test but for its
     generous name test, which `plausible_shielded` asks again of the record now). A
-    candidate kept without scores (the holders of a shielded address) is taken as
-    plausible."""
+    candidate kept without scores is not: a shielded child listed only as near the
+    update (rule 6), whom `holders_of` finds again as the index stands now, and
+    rule 8 listed because she could not be the update's child."""
     identity, score = candidate.get("identity_score"), candidate.get("score")
     if identity is None or score is None:
-        return True
+        return False
     return identity >= thresholds.shielded_plausible or score >= thresholds.review
 
 

@@ -373,3 +373,30 @@ async def test_setup_protects_what_the_code_now_calls_her_places(database_url: s
         assert await protected.refresh(conn) == 0
     finally:
         await conn.close()
+
+
+async def test_a_neighbour_moving_next_door_is_hers_to_place_not_a_candidate(
+    database_url: str,
+) -> None:
+    """His own record's item lists her (rule 6: near, no scores); `resolve` finds her
+    again as near, not as a candidate whom he could be (it offered to link him to
+    her, whom the operator cannot see: a third adversarial review)."""
+    conn = await connect(database_url)
+    try:
+        ids = await _sheltered(conn)
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-3", 2, **{**NEIGHBOUR, "address": {**NEXT_DOOR, "lines": ["7 Harbour Lane"]}}
+        ))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_address")
+        item = str(out[0].parked_id)
+        with pytest.raises(operations.OperationError) as refused:
+            await operations.resolve(conn, item, "link", ids["neighbour"], "op-1", None, T)
+        assert "only that authority, seeing both, may place it (--authority 383)" in str(
+            refused.value) and "is a candidate" not in str(refused.value)
+        done = await operations.resolve(conn, item, "link", ids["neighbour"], "la-383", None, T,
+                                        acting_for="383")
+        assert done.child_id == ids["neighbour"] and done.shielded is None
+        record = await _record(conn, ids["neighbour"])
+        assert record["address"]["lines"] == ["7 Harbour Lane"]
+    finally:
+        await conn.close()
