@@ -36,7 +36,6 @@ from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
 from hub.places import (
-    address_key,
     contact_keys,
     lookup_places,
     near,
@@ -165,13 +164,12 @@ class ChildRow:
 
 class _View(NamedTuple):
     """What a batch makes of an update once: its child as a dict, the blocking keys
-    it looks up, its normal forms and its address key."""
+    it looks up and its normal forms."""
 
     update: CanonicalUpdate
     child: Record
     keys: frozenset[str]
     form: Prepared
-    address: str | None
 
 
 _NONE: frozenset[str] = frozenset()
@@ -243,10 +241,6 @@ class BatchState:
         got = self._seen_of(update)
         return got.child, got.keys
 
-    def address_of(self, update: CanonicalUpdate) -> str | None:
-        """The update's address key (hub.records.address_key)."""
-        return self._seen_of(update).address
-
     def places_of(self, update: CanonicalUpdate) -> set[str]:
         """What rule 6 looks up for an update (hub.places): its address's postcode
         and houses, and the phone numbers and email addresses of its carers and
@@ -268,8 +262,7 @@ class BatchState:
         if got is None or got.update is not update:  # the update is kept: its id is not reused
             child = update.child.model_dump(mode="json", exclude_none=True)
             form = self.matcher.prepare(child)
-            got = _View(update, child, frozenset(self.query_keys_of(child, form)), form,
-                        address_key(child.get("address")))
+            got = _View(update, child, frozenset(self.query_keys_of(child, form)), form)
             self._seen[id(update)] = got
         return got
 

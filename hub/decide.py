@@ -124,8 +124,9 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     # shielded children whose current address the update's is (hub.places.near's
     # `at`; one whose address is not known: taken to be)
     protected_address_of: frozenset[str] = frozenset()
-    # the shielding authority of each of those and of protected_postcode_of's the index
-    # knows (absent: not known)
+    # the shielding authority, where the index knows it, of each child in
+    # protected_address_of, protected_nearby_of and protected_contact_of
+    # (absent: not known)
     holder_authority: Mapping[str, str | None] = _NO_AUTHORITIES
     # The candidates are only those found by id or NHS number and every shielded or
     # severed one (how the pipeline reads an update with a source link or an NHS
@@ -136,7 +137,7 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     # current postcode, a former address, lines of an address without a postcode;
     # rule 6 protects the street: an address is written many ways, "3 Harbour Ln",
     # "Flat A, 3 Harbour Lane"), those at it included
-    protected_postcode_of: frozenset[str] = frozenset()
+    protected_nearby_of: frozenset[str] = frozenset()
     # the phone numbers and email addresses in the update's carers and services
     # (hub.places.contact_keys) that a shielded child's record holds or held, each
     # with those children
@@ -144,9 +145,9 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
 
     @property
     def protected_near(self) -> frozenset[str]:
-        """The shielded children at the update's address or in its postcode, or
-        whose carers' or services' numbers it carries."""
-        near = self.protected_postcode_of | self.protected_address_of
+        """The shielded children the update comes near (at her address, near it, or
+        carrying her carers' or services' contacts)."""
+        near = self.protected_nearby_of | self.protected_address_of
         for holders in self.protected_contact_of.values():
             near |= holders
         return near
@@ -242,7 +243,7 @@ def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
     the address stays behind that one authority's shield). A record whose own
     address the update writes again, one no shielded child lives at now, stays
     there: a neighbour is not moving in, nor a brother at the home she left."""
-    close = facts.protected_postcode_of | facts.protected_address_of
+    close = facts.protected_nearby_of | facts.protected_address_of
     if not close or not child.get("address"):
         return False
     others = close - ({target} if target else set())

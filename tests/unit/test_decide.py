@@ -102,14 +102,14 @@ def test_the_refuge_written_another_way_is_still_guarded() -> None:
                     {"postcode": "B5 7QQ", "la": "330"}):
         sibling = child(nhs_number=nhs(41), given_name="Oswin", date_of_birth="2017-08-01",
                         address=address)
-        created = decide(sibling, 1, Facts(protected_postcode_of=near), T)
+        created = decide(sibling, 1, Facts(protected_nearby_of=near), T)
         assert (created.action, created.reason) == (REVIEW, "shielded_address"), address
         # His open record moving there (by source link, or by NHS number).
         at_home = Candidate("c2", child(nhs_number=nhs(41), given_name="Oswin",
                                         date_of_birth="2017-08-01"))
-        linked = Facts(link=SourceLink("c2", 1), candidates=(at_home,), protected_postcode_of=near)
+        linked = Facts(link=SourceLink("c2", 1), candidates=(at_home,), protected_nearby_of=near)
         assert decide(sibling, 2, linked, T).reason == "shielded_address", address
-        tied = Facts(candidates=(at_home,), protected_postcode_of=near)
+        tied = Facts(candidates=(at_home,), protected_nearby_of=near)
         assert decide(sibling, 2, tied, T).reason == "shielded_address", address
 
 
@@ -121,9 +121,9 @@ def test_a_neighbour_already_in_the_postcode_is_not_moving_in() -> None:
                       address=next_door)
     record = Candidate("c3", neighbour)
     near = frozenset({"c9"})
-    linked = Facts(link=SourceLink("c3", 1), candidates=(record,), protected_postcode_of=near)
+    linked = Facts(link=SourceLink("c3", 1), candidates=(record,), protected_nearby_of=near)
     assert decide(neighbour, 2, linked, T).action == LINK
-    tied = Facts(candidates=(record,), protected_postcode_of=near)
+    tied = Facts(candidates=(record,), protected_nearby_of=near)
     assert decide(neighbour, 2, tied, T).action == LINK
     moved = child(nhs_number=nhs(42), given_name="Tamsin", date_of_birth="2015-02-11",
                   address={**REFUGE, "lines": ["3 Harbour Ln"]})
@@ -131,7 +131,7 @@ def test_a_neighbour_already_in_the_postcode_is_not_moving_in() -> None:
     # At the very address she holds, even unchanged: rule 6 as before.
     at_refuge = Candidate("c3", child(nhs_number=nhs(42), given_name="Tamsin",
                                       date_of_birth="2015-02-11", address=REFUGE))
-    same = Facts(link=SourceLink("c3", 1), candidates=(at_refuge,), protected_postcode_of=near,
+    same = Facts(link=SourceLink("c3", 1), candidates=(at_refuge,), protected_nearby_of=near,
                  protected_address_of=near)
     assert decide(at_refuge.record, 2, same, T).reason == "shielded_address"
 
