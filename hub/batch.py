@@ -164,12 +164,15 @@ class ChildRow:
 
 class _View(NamedTuple):
     """What a batch makes of an update once: its child as a dict, the blocking keys
-    it looks up and its normal forms."""
+    it looks up, its normal forms, and what rule 6 looks up of its address and its
+    contacts (hub.places.lookup_places, contact_keys)."""
 
     update: CanonicalUpdate
     child: Record
     keys: frozenset[str]
     form: Prepared
+    lookups: frozenset[str]
+    contacts: frozenset[str]
 
 
 _NONE: frozenset[str] = frozenset()
@@ -241,12 +244,12 @@ class BatchState:
         got = self._seen_of(update)
         return got.child, got.keys
 
-    def places_of(self, update: CanonicalUpdate) -> set[str]:
+    def places_of(self, update: CanonicalUpdate) -> frozenset[str]:
         """What rule 6 looks up for an update (hub.places): its address's postcode
         and houses, and the phone numbers and email addresses of its carers and
         services."""
-        child = self._seen_of(update).child
-        return lookup_places(child.get("address")) | contact_keys(child)
+        view = self._seen_of(update)
+        return view.lookups | view.contacts
 
     def protect(self, key: str, child_id: str) -> None:
         """A protected place of a shielded child (hub.places.protected_places), read
@@ -262,7 +265,9 @@ class BatchState:
         if got is None or got.update is not update:  # the update is kept: its id is not reused
             child = update.child.model_dump(mode="json", exclude_none=True)
             form = self.matcher.prepare(child)
-            got = _View(update, child, frozenset(self.query_keys_of(child, form)), form)
+            got = _View(update, child, frozenset(self.query_keys_of(child, form)), form,
+                        frozenset(lookup_places(child.get("address"))),
+                        frozenset(contact_keys(child)))
             self._seen[id(update)] = got
         return got
 
@@ -304,13 +309,13 @@ class BatchState:
         contacts: dict[str, frozenset[str]] = {}
         protected_in = self.protected_in
         if protected_in:
-            address = child.get("address")
-            held = [(place, cid) for p in lookup_places(address) for place, cid in
+            held = [(place, cid) for p in view.lookups for place, cid in
                     protected_in.get(p, ()) if _shielded(children.get(cid))]
             if held:
-                at, by = near(address, [(p, c, _address_of(children.get(c))) for p, c in held])
+                at, by = near(child.get("address"),
+                              [(p, c, _address_of(children.get(c))) for p, c in held])
                 holders, close = frozenset(at), frozenset(at | by)
-            for contact in contact_keys(child):
+            for contact in view.contacts:
                 holding = frozenset(cid for _, cid in protected_in.get(contact, ())
                                     if _shielded(children.get(cid)))
                 if holding:

@@ -117,9 +117,10 @@ async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: 
             # child is hidden. (Its own children's it may: siblings it shields together
             # are unshielded one after the other.)
             raise OperationError(
-                f"refused: the record's address is in a postcode where a child shielded"
-                f" by {', '.join(sorted(others))} lives or lived; lifted, the shield could"
-                " leave her address open: that authority decides first")
+                f"refused: the record is near a child shielded by"
+                f" {', '.join(sorted(others))} (her address or postcode, a former address"
+                " of hers, or her carers' contacts); lifted, the shield could leave them"
+                " open: that authority decides first")
         version = await _new_version(conn, row, row["record"], by, False, None, row["severed"])
         await conn.execute("DELETE FROM protected_addresses WHERE child_id = $1", row["child_id"])
         await _outbox_shielding(conn, row, version, authority, "child.unshielded")
@@ -426,9 +427,9 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                                                  extra_child_ids=[target] if target else [])
             state.actor = by
             child = update.child.model_dump(mode="json", exclude_none=True)
-            # Rule 6: a record put in a postcode where a shielded child lives or lived is
-            # shielded by her authority (the same dwelling is written many ways); one
-            # already at the very address the update gives, not hers, stays as it is.
+            # Rule 6, as the index stands now: the shielded children the update comes
+            # near (at her address, her contacts, near her address); a record whose
+            # own address the update writes again, where none lives now, keeps it.
             held = await holders_of(
                 conn, child, target,
                 dict(state.children[target].record) if target is not None else None)

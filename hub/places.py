@@ -115,6 +115,7 @@ def phone_key(phone: Any) -> str | None:
 # ".", brackets...), but not letters or "@": "07700 900111", "07700/900111",
 # "+44 (0)7700 900111"; "07700 900111 ext 2" ends at "ext".
 _PHONE_RUN = re.compile(r"\+?\d(?:[^\w@]{0,3}\d){8,}")
+_DIGIT_OR_AT = re.compile(r"[0-9@]")
 _DIGIT_GROUP = re.compile(r"\+?\d+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -122,7 +123,10 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 def _contacts_in(text: str) -> set[str]:
     """Every phone number and email address written in a piece of text ("07700 900999
     ext 2", two numbers in one field, a number in a name)."""
-    text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():  # a no-break space, full-width digits: as plain ones
+        text = unicodedata.normalize("NFKC", text)
+    if not _DIGIT_OR_AT.search(text):  # most names and relationships
+        return set()
     runs = [n for run in _PHONE_RUN.findall(text) for n in _numbers(run)]
     keys = {k for k in (phone_key(n) for n in runs) if k}
     return keys | {MAIL + m.lower() for m in _EMAIL.findall(text)}

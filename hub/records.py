@@ -12,7 +12,6 @@ Record = dict[str, Any]
 LIST_FIELDS = ("former_family_names", "carers", "services")
 
 _SPACES = re.compile(r"\s+")
-_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def _empty(value: Any) -> bool:
