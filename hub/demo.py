@@ -14,10 +14,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from hub import operations as ops
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
-from hub.harness import running_hub, say
+from hub.harness import running_hub, say, shield_population
 from hub.places import address_key
 from hub.synth.feed import central_feed, initial_load
 from hub.synth.population import generate_population
@@ -36,19 +35,7 @@ async def run_demo(base: Settings, children: int, seed: int, workers: int) -> in
         await h.wait()
 
         # 2. Councils shield the children at risk.
-        conn = await db_connect(h.settings.database_url)
-        shielded_ids: dict[str, str] = {}
-        try:
-            for person in pop.shielded_children:
-                cid = await conn.fetchval(
-                    "SELECT child_id::text FROM source_links WHERE source = 'la'"
-                    " AND source_record_id = $1", person.la_record_id)
-                if cid:
-                    await ops.shield(conn, cid, person.shielding_authority or person.la,
-                                     "demo-council-operator", "refuge placement")
-                    shielded_ids[person.person_id] = cid
-        finally:
-            await conn.close()
+        shielded_ids = await shield_population(h.settings.database_url, pop)
         say(f"2. councils shielded {len(shielded_ids)} children (refuges)")
 
         # 3. The central feeds, with typos, moves and the shielded children's new addresses.

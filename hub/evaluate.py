@@ -15,9 +15,12 @@ from typing import Any
 
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
-from hub.harness import running_hub, say
+from hub.harness import running_hub, say, shield_population
 from hub.synth.feed import Feed, central_feed, initial_load, initial_truth
 from hub.synth.population import generate_population
+
+#: Records about shielded children (hub eval --shielded), counted apart as well.
+ABOUT_SHIELDED = "about shielded children"
 
 
 @dataclass
@@ -39,15 +42,19 @@ class Row:
 
 
 async def run_eval(base: Settings, children: int, seed: int, workers: int,
-                   corruption: float) -> int:
+                   corruption: float, shielded: float = 0.0) -> int:
     t0 = time.monotonic()
-    say(f"hub eval: {children} children, seed {seed}, corruption rate {corruption:g}")
-    pop = generate_population(children, seed, shielded_fraction=0.0)
+    say(f"hub eval: {children} children, seed {seed}, corruption rate {corruption:g}"
+        + (f", {shielded:g} shielded" if shielded else ""))
+    pop = generate_population(children, seed, shielded_fraction=shielded)
     feed = central_feed(pop, seed, corruption_rate=corruption)
     async with running_hub(base, "eval", workers) as h:
         say("1. initial load")
         await h.publish("la", initial_load(pop))
         await h.wait()
+        if shielded:
+            say(f"   councils shield {len(await shield_population(h.settings.database_url, pop))}"
+                " children (refuges)")
         say(f"2. central feeds: {len(feed.updates)} updates")
         by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for u in feed.updates:
@@ -82,6 +89,7 @@ async def _score(s: Settings, pop: Any, feed: Feed) -> dict[str, Row]:
     kinds: dict[tuple[str, str], set[str]] = defaultdict(set)
     for (src, rid, _v), ks in feed.kinds.items():
         kinds[(src, rid)].update(ks)
+    shielded = {p.person_id for p in pop.children if p.shielded}
 
     rows: dict[str, Row] = defaultdict(Row)
     first_create: dict[str, str] = {}
@@ -108,6 +116,8 @@ async def _score(s: Settings, pop: Any, feed: Feed) -> dict[str, Row]:
         for kind in kinds.get(key) or {"clean"}:
             rows[kind].add(row)
         rows["overall"].add(row)
+        if person in shielded:  # also counted above, by error type
+            rows[ABOUT_SHIELDED].add(row)
     return rows
 
 
@@ -115,13 +125,17 @@ def _print(rows: dict[str, Row]) -> None:
     say("")
     say(f"  {'error type':<24}{'records':>8}{'linked':>8}{'wrong':>7}{'precision':>11}"
         f"{'created':>9}{'dups':>6}{'review':>8}{'review %':>10}")
-    order = sorted(k for k in rows if k != "overall") + ["overall"]
+    order = sorted(k for k in rows if k not in ("overall", ABOUT_SHIELDED)) + ["overall"]
     for kind in order:
         r = rows[kind]
         pct = 100 * r.review / r.records if r.records else 0.0
         say(f"  {kind:<24}{r.records:>8}{r.linked:>8}{r.wrong:>7}{100 * r.precision:>10.2f}%"
             f"{r.created:>9}{r.duplicates:>6}{r.review:>8}{pct:>9.2f}%")
     o = rows["overall"]
+    if ABOUT_SHIELDED in rows:
+        r = rows[ABOUT_SHIELDED]
+        say(f"  of which {ABOUT_SHIELDED}: {r.records} records, {r.wrong} wrong links,"
+            f" {r.duplicates} duplicates created (both must be 0), {r.review} to review")
     say("")
     say(f"  auto-link precision {100 * o.precision:.2f}% (target >= 99.9%);"
         f" duplicates created {100 * o.duplicates / max(o.records, 1):.2f}% (target <= 0.5%);"

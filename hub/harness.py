@@ -25,8 +25,9 @@ from hub.admin import setup
 from hub.broker import topology as topo
 from hub.broker.connection import connect, queue_depth
 from hub.config import Settings
+from hub.db.connect import connect as db_connect
 from hub.db.roles import drop_scratch_worker, scratch_worker
-from hub.operations import OperationError
+from hub.operations import OperationError, shield
 from hub.publishing import publish_items
 from hub.synth.feed import write_jsonl
 from hub.waiting import idle
@@ -145,3 +146,22 @@ async def running_hub(base: Settings, suffix: str, workers: int, out: Say = say)
             await drop_scratch_worker(s.database_url, login[1])
         if proc.returncode != 0:
             raise OperationError(f"hub run exited {proc.returncode}; see {log_path}")
+
+
+async def shield_population(url: str, pop: Any) -> dict[str, str]:
+    """The councils shield the population's children at risk (as `hub shield` does),
+    after the initial load: person id -> index id of each one shielded."""
+    conn = await db_connect(url)
+    shielded_ids: dict[str, str] = {}
+    try:
+        for person in pop.shielded_children:
+            cid = await conn.fetchval(
+                "SELECT child_id::text FROM source_links WHERE source = 'la'"
+                " AND source_record_id = $1", person.la_record_id)
+            if cid:
+                await shield(conn, cid, person.shielding_authority or person.la,
+                                 "demo-council-operator", "refuge placement")
+                shielded_ids[person.person_id] = cid
+    finally:
+        await conn.close()
+    return shielded_ids

@@ -409,7 +409,8 @@ async def chaos(args: argparse.Namespace, s: Settings) -> int:
 async def evaluate(args: argparse.Namespace, s: Settings) -> int:
     from hub.evaluate import run_eval
 
-    return await run_eval(s, args.children, args.seed, args.workers, args.corruption)
+    return await run_eval(s, args.children, args.seed, args.workers, args.corruption,
+                          args.shielded)
 
 
 async def search(args: argparse.Namespace, s: Settings) -> int:

@@ -262,6 +262,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=11)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--corruption", type=float, default=0.3)
+    s.add_argument("--shielded", type=float, default=0.0, metavar="FRACTION",
+                   help="share of children shielded (whole families; default none: their"
+                   " updates go to a person by design, which would hide the others' figures)")
     s.set_defaults(func=c.evaluate)
 
     s = sub.add_parser("chaos", help="fault injection: private services, a stream, faults,"
