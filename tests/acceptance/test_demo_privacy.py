@@ -7,12 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from hub.synth.feed import central_feed
 from hub.synth.population import generate_population
-from tests.conftest import PG_ADMIN
 from tests.helpers import hub
 
 pytestmark = pytest.mark.integration
@@ -36,16 +34,8 @@ def personal_values(children: int, seed: int) -> tuple[set[str], set[str]]:
     return exact, names
 
 
-@pytest.fixture
-async def demo_env(hub_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    yield hub_env
-    demo_db = hub_env["HUB_DATABASE_URL"].rsplit("/", 1)[1] + "_demo"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{demo_db}" WITH (FORCE)')
-    await admin.close()
-
-
-def test_demo_reports_and_leaks_nothing(demo_env: dict[str, str]) -> None:
+def test_demo_reports_and_leaks_nothing(harness_env: dict[str, str]) -> None:
+    demo_env = harness_env
     res = hub(demo_env, "demo", "--children", "400", "--seed", "5", timeout=600)
     out = res.stdout
     assert "PROOF: no shielded child was duplicated or exposed" in out

@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import re
 
-import asyncpg
 import pytest
 
-from tests.conftest import PG_ADMIN
 from tests.helpers import hub
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def eval_env(hub_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    yield hub_env
-    eval_db = hub_env["HUB_DATABASE_URL"].rsplit("/", 1)[1] + "_eval"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{eval_db}" WITH (FORCE)')
-    await admin.close()
-
-
-def test_eval_counts_shielded_children_apart(eval_env: dict[str, str]) -> None:
-    res = hub(eval_env, "eval", "--children", "600", "--seed", "3", "--corruption", "0.6",
+def test_eval_counts_shielded_children_apart(harness_env: dict[str, str]) -> None:
+    res = hub(harness_env, "eval", "--children", "600", "--seed", "3", "--corruption", "0.6",
               "--shielded", "0.1", timeout=600)
     out = res.stdout + res.stderr
     shield = re.search(r"councils shield (\d+) children", out)
