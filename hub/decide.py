@@ -21,6 +21,7 @@ every candidate (tests/unit/test_decide_partial.py).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -207,7 +208,7 @@ def _top(child: Record, facts: Facts, matcher: Matcher, thresholds: Thresholds,
          form: Prepared | None) -> tuple[Scored, ...]:
     """The five best-scored candidates, for a person to see (`_shown`)."""
     scored = _score_all(child, facts, matcher, form=form)
-    return _shown(scored, _plausible(child, scored, facts, thresholds))
+    return _shown(scored, _plausible(child, scored, facts, thresholds, matcher))
 
 
 def _shown(scored: list[Scored], plausible: list[Scored]) -> tuple[Scored, ...]:
@@ -225,13 +226,25 @@ def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher
                       thresholds: Thresholds, form: Prepared | None) -> str | None:
     """For an update tied to `target` (by its source link or NHS number): the review
     reason when another shielded or severed child could be its child, else None. Only
-    those candidates are scored."""
+    those candidates are scored, and the target if there are any (does it explain
+    the update far better than they do? `_explained_elsewhere`)."""
+    update = form if form is not None else matcher.prepare(child)
     others = [
-        c for c in _score_all(child, facts, matcher, True, form)
+        c for c in _score_all(child, facts, matcher, True, update)
         if c.child_id != target and c.identity_probability >= thresholds.shielded_plausible
     ]
     if not others:
         return None
+    tied = next((c for c in facts.candidates if c.child_id == target), None)
+    if tied is not None and not (tied.shielded or tied.severed):
+        s = tied.scored_by(update, matcher)
+        best = Scored(target, s.probability, s.identity_probability, False, False, s)
+        if _explaining([best], thresholds) is not None:
+            guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
+            others = [c for c in others if not _explained_elsewhere(
+                best, c, guarded[c.child_id], facts, thresholds, matcher)]
+            if not others:
+                return None
     return "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
 
 
@@ -358,7 +371,7 @@ def decide(
         return Decision(MORE, "demographic")
     scored = _score_all(child, facts, matcher, form=form)
     model = scored[0].explanation.model_version if scored and scored[0].explanation else None
-    plausible = _plausible(child, scored, facts, thresholds)
+    plausible = _plausible(child, scored, facts, thresholds, matcher)
     top = _shown(scored, plausible)
     if nhs:
         if len(same_nhs) > 1:
@@ -391,14 +404,82 @@ def decide(
 
 
 def _plausible(child: Record, scored: list[Scored], facts: Facts,
-               thresholds: Thresholds) -> list[Scored]:
-    records = {c.child_id: c.record for c in facts.candidates if c.shielded or c.severed}
-    return [
-        c for c in scored
-        if c.identity_probability >= thresholds.shielded_plausible
-        or c.probability >= thresholds.review
-        or ((c.shielded or c.severed) and could_be_same_child(child, records[c.child_id]))
-    ]
+               thresholds: Thresholds, matcher: Matcher) -> list[Scored]:
+    """The candidates that could be this update's child: any scoring at least the
+    review threshold; an open one at the identity floor; a shielded or severed one at
+    the floor or passing the generous test (`could_be_same_child`), unless an open
+    record explains the update far better and is not her (`_explained_elsewhere`)."""
+    guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
+    floor = thresholds.shielded_plausible
+    out = []
+    explains: Scored | None = None
+    looked = False
+    for c in scored:
+        if c.probability >= thresholds.review:
+            out.append(c)
+        elif not (c.shielded or c.severed):
+            if c.identity_probability >= floor:
+                out.append(c)
+        elif c.identity_probability >= floor or could_be_same_child(
+                child, guarded[c.child_id].record):
+            if not looked:
+                explains, looked = _explaining(scored, thresholds), True
+            if explains is None or not _explained_elsewhere(
+                    explains, c, guarded[c.child_id], facts, thresholds, matcher):
+                out.append(c)
+    return out
+
+
+#: How much better (log10 of the odds) the open record an update would be linked to
+#: must explain its names, date of birth and sex than a shielded or severed child, for
+#: that child not to be plausible (`_explained_elsewhere`).
+EXPLAINED_BY = 3.0
+
+
+def _explaining(scored: list[Scored], thresholds: Thresholds) -> Scored | None:
+    """The open candidate the update would be linked to on its own (the best, at the
+    link threshold, neither shielded nor severed), if any."""
+    best = scored[0] if scored else None
+    if best is None or best.shielded or best.severed or best.probability < thresholds.link:
+        return None
+    return best
+
+
+def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Facts,
+                         thresholds: Thresholds, matcher: Matcher) -> bool:
+    """Whether `best`, an open record the update matches at the link threshold (or is
+    tied to), explains it so much better than `c`, a shielded or severed child, that
+    she is not a candidate:
+    - by evidence she cannot share: the update is at the record's own postcode, or
+      carries its NHS number (an update about her, renamed and mistyped at her
+      refuge, can take a stranger's name and date of birth, not his address);
+    - the record is someone else: its own NHS number, and hers another (an open
+      duplicate of her made before she was shielded has hers, or none);
+    - its names, date of birth and sex explain the update 10^EXPLAINED_BY times
+      better (odds) than hers, and it is unlike her (their identity score below the
+      floor).
+
+    Why: at a national scale a common given name and a date of birth a digit away
+    make a shielded child a candidate of many updates about other children (README,
+    "Shielded candidates at scale")."""
+    ex = best.explanation
+    if ex is None or not (ex.level("postcode") == "exact" or ex.level("nhs_number") == "agree"):
+        return False
+    other = next((x for x in facts.candidates if x.child_id == best.child_id), None)
+    if other is None:
+        return False
+    his, hers = other.nhs_and_dob[0], cand.nhs_and_dob[0]
+    if not his or not hers or his == hers:
+        return False
+    if _log_odds(best.identity_probability) - _log_odds(c.identity_probability) < EXPLAINED_BY:
+        return False
+    return cand.scored_by(other.normal_form, matcher).identity_probability < (
+        thresholds.shielded_plausible)
+
+
+def _log_odds(p: float) -> float:
+    p = min(max(p, 1e-15), 1 - 1e-15)
+    return math.log10(p / (1 - p))
 
 
 def plausible_shielded(child: Record, facts: Facts, thresholds: Thresholds,
@@ -407,7 +488,8 @@ def plausible_shielded(child: Record, facts: Facts, thresholds: Thresholds,
     """The shielded candidates that could be this update's child (rule 4), best
     first: an operator placing a parked update is held to them as they are now."""
     scored = _score_all(child, facts, matcher, form=form)
-    return [c.child_id for c in _plausible(child, scored, facts, thresholds) if c.shielded]
+    return [c.child_id for c in _plausible(child, scored, facts, thresholds, matcher)
+            if c.shielded]
 
 
 def _tokens(name: Any) -> set[str]:

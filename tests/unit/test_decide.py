@@ -318,13 +318,12 @@ def test_a_shielded_neighbour_is_never_shown_with_an_update_about_someone_else()
 
 
 def test_a_renamed_shielded_child_is_held_beside_a_stranger_with_her_new_name() -> None:
-    """Why an open record that explains an update far better does not explain a
-    shielded child away (a rule tried and withdrawn, README "Shielded candidates at
-    scale"; an adversarial review's probe): she is registered at the refuge under a
-    new surname with her day and month swapped and no NHS number; a stranger in the
-    same council has that name and date. He matches at the link threshold, she only
-    by the generous test; linking would write the refuge and her mother's new number
-    into his open record."""
+    """An adversarial review's probe of a first cut of `_explained_elsewhere`: she is
+    registered at the refuge under a new surname with her day and month swapped and
+    no NHS number; a stranger in the same council has that name and date. He matches
+    at the link threshold, she only by the generous test; linking wrote the refuge
+    and her mother's new number into his open record. The update is not at his
+    address: nothing she cannot share says it is his."""
     shielded = Candidate("s", child(nhs_number=nhs(51), given_name="Olivia",
                                     family_name="Brown"), shielded=True)
     stranger = Candidate("x", child(
@@ -351,3 +350,49 @@ def test_an_open_record_that_could_be_her_duplicate_does_not_explain_her_away() 
     update = child(nhs_number=None, given_name="Amelia", family_name="Ross")
     d = decide(update, 1, Facts(candidates=(Candidate("x", duplicate), shielded)), T)
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+
+
+def test_her_open_duplicate_made_before_she_was_shielded_does_not_explain_her_away() -> None:
+    """The same registration at the refuge made an open record in the days before
+    her council shielded her (no NHS number: the school had none); a later update
+    repeats it. The open record explains it at its own address, but it has no NHS
+    number of its own: it could be her."""
+    shielded = Candidate("s", child(nhs_number=nhs(51), given_name="Olivia",
+                                    family_name="Brown"), shielded=True)
+    duplicate = Candidate("x", child(nhs_number=None, given_name="Olivia", family_name="Smith",
+                                     date_of_birth="2014-09-03", address=REFUGE))
+    update = child(nhs_number=None, given_name="Olivia", family_name="Smith",
+                   date_of_birth="2014-09-03", address=REFUGE)
+    d = decide(update, 1, Facts(candidates=(duplicate, shielded)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+
+
+def test_a_shielded_namesake_a_digit_away_does_not_hold_an_update_about_another_child() -> None:
+    """At a national scale a common given name and a birth date a digit away make a
+    shielded child a candidate of many updates about other children (README,
+    "Shielded candidates at scale"). An update at an open record's own address, that
+    record with an NHS number of its own and hers another, explaining the update a
+    thousand times better than she does and unlike her, is that record's."""
+    namesake = Candidate("s", child(nhs_number=nhs(51), given_name="Amelia",
+                                    family_name="Khanova", date_of_birth="2014-03-19",
+                                    address=REFUGE), shielded=True)
+    other = Candidate("x", child(nhs_number=nhs(50), given_name="Amelia",
+                                 family_name="Smithfield"))
+    update = child(nhs_number=None, given_name="Amelia", family_name="Smithfield")
+    d = decide(update, 1, Facts(candidates=(other, namesake)), T)
+    assert (d.action, d.reason, d.child_id) == (LINK, "demographic_match", "x")
+    assert "s" not in {c.child_id for c in d.candidates}  # nor shown to anyone
+    # Moved (not at his address), or he without an NHS number: she may be the one.
+    moved = dict(update, address={"lines": ["8 Quay Road"], "town": "Bristol",
+                                  "postcode": "BS1 4DJ", "la": "801"})
+    d = decide(moved, 1, Facts(candidates=(other, namesake)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    unnumbered = Candidate("x", dict(other.record, nhs_number=None))
+    d = decide(update, 1, Facts(candidates=(unnumbered, namesake)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    # Tied by his NHS number and date of birth: his number is evidence she cannot share.
+    tied = dict(update, nhs_number=nhs(50), address={"lines": ["8 Quay Road"],
+                                                     "town": "Bristol", "postcode": "BS1 4DJ",
+                                                     "la": "801"})
+    d = decide(tied, 1, Facts(candidates=(other, namesake)), T)
+    assert (d.action, d.reason, d.child_id) == (LINK, "nhs_number", "x")
