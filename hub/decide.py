@@ -208,7 +208,7 @@ def _top(child: Record, facts: Facts, matcher: Matcher, thresholds: Thresholds,
          form: Prepared | None) -> tuple[Scored, ...]:
     """The five best-scored candidates, for a person to see (`_shown`)."""
     scored = _score_all(child, facts, matcher, form=form)
-    return _shown(scored, _plausible(child, scored, facts, thresholds, matcher))
+    return _shown(scored, _plausible(child, scored, facts, thresholds))
 
 
 def _shown(scored: list[Scored], plausible: list[Scored]) -> tuple[Scored, ...]:
@@ -226,26 +226,36 @@ def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher
                       thresholds: Thresholds, form: Prepared | None) -> str | None:
     """For an update tied to `target` (by its source link or NHS number): the review
     reason when another shielded or severed child could be its child, else None. Only
-    those candidates are scored, and the target if there are any (does it explain
-    the update far better than they do? `_explained_elsewhere`)."""
-    update = form if form is not None else matcher.prepare(child)
-    others = [
-        c for c in _score_all(child, facts, matcher, True, update)
-        if c.child_id != target and c.identity_probability >= thresholds.shielded_plausible
-    ]
+    those candidates are scored."""
+    others = _beside(child, target, facts, matcher, thresholds, form)
     if not others:
         return None
-    tied = next((c for c in facts.candidates if c.child_id == target), None)
-    if tied is not None and not (tied.shielded or tied.severed):
-        s = tied.scored_by(update, matcher)
-        best = Scored(target, s.probability, s.identity_probability, False, False, s)
-        if _explaining([best], thresholds) is not None:
-            guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
-            others = [c for c in others if not _explained_elsewhere(
-                best, c, guarded[c.child_id], facts, thresholds, matcher)]
-            if not others:
-                return None
     return "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
+
+
+def _beside(child: Record, target: str, facts: Facts, matcher: Matcher,
+            thresholds: Thresholds, form: Prepared | None) -> list[Scored]:
+    return [
+        c for c in _score_all(child, facts, matcher, True, form)
+        if c.child_id != target and c.identity_probability >= thresholds.shielded_plausible
+    ]
+
+
+def _tie_explains(child: Record, target: str, facts: Facts, matcher: Matcher,
+                  thresholds: Thresholds, form: Prepared | None) -> bool:
+    """Whether the open record an update is tied to explains it so much better than
+    every shielded or severed child beside it that none is a candidate
+    (`_explained_elsewhere`)."""
+    tied = next((c for c in facts.candidates if c.child_id == target), None)
+    if tied is None or tied.shielded or tied.severed:
+        return False
+    s = tied.scored_by(form if form is not None else matcher.prepare(child), matcher)
+    best = Scored(target, s.probability, s.identity_probability, False, False, s)
+    if _explaining([best], thresholds) is None:
+        return False
+    guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
+    return all(_explained_elsewhere(best, c, guarded[c.child_id], facts, thresholds, matcher)
+               for c in _beside(child, target, facts, matcher, thresholds, form))
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
@@ -328,12 +338,15 @@ def decide(
         review: str | None = ("conflicting_identity" if nhs and any(
             c.nhs_and_dob[0] == nhs and c.child_id != link.child_id for c in facts.candidates)
             else _protected_beside(child, link.child_id, facts, matcher, thresholds, form))
+        guarded = _place_guard(child, link.child_id, facts)
+        if review in _SET_ASIDE and guarded is None and _tie_explains(
+                child, link.child_id, facts, matcher, thresholds, form):
+            review = None
         if review is not None:
             if facts.partial:  # a person sees the best of all the candidates
                 return Decision(MORE, review)
             return Decision(REVIEW, review, None, _top(child, facts, matcher, thresholds, form),
                             matcher.model.version)
-        guarded = _place_guard(child, link.child_id, facts)
         if guarded is not None:
             return Decision(REVIEW, guarded, None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
@@ -358,8 +371,12 @@ def decide(
             else:
                 review = _protected_beside(child, target.child_id, facts, matcher,
                                            thresholds, form)
+                guarded = _place_guard(child, target.child_id, facts)
+                if review in _SET_ASIDE and guarded is None and _tie_explains(
+                        child, target.child_id, facts, matcher, thresholds, form):
+                    review = None
                 if review is None:
-                    review = _place_guard(child, target.child_id, facts)
+                    review = guarded
             if review is None:
                 return Decision(LINK, "nhs_number", target.child_id, (), model)
             if facts.partial:  # a person sees the best of all the candidates
@@ -371,7 +388,7 @@ def decide(
         return Decision(MORE, "demographic")
     scored = _score_all(child, facts, matcher, form=form)
     model = scored[0].explanation.model_version if scored and scored[0].explanation else None
-    plausible = _plausible(child, scored, facts, thresholds, matcher)
+    plausible = _plausible(child, scored, facts, thresholds)
     top = _shown(scored, plausible)
     if nhs:
         if len(same_nhs) > 1:
@@ -379,6 +396,10 @@ def decide(
         # One record with this NHS number but another date of birth (a typo or a
         # day/month swap): not a tie, so the probabilistic rules below decide.
 
+    if any(c.shielded or c.severed for c in plausible):
+        linked = _set_aside(child, scored, plausible, facts, thresholds, matcher, model)
+        if linked is not None:
+            return linked
     if any(c.shielded for c in plausible):
         return Decision(REVIEW, "shielded_candidate", None, top, model)
     if any(c.severed for c in plausible):
@@ -404,30 +425,14 @@ def decide(
 
 
 def _plausible(child: Record, scored: list[Scored], facts: Facts,
-               thresholds: Thresholds, matcher: Matcher) -> list[Scored]:
-    """The candidates that could be this update's child: any scoring at least the
-    review threshold; an open one at the identity floor; a shielded or severed one at
-    the floor or passing the generous test (`could_be_same_child`), unless an open
-    record explains the update far better and is not her (`_explained_elsewhere`)."""
-    guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
-    floor = thresholds.shielded_plausible
-    out = []
-    explains: Scored | None = None
-    looked = False
-    for c in scored:
-        if c.probability >= thresholds.review:
-            out.append(c)
-        elif not (c.shielded or c.severed):
-            if c.identity_probability >= floor:
-                out.append(c)
-        elif c.identity_probability >= floor or could_be_same_child(
-                child, guarded[c.child_id].record):
-            if not looked:
-                explains, looked = _explaining(scored, thresholds), True
-            if explains is None or not _explained_elsewhere(
-                    explains, c, guarded[c.child_id], facts, thresholds, matcher):
-                out.append(c)
-    return out
+               thresholds: Thresholds) -> list[Scored]:
+    records = {c.child_id: c.record for c in facts.candidates if c.shielded or c.severed}
+    return [
+        c for c in scored
+        if c.identity_probability >= thresholds.shielded_plausible
+        or c.probability >= thresholds.review
+        or ((c.shielded or c.severed) and could_be_same_child(child, records[c.child_id]))
+    ]
 
 
 #: How much better (log10 of the odds) the open record an update would be linked to
@@ -454,7 +459,10 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
       carries its NHS number (an update about her, renamed and mistyped at her
       refuge, can take a stranger's name and date of birth, not his address);
     - the record is someone else: its own NHS number, and hers another (an open
-      duplicate of her made before she was shielded has hers, or none);
+      duplicate of her made before she was shielded has hers, or none; one made
+      with another number is not told apart: README, Known gaps), not born the
+      day she was nor near it under her surname (a twin, a sibling), and the
+      update near no shielded child's places;
     - its names, date of birth and sex explain the update 10^EXPLAINED_BY times
       better (odds) than hers, and it is unlike her (their identity score below the
       floor).
@@ -471,6 +479,15 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     his, hers = other.nhs_and_dob[0], cand.nhs_and_dob[0]
     if not his or not hers or his == hers:
         return False
+    # Her twin, or a sibling born the same day or near it under her surname (a clerk
+    # who took his record for her: his number, name and date, her sex and refuge).
+    his_dob, her_dob = other.record.get("date_of_birth"), cand.record.get("date_of_birth")
+    if his_dob == her_dob or (_dob_close(str(his_dob), str(her_dob)) and (
+            _tokens(other.record.get("family_name")) & _name_tokens(cand.record))):
+        return False
+    # At or near a place a shielded child holds: a refuge's other families.
+    if facts.protected_near:
+        return False
     if _log_odds(best.identity_probability) - _log_odds(c.identity_probability) < EXPLAINED_BY:
         return False
     return cand.scored_by(other.normal_form, matcher).identity_probability < (
@@ -482,14 +499,41 @@ def _log_odds(p: float) -> float:
     return math.log10(p / (1 - p))
 
 
+#: The reviews an open record that explains the update may set aside (rule 1 at scale).
+_SET_ASIDE = ("shielded_candidate", "severed_identity")
+
+
+def _set_aside(child: Record, scored: list[Scored], plausible: list[Scored], facts: Facts,
+               thresholds: Thresholds, matcher: Matcher, model: str | None) -> Decision | None:
+    """The link an update gets when the open record it matches best explains it so
+    much better than every plausible shielded or severed child that none is a
+    candidate (`_explained_elsewhere`), and nothing else would send it to a person
+    (too close to call, rule 6); else None, and the update goes to a person as
+    before, who sees her."""
+    best = _explaining(scored, thresholds)
+    if best is None:
+        return None
+    guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
+    if not all(_explained_elsewhere(best, c, guarded[c.child_id], facts, thresholds, matcher)
+               for c in plausible if c.shielded or c.severed):
+        return None
+    runner_up = scored[1].probability if len(scored) > 1 else 0.0
+    if runner_up >= thresholds.review and best.probability - runner_up < (
+            thresholds.ambiguous_margin):
+        return None
+    if _place_guard(child, best.child_id, facts) is not None:
+        return None
+    rest = [c for c in plausible if not (c.shielded or c.severed)]
+    return Decision(LINK, "demographic_match", best.child_id, _shown(scored, rest), model)
+
+
 def plausible_shielded(child: Record, facts: Facts, thresholds: Thresholds,
                        matcher: Matcher = DEFAULT_MATCHER,
                        form: Prepared | None = None) -> list[str]:
     """The shielded candidates that could be this update's child (rule 4), best
     first: an operator placing a parked update is held to them as they are now."""
     scored = _score_all(child, facts, matcher, form=form)
-    return [c.child_id for c in _plausible(child, scored, facts, thresholds, matcher)
-            if c.shielded]
+    return [c.child_id for c in _plausible(child, scored, facts, thresholds) if c.shielded]
 
 
 def _tokens(name: Any) -> set[str]:

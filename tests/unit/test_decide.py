@@ -396,3 +396,40 @@ def test_a_shielded_namesake_a_digit_away_does_not_hold_an_update_about_another_
                                                      "la": "801"})
     d = decide(tied, 1, Facts(candidates=(other, namesake)), T)
     assert (d.action, d.reason, d.child_id) == (LINK, "nhs_number", "x")
+
+
+def test_a_twin_taken_for_her_never_explains_her_away() -> None:
+    """A second adversarial review: a clerk at her new refuge picks her open twin's
+    record (his NHS number, name and date of birth) for her, her sex kept. Tied to
+    him, he explains it far better than she does, and boy and girl score as unlike;
+    linking would write the new refuge and her mother's number into his open record
+    at their father's. Born the same day: never set aside."""
+    her = Candidate("s", child(nhs_number=nhs(51), given_name="Ruby", family_name="Hartley",
+                               sex="female", address=REFUGE), shielded=True)
+    father = {"lines": ["12 Orchard Row"], "town": "Leeds", "postcode": "LS6 1AA", "la": "383"}
+    twin = child(nhs_number=nhs(50), given_name="Noah", family_name="Hartley", sex="male",
+                 address=father)
+    update = dict(twin, sex="female",
+                  address={"lines": ["9 Dock Road"], "town": "Hull", "postcode": "HU1 2AB",
+                           "la": "810"},
+                  carers=[{"name": "Rowan Hartley", "relationship": "mother",
+                           "phone": "0121 496 0555"}])
+    d = decide(update, 1, Facts(candidates=(Candidate("x", twin), her)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    # At the father's, without an NHS number: the same.
+    d = decide(dict(update, nhs_number=None, address=father),
+               1, Facts(candidates=(Candidate("x", twin), her)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+
+
+def test_when_a_person_looks_anyway_she_is_shown_and_the_reason_is_hers() -> None:
+    """Set aside only for an automatic link: two open records explain the update
+    (too close to call), so a person decides, and sees the shielded child as before."""
+    her = Candidate("s", child(nhs_number=nhs(51), given_name="Amelia", family_name="Khanova",
+                               date_of_birth="2014-03-19", address=REFUGE), shielded=True)
+    one = Candidate("x", child(nhs_number=nhs(50), given_name="Amelia", family_name="Smithfield"))
+    two = Candidate("y", child(nhs_number=nhs(52), given_name="Amelia", family_name="Smithfield"))
+    update = child(nhs_number=None, given_name="Amelia", family_name="Smithfield")
+    d = decide(update, 1, Facts(candidates=(one, two, her)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    assert {"x", "y", "s"} <= {c.child_id for c in d.candidates}
