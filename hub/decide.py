@@ -458,6 +458,8 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     - by evidence she cannot share: the update is at the record's own postcode, or
       carries its NHS number (an update about her, renamed and mistyped at her
       refuge, can take a stranger's name and date of birth, not his address);
+    - nothing says it is hers: no NHS number in it but his, a date of birth no
+      nearer hers than his;
     - the record is someone else: its own NHS number, and hers another (an open
       duplicate of her made before she was shielded has hers, or none; one made
       with another number is not told apart: README, Known gaps), not born the
@@ -472,6 +474,15 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     "Shielded candidates at scale")."""
     ex = best.explanation
     if ex is None or not (ex.level("postcode") == "exact" or ex.level("nhs_number") == "agree"):
+        return False
+    # An NHS number not his (hers, crossed by a clerk registering a household's
+    # children), or a date of birth nearer hers than his (her true date at relatives'
+    # where a cousin of her name lives): it may be hers.
+    if ex.level("nhs_number") == "disagree":
+        return False
+    hers_ex = c.explanation
+    if hers_ex is None or _DOB_RANK.get(hers_ex.level("date_of_birth") or "", 0) > _DOB_RANK.get(
+            ex.level("date_of_birth") or "", 0):
         return False
     other = next((x for x in facts.candidates if x.child_id == best.child_id), None)
     if other is None:
@@ -492,6 +503,10 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
         return False
     return cand.scored_by(other.normal_form, matcher).identity_probability < (
         thresholds.shielded_plausible)
+
+
+#: Date-of-birth agreement levels (hub.match.compare.compare_dob), closest first high.
+_DOB_RANK = {"exact": 5, "swapped": 4, "one_digit": 3, "jan1": 2, "year_month": 1}
 
 
 def _log_odds(p: float) -> float:
