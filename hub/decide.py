@@ -223,26 +223,34 @@ def _shown(scored: list[Scored], plausible: list[Scored]) -> tuple[Scored, ...]:
 
 
 def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher,
-                      thresholds: Thresholds, form: Prepared | None) -> str | None:
+                      thresholds: Thresholds, form: Prepared | None,
+                      generous: bool = False) -> str | None:
     """For an update tied to `target` (by its source link or NHS number): the review
     reason when another shielded or severed child could be its child, else None. Only
     those candidates are scored."""
-    others = _beside(child, target, facts, matcher, thresholds, form)
+    others = _beside(child, target, facts, matcher, thresholds, form, generous)
     if not others:
         return None
     return "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
 
 
 def _beside(child: Record, target: str, facts: Facts, matcher: Matcher,
-            thresholds: Thresholds, form: Prepared | None) -> list[Scored]:
+            thresholds: Thresholds, form: Prepared | None, generous: bool) -> list[Scored]:
+    """The shielded and severed children but `target` that could be the update's: at
+    the identity floor, or (`generous`: beside a source link, which a link that set
+    one aside may have made, unseen by a person) passing `could_be_same_child`."""
+    records = {c.child_id: c.record for c in facts.candidates if c.shielded or c.severed}
     return [
         c for c in _score_all(child, facts, matcher, True, form)
-        if c.child_id != target and c.identity_probability >= thresholds.shielded_plausible
+        if c.child_id != target and (
+            c.identity_probability >= thresholds.shielded_plausible
+            or (generous and could_be_same_child(child, records[c.child_id])))
     ]
 
 
 def _tie_explains(child: Record, target: str, facts: Facts, matcher: Matcher,
-                  thresholds: Thresholds, form: Prepared | None) -> bool:
+                  thresholds: Thresholds, form: Prepared | None,
+                  generous: bool = False) -> bool:
     """Whether the open record an update is tied to explains it so much better than
     every shielded or severed child beside it that none is a candidate
     (`_explained_elsewhere`)."""
@@ -255,7 +263,7 @@ def _tie_explains(child: Record, target: str, facts: Facts, matcher: Matcher,
         return False
     guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
     return all(_explained_elsewhere(best, c, guarded[c.child_id], facts, thresholds, matcher)
-               for c in _beside(child, target, facts, matcher, thresholds, form))
+               for c in _beside(child, target, facts, matcher, thresholds, form, generous))
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
@@ -337,10 +345,11 @@ def decide(
         nhs = child.get("nhs_number")
         review: str | None = ("conflicting_identity" if nhs and any(
             c.nhs_and_dob[0] == nhs and c.child_id != link.child_id for c in facts.candidates)
-            else _protected_beside(child, link.child_id, facts, matcher, thresholds, form))
+            else _protected_beside(child, link.child_id, facts, matcher, thresholds, form,
+                                   generous=True))
         guarded = _place_guard(child, link.child_id, facts)
         if review in _SET_ASIDE and guarded is None and _tie_explains(
-                child, link.child_id, facts, matcher, thresholds, form):
+                child, link.child_id, facts, matcher, thresholds, form, generous=True):
             review = None
         if review is not None:
             if facts.partial:  # a person sees the best of all the candidates
@@ -458,8 +467,8 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     - by evidence she cannot share: the update is at the record's own postcode, or
       carries its NHS number (an update about her, renamed and mistyped at her
       refuge, can take a stranger's name and date of birth, not his address);
-    - nothing says it is hers: no NHS number in it but his, a date of birth no
-      nearer hers than his;
+    - nothing says it is hers: no NHS number in it but his, its date of birth
+      nearer his than hers, his given name known and agreeing;
     - the record is someone else: its own NHS number, and hers another (an open
       duplicate of her made before she was shielded has hers, or none; one made
       with another number is not told apart: README, Known gaps), not born the
@@ -481,8 +490,12 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     if ex.level("nhs_number") == "disagree":
         return False
     hers_ex = c.explanation
-    if hers_ex is None or _DOB_RANK.get(hers_ex.level("date_of_birth") or "", 0) > _DOB_RANK.get(
+    if hers_ex is None or _DOB_RANK.get(hers_ex.level("date_of_birth") or "", 0) >= _DOB_RANK.get(
             ex.level("date_of_birth") or "", 0):
+        return False
+    # His given name known and agreeing: a record without one (a birth notified by
+    # family name) explains nothing of hers.
+    if ex.level("given_name") not in _GIVEN_AGREES:
         return False
     other = next((x for x in facts.candidates if x.child_id == best.child_id), None)
     if other is None:
@@ -504,6 +517,9 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     return cand.scored_by(other.normal_form, matcher).identity_probability < (
         thresholds.shielded_plausible)
 
+
+#: Given-name levels (hub.match.compare.compare_given) that say the names agree.
+_GIVEN_AGREES = frozenset({"exact", "nickname", "middle"})
 
 #: Date-of-birth agreement levels (hub.match.compare.compare_dob), closest first high.
 _DOB_RANK = {"exact": 5, "swapped": 4, "one_digit": 3, "jan1": 2, "year_month": 1}
