@@ -435,6 +435,10 @@ def test_when_a_person_looks_anyway_she_is_shown_and_the_reason_is_hers() -> Non
     assert {"x", "y", "s"} <= {c.child_id for c in d.candidates}
 
 
+#: Her mother's family's house, where a cousin lives (adversarial reviews 3 and 4).
+_UNCLE = {"lines": ["41 Beeston Road"], "town": "Leeds", "postcode": "LS11 6AB", "la": "383"}
+
+
 def _household_matcher() -> Matcher:
     """Name frequencies (as the pipeline scores) of a million children: the household's
     surname rare, the given names common."""
@@ -452,14 +456,13 @@ def test_her_true_date_at_relatives_where_a_cousin_of_her_name_lives_is_hers() -
     swapped; her new school registers her under the household's surname, with her
     true date of birth and no NHS number. The cousin explains it far better by name,
     but the date is hers, not his: a person decides."""
-    uncle = {"lines": ["41 Beeston Road"], "town": "Leeds", "postcode": "LS11 6AB", "la": "383"}
     her = Candidate("s", child(nhs_number=nhs(51), given_name="Olivia", family_name="Brown"),
                     shielded=True)
     cousin = Candidate("x", child(nhs_number=nhs(50), given_name="Olivia",
                                   family_name="Papadakis", date_of_birth="2014-09-03",
-                                  address=uncle))
+                                  address=_UNCLE))
     update = child(nhs_number=None, given_name="Olivia", family_name="Papadakis",
-                   address=uncle, carers=[{"name": "Eleni Papadakis", "relationship": "mother",
+                   address=_UNCLE, carers=[{"name": "Eleni Papadakis", "relationship": "mother",
                                            "phone": "0113 496 0555"}])
     d = decide(update, 1, Facts(candidates=(cousin, her)), T, _household_matcher())
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
@@ -469,19 +472,16 @@ def test_an_update_carrying_her_nhs_number_is_never_set_aside_for_a_namesake() -
     """The same household: a clerk keys the cousin's date of birth with her NHS number
     (not a tie: the date is not hers). Linking would put her number on an open record
     at the house she now lives in."""
-    home = {"lines": ["41 Beeston Road"], "town": "Leeds", "postcode": "LS11 6AB", "la": "383"}
     her = Candidate("s", child(nhs_number=nhs(51), given_name="Mary", family_name="Brown"),
                     shielded=True)
     cousin = Candidate("x", child(nhs_number=nhs(50), given_name="Molly",
                                   family_name="Papadakis", date_of_birth="2014-03-19",
-                                  address=home))
+                                  address=_UNCLE))
     update = child(nhs_number=nhs(51), given_name="Molly", family_name="Papadakis",
-                   date_of_birth="2014-03-19", address=home)
+                   date_of_birth="2014-03-19", address=_UNCLE)
     d = decide(update, 1, Facts(candidates=(cousin, her)), T, _household_matcher())
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
 
-
-_UNCLE = {"lines": ["41 Beeston Road"], "town": "Leeds", "postcode": "LS11 6AB", "la": "383"}
 
 
 def _olivia_and_her_cousin() -> tuple[Candidate, Candidate, dict[str, Any]]:
