@@ -468,12 +468,14 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
       carries its NHS number (an update about her, renamed and mistyped at her
       refuge, can take a stranger's name and date of birth, not his address);
     - nothing says it is hers: no NHS number in it but his, its date of birth
-      nearer his than hers, his given name known and agreeing;
+      nearer his than hers, its given name his (or, as his nickname or middle
+      name, nearer his than hers);
     - the record is someone else: its own NHS number, and hers another (an open
       duplicate of her made before she was shielded has hers, or none; one made
       with another number is not told apart: README, Known gaps), not born the
-      day she was nor near it under her surname (a twin, a sibling), and the
-      update near no shielded child's places;
+      day she was nor near it under her surname (a twin, a sibling), nor named
+      with her names (her former surname included), and the update near no
+      shielded child's places;
     - its names, date of birth and sex explain the update 10^EXPLAINED_BY times
       better (odds) than hers, and it is unlike her (their identity score below the
       floor).
@@ -493,9 +495,12 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     if hers_ex is None or _DOB_RANK.get(hers_ex.level("date_of_birth") or "", 0) >= _DOB_RANK.get(
             ex.level("date_of_birth") or "", 0):
         return False
-    # His given name known and agreeing: a record without one (a birth notified by
-    # family name) explains nothing of hers.
-    if ex.level("given_name") not in _GIVEN_AGREES:
+    # His given name known and agreeing, and unless it is his exactly, agreeing better
+    # than with hers: a record without one (a birth notified by family name) explains
+    # nothing, nor one whose middle name or nickname is her given name.
+    his_given = _GIVEN_RANK.get(ex.level("given_name") or "", 0)
+    if not his_given or (his_given < _GIVEN_RANK["exact"] and _GIVEN_RANK.get(
+            hers_ex.level("given_name") or "", 0) >= his_given):
         return False
     other = next((x for x in facts.candidates if x.child_id == best.child_id), None)
     if other is None:
@@ -509,6 +514,10 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     if his_dob == her_dob or (_dob_close(str(his_dob), str(her_dob)) and (
             _tokens(other.record.get("family_name")) & _name_tokens(cand.record))):
         return False
+    # His given and family names both among hers (a former surname included): he may
+    # be her under the name she was born with.
+    if _full_name_agrees(other.record, cand.record):
+        return False
     # At or near a place a shielded child holds: a refuge's other families.
     if facts.protected_near:
         return False
@@ -518,8 +527,9 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
         thresholds.shielded_plausible)
 
 
-#: Given-name levels (hub.match.compare.compare_given) that say the names agree.
-_GIVEN_AGREES = frozenset({"exact", "nickname", "middle"})
+#: Given-name levels (hub.match.compare.compare_given) that say the names agree,
+#: closest high.
+_GIVEN_RANK = {"exact": 3, "nickname": 2, "middle": 2}
 
 #: Date-of-birth agreement levels (hub.match.compare.compare_dob), closest first high.
 _DOB_RANK = {"exact": 5, "swapped": 4, "one_digit": 3, "jan1": 2, "year_month": 1}

@@ -535,3 +535,33 @@ def test_a_source_record_placed_beside_her_takes_her_move_to_a_person() -> None:
     his_own = child(nhs_number=nhs(50), given_name="Olivia", family_name="Papadakis",
                     date_of_birth="2014-03-18", address=_UNCLE)
     assert decide(his_own, 2, facts, T).action == LINK
+
+
+def test_her_given_name_that_is_only_his_middle_name_is_hers() -> None:
+    """A fifth adversarial review: registered under her birth surname (her mother's,
+    now a former name of hers) at a new flat, she was traced by a clerk to her cousin
+    Emily Olivia (his NHS number and date of birth copied). Tied to the cousin, whose
+    middle name is her given name: the name is hers exactly, not his, so a person
+    decides."""
+    her = Candidate("s", child(nhs_number=nhs(51), given_name="Olivia", family_name="Brown",
+                               former_family_names=["Papadakis"], address=REFUGE),
+                    shielded=True)
+    cousin = Candidate("x", child(nhs_number=nhs(50), given_name="Emily", middle_names="Olivia",
+                                  family_name="Papadakis", date_of_birth="2014-03-27",
+                                  address=_UNCLE))
+    update = child(nhs_number=nhs(50), given_name="Olivia", family_name="Papadakis",
+                   date_of_birth="2014-03-27",
+                   address={"lines": ["7 Canal Street"], "town": "Wakefield",
+                            "postcode": "WF1 2XY", "la": "384"},
+                   carers=[{"name": "Eleni Papadakis", "relationship": "mother",
+                            "phone": "0113 496 0555"}])
+    for matcher in (Matcher(), _household_matcher()):
+        d = decide(update, 1, Facts(candidates=(cousin, her)), T, matcher)
+        assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    # The cousin named as she was born (Olivia Papadakis), his sex not recorded: he may
+    # be her under her birth name, so a person decides.
+    namesake = Candidate("x", child(nhs_number=nhs(50), given_name="Olivia", sex=None,
+                                    family_name="Papadakis", date_of_birth="2014-03-27",
+                                    address=_UNCLE))
+    d = decide(update, 1, Facts(candidates=(namesake, her)), T, _household_matcher())
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
