@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from hub.config import Thresholds
-from hub.match.compare import Prepared, prepare, prepared
+from hub.match.compare import DISAGREE, EXACT, MISSING, Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
 from hub.match.score import MatchScore, score, score_prepared
 from hub.places import contact_keys, same_dwelling
@@ -469,7 +469,7 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
       refuge, can take a stranger's name and date of birth, not his address);
     - nothing says it is hers: no NHS number in it but his, its date of birth
       nearer his than hers, its given name his (or, as his nickname or middle
-      name, nearer his than hers);
+      name, nearer his than hers), its family name not hers as written unless his;
     - the record is someone else: its own NHS number, and hers another (an open
       duplicate of her made before she was shielded has hers, or none; one made
       with another number is not told apart: README, Known gaps), not born the
@@ -499,8 +499,13 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     # than with hers: a record without one (a birth notified by family name) explains
     # nothing, nor one whose middle name or nickname is her given name.
     his_given = _GIVEN_RANK.get(ex.level("given_name") or "", 0)
-    if not his_given or (his_given < _GIVEN_RANK["exact"] and _GIVEN_RANK.get(
-            hers_ex.level("given_name") or "", 0) >= his_given):
+    her_level = hers_ex.level("given_name") or MISSING
+    her_given = _GIVEN_RANK.get(her_level, 0 if her_level in (MISSING, DISAGREE) else 2)
+    if not his_given or (his_given < _GIVEN_RANK["exact"] and her_given >= his_given):
+        return False
+    # Her family name as written, his only near it (Brown, Browne: a clerk's trace
+    # taking a namesake spelt another way).
+    if hers_ex.level("family_name") == EXACT and ex.level("family_name") != EXACT:
         return False
     other = next((x for x in facts.candidates if x.child_id == best.child_id), None)
     if other is None:
@@ -528,7 +533,7 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
 
 
 #: Given-name levels (hub.match.compare.compare_given) that say the names agree,
-#: closest high.
+#: closest high (for hers, any other but disagreeing counts as a nickname would).
 _GIVEN_RANK = {"exact": 3, "nickname": 2, "middle": 2}
 
 #: Date-of-birth agreement levels (hub.match.compare.compare_dob), closest first high.

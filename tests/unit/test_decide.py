@@ -565,3 +565,26 @@ def test_her_given_name_that_is_only_his_middle_name_is_hers() -> None:
                                     address=_UNCLE))
     d = decide(update, 1, Facts(candidates=(namesake, her)), T, _household_matcher())
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+
+
+def test_her_surname_as_written_beside_a_namesake_spelt_another_way_is_hers() -> None:
+    """A sixth adversarial review: her new school types "Ellie Brown" right, and the
+    clerk's trace takes a namesake's record, Ellie Browne (his own NHS number),
+    copying his number and date of birth. Tied to him, but the surname as written
+    is hers, his only near it: a person decides."""
+    from hub.match.model import DEFAULT_MODEL, TermFrequencies
+
+    her = Candidate("s", child(nhs_number=nhs(51), given_name="Ellie", family_name="Brown",
+                               address=REFUGE), shielded=True)
+    namesake = Candidate("x", child(nhs_number=nhs(50), given_name="Ellie", family_name="Browne",
+                                    date_of_birth="2015-03-02", address=_UNCLE))
+    update = child(nhs_number=nhs(50), given_name="Ellie", family_name="Brown",
+                   date_of_birth="2015-03-02",
+                   address={"lines": ["9 Elm Court"], "town": "Leeds", "postcode": "LS11 9ZZ",
+                            "la": "383"})
+    n = 1_000_000
+    matcher = Matcher(DEFAULT_MODEL, TermFrequencies.from_counts(
+        {"Olivia": 10000, "Amelia": 9000, "filler": n - 19000},
+        {"Brown": 6000, "Smith": 11000, "filler": n - 17000}))
+    d = decide(update, 1, Facts(candidates=(namesake, her)), T, matcher)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
