@@ -227,9 +227,14 @@ def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher
                       generous: bool = False) -> str | None:
     """For an update tied to `target` (by its source link or NHS number): the review
     reason when another shielded or severed child could be its child, else None. Only
-    those candidates are scored."""
+    those candidates are scored (and the target, if there are any: does it explain
+    the update so much better than each that none is? `_tie_explains`; not where
+    rule 6 sends it to a person anyway)."""
     others = _beside(child, target, facts, matcher, thresholds, form, generous)
     if not others:
+        return None
+    if _place_guard(child, target, facts) is None and _tie_explains(
+            child, target, others, facts, matcher, thresholds, form):
         return None
     return "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
 
@@ -248,11 +253,10 @@ def _beside(child: Record, target: str, facts: Facts, matcher: Matcher,
     ]
 
 
-def _tie_explains(child: Record, target: str, facts: Facts, matcher: Matcher,
-                  thresholds: Thresholds, form: Prepared | None,
-                  generous: bool = False) -> bool:
+def _tie_explains(child: Record, target: str, others: list[Scored], facts: Facts,
+                  matcher: Matcher, thresholds: Thresholds, form: Prepared | None) -> bool:
     """Whether the open record an update is tied to explains it so much better than
-    every shielded or severed child beside it that none is a candidate
+    each shielded or severed child beside it (`others`) that none is a candidate
     (`_explained_elsewhere`)."""
     tied = next((c for c in facts.candidates if c.child_id == target), None)
     if tied is None or tied.shielded or tied.severed:
@@ -263,7 +267,7 @@ def _tie_explains(child: Record, target: str, facts: Facts, matcher: Matcher,
         return False
     guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
     return all(_explained_elsewhere(best, c, guarded[c.child_id], facts, thresholds, matcher)
-               for c in _beside(child, target, facts, matcher, thresholds, form, generous))
+               for c in others)
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
@@ -347,15 +351,12 @@ def decide(
             c.nhs_and_dob[0] == nhs and c.child_id != link.child_id for c in facts.candidates)
             else _protected_beside(child, link.child_id, facts, matcher, thresholds, form,
                                    generous=True))
-        guarded = _place_guard(child, link.child_id, facts)
-        if review in _SET_ASIDE and guarded is None and _tie_explains(
-                child, link.child_id, facts, matcher, thresholds, form, generous=True):
-            review = None
         if review is not None:
             if facts.partial:  # a person sees the best of all the candidates
                 return Decision(MORE, review)
             return Decision(REVIEW, review, None, _top(child, facts, matcher, thresholds, form),
                             matcher.model.version)
+        guarded = _place_guard(child, link.child_id, facts)
         if guarded is not None:
             return Decision(REVIEW, guarded, None, _shielded_holders(facts, child))
         return Decision(LINK, "source_link", link.child_id)
@@ -380,12 +381,8 @@ def decide(
             else:
                 review = _protected_beside(child, target.child_id, facts, matcher,
                                            thresholds, form)
-                guarded = _place_guard(child, target.child_id, facts)
-                if review in _SET_ASIDE and guarded is None and _tie_explains(
-                        child, target.child_id, facts, matcher, thresholds, form):
-                    review = None
                 if review is None:
-                    review = guarded
+                    review = _place_guard(child, target.child_id, facts)
             if review is None:
                 return Decision(LINK, "nhs_number", target.child_id, (), model)
             if facts.partial:  # a person sees the best of all the candidates
@@ -543,10 +540,6 @@ _DOB_RANK = {"exact": 5, "swapped": 4, "one_digit": 3, "jan1": 2, "year_month": 
 def _log_odds(p: float) -> float:
     p = min(max(p, 1e-15), 1 - 1e-15)
     return math.log10(p / (1 - p))
-
-
-#: The reviews an open record that explains the update may set aside (rule 1 at scale).
-_SET_ASIDE = ("shielded_candidate", "severed_identity")
 
 
 def _set_aside(child: Record, scored: list[Scored], plausible: list[Scored], facts: Facts,
