@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hub.match.blocking import index_keys, query_keys
+from hub.match.blocking import index_keys, query_keys, shielded_keys
 from hub.nhs import check_digit
 
 GIVEN = [
@@ -293,3 +293,37 @@ def test_two_corruptions_at_the_same_address_still_share_a_key(
     # The postcode key is what guarantees it (a mistyped surname may keep its soundex).
     postcode_key = "p:" + record["address"]["postcode"].replace(" ", "").upper()
     assert postcode_key in index_keys(record) & query_keys(update)
+
+
+@settings(max_examples=300)
+@given(children(), st.sampled_from(FAMILY), st.sampled_from([5, 6, 8, 9]), st.integers(1, 9))
+def test_a_shielded_record_is_found_with_a_new_surname_and_a_digit_of_its_date_wrong(
+    record: dict[str, Any], new_surname: str, pos: int, digit: int
+) -> None:
+    """A new surname the record does not know, one digit of the month or the day
+    mistyped, at a new address, without an NHS number: no ordinary key is shared, and
+    the shielded record's given-name keys find her (form p5: the given name as written
+    with the date, one digit of its month or day unknown)."""
+    assume(new_surname != record["family_name"])
+    record = dict(record, nhs_number=None, middle_names=None)
+    iso = _dob(record).isoformat()
+    wrong = iso[:pos] + str((int(iso[pos]) + digit) % 10) + iso[pos + 1:]
+    try:
+        date.fromisoformat(wrong)
+    except ValueError:
+        assume(False)
+    update = dict(record, family_name=new_surname, date_of_birth=wrong, address=None)
+    shared = (index_keys(record) | shielded_keys(record)) & query_keys(update)
+    assert any(k.startswith("G:") for k in shared), shared
+
+
+def test_shielded_given_name_keys_are_four_and_narrow() -> None:
+    """Four keys of the given name as written; another given name (even one sounding
+    alike or a nickname of it) or a date two digits away shares none."""
+    her = {"given_name": "Orrin", "family_name": "Quennell", "date_of_birth": "2014-03-07"}
+    given_keys = {k for k in shielded_keys(her) if k.startswith("G:")}
+    assert given_keys == {"G:orrin:2014?307", "G:orrin:20140?07", "G:orrin:201403?7",
+                          "G:orrin:2014030?"}
+    for other in ({"given_name": "Oran"}, {"date_of_birth": "2014-03-18"},
+                  {"date_of_birth": "2014-05-17"}):
+        assert not given_keys & query_keys(dict(her, family_name="Ibekwe", **other)), other
