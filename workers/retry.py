@@ -8,7 +8,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from hub.db.store import IndexMoved
@@ -51,7 +52,9 @@ def transient(max_seconds: float = 600.0) -> AsyncRetrying:
     """
     return AsyncRetrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(initial=0.2, max=10),
+        # 0.2 s doubling to 10 s, plus up to 1 s of jitter (wait_exponential_jitter's
+        # `initial` is deprecated in tenacity 9 and its replacement absent from 8).
+        wait=wait_exponential(multiplier=0.2, max=10) + wait_random(0, 1),
         stop=stop_after_delay(max_seconds),
         reraise=True,
     )

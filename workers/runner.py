@@ -24,11 +24,17 @@ log = get("runner")
 
 
 async def _supervise(name: str, make: Callable[[], Awaitable[None]],
-                     stopping: asyncio.Event) -> None:
+                     stopping: asyncio.Event, first_delay: float = 0.5,
+                     healthy_after: float = 60.0) -> None:
     """Run a loop until the hub stops, restarting it after a failure: a cut
-    connection must not stop the hub (what was unacknowledged comes back)."""
-    delay = 0.5
+    connection must not stop the hub (what was unacknowledged comes back). The
+    pause doubles while it keeps failing (to 10 s), and starts again from
+    `first_delay` once it has run `healthy_after` seconds: an outage weeks after the
+    last one is retried at once."""
+    loop = asyncio.get_running_loop()
+    delay = first_delay
     while not stopping.is_set():
+        started = loop.time()
         try:
             await make()
             return
@@ -36,6 +42,8 @@ async def _supervise(name: str, make: Callable[[], Awaitable[None]],
             raise
         except Exception as exc:  # noqa: BLE001 - logged and restarted
             log.error("component_failed", component=name, error=type(exc).__name__)
+            if loop.time() - started >= healthy_after:
+                delay = first_delay
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=delay)
             delay = min(delay * 2, 10)
