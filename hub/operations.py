@@ -22,7 +22,7 @@ from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
-from hub.places import contact_keys, lookup_places, near, same_dwelling
+from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
 from hub.records import Record
 from hub.shielding import Shield, candidates_for_audience, for_audience
 from schemas.canonical import CanonicalUpdate
@@ -87,10 +87,43 @@ async def _new_version(
 
 # -- shielding ---------------------------------------------------------------------
 
+class Shielded(NamedTuple):
+    version: int
+    # open records at her house: shielded with her (`household`), else still open
+    household: tuple[str, ...]
+    open_at_house: tuple[str, ...]
+
+
 async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
                  reason: str | None) -> int:
+    """Shield a record (`shield_record`); its new version."""
+    return (await shield_record(conn, child_id, authority, by, reason)).version
+
+
+async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
+                        reason: str | None, household: bool = False) -> Shielded:
+    """Shield a record on behalf of `authority`, and find the open records at the same
+    house (hub.places.same_house: a sibling, another family of the refuge), which
+    show where she is as plainly as hers would. With `household` they are shielded
+    with her by the same authority (told of each, child.shielded; it may lift their
+    shields one by one); without, they are returned for the operator to decide."""
     async with conn.transaction():
-        row = await _child(conn, child_id, guard=True)
+        cid = _uuid(child_id, "child")
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", store.LOAD_LOCK)
+        record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1", cid)
+        if record is None:
+            raise OperationError(f"no child with id {child_id}")
+        # Her house's lock first, as a batch writing an address there takes it
+        # (store.lock_ids): a record written there meanwhile commits before this
+        # (and is found below) or after it (and sees her protected: rule 6).
+        address = record.get("address")
+        await store.lock_all(conn, store.place_lock_ids(lock_places(address)))
+        house = [(i, r) for i, r in await _open_in_postcode(conn, record)
+                 if i != cid and same_house(address, r.get("address"))]
+        # Every guard lock in one call (sorted: no deadlock with a batch), then rows.
+        await store.lock_all(conn, store.guard_ids(
+            [prepare(record), *(prepare(r) for _, r in house if household)]))
+        row = await _child(conn, cid)
         if row["shielded"] and row["shielding_authority"] not in (None, authority):
             raise OperationError("record is already shielded by another authority")
         version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
@@ -99,7 +132,33 @@ async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: st
         await protected.protect_history(conn, [row["child_id"]])
         await _outbox_shielding(conn, row, version, authority, "child.shielded")
         await audit(conn, by, "shield", str(row["child_id"]), authority, {"reason": reason})
-    return version
+        shielded: list[str] = []
+        for other, _ in house if household else ():
+            orow = await _child(conn, other)
+            # As it is now, locked: still open, still at her house.
+            if orow["shielded"] or not same_house(row["record"].get("address"),
+                                                   orow["record"].get("address")):
+                continue
+            v = await _new_version(conn, orow, orow["record"], by, True, authority,
+                                   orow["severed"])
+            await protected.protect_history(conn, [orow["child_id"]])
+            await _outbox_shielding(conn, orow, v, authority, "child.shielded")
+            await audit(conn, by, "shield", other, authority,
+                        {"reason": "at the house of a child shielded with it",
+                         "with": str(row["child_id"])})
+            shielded.append(other)
+    return Shielded(version, tuple(shielded),
+                    () if household else tuple(i for i, _ in house))
+
+
+async def _open_in_postcode(conn: asyncpg.Connection,
+                            record: Record) -> list[tuple[str, dict[str, Any]]]:
+    """The open records indexed under the record's postcode (its "p:" blocking key)."""
+    postcode = prepare(record).postcode
+    if not postcode:
+        return []
+    return [(r["child_id"], r["record"]) for r in await conn.fetch(
+        q("open_under_key"), f"p:{postcode}")]
 
 
 async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,

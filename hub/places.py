@@ -200,7 +200,7 @@ def lock_places(address: Any) -> set[str]:
     return {postcode} if postcode else _houses(address)
 
 
-def _same_house(current: Any, address: Any) -> bool:
+def same_house(current: Any, address: Any) -> bool:
     """Whether an address is written as one a child lives at: the same postcode (or
     none on both) and a house in common, or no house on either (a postcode alone);
     normalised, so "3 Harbour Ln" is 3 Harbour Lane."""
@@ -246,7 +246,7 @@ def near(address: Any, held: Iterable[tuple[str, str, Any]]) -> tuple[set[str], 
                 at.add(child_id)
             elif in_postcode or house:
                 close.add(child_id)
-        elif _same_house(current, address):
+        elif same_house(current, address):
             at.add(child_id)
         elif (key is not None and place == key) or house or (
                 in_postcode and key_postcode(current) == postcode):

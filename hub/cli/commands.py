@@ -160,8 +160,17 @@ async def _with_conn(s: Settings, fn: Any, *a: Any) -> Any:
 
 
 async def shield(args: argparse.Namespace, s: Settings) -> int:
-    v = await _with_conn(s, ops.shield, args.child_id, args.authority, args.by, args.reason)
-    print(f"shielded {args.child_id} for {args.authority} (version {v})")
+    done = await _with_conn(s, ops.shield_record, args.child_id, args.authority, args.by,
+                            args.reason, args.household)
+    print(f"shielded {args.child_id} for {args.authority} (version {done.version})")
+    for other in done.household:
+        print(f"also shielded {other} for {args.authority}: an open record at the same house"
+              f" (lift it with hub unshield {other} --authority {args.authority} if it should"
+              " not be)")
+    for other in done.open_at_house:
+        print(f"note: {other}, an open record at the same house, still shows this address:"
+              f" shield it too (hub shield {other} --authority {args.authority}), or all of"
+              " them with --household", file=sys.stderr)
     return 0
 
 

@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--authority", required=True, metavar="LA")
         s.add_argument("--by", required=True, metavar="OPERATOR")
         s.add_argument("--reason")
+        if name == "shield":
+            s.add_argument("--household", action="store_true",
+                           help="also shield every open record at the same house (a sibling,"
+                                " another family of the refuge); without it they are listed")
         s.set_defaults(func=getattr(c, name))
 
     s = sub.add_parser("search", help="find children by names and date of birth (audited)")

@@ -117,6 +117,14 @@ FROM protected_addresses p JOIN children c USING (child_id)
 WHERE p.postcode = ANY($1::text[]) AND c.shielded
 ORDER BY 1, 2;
 
+-- name: open_under_key
+-- The open (unshielded) children indexed under one blocking key (a postcode's "p:"
+-- key: everyone at the postcode), with their records.
+SELECT c.child_id::text AS child_id, c.record
+FROM block_keys k JOIN children c ON c.child_id = k.child_id
+WHERE k.key = $1 AND NOT c.shielded
+ORDER BY c.child_id;
+
 -- name: history_places
 -- What every version of these children held that rule 6 protects (hub.places).
 SELECT child_id, jsonb_build_object('address', record->'address',

@@ -48,7 +48,7 @@ def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()
     a cut, a message published twice), even one that is not a valid update, waits
     and then finds it processed. Sorted, so batches never deadlock.
     """
-    ids: set[int] = {zlib.crc32(f"m:{m}".encode()) - 2**31 for m in message_ids}
+    ids: set[int] = {_lock_id(f"m:{m}") for m in message_ids}
     for u in updates:
         dob = u.child.date_of_birth
         names = [f"l:{u.source}:{u.source_record_id}", f"b:{dob.isoformat()}"]
@@ -59,13 +59,23 @@ def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()
         # Its postcode (or its houses): a batch shielding a child there and one
         # writing an address near it into another record (a sibling, any date of
         # birth) run one after the other, so the second sees it protected (rule 6).
+        for name in names:
+            ids.add(_lock_id(name))
         a = u.child.address
         if a:
-            names.extend(f"a:{p}" for p in sorted(lock_places(
+            ids.update(place_lock_ids(lock_places(
                 {"postcode": a.postcode, "lines": a.lines, "town": a.town})))
-        for name in names:
-            ids.add(zlib.crc32(name.encode()) - 2**31)
     return sorted(ids)
+
+
+def _lock_id(name: str) -> int:
+    return zlib.crc32(name.encode()) - 2**31
+
+
+def place_lock_ids(places: Iterable[str]) -> list[int]:
+    """The lock ids of an address's places (hub.places.lock_places): every writer of
+    an address there takes them (a batch: `lock_ids`; `hub shield`)."""
+    return sorted({_lock_id(f"a:{p}") for p in places})
 
 
 #: What a current stored form begins with, before its record version (hub.match.compact).

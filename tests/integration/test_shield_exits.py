@@ -26,7 +26,10 @@ def indexed(hub_env: dict[str, str], tmp_path: Path):
     hub(hub_env, "wait", "--timeout", "60")
     ids = {e["sources"][0]["source_record_id"]: e["child_id"]
            for e in jsonl(hub(hub_env, "export").stdout)}
-    hub(hub_env, "shield", ids["LA-1"], "--authority", "383", "--by", "la-officer")
+    shielded = hub(hub_env, "shield", ids["LA-1"], "--authority", "383", "--by", "la-officer")
+    assert shielded.stdout.startswith(f"shielded {ids['LA-1']} for 383")
+    # LA-2's record is at the same address (the factory's): listed, left open.
+    assert f"note: {ids['LA-2']}, an open record at the same house" in shielded.stderr
     yield hub_env, ids
     assert proc.stop() == 0
 
