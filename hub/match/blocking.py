@@ -109,11 +109,14 @@ def _masked_dates(dob_s: str) -> tuple[str, ...]:
 
 def _given_keys(given: str, dob_s: str) -> set[str]:
     """The given name as written (its key, hub.match.normalise.name_key) with each
-    masked date of birth (form p5)."""
+    masked date of birth, and each of its nickname groups with the date of birth
+    (form p5)."""
     if not given:
         return set()
     name = given[:24]
-    return {f"G:{name}:{d}" for d in _masked_dates(dob_s)}
+    keys = {f"G:{name}:{d}" for d in _masked_dates(dob_s)}
+    keys.update(f"G:v{g}:{dob_s}" for g in sorted(groups_of(given))[:3])
+    return keys
 
 
 def _shield_keys(p: Prepared) -> set[str]:
@@ -121,15 +124,15 @@ def _shield_keys(p: Prepared) -> set[str]:
 
 
 def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
-    """The extra keys of a shielded record: both names with the birth year alone, and
-    the given name as written with the date of birth, one digit of its month or day
-    unknown (four keys).
+    """The extra keys of a shielded record: both names with the birth year alone; the
+    given name as written with the date of birth, one digit of its month or day
+    unknown (four keys); and the given name's nickname groups with the date.
 
     They find it again when an update has two things wrong at once, which the
     ordinary keys do not promise to survive: a date of birth wrong in both day and
     month; or a new surname the record does not know yet with one digit of the day
-    or month mistyped, at a new address and without an NHS number (before form p4,
-    an open record of her was created). For a shielded child a miss is a duplicate,
+    or month mistyped, or with a nickname (Bill for William), at a new address and
+    without an NHS number (before form p4, an open record of her was created). For a shielded child a miss is a duplicate,
     the failure the hub exists to prevent. Only shielded records carry them, so
     looking them up costs little. (Form p4 keyed the given name's Soundex and
     nickname groups with the year and month, and with the year and day: at a

@@ -57,3 +57,23 @@ async def test_a_shielded_child_is_found_with_a_new_surname_and_a_date_typo(
         assert await conn.fetchval("SELECT count(*) FROM children") == 1
     finally:
         await conn.close()
+
+
+async def test_a_shielded_child_is_found_with_a_new_surname_and_a_nickname(
+    database_url: str,
+) -> None:
+    """A new surname and a nickname (Betty for Elizabeth), at a new refuge, no NHS
+    number: no ordinary key is shared; the shielded record's nickname keys (form p5)
+    find her, and a person decides."""
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [incoming(moved(update(
+            "la", "LA-1", nhs_number=nhs(1), given_name="Elizabeth")))], T)
+        await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
+        out = await ingest.process(conn, [incoming(update(
+            "dwp", "CB-1", nhs_number=None, given_name="Betty", family_name="Ashdown",
+            address=REFUGE))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
+        assert await conn.fetchval("SELECT count(*) FROM children") == 1
+    finally:
+        await conn.close()

@@ -317,13 +317,30 @@ def test_a_shielded_record_is_found_with_a_new_surname_and_a_digit_of_its_date_w
     assert any(k.startswith("G:") for k in shared), shared
 
 
+@settings(max_examples=200)
+@given(children(), st.sampled_from(NICKNAMES), st.sampled_from(FAMILY), st.booleans())
+def test_a_shielded_record_is_found_with_a_new_surname_and_a_nickname(
+    record: dict[str, Any], pair: tuple[str, str], new_surname: str, formal_first: bool
+) -> None:
+    """A new surname and a nickname (Bill for William, or William for Bill), at a new
+    address, without an NHS number: the shielded record's nickname keys find her."""
+    assume(new_surname != record["family_name"])
+    formal, nick = pair if formal_first else pair[::-1]
+    record = dict(record, nhs_number=None, middle_names=None, given_name=formal)
+    update = dict(record, given_name=nick, family_name=new_surname, address=None)
+    shared = (index_keys(record) | shielded_keys(record)) & query_keys(update)
+    assert any(k.startswith("G:") for k in shared), shared
+
+
 def test_shielded_given_name_keys_are_four_and_narrow() -> None:
     """Four keys of the given name as written; another given name (even one sounding
     alike or a nickname of it) or a date two digits away shares none."""
     her = {"given_name": "Orrin", "family_name": "Quennell", "date_of_birth": "2014-03-07"}
     given_keys = {k for k in shielded_keys(her) if k.startswith("G:")}
     assert given_keys == {"G:orrin:2014?307", "G:orrin:20140?07", "G:orrin:201403?7",
-                          "G:orrin:2014030?"}
+                          "G:orrin:2014030?"}  # Orrin has no nickname group
+    william = {k for k in shielded_keys(dict(her, given_name="William")) if k.startswith("G:v")}
+    assert william and all(k.endswith(":20140307") for k in william)
     for other in ({"given_name": "Oran"}, {"date_of_birth": "2014-03-18"},
                   {"date_of_birth": "2014-05-17"}):
         assert not given_keys & query_keys(dict(her, family_name="Ibekwe", **other)), other
