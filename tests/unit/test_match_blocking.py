@@ -82,6 +82,18 @@ def _dob(child: dict[str, Any]) -> date:
     return d if isinstance(d, date) else date.fromisoformat(d)
 
 
+def _digit_wrong(child: dict[str, Any], pos: int, digit: int) -> str:
+    """The child's date of birth (ISO) with the digit at `pos` moved on by `digit`;
+    a draw where that is no date is discarded."""
+    iso = _dob(child).isoformat()
+    wrong = iso[:pos] + str((int(iso[pos]) + digit) % 10) + iso[pos + 1:]
+    try:
+        date.fromisoformat(wrong)
+    except ValueError:
+        assume(False)
+    return wrong
+
+
 CORRUPTIONS = [
     "typo_given", "typo_family", "day_month_swap", "names_swapped", "nickname",
     "surname_part", "surname_part_added", "surname_changed", "surname_changed_update",
@@ -216,12 +228,7 @@ def test_name_corruption_plus_wrong_year_digit_still_shares_a_key(
     assume(how not in {"typo_family", "names_swapped", "surname_part", "surname_part_added",
                        "surname_changed", "surname_changed_update"})
     record = dict(record, nhs_number=None)
-    iso = _dob(record).isoformat()
-    wrong = iso[:pos] + str((int(iso[pos]) + digit) % 10) + iso[pos + 1:]
-    try:
-        date.fromisoformat(wrong)
-    except ValueError:
-        assume(False)
+    wrong = _digit_wrong(record, pos, digit)
     moved = {"lines": ["2 Low Road"], "postcode": "TR1 2HE", "la": "908"}
     update = dict(update, nhs_number=None, address=moved, date_of_birth=wrong)
     assert index_keys(record) & query_keys(update), how
@@ -281,14 +288,8 @@ def test_two_corruptions_at_the_same_address_still_share_a_key(
     if data.draw(st.booleans()):
         update["family_name"] = typo(data.draw, record["family_name"])
     else:
-        iso = _dob(record).isoformat()
         pos = data.draw(st.sampled_from([2, 3, 5, 6, 8, 9]))
-        wrong = iso[:pos] + str((int(iso[pos]) + data.draw(st.integers(1, 9))) % 10) + iso[pos + 1:]
-        try:
-            date.fromisoformat(wrong)
-        except ValueError:
-            assume(False)
-        update["date_of_birth"] = wrong
+        update["date_of_birth"] = _digit_wrong(record, pos, data.draw(st.integers(1, 9)))
     assert index_keys(record) & query_keys(update)
     # The postcode key is what guarantees it (a mistyped surname may keep its soundex).
     postcode_key = "p:" + record["address"]["postcode"].replace(" ", "").upper()
@@ -306,12 +307,7 @@ def test_a_shielded_record_is_found_with_a_new_surname_and_a_digit_of_its_date_w
     with the date, one digit of its month or day unknown)."""
     assume(new_surname != record["family_name"])
     record = dict(record, nhs_number=None, middle_names=None)
-    iso = _dob(record).isoformat()
-    wrong = iso[:pos] + str((int(iso[pos]) + digit) % 10) + iso[pos + 1:]
-    try:
-        date.fromisoformat(wrong)
-    except ValueError:
-        assume(False)
+    wrong = _digit_wrong(record, pos, digit)
     update = dict(record, family_name=new_surname, date_of_birth=wrong, address=None)
     shared = (index_keys(record) | shielded_keys(record)) & query_keys(update)
     assert any(k.startswith("G:") for k in shared), shared
