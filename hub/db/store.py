@@ -56,11 +56,11 @@ def lock_ids(updates: Iterable[CanonicalUpdate], message_ids: Iterable[str] = ()
             names.append(f"b:{dob.year:04d}-{dob.day:02d}-{dob.month:02d}")
         if u.child.nhs_number:
             names.append(f"n:{u.child.nhs_number}")
+        for name in names:
+            ids.add(_lock_id(name))
         # Its postcode (or its houses): a batch shielding a child there and one
         # writing an address near it into another record (a sibling, any date of
         # birth) run one after the other, so the second sees it protected (rule 6).
-        for name in names:
-            ids.add(_lock_id(name))
         a = u.child.address
         if a:
             ids.update(place_lock_ids(lock_places(
