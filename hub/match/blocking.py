@@ -134,11 +134,12 @@ def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     or month mistyped, or with a nickname (Bill for William), at a new address and
     without an NHS number (before form p4, an open record of her was created). For a
     shielded child a miss is a duplicate, the failure the hub exists to prevent.
-    Only shielded records carry them, so looking them up costs little. (Form p4 keyed the given name's Soundex and
-    nickname groups with the year and month, and with the year and day: at a
-    million children each update found a shielded child through them more than one
-    time in five, most of them born weeks from its date or named otherwise, and each
-    scored, often sent to a person; README, "Shielded candidates at scale".)
+    Only shielded records carry them, so looking them up costs little. (Form p4
+    keyed the given name's Soundex and nickname groups with the year and month, and
+    with the year and day: at a million children each update found a shielded child
+    through them more than one time in five, most of them born weeks from its date
+    or named otherwise, and each scored, often sent to a person; README, "Shielded
+    candidates at scale".)
     """
     return _shield_keys(prepared(child))
 
