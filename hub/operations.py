@@ -130,7 +130,10 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         # Every address, phone number and email address it ever had becomes
         # protected, not just the current ones.
         await protected.protect_history(conn, [row["child_id"]])
-        await _outbox_shielding(conn, row, version, authority, "child.shielded")
+        # Her authority's notification names the open records left at her house.
+        left = () if household else tuple(i for i, _ in house)
+        await _outbox_shielding(conn, row, version, authority, "child.shielded",
+                                {"open_at_same_house": list(left)} if left else None)
         await audit(conn, by, "shield", str(row["child_id"]), authority, {"reason": reason})
         shielded: list[str] = []
         for other, _ in house if household else ():
@@ -147,8 +150,7 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
                         {"reason": "at the house of a child shielded with it",
                          "with": str(row["child_id"])})
             shielded.append(other)
-    return Shielded(version, tuple(shielded),
-                    () if household else tuple(i for i, _ in house))
+    return Shielded(version, tuple(shielded), left)
 
 
 async def _open_in_postcode(conn: asyncpg.Connection,
@@ -188,10 +190,12 @@ async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: 
 
 
 async def _outbox_shielding(conn: asyncpg.Connection, row: asyncpg.Record, version: int,
-                            authority: str, event: str) -> None:
+                            authority: str, event: str,
+                            extra: dict[str, Any] | None = None) -> None:
     for n in for_shielding(str(row["child_id"]), version, datetime.now(UTC), row["record"],
                            Shield(True, authority), event):
-        await conn.execute(q("insert_outbox"), n.event_id, n.routing_key, n.body)
+        await conn.execute(q("insert_outbox"), n.event_id, n.routing_key,
+                           {**n.body, **(extra or {})})
 
 
 async def sever(conn: asyncpg.Connection, child_id: str, authority: str, by: str,

@@ -60,6 +60,7 @@ async def test_shielding_her_shields_the_open_records_at_her_house(database_url:
             "SELECT routing_key, body FROM outbox WHERE id > $1 ORDER BY id", before)]
         assert sorted((k, b["child_id"]) for k, b in told) == sorted(
             [("la.330.child.shielded", ids["her"]), ("la.330.child.shielded", ids["brother"])])
+        assert not any("open_at_same_house" in b for _, b in told)  # none left open
         audit: Any = await conn.fetchrow(
             "SELECT actor, detail FROM audit_log WHERE action = 'shield' AND child_id = $1::uuid",
             ids["brother"])
@@ -94,6 +95,10 @@ async def test_without_household_the_open_records_at_her_house_are_listed_not_ch
         versions = dict(await conn.fetch("SELECT child_id::text, version FROM children"))
         done = await operations.shield_record(conn, ids["her"], "330", "officer", "refuge")
         assert done.household == () and done.open_at_house == (ids["brother"],)
+        # Her authority's notification names them.
+        told = await conn.fetchval("SELECT body FROM outbox WHERE routing_key ="
+                                   " 'la.330.child.shielded' ORDER BY id DESC LIMIT 1")
+        assert told["child_id"] == ids["her"] and told["open_at_same_house"] == [ids["brother"]]
         shields = await _shields(conn)
         assert shields[ids["her"]] == (True, "330")
         assert all(shields[ids[k]] == (False, None) for k in ("brother", "neighbour", "cousin"))
