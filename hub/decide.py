@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, Protocol
 from hub.config import Thresholds
 from hub.match.compare import DISAGREE, EXACT, MISSING, Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
+from hub.match.normalise import date_slips
 from hub.match.score import MatchScore, score, score_prepared
 from hub.places import contact_keys, same_dwelling
 from hub.records import Record
@@ -598,7 +599,10 @@ def _dob_close(a: str, b: str) -> bool:
         return False
     if a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]:
         return True  # day and month swapped
-    return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    if sum(x != y for x, y in zip(a, b, strict=True)) == 1:
+        return True
+    # A day or a month either side, or the day's or the month's digits transposed.
+    return b.replace("-", "") in date_slips(a.replace("-", ""))
 
 
 def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) -> bool:

@@ -49,7 +49,7 @@ from functools import lru_cache
 from typing import Any
 
 from hub.match.compare import Prepared, prepared
-from hub.match.normalise import groups_of, soundex
+from hub.match.normalise import date_slips, groups_of, soundex
 
 
 @lru_cache(maxsize=50_000)
@@ -108,15 +108,26 @@ def _masked_dates(dob_s: str) -> tuple[str, ...]:
 
 
 def _given_keys(given: str, dob_s: str) -> set[str]:
-    """The given name as written (its key, hub.match.normalise.name_key) with each
-    masked date of birth, and each of its nickname groups with the date of birth
-    (form p5)."""
+    """The given name as written (its key, hub.match.normalise.name_key) with the date
+    of birth and with each masked date of birth, and each of its nickname groups with
+    the date of birth (form p5)."""
     if not given:
         return set()
     name = given[:24]
-    keys = {f"G:{name}:{d}" for d in _masked_dates(dob_s)}
+    keys = {f"G:{name}:{d}" for d in (dob_s, *_masked_dates(dob_s))}
     keys.update(f"G:v{g}:{dob_s}" for g in sorted(groups_of(given))[:3])
     return keys
+
+
+def _given_slip_keys(given: str, dob_s: str) -> set[str]:
+    """What an update looks up besides its own given-name keys: the given name with
+    each date a clerk's slip from its own (normalise.date_slips: a day or a month
+    either side, the day's or the month's digits transposed), which one masked digit
+    misses."""
+    if not given:
+        return set()
+    name = given[:24]
+    return {f"G:{name}:{d}" for d in date_slips(dob_s)}
 
 
 def _shield_keys(p: Prepared) -> set[str]:
@@ -125,14 +136,15 @@ def _shield_keys(p: Prepared) -> set[str]:
 
 def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     """The extra keys of a shielded record: both names with the birth year alone; the
-    given name as written with the date of birth, one digit of its month or day
-    unknown (four keys); and the given name's nickname groups with the date.
+    given name as written with the date of birth, and with it one digit of its month
+    or day unknown (four keys); and the given name's nickname groups with the date.
 
     They find it again when an update has two things wrong at once, which the
     ordinary keys do not promise to survive: a date of birth wrong in both day and
     month; or a new surname the record does not know yet with one digit of the day
-    or month mistyped, or with a nickname (Bill for William), at a new address and
-    without an NHS number (before form p4, an open record of her was created). For a
+    or month mistyped (or a day or month either side, or two digits transposed: an
+    update looks up those dates too), or with a nickname (Bill for William), at a new address
+    and without an NHS number (before form p4, an open record of her was created). For a
     shielded child a miss is a duplicate, the failure the hub exists to prevent.
     Only shielded records carry them, so looking them up costs little. (Form p4
     keyed the given name's Soundex and nickname groups with the year and month, and
@@ -206,4 +218,5 @@ def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
                 keys.add(f"m:{full_code}:{birthday}:{g}")
                 keys.add(f"Y:{full_code}:{g}:{p.year}")
     keys |= _given_keys(given, s)  # the shielded records' given-name keys
+    keys |= _given_slip_keys(given, s)
     return keys

@@ -22,7 +22,8 @@ import csv
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import date, datetime
+from contextlib import suppress
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -250,3 +251,29 @@ def are_variants(a: str | None, b: str | None) -> bool:
     """True when two given names share a variant group (Bill and William)."""
     ka, kb = name_key(a), name_key(b)
     return bool(ka and kb and not groups_of(ka).isdisjoint(groups_of(kb)))
+
+
+@lru_cache(maxsize=20_000)
+def date_slips(dob_s: str) -> frozenset[str]:
+    """Dates (YYYYMMDD) one slip of a clerk's from this one that a single mistyped
+    digit does not reach: a day or a month either side (the 9th typed as the 10th,
+    September as October), and the two digits of the day, or of the month,
+    transposed (the 12th as the 21st)."""
+    try:
+        day = date(int(dob_s[:4]), int(dob_s[4:6]), int(dob_s[6:8]))
+        out = {(day + timedelta(days=d)).strftime("%Y%m%d") for d in (-1, 1)}
+    except (ValueError, OverflowError):
+        return frozenset()
+    for m in (day.month - 1, day.month + 1):
+        if 1 <= m <= 12:
+            with suppress(ValueError):
+                out.add(day.replace(month=m).strftime("%Y%m%d"))
+    for i in (4, 6):  # the month's digits, the day's
+        swapped = dob_s[:i] + dob_s[i + 1] + dob_s[i] + dob_s[i + 2:]
+        try:
+            date(int(swapped[:4]), int(swapped[4:6]), int(swapped[6:8]))
+        except ValueError:
+            continue
+        out.add(swapped)
+    out.discard(dob_s)
+    return frozenset(out)

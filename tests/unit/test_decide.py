@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from hub.config import Thresholds
 from hub.decide import (
     CREATE,
@@ -588,3 +590,28 @@ def test_her_surname_as_written_beside_a_namesake_spelt_another_way_is_hers() ->
         {"Brown": 6000, "Smith": 11000, "filler": n - 17000}))
     d = decide(update, 1, Facts(candidates=(namesake, her)), T, matcher)
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+
+
+@pytest.mark.parametrize(("hers", "written"), [
+    ("2014-03-12", "2014-03-21"),  # the day's digits transposed
+    ("2014-03-09", "2014-03-10"),  # a day either side, two digits apart
+    ("2014-10-05", "2014-01-05"),  # the month's digits transposed
+    ("2014-09-20", "2014-10-20"),  # a month either side
+])
+def test_a_renamed_shielded_child_with_a_slip_of_her_date_goes_to_a_person(
+    hers: str, written: str
+) -> None:
+    """A new surname at a new refuge, no NHS number, and a date a clerk's slip away
+    that one mistyped digit does not reach: she is plausible (rule 1's generous test
+    counts such a date as close), so a person decides; before, an open record of her
+    was created (an adversarial review)."""
+    refuge = {"lines": ["1 Quay Street"], "town": "Liverpool", "postcode": "L1 0AA", "la": "341"}
+    her = child(given_name="Orla", family_name="Penhallow", date_of_birth=hers)
+    update = child(nhs_number=None, given_name="Orla", family_name="Ashdown",
+                   date_of_birth=written, address=refuge, carers=None)
+    d = decide(update, 1, Facts(candidates=(Candidate("c1", her, shielded=True),)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    # A day far from hers is not a slip: created (another Orla).
+    far = decide(dict(update, date_of_birth="2014-03-25"), 1,
+                 Facts(candidates=(Candidate("c1", her, shielded=True),)), T)
+    assert far.action == CREATE
