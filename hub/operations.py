@@ -92,6 +92,8 @@ class Shielded(NamedTuple):
     # open records at her house: shielded with her (`household`), else still open
     household: tuple[str, ...]
     open_at_house: tuple[str, ...]
+    # her address has lines but no postcode: no one at her house was looked for
+    house_unsearched: bool = False
 
 
 async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
@@ -123,9 +125,17 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         # Every guard lock in one call (sorted: no deadlock with a batch), then rows.
         await store.lock_all(conn, store.guard_ids(
             [prepare(record), *(prepare(r) for _, r in house if household)]))
+        if household and house:  # every row at once, in the order of their ids
+            await conn.execute("SELECT 1 FROM children WHERE child_id = ANY($1::uuid[])"
+                               " ORDER BY child_id FOR UPDATE", [cid, *(i for i, _ in house)])
         row = await _child(conn, cid)
         if row["shielded"] and row["shielding_authority"] not in (None, authority):
             raise OperationError("record is already shielded by another authority")
+        if row["record"].get("address") != address:
+            # A batch moved her between the read and the lock: what was locked and
+            # looked for is not her house now.
+            raise OperationError("the record changed while it was being shielded (an update"
+                                 " was written); nothing was changed: run it again")
         version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
         # Every address, phone number and email address it ever had becomes
         # protected, not just the current ones.
@@ -134,7 +144,8 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         left = () if household else tuple(i for i, _ in house)
         await _outbox_shielding(conn, row, version, authority, "child.shielded",
                                 {"open_at_same_house": list(left)} if left else None)
-        await audit(conn, by, "shield", str(row["child_id"]), authority, {"reason": reason})
+        await audit(conn, by, "shield", str(row["child_id"]), authority,
+                    {"reason": reason, **({"open_at_same_house": list(left)} if left else {})})
         shielded: list[str] = []
         for other, _ in house if household else ():
             orow = await _child(conn, other)
@@ -150,7 +161,8 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
                         {"reason": "at the house of a child shielded with it",
                          "with": str(row["child_id"])})
             shielded.append(other)
-    return Shielded(version, tuple(shielded), left)
+    return Shielded(version, tuple(shielded), left,
+                    bool(address) and not prepare(record).postcode)
 
 
 async def _open_in_postcode(conn: asyncpg.Connection,

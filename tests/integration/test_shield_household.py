@@ -99,11 +99,35 @@ async def test_without_household_the_open_records_at_her_house_are_listed_not_ch
         told = await conn.fetchval("SELECT body FROM outbox WHERE routing_key ="
                                    " 'la.330.child.shielded' ORDER BY id DESC LIMIT 1")
         assert told["child_id"] == ids["her"] and told["open_at_same_house"] == [ids["brother"]]
+        audit: Any = await conn.fetchval(
+            "SELECT detail FROM audit_log WHERE action = 'shield' AND child_id = $1::uuid",
+            ids["her"])
+        assert audit["open_at_same_house"] == [ids["brother"]]
         shields = await _shields(conn)
         assert shields[ids["her"]] == (True, "330")
         assert all(shields[ids[k]] == (False, None) for k in ("brother", "neighbour", "cousin"))
         after = dict(await conn.fetch("SELECT child_id::text, version FROM children"))
         assert {k: v for k, v in after.items() if k != ids["her"]} == {
             k: v for k, v in versions.items() if k != ids["her"]}
+    finally:
+        await conn.close()
+
+
+async def test_without_a_postcode_the_house_is_said_not_searched(database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-1", nhs_number=nhs(1),
+            address={"lines": ["3 Harbour Lane"], "town": "Birmingham", "la": "330"}))], T)
+        done = await operations.shield_record(conn, str(out[0].child_id), "330", "officer",
+                                              "refuge")
+        assert done.house_unsearched and done.open_at_house == ()
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-2", nhs_number=nhs(2), given_name="Oswin", family_name="Verity",
+            date_of_birth="2016-08-01"))], T)
+        assert out[0].action == "create"
+        done = await operations.shield_record(conn, str(out[0].child_id), "330", "officer",
+                                              "refuge")
+        assert not done.house_unsearched
     finally:
         await conn.close()
