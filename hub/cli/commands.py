@@ -58,6 +58,13 @@ async def run(args: argparse.Namespace, s: Settings) -> int:
 
     if args.workers < 1 or args.processes < 1:
         raise OperationError("--workers and --processes must be at least 1")
+    from hub.db.prepared import stale_shielded
+
+    stale = await _with_conn(s, stale_shielded)
+    if stale:
+        raise OperationError(
+            f"{stale} shielded records carry blocking keys made by other matching code:"
+            " run `hub setup` first (updates about them would miss them)")
     await run_hub(s, args.workers, args.processes, only=args.only or COMPONENTS)
     return 0
 

@@ -233,6 +233,12 @@ SELECT count(*) FROM children
 WHERE prepared IS NULL OR split_part(prepared, E'\x1f', 1) <> $1
    OR split_part(prepared, E'\x1f', 2) <> version::text;
 
+-- name: count_stale_shielded
+-- Shielded children whose stored form (and so blocking keys) another normalisation
+-- made ($1, the tag of hub.match.compact): `hub setup` has not renewed them yet.
+SELECT count(*) FROM children
+WHERE shielded AND prepared IS NOT NULL AND split_part(prepared, E'\x1f', 1) <> $1;
+
 -- name: stale_prepared
 SELECT child_id, version, record::text AS record_json, shielded, severed FROM children
 WHERE child_id > $2::uuid

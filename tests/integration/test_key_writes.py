@@ -169,3 +169,33 @@ async def test_migration_0009_gives_protected_children_their_protected_copies(
         assert not any(k.startswith(PROTECTED) for k in await _keys(conn, open_))
     finally:
         await conn.close()
+
+
+async def test_hub_run_refuses_while_shielded_records_carry_old_keys(
+    hub_env: dict[str, str],
+) -> None:
+    """New matching code looks up keys that records indexed by older code lack until
+    `hub setup` renews them: for a shielded child that is a missed match, a duplicate.
+    `hub run` refuses to start until then, and starts after it."""
+    from tests.helpers import hub
+
+    hub(hub_env, "setup")
+    conn = await connect(hub_env["HUB_DATABASE_URL"])
+    try:
+        out = await ingest.process(conn, [incoming(update("la", "LA-9", nhs_number=nhs(9)))], T)
+        await operations.shield(conn, out[0].child_id, "383", "test", None)
+        await conn.execute("UPDATE children SET prepared = 'p0.old' || substr(prepared, "
+                           "strpos(prepared, E'\\x1f')) WHERE child_id = $1", out[0].child_id)
+    finally:
+        await conn.close()
+    refused = hub(hub_env, "run", check=False, timeout=60)
+    assert refused.returncode == 1 and "run `hub setup` first" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    hub(hub_env, "setup")
+    conn = await connect(hub_env["HUB_DATABASE_URL"])
+    try:
+        from hub.db.prepared import stale_shielded
+
+        assert await stale_shielded(conn) == 0
+    finally:
+        await conn.close()
