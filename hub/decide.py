@@ -607,7 +607,9 @@ def _dob_close(a: str, b: str) -> bool:
 
 def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
     """A deliberately generous test, used only for shielded and severed candidates:
-    a close date of birth and any name in common (given, middle, family or former,
+    a close date of birth (`_dob_close`: the same, day and month swapped, one digit,
+    or a clerk's slip: a day or month either side, two digits transposed) and any
+    name in common (given, middle, family or former,
     in any position), or both names in common and the birth year alone (a date of
     birth wrong in day and month). Scoring can miss a child whose names changed and
     were then mistyped or swapped, or whose date is wrong twice over; for a shielded
