@@ -102,9 +102,10 @@ def _year_keys(p: Prepared, transposed: bool = False) -> set[str]:
 
 
 def _masked_dates(dob_s: str) -> tuple[str, ...]:
-    """The date of birth (YYYYMMDD) with each digit of its month and day in turn
-    unknown: a date with one of those digits mistyped shares one of them."""
-    return tuple(dob_s[:i] + "?" + dob_s[i + 1:] for i in (4, 5, 6, 7))
+    """The date of birth (YYYYMMDD) with each digit of its year's last two, its
+    month and its day in turn unknown: a date with one of those digits mistyped
+    shares one of them."""
+    return tuple(dob_s[:i] + "?" + dob_s[i + 1:] for i in (2, 3, 4, 5, 6, 7))
 
 
 def _given_keys(given: str, dob_s: str) -> set[str]:
@@ -136,13 +137,14 @@ def _shield_keys(p: Prepared) -> set[str]:
 
 def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     """The extra keys of a shielded record: both names with the birth year alone; the
-    given name as written with the date of birth, and with it one digit of its month
-    or day unknown (four keys); and the given name's nickname groups with the date.
+    given name as written with the date of birth, and with it one digit of its year,
+    month or day unknown (six keys); and the given name's nickname groups with the
+    date.
 
     They find it again when an update has two things wrong at once, which the
     ordinary keys do not promise to survive: a date of birth wrong in both day and
-    month; or a new surname the record does not know yet with one digit of the day
-    or month mistyped (or a day or month either side, or two digits transposed: an
+    month; or a new surname the record does not know yet with one digit of the date
+    mistyped (or a day or month either side, or two digits transposed: an
     update looks up those dates too), or with a nickname (Bill for William), at a new address
     and without an NHS number (before form p4, an open record of her was created). For a
     shielded child a miss is a duplicate, the failure the hub exists to prevent.

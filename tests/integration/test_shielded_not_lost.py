@@ -37,13 +37,14 @@ async def test_a_restricted_move_protects_the_address_she_left(database_url: str
         await conn.close()
 
 
-@pytest.mark.parametrize("date_of_birth", ["2014-03-08", "2014-04-09", "2014-03-10"],
-                         ids=["day", "month", "day-either-side"])
+@pytest.mark.parametrize("date_of_birth", ["2014-03-08", "2014-04-09", "2014-03-10",
+                                           "2015-03-09"],
+                         ids=["day", "month", "day-either-side", "year"])
 async def test_a_shielded_child_is_found_with_a_new_surname_and_a_date_typo(
     database_url: str, date_of_birth: str
 ) -> None:
     """Two things wrong at once (a new surname the index does not know, a digit of the
-    day or month, or the day before or after: the 9th as the 10th), at a new refuge,
+    date, or the day before or after: the 9th as the 10th), at a new refuge,
     no NHS number: no ordinary key is shared, and an open record of her was created
     (adversarial reviews). A shielded record's given-name keys (forms p4, p5) find
     her, and a person decides."""
