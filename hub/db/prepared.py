@@ -61,4 +61,7 @@ async def stale_shielded(conn: asyncpg.Connection) -> int:
     """How many shielded children still carry forms and keys of other matching code
     (`hub run` refuses to start: an update would look up keys they lack, and miss
     them: a duplicate)."""
-    return int(await conn.fetchval(q("count_stale_shielded"), compact.TAG) or 0)
+    try:
+        return int(await conn.fetchval(q("count_stale_shielded"), compact.TAG) or 0)
+    except asyncpg.UndefinedTableError:  # no index yet (`hub setup` not run): nothing stale
+        return 0
