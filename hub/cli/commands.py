@@ -175,8 +175,9 @@ async def shield(args: argparse.Namespace, s: Settings) -> int:
               f" (lift it with hub unshield {other} --authority {args.authority} if it should"
               " not be)")
     if done.house_unsearched:
-        print("note: her address has no postcode, so no open record at the same house was"
-              " looked for", file=sys.stderr)
+        # (Says nothing of the address itself: only that it is known by its lines.)
+        print("note: her address is known by its lines alone, so no open record at the same"
+              " house was looked for", file=sys.stderr)
     for other in done.open_at_house:
         print(f"note: {other}, an open record at the same house, still shows this address:"
               f" shield it too (hub shield {other} --authority {args.authority}), or all of"
