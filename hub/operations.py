@@ -118,13 +118,13 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         # Her house's lock first, as a batch writing an address there takes it
         # (store.lock_ids): a record written there meanwhile commits before this
         # (and is found below) or after it (and sees her protected: rule 6).
-        address = record.get("address")
+        address, form = record.get("address"), prepare(record)
         await store.lock_all(conn, store.place_lock_ids(lock_places(address)))
-        house = [(i, r) for i, r in await _open_in_postcode(conn, record)
+        house = [(i, r) for i, r in await _open_in_postcode(conn, form.postcode)
                  if i != cid and same_house(address, r.get("address"))]
         # Every guard lock in one call (sorted: no deadlock with a batch), then rows.
         await store.lock_all(conn, store.guard_ids(
-            [prepare(record), *(prepare(r) for _, r in house if household)]))
+            [form, *(prepare(r) for _, r in house if household)]))
         if household and house:  # every row at once, in the order of their ids
             await conn.execute("SELECT 1 FROM children WHERE child_id = ANY($1::uuid[])"
                                " ORDER BY child_id FOR UPDATE", [cid, *(i for i, _ in house)])
@@ -136,39 +136,40 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
             # looked for is not her house now.
             raise OperationError("the record changed while it was being shielded (an update"
                                  " was written); nothing was changed: run it again")
-        version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
-        # Every address, phone number and email address it ever had becomes
-        # protected, not just the current ones.
-        await protected.protect_history(conn, [row["child_id"]])
-        # Her authority's notification names the open records left at her house.
+        # Her authority's notification and the audit name the open records left at
+        # her house.
         left = () if household else tuple(i for i, _ in house)
-        await _outbox_shielding(conn, row, version, authority, "child.shielded",
-                                {"open_at_same_house": list(left)} if left else None)
-        await audit(conn, by, "shield", str(row["child_id"]), authority,
-                    {"reason": reason, **({"open_at_same_house": list(left)} if left else {})})
+        named = {"open_at_same_house": list(left)} if left else {}
+        version = await _shield_row(conn, row, authority, by, {"reason": reason, **named},
+                                    named or None)
         shielded: list[str] = []
         for other, _ in house if household else ():
             orow = await _child(conn, other)
             # As it is now, locked: still open, still at her house.
-            if orow["shielded"] or not same_house(row["record"].get("address"),
-                                                   orow["record"].get("address")):
+            if orow["shielded"] or not same_house(address, orow["record"].get("address")):
                 continue
-            v = await _new_version(conn, orow, orow["record"], by, True, authority,
-                                   orow["severed"])
-            await protected.protect_history(conn, [orow["child_id"]])
-            await _outbox_shielding(conn, orow, v, authority, "child.shielded")
-            await audit(conn, by, "shield", other, authority,
-                        {"reason": "at the house of a child shielded with it",
-                         "with": str(row["child_id"])})
+            await _shield_row(conn, orow, authority, by,
+                              {"reason": "at the house of a child shielded with it",
+                               "with": str(row["child_id"])})
             shielded.append(other)
-    return Shielded(version, tuple(shielded), left,
-                    bool(address) and not prepare(record).postcode)
+    return Shielded(version, tuple(shielded), left, bool(address) and not form.postcode)
+
+
+async def _shield_row(conn: asyncpg.Connection, row: asyncpg.Record, authority: str, by: str,
+                      detail: dict[str, Any], told: dict[str, Any] | None = None) -> int:
+    """Shield one locked row: a new version, every place its history held protected
+    (every address, phone number and email address it ever had, not just the current
+    ones), its authority told (with `told` in the notification), audited."""
+    version = await _new_version(conn, row, row["record"], by, True, authority, row["severed"])
+    await protected.protect_history(conn, [row["child_id"]])
+    await _outbox_shielding(conn, row, version, authority, "child.shielded", told)
+    await audit(conn, by, "shield", str(row["child_id"]), authority, detail)
+    return version
 
 
 async def _open_in_postcode(conn: asyncpg.Connection,
-                            record: Record) -> list[tuple[str, dict[str, Any]]]:
-    """The open records indexed under the record's postcode (its "p:" blocking key)."""
-    postcode = prepare(record).postcode
+                            postcode: str) -> list[tuple[str, dict[str, Any]]]:
+    """The open records indexed under a postcode (its "p:" blocking key)."""
     if not postcode:
         return []
     return [(r["child_id"], r["record"]) for r in await conn.fetch(
