@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
+from rapidfuzz.distance import OSA
+
 from hub.config import Thresholds
 from hub.match.compare import DISAGREE, EXACT, MISSING, Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
-from hub.match.normalise import date_slips
+from hub.match.normalise import date_slips, name_key
 from hub.match.score import MatchScore, score, score_prepared
 from hub.places import contact_keys, same_dwelling
 from hub.records import Record
@@ -611,9 +613,11 @@ def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) ->
     or a clerk's slip: a day or month either side, two digits transposed) and any
     name in common (given, middle, family or former,
     in any position), or both names in common and the birth year alone (a date of
-    birth wrong in day and month). Scoring can miss a child whose names changed and
-    were then mistyped or swapped, or whose date is wrong twice over; for a shielded
-    child a miss is a duplicate, so a person looks."""
+    birth wrong in day and month), or her date of birth exactly and a given name one
+    typo from hers (a new surname and "Olvia" for Olivia scores below the identity
+    floor). Scoring can miss a child whose names changed and were then mistyped or
+    swapped, or whose date is wrong twice over; for a shielded child a miss is a
+    duplicate, so a person looks."""
     mine, theirs = str(update.get("date_of_birth")), str(record.get("date_of_birth"))
     if not _dob_close(mine, theirs) and not (
         mine[:4] == theirs[:4] and _full_name_agrees(update, record)
@@ -622,7 +626,16 @@ def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) ->
     sexes = {update.get("sex"), record.get("sex")} - {None, "unknown"}
     if len(sexes) > 1:
         return False
-    return bool(_name_tokens(update) & _name_tokens(record))
+    return bool(_name_tokens(update) & _name_tokens(record)) or (
+        mine == theirs and _one_typo_apart(update.get("given_name"), record.get("given_name")))
+
+
+def _one_typo_apart(a: Any, b: Any) -> bool:
+    """Two given names one typo apart (a letter wrong, missing, added, or two swapped:
+    Olvia, Oliwia, Olivai for Olivia). With her date of birth and a new surname that
+    is all an update about her may share with her record."""
+    ka, kb = name_key(a), name_key(b)
+    return bool(ka and kb) and OSA.distance(ka, kb, score_cutoff=1) <= 1
 
 
 def _only(child_id: str, child: Record, facts: Facts, matcher: Matcher,

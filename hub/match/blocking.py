@@ -108,15 +108,24 @@ def _masked_dates(dob_s: str) -> tuple[str, ...]:
     return tuple(dob_s[:i] + "?" + dob_s[i + 1:] for i in (2, 3, 4, 5, 6, 7))
 
 
+def _typo_variants(name: str) -> set[str]:
+    """The name and the name with each letter dropped in turn: two names one typo
+    apart (a letter wrong, missing, added, or two swapped) share one of them."""
+    return {name} | {name[:i] + name[i + 1:] for i in range(len(name))}
+
+
 def _given_keys(given: str, dob_s: str) -> set[str]:
     """The given name as written (its key, hub.match.normalise.name_key) with the date
     of birth and with each masked date of birth, and each of its nickname groups with
-    the date of birth (form p5)."""
+    the date of birth (form p5); and its typo variants with the date of birth (form
+    p6: a new surname with the given name mistyped, "Olvia" or "Oliwia" for Olivia,
+    which no other key survives once the Soundex changes)."""
     if not given:
         return set()
     name = given[:24]
     keys = {f"G:{name}:{d}" for d in (dob_s, *_masked_dates(dob_s))}
     keys.update(f"G:v{g}:{dob_s}" for g in sorted(groups_of(given))[:3])
+    keys.update(f"T:{v}:{dob_s}" for v in _typo_variants(name))
     return keys
 
 

@@ -615,3 +615,24 @@ def test_a_renamed_shielded_child_with_a_slip_of_her_date_goes_to_a_person(
     far = decide(dict(update, date_of_birth="2014-03-25"), 1,
                  Facts(candidates=(Candidate("c1", her, shielded=True),)), T)
     assert far.action == CREATE
+
+
+@pytest.mark.parametrize("written", ["Olvia", "Oliwia", "Olivai", "Plivia", "Oliia", "Olivija"])
+def test_a_renamed_shielded_child_with_her_given_name_mistyped_goes_to_a_person(
+    written: str,
+) -> None:
+    """A new surname (a parent's new partner) at a new refuge, no NHS number, her date
+    of birth, and one typo in her given name: she scored below the identity floor and
+    shared no name, so an open record of her was created with the refuge in it. Her
+    date and a given name one typo from hers make her plausible: a person decides."""
+    refuge = {"lines": ["1 Quay Street"], "town": "Liverpool", "postcode": "L1 0AA", "la": "341"}
+    her = child(given_name="Olivia", family_name="Penhallow", date_of_birth="2014-03-12")
+    update = child(nhs_number=None, given_name=written, family_name="Ashdown",
+                   date_of_birth="2014-03-12", address=refuge, carers=None)
+    facts = Facts(candidates=(Candidate("c1", her, shielded=True),))
+    d = decide(update, 1, facts, T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    assert [c.child_id for c in d.candidates] == ["c1"]
+    # Two typos away, or one typo and another date: another child, created.
+    for other in ({"given_name": written + "xx"}, {"date_of_birth": "2014-03-13"}):
+        assert decide(dict(update, **other), 1, facts, T).action == CREATE, other

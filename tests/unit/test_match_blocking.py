@@ -351,6 +351,35 @@ def test_a_shielded_record_is_found_with_a_new_surname_and_a_nickname(
     assert any(k.startswith("G:") for k in shared), shared
 
 
+@settings(max_examples=300)
+@given(children(), st.sampled_from(FAMILY), st.data())
+def test_a_shielded_record_is_found_with_a_new_surname_and_a_given_name_typo(
+    record: dict[str, Any], new_surname: str, data: st.DataObject
+) -> None:
+    """A new surname and one typo in the given name (a letter wrong, missing, added,
+    or two swapped: often another Soundex, Oliwia's O400 for Olivia's O410), her
+    date of birth, at a new address, without an NHS number: the shielded record's
+    typo-variant keys (form p6) find her."""
+    assume(new_surname != record["family_name"])
+    record = dict(record, nhs_number=None, middle_names=None)
+    mistyped = typo(data.draw, record["given_name"].lower())
+    assume(mistyped != record["given_name"].lower())
+    update = dict(record, given_name=mistyped, family_name=new_surname, address=None)
+    shared = (index_keys(record) | shielded_keys(record)) & query_keys(update)
+    assert any(k.startswith("T:") for k in shared), shared
+
+
+def test_typo_keys_are_narrow() -> None:
+    """The given name and each letter dropped, with the exact date: two typos away,
+    or another date, shares none."""
+    her = {"given_name": "Orrin", "family_name": "Quennell", "date_of_birth": "2014-03-07"}
+    typo_keys = {k for k in shielded_keys(her) if k.startswith("T:")}
+    assert typo_keys == {"T:orrin:20140307", "T:rrin:20140307", "T:orin:20140307",
+                         "T:orrn:20140307", "T:orri:20140307"}
+    for other in ({"given_name": "Oran"}, {"given_name": "Orin", "date_of_birth": "2014-03-08"}):
+        assert not typo_keys & query_keys(dict(her, family_name="Ibekwe", **other)), other
+
+
 def test_shielded_given_name_keys_are_seven_and_narrow() -> None:
     """Seven keys of the given name as written; another given name (even one sounding
     alike or a nickname of it) or a date two digits away (not a slip) shares none."""
