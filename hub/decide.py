@@ -615,19 +615,34 @@ def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) ->
     in any position), or both names in common and the birth year alone (a date of
     birth wrong in day and month), or her date of birth exactly and a given name one
     typo from hers (a new surname and "Olvia" for Olivia scores below the identity
-    floor). Scoring can miss a child whose names changed and were then mistyped or
+    floor), or 1 January of her birth year (a day and month not known) and a given or
+    middle name in common. The sexes must not differ, but with her date and her given
+    name (a sex miscoded). Scoring can miss a child whose names changed and were then mistyped or
     swapped, or whose date is wrong twice over; for a shielded child a miss is a
     duplicate, so a person looks."""
     mine, theirs = str(update.get("date_of_birth")), str(record.get("date_of_birth"))
-    if not _dob_close(mine, theirs) and not (
+    # A day and month the source did not know, recorded as 1 January of her year.
+    unknown_day = mine != theirs and mine == theirs[:4] + "-01-01"
+    if not _dob_close(mine, theirs) and not unknown_day and not (
         mine[:4] == theirs[:4] and _full_name_agrees(update, record)
     ):
         return False
     sexes = {update.get("sex"), record.get("sex")} - {None, "unknown"}
-    if len(sexes) > 1:
-        return False
+    if len(sexes) > 1 and not (mine == theirs and _same_given(update, record)):
+        return False  # but her date and given name, her sex miscoded
+    if unknown_day and not _dob_close(mine, theirs):
+        return bool(_given_tokens(update) & _given_tokens(record))
     return bool(_name_tokens(update) & _name_tokens(record)) or (
         mine == theirs and _one_typo_apart(update.get("given_name"), record.get("given_name")))
+
+
+def _given_tokens(record: Mapping[str, Any]) -> set[str]:
+    return _tokens(record.get("given_name")) | _tokens(record.get("middle_names"))
+
+
+def _same_given(update: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    mine = name_key(update.get("given_name"))
+    return bool(mine) and mine == name_key(record.get("given_name"))
 
 
 def _one_typo_apart(a: Any, b: Any) -> bool:

@@ -140,15 +140,26 @@ def _given_slip_keys(given: str, dob_s: str) -> set[str]:
     return {f"G:{name}:{d}" for d in date_slips(dob_s)}
 
 
+def _other_given_keys(p: Prepared) -> set[str]:
+    """Her middle names (and a double given name's parts) as written with the date of
+    birth: a child known by her middle name, under a new surname (form p7)."""
+    return {f"G:{o[:24]}:{p.dob_s}" for o in p.given_others}
+
+
 def _shield_keys(p: Prepared) -> set[str]:
-    return _year_keys(p) | _given_keys(p.given, p.dob_s)
+    keys = _year_keys(p) | _given_keys(p.given, p.dob_s) | _other_given_keys(p)
+    if p.given:  # a source that knew only her birth year records 1 January (form p7)
+        keys.add(f"G:{p.given[:24]}:{p.dob_s[:4]}0101")
+    return keys
 
 
 def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     """The extra keys of a shielded record: both names with the birth year alone; the
     given name as written with the date of birth, and with it one digit of its year,
-    month or day unknown (six keys); and the given name's nickname groups with the
-    date.
+    month or day unknown (six keys); the given name's nickname groups with the
+    date; its typo variants (the name with each letter dropped) with the date (form
+    p6); and (form p7) each middle name with the date, and the given name with 1
+    January of the birth year.
 
     They find it again when an update has two things wrong at once, which the
     ordinary keys do not promise to survive: a date of birth wrong in both day and
@@ -229,5 +240,6 @@ def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
                 keys.add(f"m:{full_code}:{birthday}:{g}")
                 keys.add(f"Y:{full_code}:{g}:{p.year}")
     keys |= _given_keys(given, s)  # the shielded records' given-name keys
+    keys |= _other_given_keys(p)
     keys |= _given_slip_keys(given, s)
     return keys

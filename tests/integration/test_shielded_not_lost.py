@@ -82,27 +82,32 @@ async def test_a_shielded_child_is_found_with_a_new_surname_and_a_nickname(
         await conn.close()
 
 
-@pytest.mark.parametrize("given_name", ["Marigld", "Mraigold", "Marigoldd", "Narigold",
-                                        "Mariwold"],
-                         ids=["letter-missing", "letters-swapped", "letter-added",
-                              "first-letter", "soundex-changed"])
-async def test_a_shielded_child_is_found_with_a_new_surname_and_her_given_name_mistyped(
-    database_url: str, given_name: str
+@pytest.mark.parametrize("over", [
+    {"given_name": "Marigld"}, {"given_name": "Mraigold"}, {"given_name": "Marigoldd"},
+    {"given_name": "Narigold"}, {"given_name": "Mariwold"},
+    {"given_name": "Tamsin", "middle_names": None}, {"sex": "male"},
+    {"date_of_birth": "2014-01-01"},
+], ids=["letter-missing", "letters-swapped", "letter-added", "first-letter",
+        "soundex-changed", "middle-name", "sex-miscoded", "date-unknown"])
+async def test_a_shielded_child_is_found_with_a_new_surname_and_one_more_thing_unlike_her(
+    database_url: str, over: dict[str, str | None]
 ) -> None:
-    """A new surname (a parent's new partner) and one typo in her given name, her date
-    of birth, at a new refuge, no NHS number: before form p6 no key was shared once
-    the typo changed the given name's Soundex, and where one was ("Marigld") she
-    scored below the identity floor, shared no name and was not plausible: an open
-    record of her was created with the refuge in it. The typo-variant keys find her,
-    the generous test holds her plausible, and a person decides."""
+    """A new surname (a parent's new partner), at a new refuge, no NHS number, and one
+    more thing unlike her record: a typo in her given name, her middle name used, her
+    sex miscoded, or 1 January for a date of birth the source did not know. Before
+    forms p6 and p7 no key was shared (a typo that changed the given name's Soundex,
+    a middle name, 1 January), or where one was she scored below the identity floor
+    and was not plausible by the generous test: an open record of her was created
+    with the refuge in it. Now the keys find her, the generous test holds her
+    plausible, and a person decides."""
     conn = await connect(database_url)
     try:
-        out = await ingest.process(
-            conn, [incoming(moved(update("la", "LA-1", nhs_number=nhs(1))))], T)
+        out = await ingest.process(conn, [incoming(moved(update(
+            "la", "LA-1", nhs_number=nhs(1), middle_names="Tamsin")))], T)
         await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
         out = await ingest.process(conn, [incoming(update(
-            "dwp", "CB-1", nhs_number=None, given_name=given_name, family_name="Ashdown",
-            address=REFUGE, carers=[]))], T)
+            "dwp", "CB-1", nhs_number=None, family_name="Ashdown", address=REFUGE,
+            carers=[], **over))], T)
         assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
         assert await conn.fetchval("SELECT count(*) FROM children") == 1
     finally:

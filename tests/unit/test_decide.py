@@ -636,3 +636,31 @@ def test_a_renamed_shielded_child_with_her_given_name_mistyped_goes_to_a_person(
     # Two typos away, or one typo and another date: another child, created.
     for other in ({"given_name": written + "xx"}, {"date_of_birth": "2014-03-13"}):
         assert decide(dict(update, **other), 1, facts, T).action == CREATE, other
+
+
+@pytest.mark.parametrize(("over", "plausible"), [
+    ({"given_name": "Grace", "middle_names": None}, True),  # known by her middle name
+    ({"sex": "male"}, True),  # her date and given name, her sex miscoded
+    ({"sex": "male", "given_name": "Olive"}, False),  # another child: another given name
+    ({"date_of_birth": "2014-01-01"}, True),  # day and month unknown: 1 January
+    ({"date_of_birth": "2014-01-01", "given_name": "Grace", "middle_names": None}, True),
+    ({"date_of_birth": "2014-01-01", "given_name": "Olive"}, False),
+    ({"date_of_birth": "2013-01-01"}, False),  # another year
+])
+def test_a_renamed_shielded_child_with_one_more_thing_unlike_her_goes_to_a_person(
+    over: dict[str, Any], plausible: bool
+) -> None:
+    """A new surname at a new refuge, no NHS number, and one more thing unlike her
+    record: known by her middle name, her sex miscoded, or a date of birth the source
+    did not know recorded as 1 January of her year. She scored below the identity
+    floor and shared no name the generous test read (or a sex unlike hers), so an
+    open record of her was created with the refuge in it. Now a person decides; the
+    same with another given name (or year) is another child, created."""
+    refuge = {"lines": ["1 Quay Street"], "town": "Liverpool", "postcode": "L1 0AA", "la": "341"}
+    her = child(given_name="Olivia", middle_names="Grace", family_name="Penhallow",
+                date_of_birth="2014-06-12", sex="female")
+    update = dict(child(nhs_number=None, given_name="Olivia", family_name="Ashdown",
+                        date_of_birth="2014-06-12", address=refuge, carers=None), **over)
+    d = decide(update, 1, Facts(candidates=(Candidate("c1", her, shielded=True),)), T)
+    expected = (REVIEW, "shielded_candidate") if plausible else (CREATE, "no_match")
+    assert (d.action, d.reason) == expected

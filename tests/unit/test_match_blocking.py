@@ -369,6 +369,40 @@ def test_a_shielded_record_is_found_with_a_new_surname_and_a_given_name_typo(
     assert any(k.startswith("T:") for k in shared), shared
 
 
+@settings(max_examples=200)
+@given(children(), st.sampled_from(GIVEN), st.sampled_from(FAMILY), st.booleans())
+def test_a_shielded_record_is_found_with_a_new_surname_by_her_middle_name(
+    record: dict[str, Any], middle: str, new_surname: str, hers_first: bool
+) -> None:
+    """A new surname, and the child known by her middle name (or the record made
+    under it, the update carrying both), her date of birth, at a new address, without
+    an NHS number: the shielded record's middle-name keys (form p7) find her."""
+    assume(new_surname != record["family_name"] and middle != record["given_name"])
+    record = dict(record, nhs_number=None, middle_names=middle)
+    update = dict(record, given_name=middle, middle_names=None, family_name=new_surname,
+                  address=None)
+    if not hers_first:
+        record, update = dict(update, family_name=record["family_name"]), dict(
+            record, family_name=new_surname, address=None)
+    shared = (index_keys(record) | shielded_keys(record)) & query_keys(update)
+    assert any(k.startswith("G:") for k in shared), shared
+
+
+@given(children(), st.sampled_from(FAMILY))
+def test_a_shielded_record_is_found_with_a_new_surname_and_her_date_unknown(
+    record: dict[str, Any], new_surname: str
+) -> None:
+    """A new surname and a source that knew only her birth year (1 January recorded),
+    at a new address, without an NHS number: her given name with 1 January of her
+    year (form p7) finds her."""
+    assume(new_surname != record["family_name"])
+    record = dict(record, nhs_number=None, middle_names=None)
+    update = dict(record, family_name=new_surname, address=None,
+                  date_of_birth=f"{_dob(record).year}-01-01")
+    shared = (index_keys(record) | shielded_keys(record)) & query_keys(update)
+    assert shared, update
+
+
 def test_typo_keys_are_narrow() -> None:
     """The given name and each letter dropped, with the exact date: two typos away,
     or another date, shares none."""
@@ -380,14 +414,15 @@ def test_typo_keys_are_narrow() -> None:
         assert not typo_keys & query_keys(dict(her, family_name="Ibekwe", **other)), other
 
 
-def test_shielded_given_name_keys_are_seven_and_narrow() -> None:
-    """Seven keys of the given name as written; another given name (even one sounding
-    alike or a nickname of it) or a date two digits away (not a slip) shares none."""
+def test_shielded_given_name_keys_are_eight_and_narrow() -> None:
+    """Seven keys of the given name as written, and one with 1 January of her year;
+    another given name (even one sounding alike or a nickname of it) or a date two
+    digits away (not a slip) shares none."""
     her = {"given_name": "Orrin", "family_name": "Quennell", "date_of_birth": "2014-03-07"}
     given_keys = {k for k in shielded_keys(her) if k.startswith("G:")}
     assert given_keys == {"G:orrin:20140307", "G:orrin:20?40307", "G:orrin:201?0307",
                           "G:orrin:2014?307", "G:orrin:20140?07", "G:orrin:201403?7",
-                          "G:orrin:2014030?"}  # Orrin has no nickname group
+                          "G:orrin:2014030?", "G:orrin:20140101"}  # no nickname group
     william = {k for k in shielded_keys(dict(her, given_name="William")) if k.startswith("G:v")}
     assert william and all(k.endswith(":20140307") for k in william)
     for other in ({"given_name": "Oran"}, {"date_of_birth": "2014-03-18"},
