@@ -269,8 +269,8 @@ def _tie_explains(child: Record, target: str, others: list[Scored], facts: Facts
     if _explaining([best], thresholds) is None:
         return False
     guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
-    return all(_explained_elsewhere(best, c, guarded[c.child_id], facts, thresholds, matcher)
-               for c in others)
+    return all(_explained_elsewhere(child, best, c, guarded[c.child_id], facts, thresholds,
+                                    matcher) for c in others)
 
 
 def _address_guard(child: Record, target: str | None, facts: Facts) -> bool:
@@ -459,8 +459,8 @@ def _explaining(scored: list[Scored], thresholds: Thresholds) -> Scored | None:
     return best
 
 
-def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Facts,
-                         thresholds: Thresholds, matcher: Matcher) -> bool:
+def _explained_elsewhere(child: Record, best: Scored, c: Scored, cand: CandidateLike,
+                         facts: Facts, thresholds: Thresholds, matcher: Matcher) -> bool:
     """Whether `best`, an open record the update matches at the link threshold (or is
     tied to), explains it so much better than `c`, a shielded or severed child, that
     she is not a candidate:
@@ -491,9 +491,13 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     # where a cousin of her name lives): it may be hers.
     if ex.level("nhs_number") == "disagree":
         return False
+    other = next((x for x in facts.candidates if x.child_id == best.child_id), None)
+    if other is None:
+        return False
+    at_his_door = _born_her_day_at_his_door(child, other, cand)
     hers_ex = c.explanation
-    if hers_ex is None or _DOB_RANK.get(hers_ex.level("date_of_birth") or "", 0) >= _DOB_RANK.get(
-            ex.level("date_of_birth") or "", 0):
+    if hers_ex is None or (_DOB_RANK.get(hers_ex.level("date_of_birth") or "", 0) >= _DOB_RANK.get(
+            ex.level("date_of_birth") or "", 0) and not at_his_door):
         return False
     # His given name known and agreeing, and unless it is his exactly, agreeing better
     # than with hers: a record without one (a birth notified by family name) explains
@@ -507,16 +511,14 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
     # taking a namesake spelt another way).
     if hers_ex.level("family_name") == EXACT and ex.level("family_name") != EXACT:
         return False
-    other = next((x for x in facts.candidates if x.child_id == best.child_id), None)
-    if other is None:
-        return False
     his, hers = other.nhs_and_dob[0], cand.nhs_and_dob[0]
     if not his or not hers or his == hers:
         return False
     # Her twin, or a sibling born the same day or near it under her surname (a clerk
-    # who took his record for her: his number, name and date, her sex and refuge).
+    # who took his record for her: his number, name and date, her sex and refuge),
+    # unless born her day but at his own door (below).
     his_dob, her_dob = other.record.get("date_of_birth"), cand.record.get("date_of_birth")
-    if his_dob == her_dob or (_dob_close(str(his_dob), str(her_dob)) and (
+    if (his_dob == her_dob and not at_his_door) or (_dob_close(str(his_dob), str(her_dob)) and (
             _tokens(other.record.get("family_name")) & _name_tokens(cand.record))):
         return False
     # His given and family names both among hers (a former surname included): he may
@@ -528,8 +530,40 @@ def _explained_elsewhere(best: Scored, c: Scored, cand: CandidateLike, facts: Fa
         return False
     if _log_odds(best.identity_probability) - _log_odds(c.identity_probability) < EXPLAINED_BY:
         return False
-    return cand.scored_by(other.normal_form, matcher).identity_probability < (
+    return at_his_door or cand.scored_by(other.normal_form, matcher).identity_probability < (
         thresholds.shielded_plausible)
+
+
+def _born_her_day_at_his_door(child: Record, other: CandidateLike, cand: CandidateLike) -> bool:
+    """An open record born the day she was (a namesake, or a girl with her middle or a
+    near name) that the update matches at his own dwelling, under his surname, which
+    is none of hers: the date cannot tell them apart, nor can his record's likeness to
+    hers, but the place can. An update about her could take his name and date (a
+    clerk's trace) but would carry her refuge, not his door; and were she at his door
+    there is nothing new of her place to write."""
+    if _unread(other) or other.record.get("date_of_birth") != cand.record.get("date_of_birth"):
+        return False
+    if not same_dwelling(other.record.get("address"), child.get("address")):
+        return False
+    his_family = name_key(other.record.get("family_name"))
+    return bool(his_family) and his_family == name_key(child.get("family_name")) and not (
+        _tokens(other.record.get("family_name")) & _name_tokens(cand.record)
+    ) and _nothing_new_of_a_place(child, other.record)
+
+
+def _nothing_new_of_a_place(child: Record, his: Mapping[str, Any]) -> bool:
+    """Whether the update holds no phone number or email address, school or GP
+    practice that his record does not: written into his record, it tells no one of
+    anywhere new, whoever it is about (her mother's new number at relatives' where a
+    cousin of her name and birthday lives would be new)."""
+    if not contact_keys(child) <= contact_keys(his):
+        return False
+    for field_, key in (("education_setting", "urn"), ("gp_practice", "ods_code")):
+        mine = child.get(field_)
+        if mine and (not isinstance(mine, Mapping) or not isinstance(his.get(field_), Mapping)
+                     or mine.get(key) != his[field_].get(key)):
+            return False
+    return True
 
 
 #: Given-name levels (hub.match.compare.compare_given) that say the names agree,
@@ -556,8 +590,8 @@ def _set_aside(child: Record, scored: list[Scored], plausible: list[Scored], fac
     if best is None:
         return None
     guarded = {c.child_id: c for c in facts.candidates if c.shielded or c.severed}
-    if not all(_explained_elsewhere(best, c, guarded[c.child_id], facts, thresholds, matcher)
-               for c in plausible if c.shielded or c.severed):
+    if not all(_explained_elsewhere(child, best, c, guarded[c.child_id], facts, thresholds,
+                                    matcher) for c in plausible if c.shielded or c.severed):
         return None
     runner_up = scored[1].probability if len(scored) > 1 else 0.0
     if runner_up >= thresholds.review and best.probability - runner_up < (

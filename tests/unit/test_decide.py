@@ -664,3 +664,47 @@ def test_a_renamed_shielded_child_with_one_more_thing_unlike_her_goes_to_a_perso
     d = decide(update, 1, Facts(candidates=(Candidate("c1", her, shielded=True),)), T)
     expected = (REVIEW, "shielded_candidate") if plausible else (CREATE, "no_match")
     assert (d.action, d.reason) == expected
+
+
+@pytest.mark.parametrize("hers", [{"given_name": "Amelia"},
+                                  {"given_name": "Sophie", "middle_names": "Amelia"},
+                                  {"given_name": "Amelie"}],
+                         ids=["namesake", "his-name-her-middle-name", "a-typo-from-his"])
+def test_born_her_day_at_his_own_door_with_nothing_new_is_his(hers: dict[str, str]) -> None:
+    """A shielded girl born the day an open record was, her given name his (or her
+    middle name his, or a typo from his): his update at his own house, under his
+    surname, sent to a person every time (the date cannot tell them apart, nor his
+    record's likeness to hers), most of the reviews about other children at a
+    national scale. The place can: an update about her could take his name and date
+    (a clerk's trace) but would carry her refuge, not his door; written at his door
+    with nothing his record lacks (no new number, school or GP), it tells no one of
+    anywhere new, whoever it is about."""
+    her = Candidate("s", child(nhs_number=nhs(51), family_name="Khanova",
+                               date_of_birth="2014-03-19", address=REFUGE, **hers),
+                    shielded=True)
+    his = child(nhs_number=nhs(50), given_name="Amelia", family_name="Smithfield",
+                date_of_birth="2014-03-19")
+    update = dict(his, nhs_number=None)
+    facts = Facts(candidates=(Candidate("x", his), her))
+    d = decide(update, 1, facts, T)
+    assert (d.action, d.reason, d.child_id) == (LINK, "demographic_match", "x")
+    assert "s" not in {c.child_id for c in d.candidates}
+    d = decide(dict(update, nhs_number=nhs(50)), 1, facts, T)  # tied by his number
+    assert (d.action, d.reason, d.child_id) == (LINK, "nhs_number", "x")
+    # Anything his record lacks, or not his house: a person decides, as before.
+    for unlike in (
+        {"carers": [{"name": "Rowan Quenby", "relationship": "mother", "phone": "0121 496 0555"}]},
+        {"education_setting": {"urn": "107942", "name": "Stanley Primary School"}},
+        {"gp_practice": {"ods_code": "B86001", "name": "Burley Park Medical Centre"}},
+        {"address": dict(his["address"], lines=["14 Orchard Row"])},
+        {"address": REFUGE},
+    ):
+        # (tied by his number, only a shielded child at the identity floor is beside
+        # him, as before: the namesake)
+        for nhs_number in (None, nhs(50)) if hers["given_name"] == "Amelia" else (None,):
+            d = decide(dict(update, nhs_number=nhs_number, **unlike), 1, facts, T)
+            assert (d.action, d.reason) == (REVIEW, "shielded_candidate"), (unlike, nhs_number)
+    # His surname one of hers (a twin, a cousin named as she was born): never.
+    kin = Candidate("s", dict(her.record, former_family_names=["Smithfield"]), shielded=True)
+    d = decide(update, 1, Facts(candidates=(Candidate("x", his), kin)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
