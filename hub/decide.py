@@ -35,8 +35,9 @@ from hub.match.compare import DISAGREE, EXACT, MISSING, Prepared, prepare, prepa
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
 from hub.match.normalise import date_slips, name_key
 from hub.match.score import MatchScore, score, score_prepared
-from hub.places import contact_keys, same_dwelling
-from hub.records import Record
+from hub.places import contact_keys, key_postcode, same_dwelling
+from hub.records import Record, merge
+from schemas.canonical import PROTECTED_FIELDS
 
 LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
 #: Not a decision: the facts hold only some candidates (Facts.partial) and the rules
@@ -536,34 +537,43 @@ def _explained_elsewhere(child: Record, best: Scored, c: Scored, cand: Candidate
 
 def _born_her_day_at_his_door(child: Record, other: CandidateLike, cand: CandidateLike) -> bool:
     """An open record born the day she was (a namesake, or a girl with her middle or a
-    near name) that the update matches at his own dwelling, under his surname, which
-    is none of hers: the date cannot tell them apart, nor can his record's likeness to
-    hers, but the place can. An update about her could take his name and date (a
-    clerk's trace) but would carry her refuge, not his door; and were she at his door
-    there is nothing new of her place to write."""
-    if _unread(other) or other.record.get("date_of_birth") != cand.record.get("date_of_birth"):
+    near name) that the update matches at his own dwelling (a postcode and the lines
+    as his record writes them), under his surname, none of her names nor her carers':
+    the date cannot tell them apart, nor can his record's likeness to hers, but the
+    place can. An update about her could take his name and date (a clerk's trace) but
+    would carry her refuge, not his door; and merged into his record it must change
+    none of its protected fields (address, carers, school, GP, services), so that it
+    tells no one of anywhere or anyone new, whoever it is about. Never for a severed
+    identity: an update that would match one always goes to a person."""
+    if cand.severed or _unread(other) or _unread(cand) or other.record.get(
+            "date_of_birth") != cand.record.get("date_of_birth"):
         return False
-    if not same_dwelling(other.record.get("address"), child.get("address")):
+    address = child.get("address")
+    if not key_postcode(address) or not same_dwelling(other.record.get("address"), address):
         return False
     his_family = name_key(other.record.get("family_name"))
-    return bool(his_family) and his_family == name_key(child.get("family_name")) and not (
-        _tokens(other.record.get("family_name")) & _name_tokens(cand.record)
-    ) and _nothing_new_of_a_place(child, other.record)
-
-
-def _nothing_new_of_a_place(child: Record, his: Mapping[str, Any]) -> bool:
-    """Whether the update holds no phone number or email address, school or GP
-    practice that his record does not: written into his record, it tells no one of
-    anywhere new, whoever it is about (her mother's new number at relatives' where a
-    cousin of her name and birthday lives would be new)."""
-    if not contact_keys(child) <= contact_keys(his):
+    if not his_family or his_family != name_key(child.get("family_name")):
         return False
-    for field_, key in (("education_setting", "urn"), ("gp_practice", "ods_code")):
-        mine = child.get(field_)
-        if mine and (not isinstance(mine, Mapping) or not isinstance(his.get(field_), Mapping)
-                     or mine.get(key) != his[field_].get(key)):
-            return False
-    return True
+    if _name_keys(other.record.get("family_name")) & _her_names_and_her_carers(cand.record):
+        return False
+    _, changed = merge(dict(other.record), child)
+    return not set(PROTECTED_FIELDS).intersection(changed)
+
+
+def _name_keys(name: Any) -> set[str]:
+    """A name and each of its words as name keys (Lê as "le", 王 kept: `_tokens` keeps
+    only Latin letters)."""
+    if not isinstance(name, str):
+        return set()
+    keys = {name_key(w) for w in re.split(r"[\s\-']+", name)} | {name_key(name)}
+    return keys - {""}
+
+
+def _her_names_and_her_carers(record: Mapping[str, Any]) -> set[str]:
+    names = [record.get("given_name"), record.get("middle_names"), record.get("family_name"),
+             *(record.get("former_family_names") or [])]
+    names += [c.get("name") for c in record.get("carers") or () if isinstance(c, Mapping)]
+    return {k for n in names for k in _name_keys(n)}
 
 
 #: Given-name levels (hub.match.compare.compare_given) that say the names agree,
@@ -665,7 +675,8 @@ def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) ->
     if len(sexes) > 1 and not (mine == theirs and _same_given(update, record)):
         return False  # but her date and given name, her sex miscoded
     if unknown_day and not _dob_close(mine, theirs):
-        return bool(_given_tokens(update) & _given_tokens(record))
+        return bool(_given_tokens(update) & _given_tokens(record)) or _full_name_agrees(
+            update, record)
     return bool(_name_tokens(update) & _name_tokens(record)) or (
         mine == theirs and _one_typo_apart(update.get("given_name"), record.get("given_name")))
 

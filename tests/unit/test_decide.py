@@ -708,3 +708,62 @@ def test_born_her_day_at_his_own_door_with_nothing_new_is_his(hers: dict[str, st
     kin = Candidate("s", dict(her.record, former_family_names=["Smithfield"]), shielded=True)
     d = decide(update, 1, Facts(candidates=(Candidate("x", his), kin)), T)
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+
+
+def test_at_his_door_is_never_enough_for_what_his_record_lacks_or_for_kin() -> None:
+    """An adversarial review of "at his door" (the test above), each case linked by
+    its first cut: a carer, service or school his record lacks (her mother named
+    without a number, a refuge's outreach, a school by name only), a twin whose
+    surname has no Latin letters (Lê), a cousin under her mother's surname, a
+    severed identity, addresses without a postcode: a person decides."""
+    father = {"lines": ["12 Orchard Row"], "town": "Leeds", "postcode": "LS6 1AA", "la": "383"}
+
+    def decided(her: Candidate, his: dict[str, Any], **over: Any) -> tuple[str, str]:
+        facts = Facts(candidates=(Candidate("x", his), her))
+        d = decide(dict(his, **{"nhs_number": None, **over}), 1, facts, T)
+        return d.action, d.reason
+
+    her = Candidate("s", child(nhs_number=nhs(51), given_name="Amelia", family_name="Khanova",
+                               date_of_birth="2014-03-19", address=REFUGE), shielded=True)
+    his = child(nhs_number=nhs(50), given_name="Amelia", family_name="Smithfield",
+                date_of_birth="2014-03-19", address=father,
+                education_setting={"name": "Stanley Primary School"})
+    assert decided(her, his) == (LINK, "demographic_match")
+    for over in ({"carers": [*his["carers"], {"name": "Rowan Khan", "relationship": "mother"}]},
+                 {"services": [{"name": "Refuge outreach", "contact": "Key worker Jo"}]},
+                 {"education_setting": {"name": "Harbour Lane Primary School"}}):
+        assert decided(her, his, **over) == (REVIEW, "shielded_candidate"), over
+    # Twins Mei and Wei Lê: a surname of no Latin letters is still hers.
+    mei = Candidate("s", child(nhs_number=nhs(51), given_name="Mei", family_name="Lê",
+                               sex="female", date_of_birth="2014-03-09", address=REFUGE),
+                    shielded=True)
+    wei = child(nhs_number=nhs(50), given_name="Wei", family_name="Lê", sex="male",
+                date_of_birth="2014-03-09", address=father)
+    assert decided(mei, wei) == (REVIEW, "shielded_candidate")
+    assert decided(mei, wei, nhs_number=nhs(50)) == (REVIEW, "shielded_candidate")
+    # At her mother's family's, whose surname is her mother's.
+    niece = Candidate("s", dict(her.record, carers=[
+        {"name": "Eleni Smithfield", "relationship": "mother", "phone": "0113 496 0555"}]),
+        shielded=True)
+    assert decided(niece, his) == (REVIEW, "shielded_candidate")
+    # A severed identity: what would match it always goes to a person.
+    assert decided(Candidate("s", her.record, severed=True), his) == (
+        REVIEW, "severed_identity")
+    # No postcode on either address: not a door (her town and council would move in).
+    lines_only = {"lines": ["1 High Street"], "town": "Leeds", "postcode": None, "la": "383"}
+    unposted = dict(his, address=lines_only)
+    assert decided(her, unposted, nhs_number=nhs(50),
+                   address=dict(lines_only, town="Birmingham", la="330")) == (
+        REVIEW, "shielded_candidate")
+
+
+def test_a_date_not_known_keeps_the_generous_test_for_her_names_swapped() -> None:
+    """1 January of her year with her given and family names swapped was plausible
+    by both names and the birth year before form p7's 1 January clause, which read
+    only the given and middle names (a review finding)."""
+    from hub.decide import could_be_same_child
+
+    her = child(given_name="Olivia", family_name="Brown", date_of_birth="2014-06-12")
+    swapped = child(given_name="Brown", family_name="Olivia", date_of_birth="2014-01-01")
+    assert could_be_same_child(swapped, her)
+    assert not could_be_same_child(dict(swapped, given_name="Grey"), her)
