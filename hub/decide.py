@@ -659,14 +659,17 @@ def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) ->
     in any position), or both names in common and the birth year alone (a date of
     birth wrong in day and month), or her date of birth exactly and a given name one
     typo from hers (a new surname and "Olvia" for Olivia scores below the identity
-    floor), or 1 January of her birth year (a day and month not known) and a given or
-    middle name in common. The sexes must not differ, but with her date and her given
+    floor), or 1 January of her birth year (a day and month not known), or her date 1
+    January and the update's another day of that year, and a given or middle name in
+    common. The sexes must not differ, but with her date and her given
     name (a sex miscoded). Scoring can miss a child whose names changed and were then mistyped or
     swapped, or whose date is wrong twice over; for a shielded child a miss is a
     duplicate, so a person looks."""
     mine, theirs = str(update.get("date_of_birth")), str(record.get("date_of_birth"))
-    # A day and month the source did not know, recorded as 1 January of her year.
-    unknown_day = mine != theirs and mine == theirs[:4] + "-01-01"
+    # A day and month the source did not know, recorded as 1 January of her year (or
+    # hers not known when she was indexed: a child whose age was assessed).
+    unknown_day = mine != theirs and (mine == theirs[:4] + "-01-01"
+                                      or theirs == mine[:4] + "-01-01")  # or hers
     if not _dob_close(mine, theirs) and not unknown_day and not (
         mine[:4] == theirs[:4] and _full_name_agrees(update, record)
     ):

@@ -149,8 +149,14 @@ def _other_given_keys(p: Prepared) -> set[str]:
 def _shield_keys(p: Prepared) -> set[str]:
     keys = _year_keys(p) | _given_keys(p.given, p.dob_s) | _other_given_keys(p)
     if p.given:  # a source that knew only her birth year records 1 January (form p7)
-        keys.add(f"G:{p.given[:24]}:{p.dob_s[:4]}0101")
+        keys.add(_unknown_date_key(p.given, p.dob_s))
     return keys
+
+
+def _unknown_date_key(given: str, dob_s: str) -> str:
+    """Her given name and birth year: what an update dated 1 January of that year (a
+    source that did not know the day and month) looks up (forms p7, p8)."""
+    return f"J:{given[:24]}:{dob_s[:4]}"
 
 
 def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
@@ -242,4 +248,9 @@ def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     keys |= _given_keys(given, s)  # the shielded records' given-name keys
     keys |= _other_given_keys(p)
     keys |= _given_slip_keys(given, s)
+    if given:
+        if s[4:] == "0101":  # its date not known: any shielded child of its year (p7)
+            keys.add(_unknown_date_key(given, s))
+        else:  # a shielded record whose date was not known: 1 January of its year (p8)
+            keys.add(f"G:{given[:24]}:{s[:4]}0101")
     return keys

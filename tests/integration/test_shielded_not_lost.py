@@ -112,3 +112,23 @@ async def test_a_shielded_child_is_found_with_a_new_surname_and_one_more_thing_u
         assert await conn.fetchval("SELECT count(*) FROM children") == 1
     finally:
         await conn.close()
+
+
+async def test_a_shielded_child_of_unknown_date_is_found_renamed_with_her_true_date(
+    database_url: str,
+) -> None:
+    """Indexed with 1 January of her year (her date not known: an age assessed), then
+    shielded; an update under a new surname at a new refuge, no NHS number, with her
+    true date: found (form p8) and held for a person, not created."""
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [incoming(moved(update(
+            "la", "LA-1", nhs_number=nhs(1), date_of_birth="2014-01-01")))], T)
+        await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
+        out = await ingest.process(conn, [incoming(update(
+            "dwp", "CB-1", nhs_number=None, family_name="Ashdown", address=REFUGE,
+            carers=[], date_of_birth="2014-07-23"))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
+        assert await conn.fetchval("SELECT count(*) FROM children") == 1
+    finally:
+        await conn.close()

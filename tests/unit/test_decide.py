@@ -767,3 +767,17 @@ def test_a_date_not_known_keeps_the_generous_test_for_her_names_swapped() -> Non
     swapped = child(given_name="Brown", family_name="Olivia", date_of_birth="2014-01-01")
     assert could_be_same_child(swapped, her)
     assert not could_be_same_child(dict(swapped, given_name="Grey"), her)
+
+
+def test_a_shielded_child_of_unknown_date_renamed_with_her_true_date_goes_to_a_person() -> None:
+    """Her record holds 1 January of her year (a date not known: an age assessed); an
+    update under a new surname, at a new address, without an NHS number, carries her
+    true date: she is plausible by her given name and the year, so a person decides;
+    another given name is another child."""
+    her = child(given_name="Amina", family_name="Haddad", date_of_birth="2012-01-01")
+    update = child(nhs_number=None, given_name="Amina", family_name="Osei",
+                   date_of_birth="2012-08-23", address=REFUGE, carers=None)
+    facts = Facts(candidates=(Candidate("c1", her, shielded=True),))
+    assert (decide(update, 1, facts, T).reason) == "shielded_candidate"
+    assert decide(dict(update, given_name="Grace"), 1, facts, T).action == CREATE
+    assert decide(dict(update, date_of_birth="2013-08-23"), 1, facts, T).action == CREATE
