@@ -5,6 +5,8 @@ two things wrong at once is still found (both found by an adversarial review).""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hub import ingest, operations
@@ -37,6 +39,25 @@ async def test_a_restricted_move_protects_the_address_she_left(database_url: str
         await conn.close()
 
 
+async def _renamed_at_a_refuge_is_held(database_url: str, her: dict[str, Any],
+                                       written: dict[str, Any]) -> None:
+    """Index her (`her`: her record's differences from the factory child) and shield
+    her; an update about her under a new surname at a refuge, no NHS number, with
+    `written` unlike her record: held for a person, nothing created."""
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(
+            conn, [incoming(moved(update("la", "LA-1", nhs_number=nhs(1), **her)))], T)
+        await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
+        out = await ingest.process(conn, [incoming(update(
+            "dwp", "CB-1", **{"nhs_number": None, "family_name": "Ashdown",
+                              "address": REFUGE, **written}))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
+        assert await conn.fetchval("SELECT count(*) FROM children") == 1
+    finally:
+        await conn.close()
+
+
 @pytest.mark.parametrize("date_of_birth", ["2014-03-08", "2014-04-09", "2014-03-10",
                                            "2015-03-09"],
                          ids=["day", "month", "day-either-side", "year"])
@@ -48,18 +69,7 @@ async def test_a_shielded_child_is_found_with_a_new_surname_and_a_date_typo(
     no NHS number: no ordinary key is shared, and an open record of her was created
     (adversarial reviews). A shielded record's given-name keys (forms p4, p5) find
     her, and a person decides."""
-    conn = await connect(database_url)
-    try:
-        out = await ingest.process(
-            conn, [incoming(moved(update("la", "LA-1", nhs_number=nhs(1))))], T)
-        await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
-        out = await ingest.process(conn, [incoming(update(
-            "dwp", "CB-1", nhs_number=None, family_name="Ashdown", date_of_birth=date_of_birth,
-            address=REFUGE))], T)
-        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
-        assert await conn.fetchval("SELECT count(*) FROM children") == 1
-    finally:
-        await conn.close()
+    await _renamed_at_a_refuge_is_held(database_url, {}, {"date_of_birth": date_of_birth})
 
 
 async def test_a_shielded_child_is_found_with_a_new_surname_and_a_nickname(
@@ -68,18 +78,8 @@ async def test_a_shielded_child_is_found_with_a_new_surname_and_a_nickname(
     """A new surname and a nickname (Betty for Elizabeth), at a new refuge, no NHS
     number: no ordinary key is shared; the shielded record's nickname keys (form p5)
     find her, and a person decides."""
-    conn = await connect(database_url)
-    try:
-        out = await ingest.process(conn, [incoming(moved(update(
-            "la", "LA-1", nhs_number=nhs(1), given_name="Elizabeth")))], T)
-        await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
-        out = await ingest.process(conn, [incoming(update(
-            "dwp", "CB-1", nhs_number=None, given_name="Betty", family_name="Ashdown",
-            address=REFUGE))], T)
-        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
-        assert await conn.fetchval("SELECT count(*) FROM children") == 1
-    finally:
-        await conn.close()
+    await _renamed_at_a_refuge_is_held(database_url, {"given_name": "Elizabeth"},
+                                       {"given_name": "Betty"})
 
 
 @pytest.mark.parametrize("over", [
@@ -100,18 +100,8 @@ async def test_a_shielded_child_is_found_with_a_new_surname_and_one_more_thing_u
     and was not plausible by the generous test: an open record of her was created
     with the refuge in it. Now the keys find her, the generous test holds her
     plausible, and a person decides."""
-    conn = await connect(database_url)
-    try:
-        out = await ingest.process(conn, [incoming(moved(update(
-            "la", "LA-1", nhs_number=nhs(1), middle_names="Tamsin")))], T)
-        await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
-        out = await ingest.process(conn, [incoming(update(
-            "dwp", "CB-1", nhs_number=None, family_name="Ashdown", address=REFUGE,
-            carers=[], **over))], T)
-        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
-        assert await conn.fetchval("SELECT count(*) FROM children") == 1
-    finally:
-        await conn.close()
+    await _renamed_at_a_refuge_is_held(database_url, {"middle_names": "Tamsin"},
+                                       {"carers": [], **over})
 
 
 async def test_a_shielded_child_of_unknown_date_is_found_renamed_with_her_true_date(
@@ -120,15 +110,5 @@ async def test_a_shielded_child_of_unknown_date_is_found_renamed_with_her_true_d
     """Indexed with 1 January of her year (her date not known: an age assessed), then
     shielded; an update under a new surname at a new refuge, no NHS number, with her
     true date: found (form p8) and held for a person, not created."""
-    conn = await connect(database_url)
-    try:
-        out = await ingest.process(conn, [incoming(moved(update(
-            "la", "LA-1", nhs_number=nhs(1), date_of_birth="2014-01-01")))], T)
-        await operations.shield(conn, out[0].child_id, "330", "officer", "refuge")
-        out = await ingest.process(conn, [incoming(update(
-            "dwp", "CB-1", nhs_number=None, family_name="Ashdown", address=REFUGE,
-            carers=[], date_of_birth="2014-07-23"))], T)
-        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
-        assert await conn.fetchval("SELECT count(*) FROM children") == 1
-    finally:
-        await conn.close()
+    await _renamed_at_a_refuge_is_held(database_url, {"date_of_birth": "2014-01-01"},
+                                       {"carers": [], "date_of_birth": "2014-07-23"})
