@@ -37,7 +37,6 @@ from hub.match.normalise import date_slips, name_key
 from hub.match.score import MatchScore, score, score_prepared
 from hub.places import contact_keys, key_postcode, same_dwelling
 from hub.records import Record, merge
-from schemas.canonical import PROTECTED_FIELDS
 
 LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
 #: Not a decision: the facts hold only some candidates (Facts.partial) and the rules
@@ -492,12 +491,15 @@ def _explained_elsewhere(child: Record, best: Scored, c: Scored, cand: Candidate
     # where a cousin of her name lives): it may be hers.
     if ex.level("nhs_number") == "disagree":
         return False
+    hers_ex = c.explanation
+    # Her unique pupil number in it (her school's, the area she lives in): hers.
+    if hers_ex is None or hers_ex.level("upn") == "agree":
+        return False
     other = next((x for x in facts.candidates if x.child_id == best.child_id), None)
     if other is None:
         return False
     at_his_door = _born_her_day_at_his_door(child, other, cand)
-    hers_ex = c.explanation
-    if hers_ex is None or (_DOB_RANK.get(hers_ex.level("date_of_birth") or "", 0) >= _DOB_RANK.get(
+    if (_DOB_RANK.get(hers_ex.level("date_of_birth") or "", 0) >= _DOB_RANK.get(
             ex.level("date_of_birth") or "", 0) and not at_his_door):
         return False
     # His given name known and agreeing, and unless it is his exactly, agreeing better
@@ -542,9 +544,9 @@ def _born_her_day_at_his_door(child: Record, other: CandidateLike, cand: Candida
     the date cannot tell them apart, nor can his record's likeness to hers, but the
     place can. An update about her could take his name and date (a clerk's trace) but
     would carry her refuge, not his door; and merged into his record it must change
-    none of its protected fields (address, carers, school, GP, services), so that it
-    tells no one of anywhere or anyone new, whoever it is about. Never for a severed
-    identity: an update that would match one always goes to a person."""
+    nothing (not a protected field, nor a name, a pupil number or an NHS number), so
+    that it tells no one of anywhere or anyone new, whoever it is about. Never for a
+    severed identity: an update that would match one always goes to a person."""
     if cand.severed or _unread(other) or _unread(cand) or other.record.get(
             "date_of_birth") != cand.record.get("date_of_birth"):
         return False
@@ -557,7 +559,7 @@ def _born_her_day_at_his_door(child: Record, other: CandidateLike, cand: Candida
     if _name_keys(other.record.get("family_name")) & _her_names_and_her_carers(cand.record):
         return False
     _, changed = merge(dict(other.record), child)
-    return not set(PROTECTED_FIELDS).intersection(changed)
+    return not changed
 
 
 def _name_keys(name: Any) -> set[str]:
@@ -659,17 +661,17 @@ def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) ->
     in any position), or both names in common and the birth year alone (a date of
     birth wrong in day and month), or her date of birth exactly and a given name one
     typo from hers (a new surname and "Olvia" for Olivia scores below the identity
-    floor), or 1 January of her birth year (a day and month not known), or her date 1
-    January and the update's another day of that year, and a given or middle name in
-    common. The sexes must not differ, but with her date and her given
-    name (a sex miscoded). Scoring can miss a child whose names changed and were then mistyped or
-    swapped, or whose date is wrong twice over; for a shielded child a miss is a
-    duplicate, so a person looks."""
+    floor), or 1 January (a day and month not known) of her birth year or a year
+    either side, or her date 1 January and the update's a day of such a year, and a
+    given or middle name in common. The sexes must not differ, but with her date and
+    her given name (a sex miscoded). Scoring can miss a child whose names changed and
+    were then mistyped or swapped, or whose date is wrong twice over; for a shielded
+    child a miss is a duplicate, so a person looks."""
     mine, theirs = str(update.get("date_of_birth")), str(record.get("date_of_birth"))
-    # A day and month the source did not know, recorded as 1 January of her year (or
-    # hers not known when she was indexed: a child whose age was assessed).
-    unknown_day = mine != theirs and (mine == theirs[:4] + "-01-01"
-                                      or theirs == mine[:4] + "-01-01")  # or hers
+    # A day and month the source did not know, recorded as 1 January, its year perhaps
+    # a year out (or hers not known when she was indexed: a child whose age was
+    # assessed).
+    unknown_day = _unknown_day(mine, theirs) or _unknown_day(theirs, mine)
     if not _dob_close(mine, theirs) and not unknown_day and not (
         mine[:4] == theirs[:4] and _full_name_agrees(update, record)
     ):
@@ -682,6 +684,13 @@ def could_be_same_child(update: Mapping[str, Any], record: Mapping[str, Any]) ->
             update, record)
     return bool(_name_tokens(update) & _name_tokens(record)) or (
         mine == theirs and _one_typo_apart(update.get("given_name"), record.get("given_name")))
+
+
+def _unknown_day(a: str, b: str) -> bool:
+    """Whether date `a` is 1 January of `b`'s year or a year either side (and not `b`)."""
+    if a == b or len(a) != 10 or a[4:] != "-01-01" or not (a[:4].isdigit() and b[:4].isdigit()):
+        return False
+    return abs(int(a[:4]) - int(b[:4])) <= 1
 
 
 def _given_tokens(record: Mapping[str, Any]) -> set[str]:

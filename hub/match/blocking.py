@@ -148,15 +148,21 @@ def _other_given_keys(p: Prepared) -> set[str]:
 
 def _shield_keys(p: Prepared) -> set[str]:
     keys = _year_keys(p) | _given_keys(p.given, p.dob_s) | _other_given_keys(p)
-    if p.given:  # a source that knew only her birth year records 1 January (form p7)
-        keys.add(_unknown_date_key(p.given, p.dob_s))
+    # A source that knew only her birth year records 1 January (form p7; her middle
+    # names too, p9).
+    keys.update(_unknown_date_key(name, p.year) for name in _given_and_others(p))
     return keys
 
 
-def _unknown_date_key(given: str, dob_s: str) -> str:
-    """Her given name and birth year: what an update dated 1 January of that year (a
-    source that did not know the day and month) looks up (forms p7, p8)."""
-    return f"J:{given[:24]}:{dob_s[:4]}"
+def _given_and_others(p: Prepared) -> set[str]:
+    return ({p.given} if p.given else set()) | set(p.given_others)
+
+
+def _unknown_date_key(given: str, year: int) -> str:
+    """A given (or middle) name and birth year: what an update dated 1 January of that
+    year or one either side (a source that did not know the day and month) looks up
+    (forms p7, p9)."""
+    return f"J:{given[:24]}:{year}"
 
 
 def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
@@ -248,9 +254,10 @@ def query_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     keys |= _given_keys(given, s)  # the shielded records' given-name keys
     keys |= _other_given_keys(p)
     keys |= _given_slip_keys(given, s)
-    if given:
-        if s[4:] == "0101":  # its date not known: any shielded child of its year (p7)
-            keys.add(_unknown_date_key(given, s))
-        else:  # a shielded record whose date was not known: 1 January of its year (p8)
-            keys.add(f"G:{given[:24]}:{s[:4]}0101")
+    years = (p.year - 1, p.year, p.year + 1)  # an age assessed a year out (p9)
+    if s[4:] == "0101":  # its date not known: any shielded child of its year (p7, p9)
+        keys.update(_unknown_date_key(name, y) for name in _given_and_others(p)
+                    for y in years)
+    elif given:  # a shielded record whose date was not known: 1 January (p8, p9)
+        keys.update(f"G:{given[:24]}:{y}0101" for y in years)
     return keys

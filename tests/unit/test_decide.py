@@ -645,7 +645,8 @@ def test_a_renamed_shielded_child_with_her_given_name_mistyped_goes_to_a_person(
     ({"date_of_birth": "2014-01-01"}, True),  # day and month unknown: 1 January
     ({"date_of_birth": "2014-01-01", "given_name": "Grace", "middle_names": None}, True),
     ({"date_of_birth": "2014-01-01", "given_name": "Olive"}, False),
-    ({"date_of_birth": "2013-01-01"}, False),  # another year
+    ({"date_of_birth": "2013-01-01"}, True),  # a year out (form p9)
+    ({"date_of_birth": "2012-01-01"}, False),  # two years out
 ])
 def test_a_renamed_shielded_child_with_one_more_thing_unlike_her_goes_to_a_person(
     over: dict[str, Any], plausible: bool
@@ -780,4 +781,34 @@ def test_a_shielded_child_of_unknown_date_renamed_with_her_true_date_goes_to_a_p
     facts = Facts(candidates=(Candidate("c1", her, shielded=True),))
     assert (decide(update, 1, facts, T).reason) == "shielded_candidate"
     assert decide(dict(update, given_name="Grace"), 1, facts, T).action == CREATE
-    assert decide(dict(update, date_of_birth="2013-08-23"), 1, facts, T).action == CREATE
+    # Her age assessed a year out (form p9): the year before or after is hers too.
+    for year in ("2011", "2013"):
+        d = decide(dict(update, date_of_birth=f"{year}-08-23"), 1, facts, T)
+        assert d.reason == "shielded_candidate", year
+    assert decide(dict(update, date_of_birth="2014-08-23"), 1, facts, T).action == CREATE
+
+
+def test_at_his_door_nothing_may_change_and_her_pupil_number_is_hers() -> None:
+    """A second review of "at his door": the update his own at his door but for her
+    unique pupil number (its school's council and establishment: the area she lives
+    in), or her middle name and surname among its middle names: linked, and written
+    into his open record. At his door nothing may change; and her UPN in an update
+    is never set aside for an open record, at his door or not (it was, a date a day
+    off, before either)."""
+    upn = "A330214524001"
+    her = Candidate("s", child(nhs_number=nhs(51), upn=upn, given_name="Amelia",
+                               family_name="Khanova", middle_names="Rose",
+                               date_of_birth="2014-03-19", address=REFUGE), shielded=True)
+    his = child(nhs_number=nhs(50), given_name="Amelia", family_name="Smithfield",
+                date_of_birth="2014-03-19")
+    facts = Facts(candidates=(Candidate("x", his), her))
+    assert decide(dict(his, nhs_number=None), 1, facts, T).action == LINK
+    for over in ({"upn": upn}, {"middle_names": "Rose Khanova"}):
+        for nhs_number in (None, nhs(50)):
+            d = decide(dict(his, nhs_number=nhs_number, **over), 1, facts, T)
+            assert (d.action, d.reason) == (REVIEW, "shielded_candidate"), (over, nhs_number)
+    # Not born her day, her UPN: hers, not set aside.
+    older = dict(his, date_of_birth="2014-03-18")
+    d = decide(dict(older, nhs_number=None, upn=upn), 1,
+               Facts(candidates=(Candidate("x", older), her)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")

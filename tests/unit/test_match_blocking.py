@@ -388,31 +388,35 @@ def test_a_shielded_record_is_found_with_a_new_surname_by_her_middle_name(
     assert any(k.startswith("G:") for k in shared), shared
 
 
-@given(children(), st.sampled_from(FAMILY))
+@given(children(), st.sampled_from(FAMILY), st.integers(-1, 1), st.sampled_from(GIVEN),
+       st.booleans())
 def test_a_shielded_record_is_found_with_a_new_surname_and_her_date_unknown(
-    record: dict[str, Any], new_surname: str
+    record: dict[str, Any], new_surname: str, year_out: int, middle: str, by_middle: bool
 ) -> None:
-    """A new surname and a source that knew only her birth year (1 January recorded),
-    at a new address, without an NHS number: her given name with 1 January of her
-    year (form p7) finds her."""
-    assume(new_surname != record["family_name"])
-    record = dict(record, nhs_number=None, middle_names=None)
-    update = dict(record, family_name=new_surname, address=None,
-                  date_of_birth=f"{_dob(record).year}-01-01")
+    """A new surname and a source that knew only her birth year, perhaps a year out (1
+    January recorded), at a new address, without an NHS number, her given name or the
+    middle name she goes by: her names with her birth year (forms p7, p9) find her."""
+    assume(new_surname != record["family_name"] and middle != record["given_name"])
+    record = dict(record, nhs_number=None, middle_names=middle)
+    update = dict(record, family_name=new_surname, address=None, middle_names=None,
+                  given_name=middle if by_middle else record["given_name"],
+                  date_of_birth=f"{_dob(record).year + year_out}-01-01")
     shared = (index_keys(record) | shielded_keys(record)) & query_keys(update)
     assert any(k.startswith(("G:", "J:")) for k in shared), shared
 
 
-@given(children(), st.sampled_from(FAMILY), st.dates(date(2007, 1, 2), date(2025, 12, 31)))
+@given(children(), st.sampled_from(FAMILY), st.dates(date(2007, 1, 2), date(2025, 12, 31)),
+       st.integers(-1, 1))
 def test_a_shielded_record_of_unknown_date_is_found_with_a_new_surname_and_her_true_date(
-    record: dict[str, Any], new_surname: str, true_date: date
+    record: dict[str, Any], new_surname: str, true_date: date, year_out: int
 ) -> None:
-    """Her record holds 1 January (her age assessed, her date not known); an update
-    under a new surname carries a date of that year: it looks up her given name with 1
-    January of its year (form p8), and finds her."""
+    """Her record holds 1 January (her age assessed, her date not known, perhaps a
+    year out); an update under a new surname carries a date of that year or one either
+    side: it looks up her given name with 1 January of its year and the years either
+    side (forms p8, p9), and finds her."""
     assume(new_surname != record["family_name"] and true_date.timetuple().tm_yday > 1)
     record = dict(record, nhs_number=None, middle_names=None,
-                  date_of_birth=f"{true_date.year}-01-01")
+                  date_of_birth=f"{true_date.year + year_out}-01-01")
     update = dict(record, family_name=new_surname, address=None,
                   date_of_birth=true_date.isoformat())
     shared = (index_keys(record) | shielded_keys(record)) & query_keys(update)
