@@ -467,9 +467,10 @@ def _explained_elsewhere(child: Record, best: Scored, c: Scored, cand: Candidate
     - by evidence she cannot share: the update is at the record's own postcode, or
       carries its NHS number (an update about her, renamed and mistyped at her
       refuge, can take a stranger's name and date of birth, not his address);
-    - nothing says it is hers: no NHS number in it but his, its date of birth
-      nearer his than hers, its given name his (or, as his nickname or middle
-      name, nearer his than hers), its family name not hers as written unless his;
+    - nothing says it is hers: no NHS number in it but his, not her unique pupil
+      number, its date of birth nearer his than hers, its given name his (or, as
+      his nickname or middle name, nearer his than hers), its family name not hers
+      as written unless his;
     - the record is someone else: its own NHS number, and hers another (an open
       duplicate of her made before she was shielded has hers, or none; one made
       with another number is not told apart: README, Known gaps), not born the
@@ -479,6 +480,9 @@ def _explained_elsewhere(child: Record, best: Scored, c: Scored, cand: Candidate
     - its names, date of birth and sex explain the update 10^EXPLAINED_BY times
       better (odds) than hers, and it is unlike her (their identity score below the
       floor).
+    Born the day she was, the date cannot tell them apart, nor his likeness to her;
+    at his own door with nothing new it is his all the same
+    (`_born_her_day_at_his_door`).
 
     Why: at a national scale a common given name and a date of birth a digit away
     make a shielded child a candidate of many updates about other children (README,

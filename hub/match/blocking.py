@@ -170,8 +170,11 @@ def shielded_keys(child: Mapping[str, Any] | Prepared) -> set[str]:
     given name as written with the date of birth, and with it one digit of its year,
     month or day unknown (six keys); the given name's nickname groups with the
     date; its typo variants (the name with each letter dropped) with the date (form
-    p6); and (form p7) each middle name with the date, and the given name with 1
-    January of the birth year.
+    p6); each middle name with the date (form p7); and the given and middle names
+    with the birth year alone (`J:`, forms p7 and p9), which only an update dated 1
+    January looks up. (A shielded record dated 1 January itself is found by every
+    update's given name with 1 January of its year and the years either side: forms
+    p8, p9.)
 
     They find it again when an update has two things wrong at once, which the
     ordinary keys do not promise to survive: a date of birth wrong in both day and
