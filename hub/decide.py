@@ -33,7 +33,7 @@ from rapidfuzz.distance import OSA
 from hub.config import Thresholds
 from hub.match.compare import DISAGREE, EXACT, MISSING, Prepared, prepare, prepared
 from hub.match.model import DEFAULT_MODEL, Model, TermFrequencies
-from hub.match.normalise import date_slips, name_key
+from hub.match.normalise import date_slips, name_key, name_parts
 from hub.match.score import MatchScore, score, score_prepared
 from hub.places import contact_keys, key_postcode, same_dwelling
 from hub.records import Record, merge
@@ -567,12 +567,11 @@ def _born_her_day_at_his_door(child: Record, other: CandidateLike, cand: Candida
 
 
 def _name_keys(name: Any) -> set[str]:
-    """A name and each of its words as name keys (Lê as "le", 王 kept: `_tokens` keeps
-    only Latin letters)."""
+    """A name as a name key and its parts (Lê as "le", 王 kept: `_tokens` keeps only
+    Latin letters)."""
     if not isinstance(name, str):
         return set()
-    keys = {name_key(w) for w in re.split(r"[\s\-']+", name)} | {name_key(name)}
-    return keys - {""}
+    return ({name_key(name)} | set(name_parts(name))) - {""}
 
 
 def _her_names_and_her_carers(record: Mapping[str, Any]) -> set[str]:
