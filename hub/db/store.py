@@ -139,14 +139,19 @@ def guard_ids(forms: Iterable[Prepared],
 GUARD_BUCKETS = 256
 
 #: A blocking key's kind (its first letter) -> the guard behind it: the birth year
-#: (date of birth, year and month or day, year), the birthday, the postcode, the UPN.
-_GUARDED_BY = {"d": "y", "y": "y", "Y": "y", "G": "y", "m": "m", "p": "p", "u": "u"}
+#: (date of birth, year and month or day, year; for 1 January the years either side
+#: too), the birthday, the postcode, the UPN.
+_GUARDED_BY = {"d": "y", "y": "y", "Y": "y", "G": "y", "T": "y", "J": "y", "m": "m", "p": "p",
+               "u": "u"}
 
 
 def _guards(p: Prepared, kinds: str) -> set[str]:
     names: set[str] = set()
     if "y" in kinds:
         names.add(f"y:{p.year}")
+        if p.dob_s[4:] == "0101":  # a date not known: it finds, and is found by, the
+            # years either side (forms p8, p9: an age assessed a year out)
+            names.update((f"y:{p.year - 1}", f"y:{p.year + 1}"))
     if "m" in kinds:
         names.add(f"m:{p.dob_s[4:]}")
     if "p" in kinds and p.postcode:
