@@ -22,6 +22,8 @@ from tests.factories import child, nhs
 
 T = Thresholds()
 REFUGE = {"lines": ["3 Harbour Lane"], "town": "Birmingham", "postcode": "B5 7QQ", "la": "330"}
+#: Where a renamed child is registered next (not an address the index knows).
+NEW_REFUGE = {"lines": ["1 Quay Street"], "town": "Liverpool", "postcode": "L1 0AA", "la": "341"}
 
 
 def test_source_link_wins_and_old_versions_are_noops() -> None:
@@ -605,10 +607,9 @@ def test_a_renamed_shielded_child_with_a_slip_of_her_date_goes_to_a_person(
     that one mistyped digit does not reach: she is plausible (rule 1's generous test
     counts such a date as close), so a person decides; before, an open record of her
     was created (an adversarial review)."""
-    refuge = {"lines": ["1 Quay Street"], "town": "Liverpool", "postcode": "L1 0AA", "la": "341"}
     her = child(given_name="Orla", family_name="Penhallow", date_of_birth=hers)
     update = child(nhs_number=None, given_name="Orla", family_name="Ashdown",
-                   date_of_birth=written, address=refuge, carers=None)
+                   date_of_birth=written, address=NEW_REFUGE, carers=None)
     d = decide(update, 1, Facts(candidates=(Candidate("c1", her, shielded=True),)), T)
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
     # A day far from hers is not a slip: created (another Orla).
@@ -625,10 +626,9 @@ def test_a_renamed_shielded_child_with_her_given_name_mistyped_goes_to_a_person(
     of birth, and one typo in her given name: she scored below the identity floor and
     shared no name, so an open record of her was created with the refuge in it. Her
     date and a given name one typo from hers make her plausible: a person decides."""
-    refuge = {"lines": ["1 Quay Street"], "town": "Liverpool", "postcode": "L1 0AA", "la": "341"}
     her = child(given_name="Olivia", family_name="Penhallow", date_of_birth="2014-03-12")
     update = child(nhs_number=None, given_name=written, family_name="Ashdown",
-                   date_of_birth="2014-03-12", address=refuge, carers=None)
+                   date_of_birth="2014-03-12", address=NEW_REFUGE, carers=None)
     facts = Facts(candidates=(Candidate("c1", her, shielded=True),))
     d = decide(update, 1, facts, T)
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
@@ -657,11 +657,10 @@ def test_a_renamed_shielded_child_with_one_more_thing_unlike_her_goes_to_a_perso
     floor and shared no name the generous test read (or a sex unlike hers), so an
     open record of her was created with the refuge in it. Now a person decides; the
     same with another given name (or year) is another child, created."""
-    refuge = {"lines": ["1 Quay Street"], "town": "Liverpool", "postcode": "L1 0AA", "la": "341"}
     her = child(given_name="Olivia", middle_names="Grace", family_name="Penhallow",
                 date_of_birth="2014-06-12", sex="female")
     update = dict(child(nhs_number=None, given_name="Olivia", family_name="Ashdown",
-                        date_of_birth="2014-06-12", address=refuge, carers=None), **over)
+                        date_of_birth="2014-06-12", address=NEW_REFUGE, carers=None), **over)
     d = decide(update, 1, Facts(candidates=(Candidate("c1", her, shielded=True),)), T)
     expected = (REVIEW, "shielded_candidate") if plausible else (CREATE, "no_match")
     assert (d.action, d.reason) == expected
