@@ -49,8 +49,10 @@ import asyncpg
 
 from bench import broker_ceiling
 from bench.broker_ceiling import percentile
+from bench.matching import _path
 from bench.proc import cpu_seconds
 from hub import loop as hub_loop
+from hub import native
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATE_RATIO = 0.5
@@ -704,7 +706,7 @@ async def hub_run(opts: Options, db_name: str, with_latency: bool = True) -> dic
 async def run(opts: Options) -> dict[str, Any]:
     t0 = time.perf_counter()
     created: list[str] = []
-    result: dict[str, Any] = {"options": asdict(opts)}
+    result: dict[str, Any] = {"options": asdict(opts), "native": native.status()}
     try:
         name = await make_index(opts, opts.children, opts.reuse_db)
         created.append(name)
@@ -785,7 +787,8 @@ def format_result(r: dict[str, Any]) -> str:
         f"hub bench: {h['children']:,} children indexed ({h['block_keys']:,} blocking keys);"
         f" {fs['updates']:,} updates timed after {o['warmup']:,} of warm-up;"
         f" hub run --processes {o['processes']} --workers {o['workers']}"
-        + (f", batch {o['batch_size']}" if o["batch_size"] else ""),
+        + (f", batch {o['batch_size']}" if o["batch_size"] else "")
+        + f"; matching path {_path(r)}",
         "",
         f"{'':34}{'rate':>12}{'p50':>11}{'p99':>11}",
         f"{'broker ceiling (quorum, confirms)':34}{f['ceiling_rate']:8.0f} /s"

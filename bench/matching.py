@@ -50,7 +50,7 @@ import asyncpg
 
 import hub.decide
 from bench.proc import cpu_seconds
-from hub import gc_tuning
+from hub import gc_tuning, native
 from hub import loop as hub_loop
 from hub.config import Thresholds
 from hub.db import migrate, store
@@ -466,6 +466,7 @@ async def run(
         len(canonical_body(u.model_dump(mode="json"))) for u in feed))
     result["index"] = build_meta
     result["children"] = build_meta["children"]
+    result["native"] = native.status()
     return result
 
 
@@ -475,6 +476,12 @@ async def _drop(server_url: str, name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def _path(r: dict[str, Any]) -> str:
+    """How the matching path ran (hub.native): compiled, or Python and why."""
+    return {"fresh": "compiled (hub native)", "stale": "Python (hub native build is stale)",
+            "absent": "Python (not compiled)"}.get(r.get("native", "absent"), "?")
 
 
 def format_result(r: dict[str, Any]) -> str:
@@ -487,7 +494,8 @@ def format_result(r: dict[str, Any]) -> str:
 
     lines = [
         f"matching: {r['updates']:,} updates in batches of {r['batch_size']} against "
-        f"{r['children']:,} children ({idx['block_keys']:,} blocking keys)",
+        f"{r['children']:,} children ({idx['block_keys']:,} blocking keys);"
+        f" matching path {_path(r)}",
         f"  throughput:           {r['updates_per_second']:9.0f} updates/s  "
         f"({r['wall_seconds']:.2f} s wall, {r['lanes']} batches at once, one process and "
         f"thread; Python CPU {r['python_cpu_seconds']:.2f} s, its PostgreSQL backends"
@@ -502,7 +510,10 @@ def format_result(r: dict[str, Any]) -> str:
         + share(sum(v for k, v in qs.items() if k != "children_for_keys")),
         f"    Python (keys, rows)        {share(r['retrieval_python_seconds'])}",
         f"  scoring                      {share(r['scoring_seconds'])}  "
-        f"({r['score_calls']:,} pairs, {r['us_per_score']:.1f} us/pair)",
+        f"({r['score_calls']:,} pairs, {r['us_per_score']:.1f} us/pair)"
+        if r["score_calls"] else
+        "  scoring                      (compiled: calls it from compiled code, which the"
+        " timer cannot wrap, are in the lines above and below)",
         f"  facts + decide (rest)        {share(r['decide_other_seconds'])}",
         "  decisions: " + ", ".join(f"{k} {v}" for k, v in list(r["actions"].items())[:8]),
     ]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from hub.config import Thresholds
 from hub.decide import (
     CREATE,
@@ -208,6 +210,7 @@ class Outcome:
     touches_shielded: bool = False
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a bulk load's LoadState (hub.native)
 @dataclass
 class BatchState:
     thresholds: Thresholds

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
+from mypy_extensions import mypyc_attr
 from rapidfuzz.distance import OSA
 
 from hub.config import Thresholds
@@ -44,6 +45,7 @@ LINK, CREATE, REVIEW, NOOP = "link", "create", "review", "noop"
 MORE = "more"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a bulk load's CachedMatcher (hub.native)
 @dataclass(frozen=True)
 class Matcher:
     """The scoring model in force and the index's name frequencies."""

@@ -478,6 +478,12 @@ async def match_models(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
+async def native(args: argparse.Namespace, s: Settings) -> int:
+    from hub import native
+
+    return await asyncio.to_thread(native.main, [args.action])
+
+
 async def match_activate(args: argparse.Namespace, s: Settings) -> int:
     from hub.match_store import activate_model
 

@@ -214,6 +214,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("version", metavar="VERSION")
     s.set_defaults(func=c.match_activate)
 
+    s = sub.add_parser("native", help="the matching path compiled with mypyc (hub.native)")
+    s.add_argument("action", choices=("build", "clean", "status"), nargs="?",
+                   default="status")
+    s.set_defaults(func=c.native)
+
     s = sub.add_parser("console", help="the operators' web console (and /metrics)")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (0.0.0.0 in a container)")

@@ -3,6 +3,11 @@
 No database, no broker: records are canonical child dicts (or their Prepared forms).
 """
 
+# ruff: noqa: E402 (the search path is extended before any of its modules is imported)
+from hub import native as _native
+
+_native.extend_path(__name__, __path__)
+
 from hub.match import compare
 from hub.match.blocking import index_keys, query_keys
 from hub.match.compare import Prepared, prepare

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -78,7 +78,7 @@ class Prepared:
     la: str
 
     #: What it holds (the slots, with the address line as made).
-    FIELDS = (
+    FIELDS: ClassVar[tuple[str, ...]] = (
         "given", "given_sdx", "given_mph", "given_groups", "given_others",
         "family", "family_all", "family_sdx", "family_mph", "formers",
         "dob_s", "year", "month", "day",

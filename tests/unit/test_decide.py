@@ -260,6 +260,7 @@ def test_shielded_child_with_a_doubly_wrong_date_of_birth_still_goes_to_a_person
 
 class _CountingMatcher(Matcher):
     def __init__(self) -> None:
+        super().__init__()
         object.__setattr__(self, "scored", [])
 
     def score(self, update: Any, record: Any) -> Any:

@@ -496,7 +496,8 @@ def _pins() -> dict[str, str]:
 def _direct_requirements() -> list[Requirement]:
     project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]
     return [Requirement(r) for r in
-            [*project["dependencies"], *project["optional-dependencies"]["test"]]]
+            [*project["dependencies"], *project["optional-dependencies"]["test"],
+             *project["optional-dependencies"]["native"]]]
 
 
 def test_every_dependency_is_pinned_within_its_range() -> None:
