@@ -49,7 +49,6 @@ import asyncpg
 
 from bench import broker_ceiling
 from bench.broker_ceiling import percentile
-from bench.matching import _path
 from bench.proc import cpu_seconds
 from hub import loop as hub_loop
 from hub import native
@@ -706,7 +705,7 @@ async def hub_run(opts: Options, db_name: str, with_latency: bool = True) -> dic
 async def run(opts: Options) -> dict[str, Any]:
     t0 = time.perf_counter()
     created: list[str] = []
-    result: dict[str, Any] = {"options": asdict(opts), "native": native.status()}
+    result: dict[str, Any] = {"options": asdict(opts), "native": native.describe()}
     try:
         name = await make_index(opts, opts.children, opts.reuse_db)
         created.append(name)
@@ -788,7 +787,7 @@ def format_result(r: dict[str, Any]) -> str:
         f" {fs['updates']:,} updates timed after {o['warmup']:,} of warm-up;"
         f" hub run --processes {o['processes']} --workers {o['workers']}"
         + (f", batch {o['batch_size']}" if o["batch_size"] else "")
-        + f"; matching path {_path(r)}",
+        + f"; matching path {r['native']}",
         "",
         f"{'':34}{'rate':>12}{'p50':>11}{'p99':>11}",
         f"{'broker ceiling (quorum, confirms)':34}{f['ceiling_rate']:8.0f} /s"

@@ -466,7 +466,7 @@ async def run(
         len(canonical_body(u.model_dump(mode="json"))) for u in feed))
     result["index"] = build_meta
     result["children"] = build_meta["children"]
-    result["native"] = native.status()
+    result["native"] = native.describe()
     return result
 
 
@@ -476,12 +476,6 @@ async def _drop(server_url: str, name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
-
-
-def _path(r: dict[str, Any]) -> str:
-    """How the matching path ran (hub.native): compiled, or Python and why."""
-    return {"fresh": "compiled (hub native)", "stale": "Python (hub native build is stale)",
-            "absent": "Python (not compiled)"}.get(r.get("native", "absent"), "?")
 
 
 def format_result(r: dict[str, Any]) -> str:
@@ -495,7 +489,7 @@ def format_result(r: dict[str, Any]) -> str:
     lines = [
         f"matching: {r['updates']:,} updates in batches of {r['batch_size']} against "
         f"{r['children']:,} children ({idx['block_keys']:,} blocking keys);"
-        f" matching path {_path(r)}",
+        f" matching path {r['native']}",
         f"  throughput:           {r['updates_per_second']:9.0f} updates/s  "
         f"({r['wall_seconds']:.2f} s wall, {r['lanes']} batches at once, one process and "
         f"thread; Python CPU {r['python_cpu_seconds']:.2f} s, its PostgreSQL backends"

@@ -10,13 +10,14 @@ source. A module edited since is therefore never shadowed by a stale binary: the
 whole set falls back to Python (compiled modules call each other directly, so they
 go together) until it is built again. Without a C compiler or mypy the hub runs as
 Python. `hub native build` compiles (deploy/install.sh does), `hub native status`
-says which runs, `hub native clean` removes the build.
+says which runs, `hub native clean` removes the build; HUB_NATIVE=0 runs Python.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import MutableSequence
 from pathlib import Path
@@ -68,7 +69,9 @@ def status(native_dir: Path = NATIVE_DIR, root: Path = _ROOT) -> str:
 def extend_path(package: str, path: MutableSequence[str],
                 native_dir: Path = NATIVE_DIR, root: Path = _ROOT) -> None:
     """Put the package's compiled modules first on its search path (`__path__`) when
-    the build is fresh; else leave the path as it is."""
+    the build is fresh and HUB_NATIVE is not 0; else leave the path as it is."""
+    if os.environ.get("HUB_NATIVE") == "0":  # Python, to compare or to debug
+        return
     where = native_dir.joinpath(*package.split("."))
     if where.is_dir() and str(where) not in path and status(native_dir, root) == "fresh":
         path.insert(0, str(where))
@@ -86,10 +89,19 @@ def loaded() -> dict[str, bool]:
     return out
 
 
+def describe() -> str:
+    """How this process runs the matching path, for benchmarks' figures."""
+    if all(loaded().values()):
+        return "compiled (hub native)"
+    if os.environ.get("HUB_NATIVE") == "0":
+        return "Python (HUB_NATIVE=0)"
+    return {"stale": "Python (the build is stale: hub native build)"}.get(
+        status(), "Python (not compiled)")
+
+
 def build(root: Path = _ROOT) -> None:
     """Compile MODULES into `hub/_native` (replacing an earlier build once the new one
     is made). Needs mypy (mypyc), setuptools and a C compiler."""
-    import os
     import shutil
     import subprocess
     import tempfile
