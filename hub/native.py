@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from collections.abc import MutableSequence
+from functools import lru_cache
 from pathlib import Path
 
 #: The compiled modules, relative to the directory that holds the `hub` package.
@@ -46,13 +47,21 @@ NATIVE_DIR = _ROOT / "hub" / "_native"
 _STAMP = "stamp.json"
 
 
+#: The packages whose source a build depends on: the compiled modules, and every
+#: module they import from (mypyc may build in what it knows of them, a constant, a
+#: class's shape), so any change in them makes the build stale.
+SOURCE_PACKAGES = ("hub", "schemas")
+
+
 def source_digest(root: Path = _ROOT) -> str:
-    """What a build is made from: every compiled module's source, and the Python it
-    runs on (an extension module is built for one)."""
+    """What a build is made from: the source of every module of SOURCE_PACKAGES (about
+    90 files, read in a few milliseconds), and the Python it runs on (an extension
+    module is built for one)."""
     h = hashlib.sha256(f"{sys.implementation.cache_tag}\n".encode())
-    for rel in MODULES:
-        h.update(rel.encode() + b"\0")
-        h.update((root / rel).read_bytes())
+    for package in SOURCE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0")
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 
@@ -73,8 +82,14 @@ def extend_path(package: str, path: MutableSequence[str],
     if os.environ.get("HUB_NATIVE") == "0":  # Python, to compare or to debug
         return
     where = native_dir.joinpath(*package.split("."))
-    if where.is_dir() and str(where) not in path and status(native_dir, root) == "fresh":
+    if where.is_dir() and str(where) not in path and _fresh(native_dir, root):
         path.insert(0, str(where))
+
+
+@lru_cache(maxsize=None)
+def _fresh(native_dir: Path, root: Path) -> bool:
+    # Once a process: hub and hub.match ask in turn as they are imported.
+    return status(native_dir, root) == "fresh"
 
 
 def loaded() -> dict[str, bool]:

@@ -12,9 +12,14 @@ from hub import native
 
 
 def _tree(root: Path) -> None:
-    for rel in native.MODULES:
+    for rel in (*native.MODULES, "hub/config.py", "schemas/canonical.py"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(f"# {rel}\n")
+
+
+@pytest.fixture(autouse=True)
+def _asked_afresh() -> None:
+    native._fresh.cache_clear()  # each case's tree is new
 
 
 def _built(root: Path, native_dir: Path) -> None:
@@ -41,6 +46,17 @@ def test_a_build_is_searched_first_only_while_every_source_is_as_it_was_built(
         path = [str(root.joinpath(*package.split(".")))]
         native.extend_path(package, path, native_dir, root)
         assert path == [str(root.joinpath(*package.split(".")))]
+
+
+@pytest.mark.parametrize("edited", ["hub/config.py", "schemas/canonical.py", "hub/new.py"])
+def test_a_module_the_compiled_ones_import_from_is_part_of_the_build(
+        tmp_path: Path, edited: str) -> None:
+    # What mypyc knew of it (a constant, a class's shape) may be built in.
+    root, native_dir = tmp_path / "src", tmp_path / "src" / "hub" / "_native"
+    _tree(root)
+    _built(root, native_dir)
+    (root / edited).write_text("LIMIT = 2\n")
+    assert native.status(native_dir, root) == "stale"
 
 
 def test_hub_native_0_runs_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
