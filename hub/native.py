@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from collections.abc import MutableSequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 #: The compiled modules, relative to the directory that holds the `hub` package.
@@ -86,7 +86,7 @@ def extend_path(package: str, path: MutableSequence[str],
         path.insert(0, str(where))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fresh(native_dir: Path, root: Path) -> bool:
     # Once a process: hub and hub.match ask in turn as they are imported.
     return status(native_dir, root) == "fresh"
