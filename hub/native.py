@@ -3,14 +3,14 @@
 Every update goes through these modules (prepare, blocking keys, scoring, the
 decision rules, the batch's candidates, validation), and compiled they cost about a
 quarter less CPU (README, "Performance": matching alone, and the hub end to end). The
-Python source stays the truth: `python -m hub.native build` compiles these modules
-into `hub/_native/` with a stamp of the sources they were made from, and on import
-`hub` and `hub.match` look there first only while the stamp still matches every
-source. A module edited since is therefore never shadowed by a stale binary: the
-whole set falls back to Python (compiled modules call each other directly, so they
-go together) until it is built again. Without a C compiler or mypy the hub runs as
-Python. `hub native build` compiles (deploy/install.sh does), `hub native status`
-says which runs, `hub native clean` removes the build; HUB_NATIVE=0 runs Python.
+Python source stays the truth: `hub native build` (deploy/install.sh runs it)
+compiles these modules into `hub/_native/` with a stamp of the source they were made
+from, and on import `hub` and `hub.match` look there first only while the stamp
+still matches. A module edited since is therefore never shadowed by a stale binary:
+the whole set falls back to Python (compiled modules call each other directly, so
+they go together) until it is built again. Without a C compiler or mypy the hub runs
+as Python. `hub native status` says which runs, `hub native clean` removes the
+build; HUB_NATIVE=0 runs Python.
 """
 
 from __future__ import annotations
@@ -187,4 +187,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print("usage: hub native [build|clean|status]", file=sys.stderr)
     return 2
-
