@@ -124,12 +124,20 @@ def build(root: Path = _ROOT) -> None:
     digest = source_digest(root)
     with tempfile.TemporaryDirectory(prefix="hub-native-") as tmp:
         work = Path(tmp)
-        # Run from an empty directory: mypy finds the package from the paths, and
+        # A copy of the source, compiled from an empty directory: mypy then reads the
+        # packages from the copy, never as files among an installed hub's neighbours
+        # in site-packages (which it would take for the project's own modules), and
         # setuptools reads no project file of ours.
+        src = work / "src"
+        for package in SOURCE_PACKAGES:
+            for path in (root / package).rglob("*.py"):
+                copy = src / path.relative_to(root)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, copy)
         script = (
             "from setuptools import setup\n"
             "from mypyc.build import mypycify\n"
-            f"paths = {[str(root / m) for m in MODULES]!r}\n"
+            f"paths = {[str(src / m) for m in MODULES]!r}\n"
             "setup(name='hub-native', script_name='hub-native',\n"
             f"      ext_modules=mypycify(paths, separate=[(paths, {GROUP!r})],\n"
             f"                           target_dir={str(work / 'c')!r}),\n"

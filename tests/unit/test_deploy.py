@@ -170,7 +170,10 @@ def test_dockerfile_base_user_entrypoint_and_default_command() -> None:
     cmd = json.loads(next(r for w, r in ins if w == "CMD"))
     assert cmd == ["run", "--workers", "2"]
     _assert_hub_command(cmd)
-    assert any(w == "RUN" and re.search(r"pip install (\S+ )*\.(\s|$)", r) for w, r in ins)
+    assert any(w == "RUN" and re.search(r"pip install (\S+ )*'?\.(\[[\w,]+\])?'?(\s|$)", r)
+               for w, r in ins)
+    # The image runs the matching path compiled, as CI does (hub.native).
+    assert any(w == "RUN" and "hub native build" in r and "'^fresh'" in r for w, r in ins)
     healthcheck = next(r for w, r in ins if w == "HEALTHCHECK")
     assert "CMD" in healthcheck and "wait" not in healthcheck  # not queue state
 
