@@ -11,7 +11,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hub import gc_tuning
+from hub import gc_tuning, native
 from hub.broker.connection import connect
 from hub.config import Settings
 from hub.db.connect import pool as make_pool
@@ -159,7 +159,9 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
             name="parking"))
     if "pipeline" in only:
         side.append(asyncio.create_task(_release_loop(pool, amqp, stopping), name="release"))
-    log.info("started", workers=workers)
+    # A deployment that runs the matching path as Python spends ~15% more CPU an
+    # update: say which (hub.native).
+    log.info("started", workers=workers, matching_path=native.describe())
     if started is not None:
         started.set()
     stop_wait = asyncio.create_task(stopping.wait())

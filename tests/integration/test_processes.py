@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from hub import native
 from hub.synth.feed import initial_load, write_jsonl
 from hub.synth.population import generate_population
-from tests.helpers import HubProcess, count, hub
+from tests.helpers import HubProcess, count, hub, jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,10 @@ async def test_pipeline_processes_share_the_queue_and_stop_together(
     finally:
         assert proc.stop() == 0, (tmp_path / "hub.log").read_text()[-3000:]
     assert not any(_alive(k) for k in kids)
+    # Each process says how it runs the matching path: as this one does (compiled
+    # under deploy/test.sh, which requires the build; hub.native).
+    started = [e for e in jsonl((tmp_path / "hub.log").read_text()) if e.get("event") == "started"]
+    assert [e["matching_path"] for e in started] == [native.describe()] * 3
 
 
 async def test_children_of_a_killed_hub_stop_and_nothing_is_lost(
