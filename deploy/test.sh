@@ -11,6 +11,13 @@ if [ ! -x /usr/bin/chromium ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 deploy/install.sh test
-# The suite runs the compiled matching path a deployed hub runs (hub/native.py).
-[ "${HUB_NATIVE:-1}" != 0 ] && export HUB_NATIVE_REQUIRED=1
+# The suite runs the compiled matching path a deployed hub runs (hub/native.py):
+# wherever there is a C compiler, a build that failed fails the suite.
+if [ "${HUB_NATIVE:-1}" != 0 ]; then
+  if command -v cc >/dev/null 2>&1; then
+    export HUB_NATIVE_REQUIRED=1
+  else
+    echo "test.sh: no C compiler: the suite runs the matching path as Python" >&2
+  fi
+fi
 exec .venv/bin/python -m pytest -q "$@"
