@@ -23,7 +23,7 @@ fi
 # The matching path compiled with mypyc (hub/native.py): about a quarter less CPU an
 # update. Without a C compiler the hub runs as Python (HUB_NATIVE=0: do not compile).
 if [ "${HUB_NATIVE:-1}" != 0 ]; then
-  if ! command -v cc >/dev/null 2>&1 && [ "${HUB_INSTALL_COMPILER:-1}" = 1 ]; then
+  if ! .venv/bin/hub native check 2>/dev/null && [ "${HUB_INSTALL_COMPILER:-1}" = 1 ]; then
     as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
     as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq gcc python3-dev >/dev/null || true

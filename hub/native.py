@@ -9,8 +9,8 @@ from, and on import `hub` and `hub.match` look there first only while the stamp
 still matches. A module edited since is therefore never shadowed by a stale binary:
 the whole set falls back to Python (compiled modules call each other directly, so
 they go together) until it is built again. Without a C compiler or mypy the hub runs
-as Python. `hub native status` says which runs, `hub native clean` removes the
-build; HUB_NATIVE=0 runs Python.
+as Python. `hub native status` says which runs, `hub native check` whether this
+machine can compile, `hub native clean` removes the build; HUB_NATIVE=0 runs Python.
 """
 
 from __future__ import annotations
@@ -114,6 +114,22 @@ def describe() -> str:
         status(), "Python (not compiled)")
 
 
+def toolchain() -> str | None:
+    """Why this machine cannot compile the modules (no C compiler, no Python headers,
+    no mypyc), or None when it can."""
+    import importlib.util
+    import shutil
+    import sysconfig
+
+    if not any(shutil.which(cc) for cc in (os.environ.get("CC", "cc"), "gcc")):
+        return "no C compiler"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "no Python headers (python3-dev)"
+    if importlib.util.find_spec("mypyc") is None:
+        return "no mypyc (pip install '.[native]')"
+    return None
+
+
 def build(root: Path = _ROOT) -> None:
     """Compile MODULES into `hub/_native` (replacing an earlier build once the new one
     is made). Needs mypy (mypyc), setuptools and a C compiler."""
@@ -186,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"hub.native: {len(MODULES)} modules compiled into {NATIVE_DIR}", file=sys.stderr)
         return 0
+    if command == "check":
+        missing = toolchain()
+        print(f"hub.native: cannot compile here: {missing}" if missing
+              else "hub.native: can compile here", file=sys.stderr)
+        return 1 if missing else 0
     if command == "clean":
         clean()
         return 0
@@ -193,5 +214,5 @@ def main(argv: list[str] | None = None) -> int:
         state = status()
         print(f"{state}: {NATIVE_DIR}" if state != "absent" else "absent: the hub runs as Python")
         return 0
-    print("usage: hub native [build|clean|status]", file=sys.stderr)
+    print("usage: hub native [build|check|clean|status]", file=sys.stderr)
     return 2

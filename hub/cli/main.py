@@ -215,7 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=c.match_activate)
 
     s = sub.add_parser("native", help="the matching path compiled with mypyc (hub.native)")
-    s.add_argument("action", choices=("build", "clean", "status"), nargs="?",
+    s.add_argument("action", choices=("build", "check", "clean", "status"), nargs="?",
                    default="status")
     s.set_defaults(func=c.native)
 

@@ -99,11 +99,21 @@ def test_the_matching_path_runs_compiled_exactly_when_the_build_is_fresh() -> No
     assert all(compiled.values()) if state == "fresh" else not any(compiled.values()), compiled
 
 
-@pytest.mark.parametrize("command", ["status", "nonsense"])
+@pytest.mark.parametrize("command", ["status", "check", "nonsense"])
 def test_the_command_answers(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = native.main([command])
     if command == "status":
         assert code == 0 and capsys.readouterr().out.split(":")[0] in (
             "fresh", "stale", "absent")
+    elif command == "check":
+        assert code == (1 if native.toolchain() else 0)
+        assert ("cannot compile" in capsys.readouterr().err) == bool(code)
     else:
         assert code == 2
+
+
+def test_without_a_compiler_it_says_so(monkeypatch: pytest.MonkeyPatch,
+                                       tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on it
+    monkeypatch.setenv("CC", "no-such-cc")
+    assert native.toolchain() == "no C compiler"
