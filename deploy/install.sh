@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
   as_root apt-get update -qq && as_root apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -24,7 +24,6 @@ fi
 # update. Without a C compiler the hub runs as Python (HUB_NATIVE=0: do not compile).
 if [ "${HUB_NATIVE:-1}" != 0 ]; then
   if ! .venv/bin/hub native check 2>/dev/null && [ "${HUB_INSTALL_COMPILER:-1}" = 1 ]; then
-    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
     as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq gcc python3-dev >/dev/null || true
   fi

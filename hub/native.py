@@ -116,8 +116,9 @@ def describe() -> str:
         return "compiled (hub native)"
     if os.environ.get("HUB_NATIVE") == "0":
         return "Python (HUB_NATIVE=0)"
-    return {"stale": "Python (the build is stale: hub native build)"}.get(
-        status(), "Python (not compiled)")
+    if status() == "stale":
+        return "Python (the build is stale: hub native build)"
+    return "Python (not compiled)"
 
 
 def toolchain() -> str | None:
