@@ -119,7 +119,9 @@ def configure(level: str = "INFO") -> None:
     structlog.configure(
         processors=[*PROCESSORS, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write a line, its newline in it: the processes of `hub run --processes`
+        # share stderr, and print's separate newline let two lines meet on one.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
 

@@ -5,18 +5,16 @@ stops itself, and what it held comes back."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hub import native
 from hub.synth.feed import initial_load, write_jsonl
 from hub.synth.population import generate_population
-from tests.helpers import HubProcess, count, hub
+from tests.helpers import HubProcess, count, hub, jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -76,23 +74,11 @@ async def test_pipeline_processes_share_the_queue_and_stop_together(
     assert not any(_alive(k) for k in kids)
     # Each process says how it runs the matching path: as this one does (compiled
     # under deploy/test.sh, which requires the build; hub.native).
-    started = [e for e in _objects((tmp_path / "hub.log").read_text())
+    # One JSON object a line (jsonl): three processes share the file, and each writes
+    # a line with its newline at once (hub.log).
+    started = [e for e in jsonl((tmp_path / "hub.log").read_text())
                if e.get("event") == "started"]
     assert [e["matching_path"] for e in started] == [native.describe()] * 3
-
-
-def _objects(text: str) -> list[dict[str, Any]]:
-    """The JSON log lines of three processes sharing one file: each writes its line
-    and then its newline, so two lines can meet on one."""
-    decoder, i = json.JSONDecoder(), 0
-    out: list[dict[str, Any]] = []
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i == len(text):
-            return out
-        obj, i = decoder.raw_decode(text, i)
-        out.append(obj)
 
 
 async def test_children_of_a_killed_hub_stop_and_nothing_is_lost(
