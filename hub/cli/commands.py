@@ -168,7 +168,7 @@ async def _with_conn(s: Settings, fn: Any, *a: Any) -> Any:
 
 async def shield(args: argparse.Namespace, s: Settings) -> int:
     done = await _with_conn(s, ops.shield_record, args.child_id, args.authority, args.by,
-                            args.reason, args.household)
+                            args.reason, args.household, s.thresholds)
     print(f"shielded {args.child_id} for {args.authority} (version {done.version})")
     for other in done.household:
         print(f"also shielded {other} for {args.authority}: an open record at the same house"
@@ -182,6 +182,14 @@ async def shield(args: argparse.Namespace, s: Settings) -> int:
         print(f"note: {other}, an open record at the same house, still shows this address:"
               f" shield it too (hub shield {other} --authority {args.authority}), or all of"
               " them with --household", file=sys.stderr)
+    if done.could_be_her:
+        more = done.could_be_her_count - len(done.could_be_her)
+        # Ids only: the authority looks at them seeing both records.
+        print(f"note: {done.could_be_her_count} open record(s) could be this child (a"
+              " duplicate made before the shield would hold what it was given open):"
+              f" {', '.join(done.could_be_her)}" + (f" and {more} more" if more else "")
+              + f"; named to {args.authority} in its child.shielded notification",
+              file=sys.stderr)
     return 0
 
 

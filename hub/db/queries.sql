@@ -125,6 +125,15 @@ FROM block_keys k JOIN children c ON c.child_id = k.child_id
 WHERE k.key = $1 AND NOT c.shielded
 ORDER BY c.child_id;
 
+-- name: open_under_keys
+-- The open (unshielded) children other than $2 indexed under any of these blocking
+-- keys, with their records (hub.operations._could_be_her).
+SELECT c.child_id::text AS child_id, c.record
+FROM children c
+WHERE c.child_id IN (SELECT child_id FROM block_keys WHERE key = ANY($1::text[]))
+  AND NOT c.shielded AND c.child_id <> $2
+ORDER BY c.child_id;
+
 -- name: history_places
 -- What every version of these children held that rule 6 protects (hub.places).
 SELECT child_id, jsonb_build_object('address', record->'address',
