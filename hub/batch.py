@@ -198,6 +198,10 @@ class Writes:
     # message id, outcome, child, latency (ms), digest of what was processed, source
     processed: list[tuple[str, str, str | None, int | None, bytes | None, str | None]] = field(
         default_factory=list)
+    # (child id, version, authority) of each record the batch shielded (restricted at
+    # origin, an operator's placing): hub.shield_check.tell names to that authority
+    # the open records still showing where she is
+    shielded: list[tuple[str, int, str | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -460,6 +464,8 @@ class BatchState:
         row.match = self.prepare_of(after)
         self.writes.children[row.child_id] = row
         self.writes.versions.append((row.child_id, row.version, after, actor, message_id))
+        if shield_changed:
+            self.writes.shielded.append((row.child_id, row.version, row.authority))
         for fld in changed:
             self.writes.provenance[(row.child_id, fld)] = (
                 row.child_id, fld, update.source, update.source_record_id, update.source_version

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import asyncpg
 
+from hub import shield_check
 from hub.batch import Outcome
 from hub.config import Thresholds
 from hub.db import store
@@ -177,5 +178,7 @@ async def _process(
         if locks:
             await store.guard_new_keys(conn, state)
         await store.flush(conn, state.writes)
+        # Written, so a record this batch created at her house is found too.
+        await shield_check.tell(conn, state.writes.shielded, thresholds)
     forget_prepared()
     return outcomes

@@ -13,13 +13,14 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from hub import shield_check
 from hub.batch import BatchState
 from hub.config import Thresholds
 from hub.db import protected, store
 from hub.db.queries import q
-from hub.decide import DEFAULT_MATCHER, Candidate, Facts, plausible_shielded
+from hub.decide import Facts, plausible_shielded
 from hub.match import compact
-from hub.match.blocking import query_keys, stored_keys
+from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_shielding
 from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
@@ -94,15 +95,10 @@ class Shielded(NamedTuple):
     open_at_house: tuple[str, ...]
     # her address has lines but no postcode: no one at her house was looked for
     house_unsearched: bool = False
-    # open records that could be her (`_could_be_her`), best first, at most
-    # COULD_BE_HER_NAMED of them; and how many there were
+    # open records that could be her (hub.shield_check.could_be_her), best first, at
+    # most shield_check.COULD_BE_HER_NAMED of them; and how many there were
     could_be_her: tuple[str, ...] = ()
     could_be_her_count: int = 0
-
-
-#: Open records that could be her named to her authority, at most (best first; the
-#: count says how many in all): the generous test names namesakes too.
-COULD_BE_HER_NAMED = 20
 
 
 async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
@@ -120,7 +116,7 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
     with her by the same authority (told of each, child.shielded; it may lift their
     shields one by one); without, they are returned for the operator to decide.
 
-    Also the open records that could be her (`_could_be_her`): a duplicate of her
+    Also the open records that could be her (hub.shield_check): a duplicate of her
     made before she was shielded holds what it was given open, perhaps her new
     address. Her authority is asked once, in its child.shielded notification and in
     the audit; nothing is changed in them."""
@@ -135,8 +131,7 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         # (and is found below) or after it (and sees her protected: rule 6).
         address, form = record.get("address"), prepare(record)
         await store.lock_all(conn, store.place_lock_ids(lock_places(address)))
-        house = [(i, r) for i, r in await _open_in_postcode(conn, form.postcode)
-                 if i != cid and same_house(address, r.get("address"))]
+        house = await shield_check.at_house(conn, cid, record)
         # Every guard lock in one call (sorted: no deadlock with a batch), then rows.
         await store.lock_all(conn, store.guard_ids(
             [form, *(prepare(r) for _, r in house if household)]))
@@ -154,13 +149,10 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         # Her authority's notification and the audit name the open records left at
         # her house.
         left = () if household else tuple(i for i, _ in house)
-        named: dict[str, Any] = {"open_at_same_house": list(left)} if left else {}
         with_her = {i for i, _ in house} if household else set()
-        could_be = [i for i in await _could_be_her(conn, cid, record, thresholds or Thresholds())
-                    if i not in with_her]
-        if could_be:
-            named["open_could_be_her"] = could_be[:COULD_BE_HER_NAMED]
-            named["open_could_be_her_count"] = len(could_be)
+        could_be = [i for i in await shield_check.could_be_her(
+            conn, cid, record, thresholds or Thresholds()) if i not in with_her]
+        named = shield_check.named(list(left), could_be)
         version = await _shield_row(conn, row, authority, by, {"reason": reason, **named},
                                     named or None)
         shielded: list[str] = []
@@ -174,27 +166,7 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
                                "with": str(row["child_id"])})
             shielded.append(other)
     return Shielded(version, tuple(shielded), left, bool(address) and not form.postcode,
-                    tuple(could_be[:COULD_BE_HER_NAMED]), len(could_be))
-
-
-async def _could_be_her(conn: asyncpg.Connection, cid: Any, record: Record,
-                        thresholds: Thresholds) -> list[str]:
-    """The open records found by the keys an update about her looks up that rule 1
-    (hub.decide) would count her plausible for, were they an update: the duplicates
-    of her that could have been made before she was shielded (a new surname, a
-    typo, no NHS number), best first by how like her they are. Looked for once, as
-    she is shielded, instead of by every later update."""
-    rows = await conn.fetch(q("open_under_keys"), sorted(query_keys(record)), cid)
-    her = Candidate(str(cid), record, shielded=True)
-    facts = Facts(candidates=(her,))
-    form = prepare(record)
-    found = []
-    for r in rows:
-        theirs = prepare(r["record"])
-        if plausible_shielded(r["record"], facts, thresholds, DEFAULT_MATCHER, theirs):
-            found.append((-DEFAULT_MATCHER.score(theirs, form).identity_probability,
-                          r["child_id"]))
-    return [i for _, i in sorted(found)]
+                    tuple(could_be[:shield_check.COULD_BE_HER_NAMED]), len(could_be))
 
 
 async def _shield_row(conn: asyncpg.Connection, row: asyncpg.Record, authority: str, by: str,
@@ -207,15 +179,6 @@ async def _shield_row(conn: asyncpg.Connection, row: asyncpg.Record, authority: 
     await _outbox_shielding(conn, row, version, authority, "child.shielded", told)
     await audit(conn, by, "shield", str(row["child_id"]), authority, detail)
     return version
-
-
-async def _open_in_postcode(conn: asyncpg.Connection,
-                            postcode: str) -> list[tuple[str, dict[str, Any]]]:
-    """The open records indexed under a postcode (its "p:" blocking key)."""
-    if not postcode:
-        return []
-    return [(r["child_id"], r["record"]) for r in await conn.fetch(
-        q("open_under_key"), f"p:{postcode}")]
 
 
 async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
@@ -662,6 +625,7 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     f" placed: run `hub review show {item_id}` and decide again"
                 ) from None
             await store.flush(conn, state.writes)
+            await shield_check.tell(conn, state.writes.shielded, thresholds)
         status = "rejected" if action == "reject" else "resolved"
         await conn.execute(
             "UPDATE parked SET status = $2, resolved_at = now(), resolved_by = $3,"

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENTS = ("child.created", "child.updated", "child.moved_in", "child.moved_out",
-          "child.shielded", "child.unshielded", "alert.break_glass")
+          "child.shielded", "child.unshielded", "alert.break_glass", "alert.shield_check")
 
 
 class Notification(BaseModel):
@@ -25,3 +25,12 @@ class Notification(BaseModel):
     child: dict[str, Any] | None = Field(
         default=None,
         description="The canonical child as this council may see it (see canonical_update)")
+    # To the shielding authority only, on child.shielded and alert.shield_check: open
+    # records still showing where she is, by id (hub.shield_check).
+    open_at_same_house: list[str] | None = Field(
+        default=None, description="Open records at the shielded child's house (ids)")
+    open_could_be_her: list[str] | None = Field(
+        default=None, description="Open records that could be the shielded child: a "
+        "duplicate made before the shield (ids, best first, at most 20)")
+    open_could_be_her_count: int | None = Field(
+        default=None, description="How many open records could be the shielded child")

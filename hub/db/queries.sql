@@ -127,7 +127,7 @@ ORDER BY c.child_id;
 
 -- name: open_under_keys
 -- The open (unshielded) children other than $2 indexed under any of these blocking
--- keys, with their records (hub.operations._could_be_her).
+-- keys, with their records (hub.shield_check.could_be_her).
 SELECT c.child_id::text AS child_id, c.record
 FROM children c
 WHERE c.child_id IN (SELECT child_id FROM block_keys WHERE key = ANY($1::text[]))

@@ -2,7 +2,9 @@
 surname, with an NHS number not hers) holds what it was given open, the refuge
 included. Shielding her asks her authority about it once: `hub shield` names the open
 records that could be her (rule 1's test, mirrored) in its child.shielded notification,
-in the audit and on the command line, and changes none of them."""
+in the audit and on the command line; where a batch shields a record (restricted at
+origin, an operator's placing) an alert.shield_check names them and the open records
+at her house. None of them is changed (hub.shield_check)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 from hub import ingest, operations
 from hub.config import Thresholds
 from hub.db.connect import connect
+from schemas.notification import Notification
 from tests.factories import incoming, nhs, update
 from tests.helpers import hub
 
@@ -109,3 +112,95 @@ async def test_hub_shield_prints_them(database_url: str, hub_env: dict[str, str]
     # Ids only: none of her details, nor the duplicate's, on the command line.
     for detail in ("Marigold", "Quenby", "Stanway", "2014-03-09", "B5 7QQ", nhs(1), nhs(7)):
         assert detail not in proc.stderr + proc.stdout
+
+
+async def test_shielded_on_arrival_her_authority_is_asked_once(database_url: str) -> None:
+    """Where a batch shields her (an update restricted at origin: shielded by the council
+    it arrives in), her authority gets `alert.shield_check` naming, by id, the open
+    records at her house and those that could be her; nothing else is told, nothing
+    is changed in them, and it is not asked again by her later updates."""
+    conn = await connect(database_url)
+    try:
+        ids = await _index(conn)
+        brother = await ingest.process(conn, [incoming(update(
+            "la", "LA-5", nhs_number=nhs(11), given_name="Oswin", family_name="Stanway",
+            date_of_birth="2017-08-01", sex="male", address=REFUGE))], T)
+        assert brother[0].action == "create"
+        last = await conn.fetchval("SELECT max(id) FROM outbox")
+        before = await _versions(conn)
+        pds = update("pds", "P-1", address=REFUGE)  # her NHS number, at the refuge
+        pds["restricted"] = True
+        out = await ingest.process(conn, [incoming(pds)], T)
+        assert (out[0].action, out[0].child_id) == ("link", ids["her"])
+        after = await _versions(conn)
+        assert after[ids["her"]] == (before[ids["her"]][0] + 1, True)
+        assert {k: v for k, v in after.items() if k != ids["her"]} == {
+            k: v for k, v in before.items() if k != ids["her"]}
+        told = [(r["routing_key"], r["body"]) for r in await conn.fetch(
+            "SELECT routing_key, body FROM outbox WHERE id > $1 ORDER BY id", last)]
+        # Shielded by 330 on arrival: only 330 hears anything, the alert included.
+        assert told and all(k.startswith("la.330.") for k, _ in told), told
+        alerts = [b for k, b in told if k == "la.330.alert.shield_check"]
+        assert len(alerts) == 1
+        alert = alerts[0]
+        assert alert["child_id"] == ids["her"] and alert["version"] == after[ids["her"]][0]
+        assert sorted(alert["open_at_same_house"]) == sorted(
+            [ids["duplicate"], str(brother[0].child_id)])
+        assert alert["open_could_be_her"] == [ids["duplicate"]]
+        assert alert["open_could_be_her_count"] == 1
+        Notification.model_validate(alert)  # the published shape
+        # Ids only.
+        assert set(alert) == {"event_id", "event", "child_id", "version", "occurred_at",
+                              "open_at_same_house", "open_could_be_her",
+                              "open_could_be_her_count"}
+        # Her next update changes her record but not her shield: no second alert.
+        later = update("pds", "P-1", 2, address=REFUGE, middle_names="Rose")
+        later["restricted"] = True
+        await ingest.process(conn, [incoming(later)], T)
+        assert await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE routing_key LIKE '%.alert.shield_check'") == 1
+    finally:
+        await conn.close()
+
+
+async def test_shielded_on_arrival_with_no_one_to_name_no_alert(database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        pds = update("pds", "P-1", address=REFUGE)
+        pds["restricted"] = True
+        out = await ingest.process(conn, [incoming(pds)], T)
+        assert out[0].action == "create"
+        assert await conn.fetchval("SELECT shielded FROM children") is True
+        assert await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE routing_key LIKE '%.alert.shield_check'") == 0
+    finally:
+        await conn.close()
+
+
+async def test_an_operators_placing_that_shields_a_record_asks_too(database_url: str) -> None:
+    """A record an operator creates beside a shielded candidate is shielded by her
+    authority (hub.operations.resolve); the open records that could be it are named to
+    that authority in an alert.shield_check as well."""
+    conn = await connect(database_url)
+    try:
+        ids = await _index(conn)
+        await operations.shield_record(conn, ids["her"], "330", "officer", "refuge",
+                                       thresholds=T)
+        out = await ingest.process(conn, [incoming(update(
+            "dwp", "CB-9", nhs_number=None, address={"lines": ["7 Heron Way"],
+                                                     "postcode": "B6 4AA", "la": "330"}))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_candidate")
+        last = await conn.fetchval("SELECT max(id) FROM outbox")
+        done = await operations.resolve(conn, str(out[0].parked_id), "create", None, "op-1",
+                                        None, T)
+        new = done.child_id
+        assert await conn.fetchval("SELECT shielding_authority FROM children WHERE child_id ="
+                                   " $1::uuid", new) == "330"
+        alerts = [(r["routing_key"], r["body"]) for r in await conn.fetch(
+            "SELECT routing_key, body FROM outbox WHERE id > $1 AND body->>'event' ="
+            " 'alert.shield_check'", last)]
+        assert [k for k, _ in alerts] == ["la.330.alert.shield_check"]
+        assert alerts[0][1]["child_id"] == new
+        assert alerts[0][1]["open_could_be_her"] == [ids["duplicate"]]
+    finally:
+        await conn.close()

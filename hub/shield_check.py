@@ -1,0 +1,105 @@
+"""When a record becomes shielded: the open records that still show where she is.
+
+Two kinds, both named to her authority once, by id, and neither changed:
+- the open records at her house (`at_house`: a sibling's, another refuge family's),
+  which show where she is as plainly as hers would;
+- the open records that could be her (`could_be_her`): a duplicate made before she
+  was shielded (registered at the refuge under a new surname, with a sibling's NHS
+  number) holds what it was given open, perhaps her new address.
+
+`hub shield` (hub.operations.shield_record) puts them in its child.shielded
+notification and its audit; where a batch shields a record (restricted at origin, an
+operator's placing: hub.batch.BatchState.write) `tell` sends `alert.shield_check` to
+her authority when there is anything to name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from hub.config import Thresholds
+from hub.db.queries import q
+from hub.decide import DEFAULT_MATCHER, Candidate, Facts, plausible_shielded
+from hub.match.blocking import query_keys
+from hub.match.compare import prepare
+from hub.places import same_house
+
+#: Open records that could be her named to her authority, at most (best first; the
+#: count says how many in all): the generous test names namesakes too.
+COULD_BE_HER_NAMED = 20
+
+#: The event `tell` sends (routing key la.<authority>.alert.shield_check).
+EVENT = "alert.shield_check"
+
+# Event ids made from the record and version checked: a batch done again (a retry, a
+# redo) writes the same alert once (insert_outbox ignores a repeated event id).
+_NAMESPACE = uuid.UUID("0b7e3f3c-5f57-4d0e-9a55-3c1f3b8d1a70")
+
+
+async def at_house(conn: asyncpg.Connection, cid: Any,
+                   record: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The open records at her house (hub.places.same_house), other than hers, found
+    under her postcode's key; none when her address has no postcode."""
+    postcode, address = prepare(record).postcode, record.get("address")
+    if not postcode:
+        return []
+    return [(r["child_id"], r["record"]) for r in await conn.fetch(q("open_under_key"),
+                                                                    f"p:{postcode}")
+            if r["child_id"] != str(cid) and same_house(address, r["record"].get("address"))]
+
+
+async def could_be_her(conn: asyncpg.Connection, cid: Any, record: Mapping[str, Any],
+                       thresholds: Thresholds) -> list[str]:
+    """The open records found by the keys an update about her looks up that rule 1
+    (hub.decide) would count her plausible for, were they an update: best first by
+    how like her they are. Looked for once, as she is shielded, instead of by every
+    later update."""
+    rows = await conn.fetch(q("open_under_keys"), sorted(query_keys(record)), cid)
+    facts = Facts(candidates=(Candidate(str(cid), record, shielded=True),))
+    form = prepare(record)
+    found = []
+    for r in rows:
+        theirs = prepare(r["record"])
+        if plausible_shielded(r["record"], facts, thresholds, DEFAULT_MATCHER, theirs):
+            found.append((-DEFAULT_MATCHER.score(theirs, form).identity_probability,
+                          r["child_id"]))
+    return [i for _, i in sorted(found)]
+
+
+def named(house: list[str], could_be: list[str]) -> dict[str, Any]:
+    """What her authority is told: the fields of a notification body (and an audit)."""
+    out: dict[str, Any] = {"open_at_same_house": house} if house else {}
+    if could_be:
+        out["open_could_be_her"] = could_be[:COULD_BE_HER_NAMED]
+        out["open_could_be_her_count"] = len(could_be)
+    return out
+
+
+async def tell(conn: asyncpg.Connection, shielded: list[tuple[str, int, str | None]],
+               thresholds: Thresholds) -> int:
+    """For each (child id, version, authority) a batch has just shielded, written in
+    this transaction: an `alert.shield_check` to her authority naming the open
+    records at her house and those that could be her, when there are any. How many
+    alerts were written."""
+    told = 0
+    for cid, version, authority in shielded:
+        row = await conn.fetchrow(
+            "SELECT record, shielded FROM children WHERE child_id = $1::uuid", cid)
+        if row is None or not row["shielded"] or not authority:
+            continue
+        record = row["record"]
+        body = named([i for i, _ in await at_house(conn, cid, record)],
+                     await could_be_her(conn, cid, record, thresholds))
+        if not body:
+            continue
+        event_id = str(uuid.uuid5(_NAMESPACE, f"{cid}:{version}"))
+        await conn.execute(q("insert_outbox"), event_id, f"la.{authority}.{EVENT}", {
+            "event_id": event_id, "event": EVENT, "child_id": cid, "version": version,
+            "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **body})
+        told += 1
+    return told
