@@ -15,6 +15,7 @@ her authority when there is anything to name.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -48,9 +49,9 @@ async def at_house(conn: asyncpg.Connection, cid: Any,
     postcode, address = prepare(record).postcode, record.get("address")
     if not postcode:
         return []
-    return [(r["child_id"], r["record"]) for r in await conn.fetch(q("open_under_key"),
-                                                                    f"p:{postcode}")
-            if r["child_id"] != str(cid) and same_house(address, r["record"].get("address"))]
+    rows = [(r["child_id"], _record(r["record"])) for r in await conn.fetch(
+        q("open_under_key"), f"p:{postcode}")]
+    return [(i, r) for i, r in rows if i != str(cid) and same_house(address, r.get("address"))]
 
 
 async def could_be_her(conn: asyncpg.Connection, cid: Any, record: Mapping[str, Any],
@@ -64,11 +65,22 @@ async def could_be_her(conn: asyncpg.Connection, cid: Any, record: Mapping[str, 
     form = prepare(record)
     found = []
     for r in rows:
-        theirs = prepare(r["record"])
-        if plausible_shielded(r["record"], facts, thresholds, DEFAULT_MATCHER, theirs):
+        record_of = _record(r["record"])
+        theirs = prepare(record_of)
+        if plausible_shielded(record_of, facts, thresholds, DEFAULT_MATCHER, theirs):
             found.append((-DEFAULT_MATCHER.score(theirs, form).identity_probability,
                           r["child_id"]))
     return [i for _, i in sorted(found)]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _record(value: Any) -> dict[str, Any]:
+    """A record as read: decoded by the connection's codec (hub.db.connect), or JSON
+    text where it has none (a bulk load's writing connection)."""
+    return json.loads(value) if isinstance(value, str) else dict(value)
 
 
 def named(house: list[str], could_be: list[str]) -> dict[str, Any]:
@@ -92,14 +104,15 @@ async def tell(conn: asyncpg.Connection, shielded: list[tuple[str, int, str | No
             "SELECT record, shielded FROM children WHERE child_id = $1::uuid", cid)
         if row is None or not row["shielded"] or not authority:
             continue
-        record = row["record"]
+        record = _record(row["record"])
         body = named([i for i, _ in await at_house(conn, cid, record)],
                      await could_be_her(conn, cid, record, thresholds))
         if not body:
             continue
         event_id = str(uuid.uuid5(_NAMESPACE, f"{cid}:{version}"))
-        await conn.execute(q("insert_outbox"), event_id, f"la.{authority}.{EVENT}", {
-            "event_id": event_id, "event": EVENT, "child_id": cid, "version": version,
-            "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **body})
+        # As JSON text: a bulk load's writing connection has no jsonb codec.
+        await conn.execute(q("insert_outbox_text"), event_id, f"la.{authority}.{EVENT}",
+                           json.dumps({"event_id": event_id, "event": EVENT, "child_id": cid,
+                                       "version": version, "occurred_at": _now(), **body}))
         told += 1
     return told

@@ -346,7 +346,7 @@ class _Run:
         self.tick("scoring (workers)")
         self._decide(todo, tasks, objects, scores)
         self.tick("decide and merge")
-        snap = write.snapshot(self.state.writes, self.in_db)
+        snap = write.snapshot(self.state.writes, self.in_db, self.state.thresholds)
         self.state.writes = Writes()
         await self.writer.submit(snap)
         self.tick("write (COPY, not overlapped)")

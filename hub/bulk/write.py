@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
@@ -21,7 +21,9 @@ from typing import Any
 
 import asyncpg
 
+from hub import shield_check
 from hub.batch import Writes
+from hub.config import Thresholds
 from hub.db.queries import q
 from hub.db.writes import columns
 from hub.match import compact
@@ -85,9 +87,10 @@ class Snapshot:
     children: list[tuple[Any, ...]]  # id, version, record, flags..., normal forms
     expected: dict[str, int]  # children the index holds -> the version it should hold
     new: set[str]  # children the index does not hold yet
+    thresholds: Thresholds = field(default_factory=Thresholds)  # the load's (shield checks)
 
 
-def snapshot(w: Writes, in_db: dict[str, int]) -> Snapshot:
+def snapshot(w: Writes, in_db: dict[str, int], thresholds: Thresholds | None = None) -> Snapshot:
     """Take a chunk's writes; `in_db` (child id -> version in the index) is updated
     as if they were written."""
     children = [(c.child_id, c.version, c.record, c.shielded, c.authority, c.restricted,
@@ -96,7 +99,7 @@ def snapshot(w: Writes, in_db: dict[str, int]) -> Snapshot:
     new = {c[0] for c in children if c[0] not in in_db}
     for c in children:
         in_db[c[0]] = c[1]
-    return Snapshot(w, children, expected, new)
+    return Snapshot(w, children, expected, new, thresholds or Thresholds())
 
 
 async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
@@ -190,6 +193,10 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
         tally = Counter((src or "unknown", o.split(":", 1)[0]) for _, o, *_, src in w.processed)
         await conn.execute(q("add_update_counts"), *columns(
             ((src, decision, n) for (src, decision), n in tally.items()), 3))
+    # Records shielded on arrival (restricted at origin): their authority is asked
+    # about the open records at their house and those that could be them, as a
+    # batch's would be (hub.shield_check), over what is written so far.
+    counts["shield_checks"] = await shield_check.tell(conn, w.shielded, snap.thresholds)
     for name in ("links", "provenance", "protected", "parked", "audit", "outbox", "processed"):
         counts[name] = len(getattr(w, name))
     return counts

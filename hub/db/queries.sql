@@ -199,6 +199,11 @@ VALUES ($1, $2, $3, $4, $5);
 INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)
 ON CONFLICT (event_id) DO NOTHING;
 
+-- name: insert_outbox_text
+-- The body as JSON text (hub.shield_check: also on a connection without a jsonb codec).
+INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3::text::jsonb)
+ON CONFLICT (event_id) DO NOTHING;
+
 -- name: outbox_batch
 -- The body as the text it is published as (not decoded into Python and encoded again).
 SELECT id, event_id::text AS event_id, routing_key, body::text AS body

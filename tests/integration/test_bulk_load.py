@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import uuid
 from collections import Counter
@@ -332,3 +333,36 @@ def test_bad_usage_and_unreadable_files(load_env: dict[str, str], tmp_path: Path
     assert len(out.stderr.strip().splitlines()) == 1
     out = load(load_env, "--source", "la", check=False)
     assert out.returncode == 2
+
+
+async def test_a_record_shielded_on_arrival_asks_its_authority_about_open_records(
+    load_env: dict[str, str], tmp_path: Path,
+) -> None:
+    """A load shields a record restricted at origin by the council it arrives in; that
+    council alone is asked, once, about the open records at her house and those that
+    could be her (alert.shield_check, ids only), as a batch's would be."""
+    refuge = {"lines": ["1 Quiet Close"], "town": "York", "postcode": "YO1 7HH", "la": "816"}
+    sibling = moved(update("la", "LA-9", nhs_number=nhs(9), given_name="Tansy",
+                           date_of_birth="2016-05-02"), **refuge)
+    duplicate = moved(update("la", "LA-7", nhs_number=nhs(7), family_name="Stanway"), **refuge)
+    her = moved(update("la", "LA-1"), **refuge)
+    her["restricted"] = True
+    write_jsonl(tmp_path / "la.jsonl", [sibling, duplicate, her])
+    out = load(load_env, "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"))
+    assert "create:no_match 3" in out.stdout, out.stdout
+    url = load_env["HUB_DATABASE_URL"]
+    conn = await asyncpg.connect(url)
+    try:
+        ids = {r["source_record_id"]: str(r["child_id"]) for r in await conn.fetch(
+            "SELECT source_record_id, child_id FROM source_links")}
+        assert await conn.fetchval("SELECT shielding_authority FROM children WHERE child_id ="
+                                   " $1::uuid", ids["LA-1"]) == "816"
+        alerts = [(r["routing_key"], json.loads(r["body"])) for r in await conn.fetch(
+            "SELECT routing_key, body FROM outbox WHERE routing_key LIKE '%.alert.shield_check'")]
+        assert len(alerts) == 1 and alerts[0][0] == "la.816.alert.shield_check"
+        body = alerts[0][1]
+        assert body["child_id"] == ids["LA-1"]
+        assert sorted(body["open_at_same_house"]) == sorted([ids["LA-9"], ids["LA-7"]])
+        assert body["open_could_be_her"] == [ids["LA-7"]]
+    finally:
+        await conn.close()
