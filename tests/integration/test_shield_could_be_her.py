@@ -50,6 +50,19 @@ async def _versions(conn: asyncpg.Connection) -> dict[str, tuple[int, bool]]:
         "SELECT child_id::text, version, shielded FROM children")}
 
 
+def _only_she_changed(before: dict[str, tuple[int, bool]], after: dict[str, tuple[int, bool]],
+                      her: str) -> None:
+    """Her record has a new, shielded version; no other record changed."""
+    assert after[her] == (before[her][0] + 1, True)
+    assert {k: v for k, v in after.items() if k != her} == {
+        k: v for k, v in before.items() if k != her}
+
+
+async def _told_since(conn: asyncpg.Connection, last: int) -> list[tuple[str, Any]]:
+    return [(r["routing_key"], r["body"]) for r in await conn.fetch(
+        "SELECT routing_key, body FROM outbox WHERE id > $1 ORDER BY id", last)]
+
+
 async def test_shielding_her_names_the_open_records_that_could_be_her(database_url: str) -> None:
     conn = await connect(database_url)
     try:
@@ -65,12 +78,9 @@ async def test_shielding_her_names_the_open_records_that_could_be_her(database_u
         assert done.could_be_her == (ids["duplicate"],) and done.could_be_her_count == 1
         # Nothing in them is changed: her authority decides (shield it, or not her).
         after = await _versions(conn)
-        assert after[ids["her"]] == (before[ids["her"]][0] + 1, True)
-        assert {k: v for k, v in after.items() if k != ids["her"]} == {
-            k: v for k, v in before.items() if k != ids["her"]}
+        _only_she_changed(before, after, ids["her"])
         # Her authority alone is told, by ids only.
-        told = [(r["routing_key"], r["body"]) for r in await conn.fetch(
-            "SELECT routing_key, body FROM outbox WHERE id > $1 ORDER BY id", last)]
+        told = await _told_since(conn, last)
         assert [k for k, _ in told] == ["la.330.child.shielded"]
         body = told[0][1]
         assert body["open_could_be_her"] == [ids["duplicate"]]
@@ -133,11 +143,8 @@ async def test_shielded_on_arrival_her_authority_is_asked_once(database_url: str
         out = await ingest.process(conn, [incoming(pds)], T)
         assert (out[0].action, out[0].child_id) == ("link", ids["her"])
         after = await _versions(conn)
-        assert after[ids["her"]] == (before[ids["her"]][0] + 1, True)
-        assert {k: v for k, v in after.items() if k != ids["her"]} == {
-            k: v for k, v in before.items() if k != ids["her"]}
-        told = [(r["routing_key"], r["body"]) for r in await conn.fetch(
-            "SELECT routing_key, body FROM outbox WHERE id > $1 ORDER BY id", last)]
+        _only_she_changed(before, after, ids["her"])
+        told = await _told_since(conn, last)
         # Shielded by 330 on arrival: only 330 hears anything, the alert included.
         assert told and all(k.startswith("la.330.") for k, _ in told), told
         alerts = [b for k, b in told if k == "la.330.alert.shield_check"]
