@@ -150,8 +150,8 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         # her house.
         left = () if household else tuple(i for i, _ in house)
         with_her = {i for i, _ in house} if household else set()
-        could_be = [i for i in await shield_check.could_be_her(
-            conn, cid, record, thresholds or Thresholds()) if i not in with_her]
+        could_be = [i for i in await shield_check.could_be_her(  # her record as locked
+            conn, cid, row["record"], thresholds or Thresholds()) if i not in with_her]
         named = shield_check.named(list(left), could_be)
         version = await _shield_row(conn, row, authority, by, {"reason": reason, **named},
                                     named or None)

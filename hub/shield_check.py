@@ -38,7 +38,7 @@ COULD_BE_HER_NAMED = 20
 EVENT = "alert.shield_check"
 
 # Event ids made from the record and version checked: a batch done again (a retry, a
-# redo) writes the same alert once (insert_outbox ignores a repeated event id).
+# redo) writes the same alert once (insert_outbox_text ignores a repeated event id).
 _NAMESPACE = uuid.UUID("0b7e3f3c-5f57-4d0e-9a55-3c1f3b8d1a70")
 
 
