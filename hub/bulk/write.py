@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
@@ -87,10 +87,10 @@ class Snapshot:
     children: list[tuple[Any, ...]]  # id, version, record, flags..., normal forms
     expected: dict[str, int]  # children the index holds -> the version it should hold
     new: set[str]  # children the index does not hold yet
-    thresholds: Thresholds = field(default_factory=Thresholds)  # the load's (shield checks)
+    thresholds: Thresholds  # the load's (shield checks)
 
 
-def snapshot(w: Writes, in_db: dict[str, int], thresholds: Thresholds | None = None) -> Snapshot:
+def snapshot(w: Writes, in_db: dict[str, int], thresholds: Thresholds) -> Snapshot:
     """Take a chunk's writes; `in_db` (child id -> version in the index) is updated
     as if they were written."""
     children = [(c.child_id, c.version, c.record, c.shielded, c.authority, c.restricted,
@@ -99,7 +99,7 @@ def snapshot(w: Writes, in_db: dict[str, int], thresholds: Thresholds | None = N
     new = {c[0] for c in children if c[0] not in in_db}
     for c in children:
         in_db[c[0]] = c[1]
-    return Snapshot(w, children, expected, new, thresholds or Thresholds())
+    return Snapshot(w, children, expected, new, thresholds)
 
 
 async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
