@@ -410,7 +410,7 @@ class _Run:
                                             compact.decode(r["prepared"], r["version"]))
                 self.in_db[cid] = r["version"]
             for k in r["keys"]:
-                st.key_index.setdefault(k, set()).add(cid)
+                st.key_index.add(k, cid)
 
     def _candidates(
         self, todo: list[work.Valid]
@@ -428,9 +428,7 @@ class _Run:
             cands: set[int] = set()
             ids: set[str] = set()
             for k in v.qkeys:
-                found = st.key_index.get(k)
-                if found:
-                    ids |= found
+                ids.update(st.key_index.ids(k))
                 earlier = local.get(k)
                 if earlier:
                     cands.update(earlier)

@@ -314,7 +314,7 @@ def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> set[str]:
             state.not_a_match.setdefault((a, b), set()).add(cid)
             continue
         elif kind == "k":
-            key_index.setdefault(a, set()).add(cid)
+            key_index.add(a, cid)
             if shielded or severed:
                 guarding.add(a)
         if version is not None and cid not in children:
@@ -347,8 +347,8 @@ def _settled_by_identity(state: BatchState, update: CanonicalUpdate, child: Reco
         return False
     if nhs in state.invalidated:
         return True
-    same = state.key_index.get(f"n:{nhs}")
-    if not same or len(same) != 1:
+    same = state.key_index.ids(f"n:{nhs}")
+    if len(same) != 1:
         return False
     row = state.children.get(next(iter(same)))
     return (row is not None and not row.severed
@@ -412,10 +412,7 @@ async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: se
         for k in found:
             if k[0] == PROTECTED:
                 k = k[1:]
-            if k in key_index:
-                key_index[k].add(cid)
-            else:
-                key_index[k] = {cid}
+            key_index.add(k, cid)
         if shielded or severed:
             guarding.update(k[1:] if k[0] == PROTECTED else k for k in found)
     return guarding

@@ -230,7 +230,7 @@ def _state_with(record: dict[str, object], shielded: bool) -> tuple[object, str]
                                    authority="330" if shielded else None)
     keys = index_keys(record) | (shielded_keys(record) if shielded else set())
     for k in keys:
-        state.key_index.setdefault(k, set()).add(cid)
+        state.key_index.add(k, cid)
     return state, cid
 
 

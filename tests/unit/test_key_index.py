@@ -1,0 +1,42 @@
+"""hub.batch.KeyIndex: the children a batch (or a bulk load) holds under each key."""
+
+from __future__ import annotations
+
+import random
+
+from hub.batch import KeyIndex, index_of
+
+
+def test_a_key_finds_every_child_added_under_it_once() -> None:
+    index = KeyIndex()
+    index.add("d:2014-03-07:H634", "a")
+    index.add("d:2014-03-07:H634", "a")  # again: still one child
+    assert list(index.ids("d:2014-03-07:H634")) == ["a"]
+    index.add("d:2014-03-07:H634", "b")
+    index.add("d:2014-03-07:H634", "a")
+    assert sorted(index.ids("d:2014-03-07:H634")) == ["a", "b"]
+    assert list(index.ids("n:9990000018")) == []
+    assert "d:2014-03-07:H634" in index and "n:9990000018" not in index
+    assert len(index) == 1
+
+
+def test_found_and_items_agree_with_a_dict_of_sets() -> None:
+    rng = random.Random(7)
+    pairs = [(f"k{rng.randrange(300)}", f"c{rng.randrange(200)}") for _ in range(2000)]
+    plain: dict[str, set[str]] = {}
+    for key, cid in pairs:
+        plain.setdefault(key, set()).add(cid)
+    index = index_of(pairs)
+    assert {k: set(ids) for k, ids in index.items()} == plain
+    for _ in range(200):
+        keys = {f"k{rng.randrange(400)}" for _ in range(rng.randrange(12))}
+        expected = set().union(*(plain.get(k, set()) for k in keys))
+        assert index.found(keys) == expected
+        assert index.found(frozenset(keys)) == expected
+
+
+def test_a_key_of_one_child_costs_no_set() -> None:
+    # Why the class exists: a bulk load holds every key of every record it made.
+    index = index_of((f"k{i % 1000}", f"c{i % 1000}") for i in range(2000))  # each twice
+    held = index._ids  # noqa: SLF001 (what it holds, not how it answers)
+    assert all(isinstance(v, str) for v in held.values())
