@@ -161,6 +161,7 @@ class _Writer:
         self.thread.start()
         self.conn: asyncpg.Connection | None = None
         self.pending: concurrent.futures.Future[Any] | None = None
+        self.writing: write.Snapshot | None = None
 
     async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
@@ -178,8 +179,10 @@ class _Writer:
             pending, self.pending = self.pending, None
             await asyncio.wrap_future(pending)
 
-    async def submit(self, snap: write.Snapshot) -> None:
+    async def submit(self, snap: write.Snapshot) -> write.Snapshot | None:
+        """Write `snap` once the chunk before it is committed; returns that chunk."""
         await self.wait()
+        written, self.writing = self.writing, snap
         conn = self.conn
         assert conn is not None
 
@@ -187,6 +190,7 @@ class _Writer:
             async with conn.transaction():
                 await write.flush(conn, snap)
         self.pending = asyncio.run_coroutine_threadsafe(flush(), self.loop)
+        return written
 
     async def close(self) -> None:
         try:
@@ -350,7 +354,9 @@ class _Run:
         self.tick("decide and merge")
         snap = write.snapshot(self.state.writes, self.in_db, self.state.thresholds)
         self.state.writes = Writes()
-        await self.writer.submit(snap)
+        written = await self.writer.submit(snap)
+        if written is not None:
+            self.state.keep_written(written)
         self.tick("write (COPY, not overlapped)")
         self.state.now = datetime.now(UTC)
 
