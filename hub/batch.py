@@ -237,6 +237,8 @@ class KeyIndex:
             got.add(child_id)
 
     def ids(self, key: str) -> Collection[str]:
+        """The children under `key` (for more than one, the index's own set: read it,
+        never change it)."""
         got = self._ids.get(key)
         if got is None:
             return ()
