@@ -16,7 +16,10 @@ Compiled, the modules decide exactly as Python does on anything validation lets
 through (a differential review: about 1.6 million outputs of their functions, the
 same); they differ on what it does not (a name that is a number raises TypeError),
 and their frozen dataclasses (Matcher, Decision, SourceLink, Rejection) cannot be
-copied or pickled, which the hub never does.
+copied or pickled, which the hub never does. And `hub.batch.StoredRecord`, a
+Mapping, shares `collections.abc.Mapping`'s ABC cache once compiled: after any dict
+has been checked against Mapping, `isinstance(a_dict, StoredRecord)` is True. Check
+it by `type(...) is StoredRecord`, as the hub does.
 """
 
 from __future__ import annotations
