@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from hub.batch import BatchState, StoredRecord
 from hub.decide import Matcher
@@ -27,6 +27,9 @@ from hub.match.score import MatchScore
 from hub.records import Record
 from hub.shielding import Shield
 from schemas.canonical import CanonicalUpdate
+
+if TYPE_CHECKING:
+    from hub.bulk.write import Snapshot
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,13 +102,13 @@ class LoadState(BatchState):
     current_prepared: Prepared | None = None
     _create: tuple[tuple[str, ...], Prepared | None] | None = None
 
-    def keep_written(self, snap: Any) -> None:
-        """A committed chunk's records (`snap`, a hub.bulk.write.Snapshot) kept as the
-        JSON text they were written as, decoded again only where a later record of
-        the load is merged into one (hub.batch.StoredRecord, as a pipeline batch
-        reads the index): a record's objects took about 3.7 KB, its text 0.6 KB. Only
-        records unchanged since, and with their normal forms held (the workers score
-        against those, never the record)."""
+    def keep_written(self, snap: Snapshot) -> None:
+        """A committed chunk's records kept as the JSON text they were written as,
+        decoded again only where a later record of the load is merged into one
+        (hub.batch.StoredRecord, as a pipeline batch reads the index): a record's
+        objects took about 3.7 KB, its text 0.6 KB. Only records unchanged since,
+        and with their normal forms held (the workers score against those, never
+        the record)."""
         children = self.children
         for cid, version, record, *_rest, match in snap.children:
             row = children.get(cid)
