@@ -9,9 +9,11 @@ batch at a time:
    publish` would give it, normalise it and compute its blocking keys;
 3. records already processed (processed_messages: an earlier load or publish of
    the same content) are skipped; so are repeats inside the load;
-4. when the index held children before the load, what it knows about the chunk
-   (source links, invalidated NHS numbers, protected addresses, operators' "not a
-   match", candidate children by blocking key) is read in one round of queries;
+4. when the index held children before the load, or the load has let go of what it
+   made (beyond --hold records it keeps only the chunk being written), what the
+   index knows about the chunk (source links, invalidated NHS numbers, protected
+   addresses, operators' "not a match", candidate children by blocking key) is read
+   in one round of queries;
 5. the candidates of every record are found: children indexed before the chunk
    (by the index's keys, as the pipeline looks them up) and earlier records of the
    chunk itself (by their keys); workers score each record against them;
@@ -56,22 +58,27 @@ import asyncpg
 
 from adapters.base import BadRecord, Record
 from adapters.registry import reader
-from hub.batch import PARK_NAMESPACE, ChildRow, Writes
+from hub.batch import PARK_NAMESPACE, ChildRow, StoredRecord, Writes
 from hub.broker.connection import message_id_for
 from hub.bulk import work, write
 from hub.bulk.state import CachedMatcher, LoadedUpdate, LoadState
 from hub.config import Settings
 from hub.db.connect import SERVER_SETTINGS
 from hub.db.queries import q
-from hub.db.store import LOAD_LOCK
+from hub.db.store import FORM_PREFIX, LOAD_LOCK, packed
 from hub.decide import CREATE, LINK, REVIEW, Matcher, SourceLink
 from hub.ingest import raw_text
 from hub.match import compact
+from hub.match.blocking import PROTECTED, SHIELDED_ONLY
 from hub.match_store import active_model, term_frequencies
 from hub.operations import OperationError
 from hub.places import contact_keys, lookup_places
 
 CHUNK = 50_000
+# Records held in memory (what the load has made, found again by later records
+# without a query) before it releases them and reads them back from the index as
+# needed: about 4.4 GB a million records held, so an extract of any size fits.
+HOLD = 1_500_000
 ACTOR = "load"
 
 
@@ -89,6 +96,7 @@ class Summary:
     phases_cpu: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     fraction: float = 0.0
+    released: int = 0  # times the load let go of what it held (--hold)
 
     def count(self, action: str) -> int:
         return sum(n for k, n in self.outcomes.items() if k.split(":", 1)[0] == action)
@@ -204,7 +212,7 @@ class _Writer:
 
 async def load(
     settings: Settings, source: str, fmt: str, paths: list[str], *,
-    chunk: int = CHUNK, workers: int = 2,
+    chunk: int = CHUNK, workers: int = 2, hold: int = HOLD,
     progress: Callable[[Summary], None] | None = None,
 ) -> Summary:
     files = _Files(fmt, source, paths)
@@ -222,7 +230,6 @@ async def load(
             print("load: waiting for running pipeline batches, operators' decisions or"
                   " another load to finish", file=sys.stderr, flush=True)
             await conn.execute("SELECT pg_advisory_lock($1)", LOAD_LOCK)
-        began_at = await conn.fetchval("SELECT now()")
         empty = not await conn.fetchval(write.lq("load_index_size"))
         matcher = CachedMatcher(await active_model(conn), await term_frequencies(conn))
         # Forked while this process is small and has no other thread; the workers
@@ -235,7 +242,7 @@ async def load(
         await writer.open(settings.database_url)
         state = LoadState(thresholds=settings.thresholds, now=datetime.now(UTC),
                           matcher=matcher)
-        run = _Run(conn, pool, workers, source, state, matcher, empty, began_at, summary, writer)
+        run = _Run(conn, pool, workers, source, state, matcher, empty, summary, writer, hold)
         items = iter(files)
         # What is loaded stays: the collector need not walk it again and again. Its
         # automatic runs cost more than half the deciding process's time at 100,000
@@ -288,12 +295,14 @@ async def load(
 class _Run:
     def __init__(self, conn: asyncpg.Connection, pool: Any, workers: int,
                  source: str, state: LoadState, matcher: CachedMatcher, empty: bool,
-                 began_at: datetime, summary: Summary, writer: _Writer) -> None:
+                 summary: Summary, writer: _Writer, hold: int) -> None:
         self.conn, self.pool, self.workers = conn, pool, workers
         self.source, self.state, self.matcher = source, state, matcher
-        self.empty, self.began_at, self.summary = empty, began_at, summary
-        self.writer = writer
-        self.seen: set[str] = set()  # message ids of this load
+        self.empty, self.summary = empty, summary
+        self.writer, self.hold = writer, hold
+        # message ids of the chunks not yet committed (processed_messages has the rest)
+        self.seen: set[str] = set()
+        self.mine: set[str] = set()  # of which this chunk's
         self.in_db: dict[str, int] = {}  # child id -> version the index holds
         self.clock, self.cpu = time.perf_counter(), time.thread_time()
         self.targets: list[Any] = []
@@ -341,6 +350,7 @@ class _Run:
                 s.duplicates += 1
                 continue
             self.seen.add(v.message_id)
+            self.mine.add(v.message_id)
             todo.append(v)
         if not self.empty:
             await self._lookup(todo)
@@ -354,11 +364,24 @@ class _Run:
         self.tick("decide and merge")
         snap = write.snapshot(self.state.writes, self.in_db, self.state.thresholds)
         self.state.writes = Writes()
-        written = await self.writer.submit(snap)
-        if written is not None:
-            self.state.keep_written(written)
+        if await self.writer.submit(snap) is not None:
+            self._committed(snap)
         self.tick("write (COPY, not overlapped)")
         self.state.now = datetime.now(UTC)
+
+    def _committed(self, writing: write.Snapshot) -> None:
+        """The chunk before `writing` is committed. Beyond `hold` records, keep only
+        what `writing` holds: from here on each chunk reads the rest from the index,
+        as it reads the children indexed before the load, and memory stays bounded
+        (it grew about 4.4 GB a million records)."""
+        self.seen, self.mine = self.mine, set()
+        if len(self.state.children) <= self.hold:
+            return
+        self.state.release(writing)
+        kept = self.state.children
+        self.in_db = {cid: v for cid, v in self.in_db.items() if cid in kept}
+        self.empty = False
+        self.summary.released += 1
 
     async def _dead(self, bad: list[tuple[str, str, work.Bad]], writes: Writes) -> None:
         """Dead letters as `hub publish` + parking would store them (once each)."""
@@ -372,6 +395,7 @@ class _Run:
             if mid in parked or mid in self.seen:
                 continue
             self.seen.add(mid)
+            self.mine.add(mid)
             pid = str(uuid.uuid5(PARK_NAMESPACE, f"dead:{mid}"))
             writes.parked.append({
                 "id": pid, "kind": "dead", "reason": r.reason, "source": self.source,
@@ -385,7 +409,8 @@ class _Run:
                                  {"reason": r.reason, "message_id": mid, "parked_id": pid}))
 
     async def _lookup(self, todo: list[work.Valid]) -> None:
-        """What the index held before the load about these records (hub.db.store.load)."""
+        """What the index holds about these records (hub.db.store.load): children
+        indexed before the load, and those the load has made and let go of (--hold)."""
         st, conn = self.state, self.conn
         sources = [v.source for v in todo]
         rids = [v.source_record_id for v in todo]
@@ -405,18 +430,31 @@ class _Run:
         for r in await conn.fetch(q("not_a_match_for"), sources, rids):
             st.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(
                 r["child_id"])
-        keys = sorted({k for v in todo for k in v.qkeys})
-        wanted = sorted(i for i in ids if i not in st.children)
-        for r in await conn.fetch(write.lq("load_candidates"), keys, wanted, self.began_at):
+        # Keys only shielded records carry are looked up as their PROTECTED copies,
+        # in the small partial index (hub.match.blocking), as the pipeline does.
+        keys = {k for v in todo for k in v.qkeys}
+        guarded = {k for k in keys if k.startswith(SHIELDED_ONLY)}
+        plain, odd = packed(sorted(keys - guarded))
+        copies, odd_copies = packed(sorted(guarded))
+        rows = await conn.fetch(q("children_for_keys"), plain, copies, False, FORM_PREFIX,
+                                odd, odd_copies)
+        wanted = ids.difference(st.children, (r["child_id"] for r in rows))
+        if wanted:
+            rows += await conn.fetch(q("records_for"), sorted(wanted))
+        for r in rows:
             cid = r["child_id"]
             if cid not in st.children:
-                st.children[cid] = ChildRow(cid, r["version"], json.loads(r["record"]),
-                                            r["shielded"], r["shielding_authority"],
-                                            r["restricted_at_origin"], r["severed"],
-                                            compact.decode(r["prepared"], r["version"]))
+                # With its normal forms it is scored without its record: decoded only
+                # if a decision reads it (hub.batch.StoredRecord).
+                match = compact.decode(r["prepared"], r["version"])
+                record = (json.loads(r["record_json"]) if match is None
+                          else StoredRecord(r["record_json"], cid))
+                st.children[cid] = ChildRow(cid, r["version"], record, r["shielded"],
+                                            r["shielding_authority"],
+                                            r["restricted_at_origin"], r["severed"], match)
                 self.in_db[cid] = r["version"]
-            for k in r["keys"]:
-                st.key_index.add(k, cid)
+            for k in r.get("keys") or ():
+                st.key_index.add(k[1:] if k[0] == PROTECTED else k, cid)
 
     def _candidates(
         self, todo: list[work.Valid]

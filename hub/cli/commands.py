@@ -106,10 +106,10 @@ async def load(args: argparse.Namespace, s: Settings) -> int:
     from hub.bulk.load import load as bulk_load
     from hub.bulk.load import print_progress
 
-    if args.chunk < 1 or args.workers < 1:
-        raise OperationError("--chunk and --workers must be at least 1")
+    if args.chunk < 1 or args.workers < 1 or args.hold < 0:
+        raise OperationError("--chunk and --workers must be at least 1, --hold at least 0")
     summary = await bulk_load(s, args.source, args.fmt, args.files, chunk=args.chunk,
-                              workers=args.workers,
+                              workers=args.workers, hold=args.hold,
                               progress=None if args.quiet else print_progress)
     for where, reason, error in summary.rejected:
         print(f"{where}: rejected: {reason}: {error}", flush=True)

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--chunk", type=int, default=50_000, help="records per chunk (transaction)")
     s.add_argument("--workers", type=int, default=2, help="worker processes")
+    s.add_argument("--hold", type=int, default=1_500_000, metavar="RECORDS",
+                   help="records kept in memory before the load reads earlier chunks back"
+                        " from the index instead (about 4.4 GB a million)")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=c.load)
 

@@ -3,24 +3,6 @@
 -- name: load_index_size
 SELECT count(*) FROM (SELECT 1 FROM children LIMIT 1) c;
 
--- name: load_candidates
--- Children that were in the index before the load began (the load holds everything
--- since in memory), found by blocking key or by id, with the keys each was found by.
-WITH hits AS (
-    SELECT k.key, k.child_id FROM block_keys k WHERE k.key = ANY($1::text[])
-), ids AS (
-    SELECT child_id FROM hits
-    UNION
-    SELECT unnest($2::uuid[])
-), found AS (
-    SELECT child_id, array_agg(key) AS keys FROM hits GROUP BY child_id
-)
-SELECT c.child_id::text AS child_id, c.version, c.record::text AS record, c.shielded,
-       c.shielding_authority, c.restricted_at_origin, c.severed, c.prepared,
-       coalesce(found.keys, '{}') AS keys
-FROM children c JOIN ids USING (child_id) LEFT JOIN found USING (child_id)
-WHERE c.created_at < $3;
-
 -- name: load_versions
 SELECT child_id::text AS child_id, version FROM children
 WHERE child_id = ANY($1::uuid[]) FOR UPDATE;

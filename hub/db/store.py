@@ -79,7 +79,7 @@ def place_lock_ids(places: Iterable[str]) -> list[int]:
 
 
 #: What a current stored form begins with, before its record version (hub.match.compact).
-_FORM_PREFIX = compact.TAG + "\x1f"
+FORM_PREFIX = compact.TAG + "\x1f"
 
 #: Held exclusively by `hub load` for the whole load (hub/bulk/load.py); every other
 #: writer of children takes it shared first, so none writes while a load runs.
@@ -402,7 +402,7 @@ async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: se
     plain, odd = packed(sorted(keys))
     copies, odd_copies = packed(sorted(guarded))  # prefixed by the query
     for cid, version, record_json, form, shielded, authority, restricted, severed, found \
-            in await conn.fetch(q("children_for_keys"), plain, copies, slim, _FORM_PREFIX,
+            in await conn.fetch(q("children_for_keys"), plain, copies, slim, FORM_PREFIX,
                                 odd, odd_copies):
         if cid not in rows:
             rows[cid] = ChildRow(

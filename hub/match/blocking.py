@@ -146,6 +146,11 @@ def _other_given_keys(p: Prepared) -> set[str]:
     return {f"G:{o[:24]}:{p.dob_s}" for o in p.given_others}
 
 
+#: The kinds of key only shielded records carry (_shield_keys): a lookup of one finds
+#: nothing but a shielded record, so it may go to their PROTECTED copies alone.
+SHIELDED_ONLY = ("Y:", "G:", "T:", "J:")
+
+
 def _shield_keys(p: Prepared) -> set[str]:
     keys = _year_keys(p) | _given_keys(p.given, p.dob_s) | _other_given_keys(p)
     # A source that knew only her birth year records 1 January (form p7; her middle

@@ -146,9 +146,10 @@ async def test_load_decides_as_the_streaming_pipeline_does(
             await shield_people(running["HUB_DATABASE_URL"], shielded_rids)
     streamed = await snapshot(running["HUB_DATABASE_URL"])
 
-    # The bulk load, in chunks small enough that records meet across chunks.
+    # The bulk load, in chunks small enough that records meet across chunks, some
+    # records in memory and some read back from the index (--hold).
     out = load(load_env, "--source", "la", "--format", "csv", "--chunk", "500",
-               str(tmp_path / "la.csv"))
+               "--hold", "800", str(tmp_path / "la.csv"))
     assert "load:" in out.stderr and "records/s" in out.stderr  # progress lines
     await shield_people(load_env["HUB_DATABASE_URL"], shielded_rids)
     out = load(load_env, "--source", "dwp", "--format", "jsonl", "--chunk", "700",
@@ -197,6 +198,33 @@ async def test_the_same_child_twice_in_one_extract_is_one_record(
     assert await count(url, "SELECT count(*) FROM child_versions") == 3
     assert await count(url, "SELECT count(*) FROM provenance WHERE source_record_id = 'LA-2'"
                        " AND field = 'given_name'") == 1
+
+
+async def test_records_meet_earlier_chunks_the_load_no_longer_holds(
+    load_env: dict[str, str], tmp_path: Path,
+) -> None:
+    """Beyond --hold records a load keeps only the chunk being written and the one
+    being decided; a record finds anything older in the index. Chunks of one record,
+    none held: the fourth finds the first by demographic match, the fifth by its
+    source link, the sixth is a repeat."""
+    first = update("la", "LA-1")
+    others = [update("la", f"LA-O{i}", nhs_number=nhs(10 + i), given_name=name,
+                     family_name="Ashdown", date_of_birth=f"201{i}-07-21")
+              for i, name in ((1, "Bramble"), (2, "Tansy"))]
+    again = update("la", "LA-2", given_name="Marigld", nhs_number=None)  # a typo, no NHS number
+    later = moved(update("la", "LA-1", version=2))
+    write_jsonl(tmp_path / "x.jsonl", [first, *others, again, later, others[0]])
+    out = load(load_env, "--source", "la", "--format", "jsonl", "--chunk", "1", "--hold", "0",
+               str(tmp_path / "x.jsonl"))
+    assert "create:no_match 3" in out.stdout, out.stdout
+    assert "link:demographic_match 1" in out.stdout and "link:source_link 1" in out.stdout
+    lines = jsonl(hub(load_env, "export").stdout)
+    assert len(lines) == 3
+    marigold = next(x for x in lines if x["child"]["family_name"] == "Quenby")
+    assert {s["source_record_id"] for s in marigold["sources"]} == {"LA-1", "LA-2"}
+    assert marigold["version"] == 3 and marigold["child"]["address"]["postcode"] == "B5 7QQ"
+    url = load_env["HUB_DATABASE_URL"]
+    assert await count(url, "SELECT count(*) FROM processed_messages") == 5
 
 
 async def test_a_rerun_writes_nothing(load_env: dict[str, str], tmp_path: Path) -> None:
