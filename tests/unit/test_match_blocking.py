@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hub.match.blocking import index_keys, query_keys, shielded_keys
+from hub.match.blocking import SHIELDED_ONLY, index_keys, query_keys, shielded_keys
 from hub.match.normalise import date_slips
 from hub.nhs import check_digit
 
@@ -451,3 +451,12 @@ def test_shielded_given_name_keys_are_seven_and_narrow() -> None:
     for other in ({"given_name": "Oran"}, {"date_of_birth": "2014-03-18"},
                   {"date_of_birth": "2014-05-17"}, {"date_of_birth": "2014-03-25"}):
         assert not given_keys & query_keys(dict(her, family_name="Ibekwe", **other)), other
+
+
+@given(children())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_only_shielded_records_carry_the_shielded_only_kinds(child: dict[str, Any]) -> None:
+    """A lookup of a SHIELDED_ONLY kind may go to the PROTECTED copies alone (hub load):
+    every shielded key is of those kinds, and no index key is."""
+    assert all(k.startswith(SHIELDED_ONLY) for k in shielded_keys(child))
+    assert not any(k.startswith(SHIELDED_ONLY) for k in index_keys(child))
