@@ -65,14 +65,13 @@ from hub.bulk.state import CachedMatcher, LoadedUpdate, LoadState
 from hub.config import Settings
 from hub.db.connect import SERVER_SETTINGS
 from hub.db.queries import q
-from hub.db.store import FORM_PREFIX, LOAD_LOCK, packed
+from hub.db.store import FORM_PREFIX, LOAD_LOCK, SEP
 from hub.decide import CREATE, LINK, REVIEW, Matcher, SourceLink
 from hub.ingest import raw_text
 from hub.match import compact
-from hub.match.blocking import PROTECTED, SHIELDED_ONLY
+from hub.match.blocking import PROTECTED
 from hub.match_store import active_model, term_frequencies
 from hub.operations import OperationError
-from hub.places import contact_keys, lookup_places
 
 CHUNK = 50_000
 # Records held in memory (what the load has made, found again by later records
@@ -323,10 +322,10 @@ class _Run:
         return self.pool[0].starmap_async(work.read_items, [(self.source, p) for p in parts])
 
     async def chunk(self, batch: list[tuple[str, Record | BadRecord]],
-                    parts: list[list[work.Valid | work.Bad]]) -> None:
+                    parts: list[tuple[list[work.Valid | work.Bad], work.Lookups]]) -> None:
         s = self.summary
         s.read += len(batch)
-        results = [r for part in parts for r in part]
+        results = [r for part, _ in parts for r in part]
         paths = [path for path, _ in batch]
         writes = self.state.writes
         valid: list[work.Valid] = []
@@ -359,7 +358,7 @@ class _Run:
             self.mine.add(v.message_id)
             todo.append(v)
         if not self.empty:
-            await self._lookup(todo)
+            await self._lookup(todo, [lookups for _, lookups in parts])
         if last is not None:
             self.writer.submit(last)
         self.tick("processed ids and index lookups")
@@ -422,7 +421,7 @@ class _Run:
                                  f"{self.source}/{r.source_record_id}",
                                  {"reason": r.reason, "message_id": mid, "parked_id": pid}))
 
-    async def _lookup(self, todo: list[work.Valid]) -> None:
+    async def _lookup(self, todo: list[work.Valid], parts: list[work.Lookups]) -> None:
         """What the index holds about these records (hub.db.store.load): children
         indexed before the load, and those the load has made and let go of (--hold)."""
         st, conn = self.state, self.conn
@@ -436,8 +435,10 @@ class _Run:
         for r in await conn.fetch(q("invalidated_for"), nhs):
             st.invalidated.setdefault(r["nhs_number"], r["child_id"])
         ids = {link.child_id for link in st.links.values()} | set(st.invalidated.values())
-        places = sorted(set().union(*(lookup_places(v.child.get("address"))
-                                      | contact_keys(v.child) for v in todo)))
+        # What the workers made of each part: a part's keys and places are those of
+        # all its valid records, a few more than `todo` looks up (records already
+        # processed), which finds no candidate of any record in `todo`.
+        places = [place for part in parts for place in part.places]
         for r in await conn.fetch(q("protected_for"), places):
             st.protect(r["address_key"], r["child_id"])
             ids.add(r["child_id"])
@@ -446,10 +447,10 @@ class _Run:
                 r["child_id"])
         # Keys only shielded records carry are looked up as their PROTECTED copies,
         # in the small partial index (hub.match.blocking), as the pipeline does.
-        keys = {k for v in todo for k in v.qkeys}
-        guarded = {k for k in keys if k.startswith(SHIELDED_ONLY)}
-        plain, odd = packed(sorted(keys - guarded))
-        copies, odd_copies = packed(sorted(guarded))
+        plain = SEP.join(part.plain for part in parts if part.plain)
+        copies = SEP.join(part.guarded for part in parts if part.guarded)
+        odd = [k for part in parts for k in part.odd]
+        odd_copies = [k for part in parts for k in part.odd_guarded]
         rows = await conn.fetch(q("children_for_keys"), plain, copies, False, FORM_PREFIX,
                                 odd, odd_copies)
         wanted = ids.difference(st.children, (r["child_id"] for r in rows))

@@ -277,8 +277,8 @@ async def load_into(
     nhs = sorted({c["nhs_number"] for c, _ in views if c.get("nhs_number")})
     places = sorted(set().union(*(state.places_of(u) for u in updates)))
     tied_by = [f"n:{n}" for n in nhs] if slim else []  # valid NHS numbers: digits
-    rows = await conn.fetch(q("identities_for"), sources, rids, _SEP.join(nhs), places,
-                            _SEP.join(tied_by), sorted(set(extra_child_ids)))
+    rows = await conn.fetch(q("identities_for"), sources, rids, SEP.join(nhs), places,
+                            SEP.join(tied_by), sorted(set(extra_child_ids)))
     guarding = _read_identities(state, rows)  # keys that found a shielded or severed child
     keys: set[str] = set()
     guarded: set[str] = set()
@@ -323,7 +323,7 @@ def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> set[str]:
     return guarding
 
 
-_SEP = "\x1f"
+SEP = "\x1f"
 
 
 def packed(keys: list[str]) -> tuple[str, list[str]]:
@@ -331,10 +331,10 @@ def packed(keys: list[str]) -> tuple[str, list[str]]:
     character on its own: asyncpg encodes an array of text a string at a time, 4-5 ms
     of this process's time for a batch's 9,000 keys. (Validation refuses control
     characters, so no key holds one today: should that change, none is lost.)"""
-    joined = _SEP.join(keys)
-    if joined.count(_SEP) == max(len(keys) - 1, 0):
+    joined = SEP.join(keys)
+    if joined.count(SEP) == max(len(keys) - 1, 0):
         return joined, []
-    return _SEP.join(k for k in keys if _SEP not in k), [k for k in keys if _SEP in k]
+    return SEP.join(k for k in keys if SEP not in k), [k for k in keys if SEP in k]
 
 
 def _settled_by_identity(state: BatchState, update: CanonicalUpdate, child: Record) -> bool:
