@@ -168,6 +168,7 @@ class _Writer:
         self.thread.start()
         self.conn: asyncpg.Connection | None = None
         self.pending: concurrent.futures.Future[Any] | None = None
+        self.writing: write.Snapshot | None = None
 
     async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
@@ -179,15 +180,18 @@ class _Writer:
             return conn
         self.conn = await self.run(connect())
 
-    async def wait(self) -> None:
-        """The chunk in hand is committed (or its failure raised here)."""
+    async def wait(self) -> write.Snapshot | None:
+        """The chunk in hand is committed (or its failure raised here); returns it."""
+        written, self.writing = self.writing, None
         if self.pending is not None:
             pending, self.pending = self.pending, None
             await asyncio.wrap_future(pending)
+        return written
 
     def submit(self, snap: write.Snapshot) -> None:
         """Start writing `snap` (the chunk before it committed: wait() first)."""
         assert self.pending is None, "the chunk before is still being written"
+        self.writing = snap
         conn = self.conn
         assert conn is not None
 
@@ -344,8 +348,7 @@ class _Run:
         # the database with it (a lookup of 50,000 records took 25 s, alone 6 s).
         last, self.last = self.last, None
         if last is not None:
-            await self.writer.wait()
-            self._committed(last)
+            self._committed(await self.writer.wait(), last)
         await self._dead(bad, writes)
         done = {row["message_id"] for row in await self.conn.fetch(
             q("processed_ids"), [v.message_id for v in valid])}
@@ -382,13 +385,16 @@ class _Run:
             self.writer.submit(last)
         await self.writer.wait()
 
-    def _committed(self, last: write.Snapshot) -> None:
-        """Every chunk before `last` is committed. Beyond `hold` records, keep only
-        what `last` holds: from here on each chunk reads the rest from the index, as
-        it reads the children indexed before the load, and memory stays bounded (it
-        grew about 4.4 GB a million records)."""
+    def _committed(self, written: write.Snapshot | None, last: write.Snapshot) -> None:
+        """Every chunk before `last` is committed, `written` the latest. Up to `hold`
+        records, keep them, those of `written` as the text they were written as.
+        Beyond, keep only what `last` holds: from here on each chunk reads the rest
+        from the index, as it reads the children indexed before the load, and memory
+        stays bounded (it grew about 4.4 GB a million records)."""
         self.seen, self.mine = self.mine, set()
         if len(self.state.children) <= self.hold:
+            if written is not None:
+                self.state.keep_written(written)
             return
         self.state.release(last)
         kept = self.state.children

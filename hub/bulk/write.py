@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
@@ -88,6 +88,10 @@ class Snapshot:
     expected: dict[str, int]  # children the index holds -> the version it should hold
     new: set[str]  # children the index does not hold yet
     thresholds: Thresholds  # the load's (shield checks)
+    # child id -> the JSON text its record was written as (filled by flush): once
+    # the chunk is committed the load keeps that text, not the record's objects
+    # (LoadState.keep_written)
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 def snapshot(w: Writes, in_db: dict[str, int], thresholds: Thresholds) -> Snapshot:
@@ -119,7 +123,7 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
     new_rows: list[tuple[Any, ...]] = []
     old_rows: list[tuple[Any, ...]] = []
     for cid, version, record, shielded, authority, restricted, severed, match in snap.children:
-        text = enc(record)
+        text = snap.texts[cid] = enc(record)
         row: tuple[Any, ...] = (cid, version, text, shielded, authority, restricted,
                                 severed, stored_form(match, record, version))
         if cid in snap.new:
