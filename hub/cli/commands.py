@@ -121,9 +121,11 @@ async def load(args: argparse.Namespace, s: Settings) -> int:
     if not args.quiet:
         phases = ", ".join(f"{k} {v:.1f}s (ran {summary.phases_cpu.get(k, 0.0):.1f}s)"
                            for k, v in summary.phases.items())
+        held = (f"; let go of what it held {summary.released} times (--hold {args.hold:,})"
+                if summary.released else "")
         print(f"load: time by phase: {phases}; pairs scored ahead"
               f" {summary.scores['pairs']:,}, used {summary.scores['cached']:,},"
-              f" scored while deciding {summary.scores['scored']:,}", file=sys.stderr)
+              f" scored while deciding {summary.scores['scored']:,}{held}", file=sys.stderr)
     return 0
 
 

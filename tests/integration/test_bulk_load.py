@@ -218,6 +218,7 @@ async def test_records_meet_earlier_chunks_the_load_no_longer_holds(
                str(tmp_path / "x.jsonl"))
     assert "create:no_match 3" in out.stdout, out.stdout
     assert "link:demographic_match 1" in out.stdout and "link:source_link 1" in out.stdout
+    assert "let go of what it held" in out.stderr
     lines = jsonl(hub(load_env, "export").stdout)
     assert len(lines) == 3
     marigold = next(x for x in lines if x["child"]["family_name"] == "Quenby")
