@@ -3,6 +3,9 @@
 -- name: load_index_size
 SELECT count(*) FROM (SELECT 1 FROM children LIMIT 1) c;
 
+-- name: load_analyze
+ANALYZE children, block_keys, source_links;
+
 -- name: load_versions
 SELECT child_id::text AS child_id, version FROM children
 WHERE child_id = ANY($1::uuid[]) FOR UPDATE;
