@@ -255,12 +255,12 @@ async def load(
         gc.disable()
         # The workers validate chunk k+1 while this process decides chunk k.
         batch = list(islice(items, chunk))
-        reading = run.read(batch) if batch else None
+        reading = run.read(batch, 0) if batch else None
         while reading is not None:
             current, results = batch, reading
             batch = list(islice(items, chunk))
             run.tick("read the file (adapter)")
-            reading = run.read(batch) if batch else None
+            reading = run.read(batch, len(current)) if batch else None
             await run.chunk(current, results.get())
             summary.seconds = time.monotonic() - started
             summary.fraction = files.fraction
@@ -321,13 +321,18 @@ class _Run:
         c[phase] = c.get(phase, 0.0) + cpu - self.cpu
         self.clock, self.cpu = now, cpu
 
-    def read(self, batch: list[tuple[str, Record | BadRecord]]) -> Any:
-        """Start the workers on a chunk: validation, normal forms, keys."""
+    def read(self, batch: list[tuple[str, Record | BadRecord]], before: int) -> Any:
+        """Start the workers on a chunk: validation, normal forms, keys, and what the
+        chunk will look up in the index if it may: if the index held children or the
+        load may have let go of some by then (`before` records are decided first)."""
         parts = self._parts([item for _, item in batch])
-        return self.pool[0].starmap_async(work.read_items, [(self.source, p) for p in parts])
+        may = not self.empty or len(self.state.children) + before > self.hold
+        return self.pool[0].starmap_async(work.read_items,
+                                          [(self.source, p, may) for p in parts])
 
     async def chunk(self, batch: list[tuple[str, Record | BadRecord]],
-                    parts: list[tuple[list[work.Valid | work.Bad], work.Lookups]]) -> None:
+                    parts: list[tuple[list[work.Valid | work.Bad], work.Lookups | None]]
+                    ) -> None:
         s = self.summary
         s.read += len(batch)
         results = [r for part, _ in parts for r in part]
@@ -368,7 +373,9 @@ class _Run:
             self.mine.add(v.message_id)
             todo.append(v)
         if not self.empty:
-            await self._lookup(todo, [lookups for _, lookups in parts])
+            await self._lookup(todo, [
+                work.lookups([v for v in part if isinstance(v, work.Valid)])
+                if lookups is None else lookups for part, lookups in parts])
         if last is not None:
             self.writer.submit(last)
         self.tick("processed ids and index lookups")

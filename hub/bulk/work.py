@@ -3,8 +3,8 @@
 read_items   per record: the same validation as `hub publish` (hub.validate.check),
              the message id `hub publish` would give it, the child as the pipeline
              dumps it, its normal forms (hub.match.compare.prepare) and its index
-             and query blocking keys; per part, what its records look up in the
-             index, ready to send (Lookups).
+             and query blocking keys; per part, if asked, what its records look
+             up in the index, ready to send (Lookups).
 score_pairs  per record: its scores against the candidates the parent found for it,
              with the same scorer the pipeline uses (Matcher.score).
 
@@ -95,8 +95,8 @@ def lookups(valid: list[Valid]) -> Lookups:
     return Lookups(*packed(sorted(keys - guarded)), *packed(sorted(guarded)), sorted(places))
 
 
-def read_items(source: str, items: list[Record | BadRecord]
-               ) -> tuple[list[Valid | Bad], Lookups]:
+def read_items(source: str, items: list[Record | BadRecord], lookup: bool = True
+               ) -> tuple[list[Valid | Bad], Lookups | None]:
     routing_key = f"source.{source}"
     out: list[Valid | Bad] = []
     for item in items:
@@ -116,7 +116,7 @@ def read_items(source: str, items: list[Record | BadRecord]
             result.source_record_id, result.source_version, result.restricted, child,
             pack(p), tuple(sorted(index_keys(p))), tuple(sorted(query_keys(p))),
         ))
-    return out, lookups([v for v in out if isinstance(v, Valid)])
+    return out, lookups([v for v in out if isinstance(v, Valid)]) if lookup else None
 
 
 # -- scoring ------------------------------------------------------------------------
