@@ -401,11 +401,14 @@ class BatchState:
         """Drop the children read but not written so far (a batch loaded in chunks
         reads them again if a later chunk needs them): a batch's memory then grows
         with its chunk's candidates, not with all of them."""
-        written = self.writes.children
         self.read_before.update((cid, row.version) for cid, row in self.children.items())
-        self.children = {cid: row for cid, row in self.children.items() if cid in written}
-        self.key_index = index_of((key, cid) for key, ids in self.key_index.items()
-                                  for cid in ids if cid in written)
+        self.keep_only(self.writes.children.keys())
+
+    def keep_only(self, ids: Collection[str]) -> None:
+        """Forget every child but these, and the keys that found the others."""
+        self.children = {cid: row for cid, row in self.children.items() if cid in ids}
+        self.key_index = index_of((key, cid) for key, found in self.key_index.items()
+                                  for cid in found if cid in ids)
 
     def records_wanted(self, updates: list[CanonicalUpdate]) -> list[str]:
         """Children loaded without their record that these updates will likely

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from hub.batch import BatchState, StoredRecord, index_of
+from hub.batch import BatchState, StoredRecord
 from hub.decide import Matcher
 from hub.match.blocking import index_keys
 from hub.match.compare import Prepared, prepare
@@ -123,10 +123,7 @@ class LoadState(BatchState):
         links `writing` holds (not yet in the index). What else the state held the
         index now holds as it was held here; a later chunk reads what it needs of it
         from there (hub.bulk.load reads each chunk's candidates from the index)."""
-        kept = {c[0] for c in writing.children}
-        self.children = {cid: row for cid, row in self.children.items() if cid in kept}
-        self.key_index = index_of((key, cid) for key, ids in self.key_index.items()
-                                  for cid in ids if cid in kept)
+        self.keep_only({c[0] for c in writing.children})
         links = writing.writes.links
         self.links = {k: link for k, link in self.links.items() if k in links}
 
