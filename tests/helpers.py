@@ -43,9 +43,14 @@ class HubProcess:
 
     def __init__(self, env: dict[str, str], *args: str, log: Path | None = None) -> None:
         self.log_path = log
-        out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen([*HUB, "run", *args], env=env, stdout=out,
-                                     stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+        out = open(log, "w") if log else None  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                [*HUB, "run", *args], env=env, stdout=out or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+        finally:
+            if out is not None:  # the child has its own descriptor
+                out.close()
         time.sleep(0.2)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:

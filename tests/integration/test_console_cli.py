@@ -53,4 +53,7 @@ def test_console_user_status_and_console(hub_env: dict[str, str], tmp_path: Path
             assert "login" in r.url  # not logged in: sent to the login page
     finally:
         proc.terminate()
-        assert proc.wait(timeout=20) == 0
+        code = proc.wait(timeout=20)
+        assert proc.stdout is not None
+        proc.stdout.close()
+        assert code == 0
