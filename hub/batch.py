@@ -184,6 +184,12 @@ _KEYED = frozenset({"given_name", "family_name", "former_family_names", "date_of
                     "address", "upn", "nhs_number"})
 
 
+#: The provenance row of a record as its source created it, naming every field: one
+#: row instead of a dozen (a bulk load writes a row a record, not eleven). A later
+#: update adds a row for each field it changes (migration 0016).
+ALL_FIELDS = "*"
+
+
 @dataclass
 class Writes:
     children: dict[str, ChildRow] = field(default_factory=dict)
@@ -523,7 +529,7 @@ class BatchState:
         self.writes.versions.append((row.child_id, row.version, after, actor, message_id))
         if shield_changed:
             self.writes.shielded.append((row.child_id, row.version, row.authority))
-        for fld in changed:
+        for fld in changed if before is not None else (ALL_FIELDS,):
             self.writes.provenance[(row.child_id, fld)] = (
                 row.child_id, fld, update.source, update.source_record_id, update.source_version
             )
