@@ -185,8 +185,8 @@ _KEYED = frozenset({"given_name", "family_name", "former_family_names", "date_of
 
 
 #: The provenance row of a record as its source created it, naming every field: one
-#: row instead of a dozen (a bulk load writes a row a record, not eleven). A later
-#: update adds a row for each field it changes (migration 0016).
+#: row a new record instead of one a field (about eleven; a bulk load's writes set its
+#: pace). A later update adds a row for each field it changes (migration 0016).
 ALL_FIELDS = "*"
 
 
