@@ -86,6 +86,12 @@ async def test_a_batch_flushes_every_table_in_order(database_url: str) -> None:
         assert "given_name" not in {f for f, _, _ in provenance}  # unchanged by CB-2
         assert await conn.fetchval(
             "SELECT count(*) FROM provenance WHERE child_id = $1", out[3].child_id) == 1
+        # The view operators read resolves it field by field.
+        by_field = {r["field"]: (r["source"], r["source_record_id"]) for r in await conn.fetch(
+            "SELECT field, source, source_record_id FROM field_provenance WHERE child_id = $1",
+            moved_id)}
+        assert by_field["address"] == ("dwp", "CB-2")
+        assert by_field["given_name"] == by_field["date_of_birth"] == ("la", "LA-2")
 
         # Audit rows and notifications keep the batch's order.
         actions = [r["detail"]["message_id"] for r in await conn.fetch(
