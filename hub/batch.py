@@ -281,6 +281,48 @@ def index_of(pairs: Iterable[tuple[str, str]]) -> KeyIndex:
     return index
 
 
+def chunk_candidates(
+    qkeys: list[tuple[str, ...]], ikeys: list[tuple[str, ...]], index: KeyIndex,
+    children: dict[str, ChildRow],
+) -> tuple[list[tuple[int, tuple[int, ...]]], list[ChildRow]]:
+    """What each record of a bulk load's chunk is scored against (hub.bulk.load): record
+    r is found by its query keys `qkeys[r]` and files itself under its index keys
+    `ikeys[r]`. Targets 0..n-1 are the chunk's own records (earlier ones only, by
+    their keys); n, n+1, ... the children `index` finds (returned in that order).
+    Here rather than in the loader: compiled, it took the loader's one thread a third
+    of the time it took as Python."""
+    n = len(qkeys)
+    rows: list[ChildRow] = []
+    by_child: dict[str, int] = {}
+    local: dict[str, list[int]] = {}
+    tasks: list[tuple[int, tuple[int, ...]]] = []
+    for r in range(n):
+        cands: set[int] = set()
+        ids: set[str] = set()
+        for k in qkeys[r]:
+            ids.update(index.ids(k))
+            earlier = local.get(k)
+            if earlier is not None:
+                cands.update(earlier)
+        for cid in ids:
+            t = by_child.get(cid)
+            if t is None:
+                row = children.get(cid)
+                if row is None:
+                    continue
+                t = by_child[cid] = n + len(rows)
+                rows.append(row)
+            cands.add(t)
+        for k in ikeys[r]:
+            mine = local.get(k)
+            if mine is None:
+                local[k] = [r]
+            else:
+                mine.append(r)
+        tasks.append((r, tuple(sorted(cands))))
+    return tasks, rows
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # a bulk load's LoadState (hub.native)
 @dataclass
 class BatchState:

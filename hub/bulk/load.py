@@ -58,7 +58,7 @@ import asyncpg
 
 from adapters.base import BadRecord, Record
 from adapters.registry import reader
-from hub.batch import PARK_NAMESPACE, ChildRow, StoredRecord, Writes
+from hub.batch import PARK_NAMESPACE, ChildRow, StoredRecord, Writes, chunk_candidates
 from hub.broker.connection import message_id_for
 from hub.bulk import work, write
 from hub.bulk.state import CachedMatcher, LoadedUpdate, LoadState
@@ -498,33 +498,13 @@ class _Run:
         records (by their keys, earlier ones only), the rest are children the index
         holds (by the key index, as BatchState.facts finds them)."""
         st = self.state
+        tasks, found = chunk_candidates([v.qkeys for v in todo], [v.ikeys for v in todo],
+                                        st.key_index, st.children)
+        # Its normal forms when the state holds them, else its record.
         targets: list[Any] = [v.packed for v in todo]
+        targets += [row.record if row.match is None else work.pack(row.match) for row in found]
         objects: list[Any] = [None] * len(todo)
-        by_child: dict[str, int] = {}
-        local: dict[str, list[int]] = {}
-        tasks: list[tuple[int, tuple[int, ...]]] = []
-        for r, v in enumerate(todo):
-            cands: set[int] = set()
-            ids: set[str] = set()
-            for k in v.qkeys:
-                ids.update(st.key_index.ids(k))
-                earlier = local.get(k)
-                if earlier:
-                    cands.update(earlier)
-            for cid in ids:
-                t = by_child.get(cid)
-                if t is None:
-                    row = st.children.get(cid)
-                    if row is None:
-                        continue
-                    t = by_child[cid] = len(targets)
-                    # Its normal forms when the state holds them, else its record.
-                    targets.append(row.record if row.match is None else work.pack(row.match))
-                    objects.append((row.record, row.match))
-                cands.add(t)
-            for k in v.ikeys:
-                local.setdefault(k, []).append(r)
-            tasks.append((r, tuple(sorted(cands))))
+        objects += [(row.record, row.match) for row in found]
         self.targets = targets
         return tasks, objects
 

@@ -15,7 +15,8 @@ slotted class itself costs four times as much.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from operator import attrgetter
+from typing import Any, cast
 
 from adapters.base import BadRecord, Record
 from hub.broker.connection import message_id_for
@@ -32,8 +33,11 @@ from hub.validate import Rejection, check
 _SLOTS = Prepared.FIELDS  # the address line as made, not the address it is made from
 
 
+_PACK = attrgetter(*_SLOTS)
+
+
 def pack(p: Prepared) -> tuple[Any, ...]:
-    return tuple(getattr(p, s) for s in _SLOTS)
+    return cast(tuple[Any, ...], _PACK(p))
 
 
 def unpack(t: tuple[Any, ...]) -> Prepared:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from hub.batch import KeyIndex, index_of
+from hub.batch import ChildRow, KeyIndex, chunk_candidates, index_of
 
 
 def test_a_key_finds_every_child_added_under_it_once() -> None:
@@ -40,3 +40,16 @@ def test_a_key_of_one_child_costs_no_set() -> None:
     index = index_of((f"k{i % 1000}", f"c{i % 1000}") for i in range(2000))  # each twice
     held = index._ids  # noqa: SLF001 (what it holds, not how it answers)
     assert all(isinstance(v, str) for v in held.values())
+
+
+def test_a_chunk_record_meets_earlier_records_and_indexed_children_once_each() -> None:
+    index = index_of([("d:2014-03-07", "held"), ("p:LS42AB", "held"), ("p:LS42AB", "gone")])
+    children = {"held": ChildRow("held", 1, {})}  # "gone": keyed, no longer held
+    qkeys = [("d:2014-03-07", "p:LS42AB"), ("d:2014-03-07", "p:LS42AB"), ("n:9990000018",),
+             ("p:LS42AB",)]
+    ikeys = [("d:2014-03-07",), ("p:LS42AB",), ("n:9990000018",), ()]
+    tasks, rows = chunk_candidates(qkeys, ikeys, index, children)
+    # Targets 0-3 are the chunk's records, 4 the one indexed child held: a record
+    # meets only records before it (never itself), each target once.
+    assert tasks == [(0, (4,)), (1, (0, 4)), (2, ()), (3, (1, 4))]
+    assert rows == [children["held"]]
