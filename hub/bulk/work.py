@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from adapters.base import BadRecord, Record
 from hub.broker.connection import message_id_for
-from hub.db.store import packed
+from hub.db.store import SEP, packed
 from hub.decide import Matcher
 from hub.ingest import raw_text
 from hub.match.blocking import SHIELDED_ONLY, index_keys, query_keys
@@ -62,6 +62,35 @@ class Valid:
     packed: tuple[Any, ...]
     ikeys: tuple[str, ...]
     qkeys: tuple[str, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Its fifty-odd keys sent as two strings: pickled one by one they were two
+        # thirds of the cost of sending a record back to the loader (38 -> 15 us).
+        return (_valid, (self.where, self.message_id, self.raw, self.source,
+                         self.source_record_id, self.source_version, self.restricted,
+                         self.child, self.packed, _joined(self.ikeys), _joined(self.qkeys)))
+
+
+def _joined(keys: tuple[str, ...]) -> str | tuple[str, ...]:
+    """Keys as one string, unless one holds the separator (none does: validation
+    refuses control characters; hub.db.store.packed) or the string would be empty
+    (no keys, or one empty key: told apart by sending them as they are)."""
+    joined = SEP.join(keys)
+    return joined if joined and joined.count(SEP) == len(keys) - 1 else keys
+
+
+def _split(keys: str | tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(keys, tuple):
+        return keys
+    return tuple(keys.split(SEP))
+
+
+def _valid(where: str, message_id: str, raw: str, source: str, source_record_id: str,
+           source_version: int, restricted: bool, child: dict[str, Any],
+           packed: tuple[Any, ...], ikeys: str | tuple[str, ...],
+           qkeys: str | tuple[str, ...]) -> Valid:
+    return Valid(where, message_id, raw, source, source_record_id, source_version,
+                 restricted, child, packed, _split(ikeys), _split(qkeys))
 
 
 @dataclass(slots=True)
