@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import UTC, datetime
 
-from hub.notify import for_change
+from hub.notify import EVENT_NAMESPACE, event_id_for, for_change
 from hub.records import merge
 from hub.shielding import (
     Shield,
@@ -187,3 +189,13 @@ def test_a_parked_update_is_open_only_to_the_authority_of_everyone_beside_it() -
     assert not update_open_to("383", [a, b]) and not update_open_to("330", [a, b])
     # A shield with no authority yet (restricted at origin): nobody.
     assert not update_open_to("383", [Shield(True, None)])
+
+
+def test_event_ids_are_the_uuid5_they_always_were() -> None:
+    # Councils drop repeats by event id: a change must keep the id it had.
+    rng = random.Random(3)
+    names = ["3f2c1a4e-1111-2222-3333-444455556666:3:child.updated:383", "", "Zoë:1:x:202"]
+    names += [f"{uuid.UUID(int=rng.getrandbits(128))}:{rng.randrange(1, 99)}:child.moved_in:"
+              f"{rng.randrange(100, 999)}" for _ in range(2000)]
+    for name in names:
+        assert event_id_for(name) == str(uuid.uuid5(EVENT_NAMESPACE, name))
