@@ -213,8 +213,10 @@ class _Writer:
 async def load(
     settings: Settings, source: str, fmt: str, paths: list[str], *,
     chunk: int = CHUNK, workers: int = 2, hold: int = HOLD,
-    progress: Callable[[Summary], None] | None = None,
+    progress: Callable[[Summary], None] | None = None, keep: list[Any] | None = None,
 ) -> Summary:
+    """Load `paths`; `keep`, if given, receives what the load held once it succeeds, so
+    that a caller about to end the process can leave it to the exit (`hub load`)."""
     files = _Files(fmt, source, paths)
     started = time.monotonic()
     summary = Summary()
@@ -267,6 +269,8 @@ async def load(
             if progress:
                 progress(summary)
         await run.write_last()
+        if keep is not None:
+            keep.append(run)
         run.tick("write (COPY, not overlapped)")
         summary.scores.update(matcher.counts)
         await conn.execute(
