@@ -65,7 +65,7 @@ class Valid:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Its fifty-odd keys sent as two strings: pickled one by one they were two
-        # thirds of the cost of sending a record back to the loader (38 -> 15 us).
+        # thirds of the cost of sending a record back to the loader (38 -> 14 us).
         return (_valid, (self.where, self.message_id, self.raw, self.source,
                          self.source_record_id, self.source_version, self.restricted,
                          self.child, self.packed, _joined(self.ikeys), _joined(self.qkeys)))
