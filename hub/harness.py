@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiormq
 import asyncpg
 
 from adapters.registry import reader
@@ -56,16 +57,33 @@ async def fresh_database(url: str) -> None:
         await admin.close()
 
 
-async def nobody_else(s: Settings) -> None:
+#: An exclusive queue a demo or eval holds on its vhost for its whole run.
+HARNESS_QUEUE = "hub.harness"
+
+
+@asynccontextmanager
+async def alone(s: Settings):  # type: ignore[no-untyped-def]
+    """Hold the vhost for one demo or eval: an exclusive queue, which a second harness
+    cannot declare while this connection lives (two started at once both found
+    hub.inbound idle, then consumed each other's messages, and their figures looked
+    like a broken matcher); and no `hub run` already there."""
     amqp = await connect(s.amqp_url)
     try:
+        channel = await amqp.channel()
+        try:
+            await channel.declare_queue(HARNESS_QUEUE, exclusive=True, auto_delete=True)
+        except aiormq.exceptions.ChannelLockedResource:
+            raise OperationError(
+                "another hub demo or eval is running on this broker's vhost: wait for it,"
+                " or point HUB_AMQP_URL at another vhost") from None
         depth = await queue_depth(await amqp.channel(), topo.INBOUND)
+        if depth and (depth[0] or depth[1]):
+            raise OperationError(
+                "another hub is using this broker (hub.inbound has messages or consumers):"
+                " stop it, or point HUB_AMQP_URL at another vhost")
+        yield
     finally:
         await amqp.close()
-    if depth and (depth[0] or depth[1]):
-        raise OperationError(
-            "another hub is using this broker (hub.inbound has messages or consumers):"
-            " stop it, or point HUB_AMQP_URL at another vhost")
 
 
 @dataclass
@@ -109,7 +127,13 @@ class Harness:
 async def running_hub(base: Settings, suffix: str, workers: int, out: Say = say):  # type: ignore[no-untyped-def]
     """A fresh database `<name>_<suffix>`, set up, with `hub run` going against it."""
     s = replace(base, database_url=scratch_url(base.database_url, suffix))
-    await nobody_else(s)
+    async with alone(s):
+        async with _running(s, suffix, workers, out) as harness:
+            yield harness
+
+
+@asynccontextmanager
+async def _running(s: Settings, suffix: str, workers: int, out: Say):  # type: ignore[no-untyped-def]
     await fresh_database(s.database_url)
     out(f"  database: {urlsplit(s.database_url).path.lstrip('/')} (made afresh)")
     out(f"  setup: {await setup(s)}")
