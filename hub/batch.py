@@ -382,15 +382,22 @@ class BatchState:
         if got is None or got.update is not update:  # the update is kept: its id is not reused
             child = update.child.model_dump(mode="json", exclude_none=True)
             form = self.matcher.prepare(child)
-            got = _View(update, child, frozenset(self.query_keys_of(child, form)), form,
-                        frozenset(lookup_places(child.get("address"))),
-                        frozenset(contact_keys(child)))
+            got = _View(update, child, self.query_keys_of(child, form), form,
+                        *self.places_of_child(child))
             self._seen[id(update)] = got
         return got
 
-    # -- blocking keys (a bulk load supplies keys it computed in parallel) -----
-    def query_keys_of(self, child: Record, form: Prepared) -> set[str]:
-        return query_keys(form)
+    # -- what a bulk load supplies, computed in parallel -----------------------
+    def query_keys_of(self, child: Record, form: Prepared) -> frozenset[str]:
+        return frozenset(query_keys(form))
+
+    def places_of_child(self, child: Record) -> tuple[frozenset[str], frozenset[str]]:
+        """What rule 6 looks up of the child's address, and its contacts."""
+        return (frozenset(lookup_places(child.get("address"))),
+                frozenset(contact_keys(child)))
+
+    def new_child_id(self) -> str:
+        return str(uuid.uuid4())
 
     def index_keys_of(self, record: Record) -> set[str]:
         return index_keys(record)
@@ -540,7 +547,7 @@ class BatchState:
         shielded child's address into it: hub.operations.resolve)."""
         row = self.children.get(child_id) if child_id else None
         if row is None:
-            row = ChildRow(str(uuid.uuid4()), 0, {})
+            row = ChildRow(self.new_child_id(), 0, {})
             before: Record | None = None
         else:
             before = dict(row.record)

@@ -36,6 +36,21 @@ class Notification:
     body: dict[str, Any]
 
 
+_STAMP: tuple[datetime | None, str] = (None, "")
+
+
+def _stamp(at: datetime) -> str:
+    """`at` as the notifications write it, made once for all those of one batch or
+    chunk (they share its time; a bulk load writes a million)."""
+    global _STAMP
+    last = _STAMP  # one tuple, replaced whole: safe between threads
+    if last[0] is at:
+        return last[1]
+    text = at.isoformat().replace("+00:00", "Z")
+    _STAMP = (at, text)
+    return text
+
+
 def _note(
     event: str, la: str, child_id: str, version: int, at: datetime, child: Record, shielded: bool
 ) -> Notification:
@@ -46,7 +61,7 @@ def _note(
         "event": event,
         "child_id": child_id,
         "version": version,
-        "occurred_at": at.isoformat().replace("+00:00", "Z"),
+        "occurred_at": _stamp(at),
         "shielded": shielded,
         "child": child,
     }

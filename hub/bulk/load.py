@@ -541,6 +541,7 @@ class _Run:
             m.current[0], m.current[1] = v.child, prep
             st.current_child, st.current_qkeys, st.current_ikeys = v.child, v.qkeys, v.ikeys
             st.current_prepared = prep
+            st.current_places = (frozenset(v.places), frozenset(v.contacts))
             update = LoadedUpdate(v.source, v.source_record_id, v.source_version,
                                   v.restricted, v.child, v.raw)
             outcome = st.handle(update.as_update(), v.message_id, v.raw)

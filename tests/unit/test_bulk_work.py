@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import pickle
+import uuid
+from datetime import UTC, datetime
 
-from hub.bulk.work import Valid
+from adapters.base import Record
+from hub.batch import BatchState
+from hub.bulk.state import LoadState, RandomIds
+from hub.bulk.work import Valid, read_items
+from hub.config import Thresholds
 
 
 def _valid(ikeys: tuple[str, ...], qkeys: tuple[str, ...]) -> Valid:
     return Valid("line 2", "m-1", "{}", "la", "LA-1", 1, False,
                  {"given_name": "Ada", "date_of_birth": "2015-03-07"}, ("ada", 2015),
-                 ikeys, qkeys)
+                 ikeys, qkeys, ("LS42AB",), ("tel:01134960000",))
 
 
 def test_a_valid_record_survives_the_trip_back_to_the_loader() -> None:
@@ -25,3 +31,47 @@ def test_a_valid_record_survives_the_trip_back_to_the_loader() -> None:
         back = pickle.loads(pickle.dumps(v))
         assert back == v
         assert type(back.ikeys) is tuple and type(back.qkeys) is tuple
+        assert type(back.places) is tuple and type(back.contacts) is tuple
+
+
+def _update(n: int, **child: object) -> dict[str, object]:
+    return {"source": "la", "source_record_id": f"LA-{n}", "source_version": 1,
+            "kind": "upsert", "child": {"date_of_birth": "2015-03-07", **child}}
+
+
+def test_what_a_worker_finds_of_places_is_what_the_pipeline_finds() -> None:
+    """The loader takes each record's places and contacts from its worker: they must
+    be what BatchState itself makes of the record (rule 6 looks them up)."""
+    children = [
+        {"given_name": "Ada", "family_name": "Quill",
+         "address": {"lines": ["Flat 2", "8 Stanley Street"], "town": "Leeds",
+                     "postcode": "LS4 2AB", "la": "383"},
+         "carers": [{"name": "Bea Quill", "relationship": "mother",
+                     "phone": "0113 496 0000"}],
+         "services": [{"name": "Health visiting", "contact": "hv@example.org"}]},
+        {"given_name": "Cy", "address": {"lines": ["12 Mill Lane"], "la": "383"}},
+        {"family_name": "Dunn"},
+    ]
+    out, _ = read_items("la", [Record(f"line {n}", _update(n, **c))
+                               for n, c in enumerate(children)], lookup=False)
+    state = LoadState(thresholds=Thresholds(), now=datetime.now(UTC))
+    seen = []
+    for v in out:
+        assert isinstance(v, Valid)
+        state.current_child = v.child
+        state.current_places = (frozenset(v.places), frozenset(v.contacts))
+        mine = state.places_of_child(v.child)
+        assert mine == BatchState.places_of_child(state, dict(v.child))
+        seen.append(mine)
+    assert seen[0][0] and seen[0][1] and seen[1][0]  # the cases are not empty
+    assert seen[2] == (frozenset(), frozenset())
+
+
+def test_new_child_ids_are_version_4_uuids_each_new() -> None:
+    ids = RandomIds()
+    made = [ids() for _ in range(1000)]  # past one read of 4 KiB (256 ids)
+    assert len(set(made)) == 1000
+    for text in made:
+        u = uuid.UUID(text)
+        assert str(u) == text
+        assert u.version == 4 and u.variant == uuid.RFC_4122

@@ -47,6 +47,15 @@ def test_event_ids_are_stable() -> None:
     assert [n.event_id for n in a] == [n.event_id for n in b]
 
 
+def test_each_notification_carries_its_own_changes_time() -> None:
+    """The time's text is made once for a batch's notifications: never another's."""
+    later = datetime(2026, 11, 25, 10, 0, 1, 250000, tzinfo=UTC)
+    stamps = [n.body["occurred_at"] for at in (NOW, NOW, later, NOW, later)
+              for n in for_change("c", 1, at, None, LEEDS, OPEN)]
+    first, second = "2026-11-25T00:00:00Z", "2026-11-25T10:00:01.250000Z"
+    assert stamps == [first, first, second, first, second]
+
+
 def test_audiences() -> None:
     assert "address" not in for_audience(LEEDS, SHIELDED, None)
     assert "address" not in for_audience(LEEDS, SHIELDED, "330")
