@@ -10,7 +10,7 @@ through hub.validate, so every format is judged by the same rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,12 @@ class BadRecord:
     error: str  # one line, no personal data
     raw: str  # the record's raw content, kept for the operator
     source_record_id: str | None = None
+
+
+class Deferred(Protocol):
+    """A record read but not yet mapped to a Record or BadRecord: `record()` does
+    that, wherever it is called. An adapter's `rows` (where it has one) yields these
+    beside the BadRecords only reading can find, so that a bulk load maps its rows
+    in its worker processes; its `read` maps each at once."""
+
+    def record(self) -> Record | BadRecord: ...

@@ -67,7 +67,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from adapters import _common
 from adapters.base import BadRecord, Record
@@ -181,7 +181,30 @@ def _blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
+class Row(NamedTuple):
+    """A row read under a good header, not yet mapped (adapters.base.Deferred). A
+    tuple: a bulk load sends rows to its workers, and the header and plan every row
+    of a file shares go once a batch (pickle keeps one copy of a shared object)."""
+
+    where: str
+    header: list[str]
+    cells: list[str]
+    plan: dict[str, list[dict[str, str]]]
+    raw: str
+    source: str
+
+    def record(self) -> Record | BadRecord:
+        return _row(self.where, dict(zip(self.header, self.cells, strict=True)), self.plan,
+                    self.raw, self.source)
+
+
 def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
+    for item in rows(stream, source):
+        yield item.record() if isinstance(item, Row) else item
+
+
+def rows(stream: BinaryIO, source: str) -> Iterator[Row | BadRecord]:
+    """As `read`, each good row left to be mapped (Row.record)."""
     lines = _Lines(stream)
     reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
@@ -240,7 +263,7 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
                 _row_id(header, row),
             )
             continue
-        yield _row(where, dict(zip(header, row, strict=True)), plan, raw, source)
+        yield Row(where, header, row, plan, raw, source)
     if header is None:
         yield BadRecord("line 1", "empty_file", "the file has no header", "")
 

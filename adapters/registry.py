@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from adapters import csv, ctf, fhir, jsonl
-from adapters.base import BadRecord, Record
+from adapters.base import BadRecord, Deferred, Record
 
 Reader = Callable[[BinaryIO, str], Iterator[Record | BadRecord]]
+RowReader = Callable[[BinaryIO, str], Iterator[Record | BadRecord | Deferred]]
 
 FORMATS: dict[str, Reader] = {
     "jsonl": jsonl.read,
@@ -25,3 +26,9 @@ def reader(fmt: str) -> Reader:
     except KeyError:
         known = ", ".join(sorted(FORMATS))
         raise KeyError(f"unknown format {fmt!r}; known formats: {known}") from None
+
+
+def row_reader(fmt: str) -> RowReader:
+    """As `reader`, but the format's records may come unmapped (adapters.base.Deferred)
+    where its adapter can leave the mapping to the caller (csv)."""
+    return csv.rows if fmt == "csv" else reader(fmt)

@@ -56,8 +56,8 @@ from typing import Any, BinaryIO
 
 import asyncpg
 
-from adapters.base import BadRecord, Record
-from adapters.registry import reader
+from adapters.base import BadRecord, Deferred, Record
+from adapters.registry import row_reader
 from hub.batch import PARK_NAMESPACE, ChildRow, StoredRecord, Writes, chunk_candidates
 from hub.broker.connection import message_id_for
 from hub.bulk import work, write
@@ -118,7 +118,9 @@ class _Files:
 
     def __init__(self, fmt: str, source: str, paths: list[str]) -> None:
         try:
-            self.read = reader(fmt)
+            # Rows mapped by the workers (work.read_items) where the format allows:
+            # the CSV adapter's mapping was a tenth of this process's interpreter.
+            self.read = row_reader(fmt)
         except KeyError as exc:
             raise OperationError(str(exc.args[0])) from None
         self.source = source
@@ -132,7 +134,7 @@ class _Files:
         self.done_bytes = 0
         self.stream: BinaryIO | None = None
 
-    def __iter__(self) -> Iterator[tuple[str, Record | BadRecord]]:
+    def __iter__(self) -> Iterator[tuple[str, Record | BadRecord | Deferred]]:
         for path, size in zip(self.paths, self.sizes, strict=True):
             try:
                 stream = open(path, "rb")  # noqa: SIM115 - closed below
@@ -325,7 +327,7 @@ class _Run:
         c[phase] = c.get(phase, 0.0) + cpu - self.cpu
         self.clock, self.cpu = now, cpu
 
-    def read(self, batch: list[tuple[str, Record | BadRecord]], before: int) -> Any:
+    def read(self, batch: list[tuple[str, Record | BadRecord | Deferred]], before: int) -> Any:
         """Start the workers on a chunk: validation, normal forms, keys, and what the
         chunk will look up in the index if it may: if the index held children or the
         load may have let go of some by then (`before` records are decided first)."""
@@ -334,7 +336,7 @@ class _Run:
         return self.pool[0].starmap_async(work.read_items,
                                           [(self.source, p, may) for p in parts])
 
-    async def chunk(self, batch: list[tuple[str, Record | BadRecord]],
+    async def chunk(self, batch: list[tuple[str, Record | BadRecord | Deferred]],
                     parts: list[tuple[list[work.Valid | work.Bad], work.Lookups | None]]
                     ) -> None:
         s = self.summary

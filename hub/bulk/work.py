@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, cast
 
-from adapters.base import BadRecord, Record
+from adapters.base import BadRecord, Deferred, Record
 from hub.broker.connection import message_id_for
 from hub.db.store import SEP, packed
 from hub.decide import Matcher
@@ -130,11 +130,12 @@ def lookups(valid: list[Valid]) -> Lookups:
     return Lookups(*packed(sorted(keys - guarded)), *packed(sorted(guarded)), sorted(places))
 
 
-def read_items(source: str, items: list[Record | BadRecord], lookup: bool = True
+def read_items(source: str, items: list[Record | BadRecord | Deferred], lookup: bool = True
                ) -> tuple[list[Valid | Bad], Lookups | None]:
     routing_key = f"source.{source}"
     out: list[Valid | Bad] = []
-    for item in items:
+    for got in items:
+        item = got if isinstance(got, (Record, BadRecord)) else got.record()
         if isinstance(item, BadRecord):
             out.append(Bad(item.where, item.reason, item.error, item.raw, item.source_record_id))
             continue

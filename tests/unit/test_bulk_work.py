@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
+from adapters import csv as csv_adapter
 from adapters.base import Record
 from hub.batch import BatchState
 from hub.bulk.state import LoadState, RandomIds
@@ -75,3 +78,26 @@ def test_new_child_ids_are_version_4_uuids_each_new() -> None:
         u = uuid.UUID(text)
         assert str(u) == text
         assert u.version == 4 and u.variant == uuid.RFC_4122
+
+
+CSV_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "csv"
+
+
+def test_rows_mapped_in_a_worker_come_out_as_the_adapter_reads_them() -> None:
+    """A load's workers map CSV rows the deciding process only read (csv.Row, sent
+    pickled): every record and every bad record as `hub publish` reads the file."""
+    files = {p.name: p.read_bytes() for p in sorted(CSV_FIXTURES.glob("*.csv"))}
+    files["quoted"] = (b'source_record_id,source_version,given_name,date_of_birth,postcode\r\n'
+                       b'R1,1,"Ada\nLine",2015-03-07,LS4 2AB\r\n\r\n'
+                       b'R2,x,Bo,2015-03-07,\r\nR3,1,"Cy ""C""",07/03/2015,\r\nR4,1\r\n'
+                       b'R5,1,Di,2015-03-07,"unterminated\n')
+    deferred = 0
+    for name, data in files.items():
+        rows = list(csv_adapter.rows(io.BytesIO(data), "dwp"))
+        deferred += sum(isinstance(r, csv_adapter.Row) for r in rows)
+        sent = pickle.loads(pickle.dumps(rows))
+        mapped = read_items("dwp", sent)
+        assert mapped == read_items("dwp", list(csv_adapter.read(io.BytesIO(data), "dwp"))), name
+        assert [m.where for m in mapped[0]] == [r.where for r in rows], name
+    assert deferred > 10
+
