@@ -33,7 +33,13 @@ from hub.decide import (
     decide,
 )
 from hub.match import compact
-from hub.match.blocking import index_keys, query_keys, shielded_keys, with_copies
+from hub.match.blocking import (
+    SHIELDED_ONLY,
+    index_keys,
+    query_keys,
+    shielded_keys,
+    with_copies,
+)
 from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
@@ -230,12 +236,17 @@ class KeyIndex:
 
     def __init__(self) -> None:
         self._ids: dict[str, str | set[str]] = {}
+        # How many keys of the kinds only shielded records carry it holds: while none,
+        # looking those kinds up finds no one (a bulk load skips them: hub.bulk).
+        self.guarded = 0
 
     def add(self, key: str, child_id: str) -> None:
         ids = self._ids
         got = ids.get(key)
         if got is None:
             ids[key] = child_id
+            if key.startswith(SHIELDED_ONLY):
+                self.guarded += 1
         elif isinstance(got, str):
             if got != child_id:
                 ids[key] = {got, child_id}

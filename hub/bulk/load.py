@@ -504,8 +504,12 @@ class _Run:
         records (by their keys, earlier ones only), the rest are children the index
         holds (by the key index, as BatchState.facts finds them)."""
         st = self.state
-        tasks, found = chunk_candidates([v.qkeys for v in todo], [v.ikeys for v in todo],
-                                        st.key_index, st.children)
+        # Only the plain kinds while the index holds no key of the others (they would
+        # find no one; nor do they find the chunk's own records, whose keys are plain).
+        every = st.key_index.guarded > 0
+        tasks, found = chunk_candidates(
+            [v.qkeys if every else v.qkeys[:v.nplain] for v in todo], [v.ikeys for v in todo],
+            st.key_index, st.children)
         # Its normal forms when the state holds them, else its record.
         targets: list[Any] = [v.packed for v in todo]
         targets += [row.record if row.match is None else work.pack(row.match) for row in found]
@@ -542,6 +546,7 @@ class _Run:
             prep = work.unpack(v.packed)
             m.current[0], m.current[1] = v.child, prep
             st.current_child, st.current_qkeys, st.current_ikeys = v.child, v.qkeys, v.ikeys
+            st.current_nplain = v.nplain
             st.current_prepared = prep
             st.current_places = (frozenset(v.places), frozenset(v.contacts))
             update = LoadedUpdate(v.source, v.source_record_id, v.source_version,

@@ -14,12 +14,14 @@ from hub.batch import BatchState
 from hub.bulk.state import LoadState, RandomIds
 from hub.bulk.work import Valid, read_items
 from hub.config import Thresholds
+from hub.match.blocking import SHIELDED_ONLY, index_keys, query_keys, shielded_keys
+from hub.match.compare import prepare
 
 
 def _valid(ikeys: tuple[str, ...], qkeys: tuple[str, ...]) -> Valid:
     return Valid("line 2", "m-1", "{}", "la", "LA-1", 1, False,
                  {"given_name": "Ada", "date_of_birth": "2015-03-07"}, ("ada", 2015),
-                 ikeys, qkeys, ("LS42AB",), ("tel:01134960000",))
+                 ikeys, qkeys, len(qkeys), ("LS42AB",), ("tel:01134960000",))
 
 
 def test_a_valid_record_survives_the_trip_back_to_the_loader() -> None:
@@ -101,3 +103,35 @@ def test_rows_mapped_in_a_worker_come_out_as_the_adapter_reads_them() -> None:
         assert [m.where for m in mapped[0]] == [r.where for r in rows], name
     assert deferred > 10
 
+
+def test_the_kinds_only_shielded_records_carry_are_looked_up_once_the_index_holds_one() -> None:
+    """A load leaves out of a record's lookups the kinds of key only shielded records
+    carry while its key index holds none of them (they would find no one), and looks
+    them up again as soon as it holds one: Amelia Zedd, born a day after the shielded
+    Amelia Quorn and living elsewhere, is found by those kinds alone."""
+    her = {"given_name": "Amelia", "family_name": "Quorn", "date_of_birth": "2015-03-07",
+           "sex": "female", "address": {"postcode": "LS4 2AB", "la": "383"}}
+    other = {"given_name": "Amelia", "family_name": "Zedd", "date_of_birth": "2015-03-08",
+             "sex": "female", "address": {"postcode": "B5 7QQ", "la": "330"}}
+    out, _ = read_items("la", [Record("line 2", _update(2, **other))], lookup=False)
+    v = out[0]
+    assert isinstance(v, Valid)
+    plain, guarded = v.qkeys[:v.nplain], v.qkeys[v.nplain:]
+    assert guarded and all(k.startswith(SHIELDED_ONLY) for k in guarded)
+    assert plain and not any(k.startswith(SHIELDED_ONLY) for k in plain)
+    assert set(v.qkeys) == query_keys(prepare(v.child))
+
+    state = LoadState(thresholds=Thresholds(), now=datetime.now(UTC))
+    for k in index_keys(her):  # open: plain keys only
+        state.key_index.add(k, "her-id")
+    assert state.key_index.guarded == 0
+    state.current_child, state.current_qkeys, state.current_nplain = v.child, v.qkeys, v.nplain
+    form = prepare(v.child)
+    assert state.query_keys_of(v.child, form) == frozenset(plain)
+    assert "her-id" not in state.key_index.found(state.query_keys_of(v.child, form))
+
+    for k in shielded_keys(her):  # shielded now: the kinds only she carries
+        state.key_index.add(k, "her-id")
+    assert state.key_index.guarded > 0
+    assert state.query_keys_of(v.child, form) == frozenset(v.qkeys)
+    assert "her-id" in state.key_index.found(state.query_keys_of(v.child, form))
