@@ -176,6 +176,12 @@ def set_matcher(matcher: Matcher) -> None:
     _MATCHER = matcher
 
 
+def score_part(job: tuple[dict[int, Any], list[tuple[int, tuple[int, ...]]]]
+               ) -> list[list[MatchScore]]:
+    """score_pairs of one part of a chunk (Pool.imap passes one argument)."""
+    return score_pairs(*job)
+
+
 def score_pairs(targets: dict[int, Any], tasks: list[tuple[int, tuple[int, ...]]]
                 ) -> list[list[MatchScore]]:
     """For each (update target, candidate targets): the update scored against each.
