@@ -24,7 +24,7 @@ from hub.db.store import SEP, packed
 from hub.decide import Matcher
 from hub.ingest import raw_text
 from hub.match.blocking import SHIELDED_ONLY, index_keys, query_keys
-from hub.match.compare import Prepared, prepare
+from hub.match.compare import Prepared, prepare, unpacked
 from hub.match.score import MatchScore
 from hub.places import contact_keys, lookup_places
 from hub.publishing import canonical_body
@@ -40,11 +40,7 @@ def pack(p: Prepared) -> tuple[Any, ...]:
     return cast(tuple[Any, ...], _PACK(p))
 
 
-def unpack(t: tuple[Any, ...]) -> Prepared:
-    p = Prepared.__new__(Prepared)
-    for s, v in zip(_SLOTS, t, strict=True):
-        setattr(p, s, v)
-    return p
+unpack = unpacked  # compiled (hub.match.compare)
 
 
 @dataclass(slots=True)

@@ -11,8 +11,10 @@ encoded once (a new record's text serves its children row and its version 1).
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -154,9 +156,14 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
         stale = [cid for cid in w.keys if cid not in snap.new]
         if stale:
             await conn.execute(lq("load_delete_keys"), stale)
-        await conn.copy_records_to_table(
-            "block_keys", records=[(k, cid) for cid, ks in w.keys.items() for k in ks],
-            columns=["key", "child_id"])
+        key_rows = keys_as_copy_text(w.keys)
+        if key_rows is not None:
+            await conn.copy_to_table("block_keys", source=io.BytesIO(key_rows),
+                                     columns=["key", "child_id"], format="text")
+        else:
+            await conn.copy_records_to_table(
+                "block_keys", records=[(k, cid) for cid, ks in w.keys.items() for k in ks],
+                columns=["key", "child_id"])
 
     # A new child's source links and provenance cannot exist yet (a source link in
     # the index would have tied the record to its child): straight in. The rest
@@ -205,6 +212,25 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
     for name in ("links", "provenance", "protected", "parked", "audit", "outbox", "processed"):
         counts[name] = len(getattr(w, name))
     return counts
+
+
+def keys_as_copy_text(keys: Mapping[str, Collection[str]]) -> bytes | None:
+    """block_keys rows as COPY's text format, a line "key<TAB>child id" each: made by
+    joining strings, eleven rows a record, where a tuple a row cost the writing
+    thread a fifth of its time (py-spy, 324,182 records). None if any key holds a
+    character the text format would read otherwise (a backslash, a tab, a line
+    break): those go as tuples."""
+    parts = []
+    rows = 0
+    for cid, ks in keys.items():
+        if ks:
+            tail = "\t" + cid + "\n"
+            parts.append(tail.join(ks) + tail)
+            rows += len(ks)
+    text = "".join(parts)
+    if "\\" in text or "\r" in text or text.count("\n") != rows or text.count("\t") != rows:
+        return None
+    return text.encode()
 
 
 async def _split_copy(conn: asyncpg.Connection, rows: list[tuple[Any, ...]], child_at: int,

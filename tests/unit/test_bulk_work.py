@@ -12,10 +12,11 @@ from adapters import csv as csv_adapter
 from adapters.base import Record
 from hub.batch import BatchState
 from hub.bulk.state import LoadState, RandomIds
-from hub.bulk.work import Valid, read_items
+from hub.bulk.work import Valid, pack, read_items, unpack
+from hub.bulk.write import keys_as_copy_text
 from hub.config import Thresholds
 from hub.match.blocking import SHIELDED_ONLY, index_keys, query_keys, shielded_keys
-from hub.match.compare import prepare
+from hub.match.compare import Prepared, prepare
 
 
 def _valid(ikeys: tuple[str, ...], qkeys: tuple[str, ...]) -> Valid:
@@ -135,3 +136,33 @@ def test_the_kinds_only_shielded_records_carry_are_looked_up_once_the_index_hold
     assert state.key_index.guarded > 0
     assert state.query_keys_of(v.child, form) == frozenset(v.qkeys)
     assert "her-id" in state.key_index.found(state.query_keys_of(v.child, form))
+
+
+def test_normal_forms_arrive_as_they_were_made() -> None:
+    """A record's normal forms cross between the load's processes as a tuple of
+    Prepared.FIELDS: unpacked, every field is as prepare made it."""
+    children = [
+        {"given_name": "Mary-Jane", "middle_names": "Ada", "family_name": "Smith-Jones",
+         "former_family_names": ["Quill"], "date_of_birth": "2015-03-07", "sex": "female",
+         "nhs_number": "9990000018", "upn": "A123456789012",
+         "address": {"lines": ["Flat 2", "8 Stanley Street"], "postcode": "LS4 2AB",
+                     "la": "383"}},
+        {"family_name": "Dunn", "date_of_birth": "2019-12-31"},
+    ]
+    for child in children:
+        made = prepare(child)
+        back = unpack(pack(made))
+        for name in Prepared.FIELDS:
+            assert getattr(back, name) == getattr(made, name), name
+        assert back.dob == made.dob
+
+
+def test_block_keys_go_as_copy_text_unless_a_key_would_be_read_otherwise() -> None:
+    keys = {"c-1": {"d:2015-03-07:A540", "p:LS42AB"}, "c-2": set(), "c-3": {"n:9990000018"}}
+    text = keys_as_copy_text(keys)
+    assert text is not None
+    rows = sorted(tuple(line.split("\t")) for line in text.decode().splitlines())
+    assert rows == sorted((k, cid) for cid, ks in keys.items() for k in ks)
+    for odd in ("a\\b", "a\tb", "a\nb", "a\rb", "\\N"):
+        assert keys_as_copy_text({"c-1": {"p:LS42AB", odd}}) is None, odd
+    assert keys_as_copy_text({}) == b""
