@@ -146,5 +146,16 @@ def dumps(value: Any) -> str:
 
 
 def compact(d: dict[str, Any]) -> dict[str, Any] | None:
-    """The dict, or None when every value in it is None or empty."""
-    return d if any(v not in (None, [], "") for v in d.values()) else None
+    """The dict, or None when every value in it is None, [] or ""."""
+    for v in d.values():
+        if v is None:
+            continue
+        # Strings and lists by their truth (the same test, a third of the cost of
+        # mapping a CSV row when written `v not in (None, [], "")` for each).
+        kind = type(v)
+        if kind is str or kind is list:
+            if v:
+                return d
+        elif v not in (None, [], ""):
+            return d
+    return None

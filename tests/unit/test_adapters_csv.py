@@ -335,3 +335,17 @@ def test_streams_a_big_file_in_bounded_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == ROWS
     assert peak < BOUND
+
+
+def test_a_part_is_left_out_only_when_every_value_is_none_or_empty() -> None:
+    """adapters._common.compact keeps a dict unless each value is None, [] or "",
+    whatever the values' kinds (the rule the adapters always had)."""
+    from adapters._common import compact
+
+    values = [None, "", [], "x", " ", ["a"], [""], 0, False, True, {}, 1.5]
+    for a in values:
+        for b in values:
+            d = {"a": a, "b": b}
+            expected = d if any(v not in (None, [], "") for v in d.values()) else None
+            assert compact(d) is expected, d
+    assert compact({}) is None
