@@ -68,6 +68,13 @@ async def snapshot(url: str) -> dict[str, Any]:
             "links": links, "reviews": reviews, "dead": dead, "outcomes": outcomes,
             "shielded": shielded, "decided": decided,
             "outbox": await conn.fetchval("SELECT count(*) FROM outbox"),
+            "keys": Counter({r["kind"]: r["n"] for r in await conn.fetch(
+                "SELECT split_part(key, ':', 1) AS kind, count(*) AS n FROM block_keys"
+                " GROUP BY 1")}),
+            # block_keys has no foreign key (migration 0018): the writers keep it whole.
+            "orphan_keys": await conn.fetchval(
+                "SELECT count(*) FROM block_keys b"
+                " WHERE NOT EXISTS (SELECT 1 FROM children c WHERE c.child_id = b.child_id)"),
         }
     finally:
         await conn.close()
@@ -161,8 +168,10 @@ async def test_load_decides_as_the_streaming_pipeline_does(
               if streamed["decided"].get(m) != o}
     assert not differ, differ
     for key in ("children", "versions", "reviews", "dead", "outcomes", "shielded", "outbox",
-                "counted"):
+                "counted", "keys"):
         assert loaded[key] == streamed[key], key
+    assert loaded["orphan_keys"] == streamed["orphan_keys"] == 0
+    assert sum(loaded["keys"].values()) > 10 * loaded["children"]
     assert sum(loaded["counted"].values()) == sum(loaded["outcomes"].values()) > 0
     assert loaded["links"].keys() == streamed["links"].keys()
     assert grouping(loaded["links"]) == grouping(streamed["links"])
