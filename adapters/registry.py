@@ -28,7 +28,11 @@ def reader(fmt: str) -> Reader:
         raise KeyError(f"unknown format {fmt!r}; known formats: {known}") from None
 
 
+#: The formats whose adapter can leave the mapping of its records to the caller.
+ROW_FORMATS: dict[str, RowReader] = {"csv": csv.rows}
+
+
 def row_reader(fmt: str) -> RowReader:
     """As `reader`, but the format's records may come unmapped (adapters.base.Deferred)
-    where its adapter can leave the mapping to the caller (csv)."""
-    return csv.rows if fmt == "csv" else reader(fmt)
+    where its adapter has `rows` (ROW_FORMATS)."""
+    return ROW_FORMATS.get(fmt) or reader(fmt)

@@ -27,6 +27,7 @@ from hub.match.compare import Prepared, prepare
 from hub.match.score import MatchScore
 from hub.records import Record
 from hub.shielding import Shield
+from hub.uuids import uuid_text
 from schemas.canonical import CanonicalUpdate
 
 if TYPE_CHECKING:
@@ -49,11 +50,7 @@ class RandomIds:
         if at + 16 > len(self._buf):
             self._buf, at = os.urandom(4096), 0
         self._at = at + 16
-        n = int.from_bytes(self._buf[at:at + 16])
-        n = (n & ~(0xF000 << 64)) | (4 << 76)  # version 4
-        n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # the RFC 4122 variant
-        x = f"{n:032x}"
-        return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+        return uuid_text(self._buf[at:at + 16], 4)
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,7 +124,7 @@ class LoadState(BatchState):
     current_child: dict[str, Any] | None = None
     current_prepared: Prepared | None = None
     _create: tuple[tuple[str, ...], Prepared | None] | None = None
-    _ids: RandomIds = field(default_factory=lambda: RandomIds())
+    _ids: RandomIds = field(default_factory=RandomIds)
 
     def keep_written(self, snap: Snapshot) -> None:
         """A committed chunk's records kept as the JSON text they were written as,

@@ -121,10 +121,10 @@ class Lookups:
 
 
 def lookups(valid: list[Valid]) -> Lookups:
-    keys = {k for v in valid for k in v.qkeys}
-    guarded = {k for k in keys if k.startswith(SHIELDED_ONLY)}
+    plain = {k for v in valid for k in v.qkeys[:v.nplain]}
+    guarded = {k for v in valid for k in v.qkeys[v.nplain:]}
     places = {p for v in valid for p in (*v.places, *v.contacts)}
-    return Lookups(*packed(sorted(keys - guarded)), *packed(sorted(guarded)), sorted(places))
+    return Lookups(*packed(sorted(plain)), *packed(sorted(guarded)), sorted(places))
 
 
 def read_items(source: str, items: list[Record | BadRecord | Deferred], lookup: bool = True

@@ -56,6 +56,16 @@ def test_each_notification_carries_its_own_changes_time() -> None:
     assert stamps == [first, first, second, first, second]
 
 
+def test_uuid_text_is_what_the_uuid_module_writes() -> None:
+    from hub.uuids import uuid_text
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        raw = rng.randbytes(16)
+        for version in (4, 5):
+            assert uuid_text(raw, version) == str(uuid.UUID(bytes=raw, version=version))
+
+
 def test_audiences() -> None:
     assert "address" not in for_audience(LEEDS, SHIELDED, None)
     assert "address" not in for_audience(LEEDS, SHIELDED, "330")
