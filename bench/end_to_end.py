@@ -10,6 +10,9 @@
    indexed children, some new births that create, a few that go to review, some
    about shielded children) at full speed; the rate is updates / (first publish ->
    every update committed and every notification published, the outbox empty).
+   No council consumes meanwhile (the notifications wait in their queues, counted
+   after the phase): the councils read on their own machines, and a consumer here
+   would take the two cores' time from the hub (--councils-at-full-speed runs it).
 3. Latency at half that rate: a paced source publishes more of the feed while a
    separate process consumes every council's queue; per notification, the time
    it reached its council minus the time its update was published (joined
@@ -85,6 +88,9 @@ class Options:
     seed: int = 1
     log_dir: str | None = None
     profile: str | None = None  # a folder: py-spy records the full-speed phase there
+    # The councils' consumer beside the hub at full speed too (as before the
+    # twenty-fourth session), not only for the latency phase.
+    councils_at_full_speed: bool = False
 
     @property
     def feed_needed(self) -> int:
@@ -538,6 +544,22 @@ async def queues_empty(amqp_url: str, queues: list[str], timeout: float = 120) -
     raise RuntimeError("the council queues did not drain")
 
 
+async def notifications_waiting(amqp_url: str, queues: list[str]) -> int:
+    from hub.broker.connection import queue_depth
+
+    async with await aio_pika.connect(amqp_url) as conn:
+        channel = await conn.channel()
+        depths = [await queue_depth(channel, q) for q in queues]
+    return sum(d[0] for d in depths if d)
+
+
+async def purge(amqp_url: str, queues: list[str]) -> None:
+    async with await aio_pika.connect(amqp_url) as conn:
+        channel = await conn.channel()
+        for name in queues:
+            await (await channel.get_queue(name, ensure=False)).purge()
+
+
 # -- one run of the hub on one index ------------------------------------------------------
 
 
@@ -593,7 +615,8 @@ async def hub_run(opts: Options, db_name: str, with_latency: bool = True) -> dic
         log_path = work / f"hub-{db_name}.log"
         hub = await start_hub(env, opts, log_path, amqp_url, opts.processes * opts.workers)
         result["hub_log"] = str(log_path)
-        councils = await Councils.start(amqp_url, queues, work)
+        if opts.councils_at_full_speed:
+            councils = await Councils.start(amqp_url, queues, work)
         progress = Progress(monitor, db_name)
         expected: set[str] = set()
 
@@ -646,8 +669,16 @@ async def hub_run(opts: Options, db_name: str, with_latency: bool = True) -> dic
         log(f"  CPU s per 1,000 updates: {result['full_speed']['cpu_per_1000']}")
         log(f"  {rate:.0f} updates/s end to end ({done_at - first:.1f}s)")
         result["memory_after_full_speed"] = hub.memory()
+        if councils is None:
+            waiting = await notifications_waiting(amqp_url, queues)
+            result["full_speed"]["notifications_waiting"] = waiting
+            log(f"  {waiting:,} notifications waiting in the councils' queues")
+            if with_latency and paced:  # the latency phase starts from empty queues
+                await purge(amqp_url, queues)
+                councils = await Councils.start(amqp_url, queues, work)
 
         if with_latency and paced:
+            assert councils is not None
             pace = rate / 2
             log(f"half rate: {len(paced):,} updates at {pace:.0f}/s")
             sent2, first2, _ = await publish(amqp_url, paced, rate=pace)
@@ -847,6 +878,11 @@ def format_result(r: dict[str, Any]) -> str:
             f" ({100 * f['memory_change']:+.1f}%; {_verdict(f['memory_ok'])} the target"
             f" within {100 * TARGET_MEMORY_CHANGE:.0f}%)")
     lines.append("decisions: " + ", ".join(f"{k} {v}" for k, v in h["decisions"].items()))
+    if "notifications_waiting" in fs:
+        lines.append(f"notifications published at full speed, waiting in the councils' queues"
+                     f" (no council consuming then): {fs['notifications_waiting']:,}")
+    elif o.get("councils_at_full_speed"):
+        lines.append("the councils' consumer ran beside the hub at full speed")
     if h.get("batches_failed"):
         lines.append(f"batches failed and retried: {h['batches_failed']}")
     lines.append(f"wall time: {r['wall_seconds']:.0f} s")
@@ -875,6 +911,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-dir", help="where the hub's logs go (default: a temporary folder)")
     p.add_argument("--profile", metavar="DIR",
                    help="record the hub's processes with py-spy during the full-speed phase")
+    p.add_argument("--councils-at-full-speed", action="store_true",
+                   help="run the councils' consumer beside the hub at full speed too"
+                   " (by default it starts for the latency phase)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -885,7 +924,7 @@ def options(args: argparse.Namespace, amqp_url: str, database_url: str) -> Optio
         warmup=args.warmup, processes=args.processes, workers=args.workers,
         batch_size=args.batch_size, memory_children=args.memory_children,
         memory_reuse_db=args.memory_reuse_db, seed=args.seed, log_dir=args.log_dir,
-        profile=args.profile,
+        profile=args.profile, councils_at_full_speed=args.councils_at_full_speed,
     )
 
 
