@@ -177,11 +177,8 @@ class _Writer:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     async def open(self, url: str) -> None:
-        async def connect() -> asyncpg.Connection:
-            conn = await asyncpg.connect(url, timeout=10, server_settings=SERVER_SETTINGS)
-            await write.prepare_session(conn)
-            return conn
-        self.conn = await self.run(connect())
+        self.conn = await self.run(
+            asyncpg.connect(url, timeout=10, server_settings=SERVER_SETTINGS))
 
     async def wait(self) -> write.Snapshot | None:
         """The chunk in hand is committed (or its failure raised here); returns it."""

@@ -1,11 +1,11 @@
 """Writing a chunk of a bulk load: the rows hub.db.store.flush would write, with COPY.
 
-Rows that cannot already exist (new children, their versions and keys, audit rows)
-are copied straight into their tables; rows that may (source links, provenance,
-protected addresses, parked items, outbox events, processed ids, children the
-index held before) go through session-local staging tables and the same
-INSERT ... ON CONFLICT or UPDATE the pipeline's named queries use. The caller
-holds the transaction. The connection has no JSON codec: jsonb goes in as text,
+Rows that cannot already exist (new children, their versions, keys, source links
+and provenance, audit rows, outbox events, processed ids) are copied straight into
+their tables; rows that may (children the index held before, their source links
+and provenance, protected addresses, parked items) go through the pipeline's own
+statements (hub.db.writes, queries.sql flush_*), so an upsert is written once. The
+caller holds the transaction. The connection has no JSON codec: jsonb goes in as text,
 encoded once (a new record's text serves its children row and its version 1).
 """
 
@@ -49,7 +49,7 @@ def _queries() -> dict[str, str]:
 
 
 def lq(name: str) -> str:
-    return _queries()[name].rstrip(";") if name != "load_staging" else _queries()[name]
+    return _queries()[name].rstrip(";")
 
 
 def _dumps(value: Any) -> str:
@@ -69,10 +69,6 @@ class Encoder:
         text = _dumps(value)
         self.texts[id(value)] = (value, text)
         return text
-
-
-async def prepare_session(conn: asyncpg.Connection) -> None:
-    await conn.execute(lq("load_staging"))
 
 
 def stored_form(match: Any, record: Any, version: int) -> str | None:
@@ -138,11 +134,7 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
             columns=["child_id", "version", "record", "shielded", "shielding_authority",
                      "shielded_at", "restricted_at_origin", "severed", "prepared"])
     if old_rows:
-        await conn.copy_records_to_table("load_children", records=old_rows,
-                                         columns=["child_id", "version", "record", "shielded",
-                                                  "shielding_authority", "restricted_at_origin",
-                                                  "severed", "prepared"])
-        await conn.execute(lq("load_update_children"))
+        await conn.execute(q("flush_children"), *columns(old_rows, 8))
     counts["children"] = len(snap.children)
 
     if w.versions:
@@ -165,27 +157,20 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
                 "block_keys", records=[(k, cid) for cid, ks in w.keys.items() for k in ks],
                 columns=["key", "child_id"])
 
-    # A new child's source links and provenance cannot exist yet (a source link in
-    # the index would have tied the record to its child): straight in. The rest
-    # upsert as the pipeline does.
-    await _split_copy(conn, list(w.links.values()), 2, snap.new, "source_links", "load_links",
-                      "load_upsert_links",
+    await _split_copy(conn, list(w.links.values()), 2, snap.new, "source_links", "flush_links",
                       ["source", "source_record_id", "child_id", "last_version", "linked_by"])
     await _split_copy(conn, list(w.provenance.values()), 0, snap.new, "provenance",
-                      "load_provenance", "load_upsert_provenance",
+                      "flush_provenance",
                       ["child_id", "field", "source", "source_record_id", "source_version"])
     if w.protected:
-        await conn.copy_records_to_table("load_protected", records=sorted(w.protected))
-        await conn.execute(lq("load_insert_protected"))
+        await conn.execute(q("flush_protected"), *columns(sorted(w.protected), 2))
     if w.parked:
-        await conn.copy_records_to_table("load_parked", records=[
+        await conn.execute(q("flush_parked"), *columns((
             (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],
              p["source_version"], p["error"], p["raw"], p["routing_key"], p["message_id"],
              None if p["update"] is None else _dumps(p["update"]), _dumps(p["candidates"]),
-             p["retry_of"])
-            for p in w.parked
-        ])
-        await conn.execute(lq("load_insert_parked"))
+             p["retry_of"], p.get("body_digest"))
+            for p in w.parked), 14))
     if w.audit:
         await conn.copy_records_to_table(
             "audit_log", records=[(a, act, cid, subj, _dumps(d)) for a, act, cid, subj, d
@@ -234,15 +219,16 @@ def keys_as_copy_text(keys: Mapping[str, Collection[str]]) -> bytes | None:
 
 
 async def _split_copy(conn: asyncpg.Connection, rows: list[tuple[Any, ...]], child_at: int,
-                      new_ids: set[str], table: str, staging: str, upsert: str,
-                      columns: list[str]) -> None:
+                      new_ids: set[str], table: str, upsert: str, names: list[str]) -> None:
+    """A new child's rows copied into `table` (none can exist yet: a row in the index
+    would have tied the record to its child); the rest upserted by the pipeline's
+    named query `upsert`, which takes them as arrays in the order of `names`."""
     new = [r for r in rows if r[child_at] in new_ids]
     old = [r for r in rows if r[child_at] not in new_ids]
     if new:
-        await conn.copy_records_to_table(table, records=new, columns=columns)
+        await conn.copy_records_to_table(table, records=new, columns=names)
     if old:
-        await conn.copy_records_to_table(staging, records=old, columns=columns)
-        await conn.execute(lq(upsert))
+        await conn.execute(q(upsert), *columns(old, len(names)))
 
 
 def _body(body: dict[str, Any], enc: Encoder) -> str:
