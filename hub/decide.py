@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
@@ -216,15 +216,19 @@ def _top(child: Record, facts: Facts, matcher: Matcher, thresholds: Thresholds,
     return _shown(scored, _plausible(child, scored, facts, thresholds))
 
 
-def _shown(scored: list[Scored], plausible: list[Scored]) -> tuple[Scored, ...]:
+def _shown(scored: list[Scored], plausible: list[Scored],
+           holders: Collection[str] = ()) -> tuple[Scored, ...]:
     """The five best of `scored` that a person may see with the update: not a shielded
     or severed child that could not be this one (not in `plausible`, rule 4's test).
     One found by the postcode alone, say, would tell whoever reviews the update that
     a hidden child lives at its postcode: a search by a hidden field must never
-    return a shielded record."""
+    return a shielded record. The records holding the update's NHS number (`holders`,
+    plausible) are shown whatever their place, last if below the five."""
     could = {c.child_id for c in plausible}
-    return tuple(c for c in scored
-                 if not (c.shielded or c.severed) or c.child_id in could)[:5]
+    shown = [c for c in scored if not (c.shielded or c.severed) or c.child_id in could]
+    best = shown[:5]
+    missing = [c for c in shown[5:] if c.child_id in holders]
+    return tuple(best[:5 - len(missing)] + missing if missing else best)
 
 
 def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher,
@@ -372,6 +376,7 @@ def decide(
 
     nhs = child.get("nhs_number")
     dob = str(child.get("date_of_birth"))
+    same_nhs: list[CandidateLike] = []
     if nhs:
         same_nhs = [c for c in facts.candidates if c.nhs_and_dob[0] == nhs]
         dob_s = dob.replace("-", "")
@@ -400,12 +405,15 @@ def decide(
     scored = _score_all(child, facts, matcher, form=form)
     model = scored[0].explanation.model_version if scored and scored[0].explanation else None
     plausible = _plausible(child, scored, facts, thresholds)
-    top = _shown(scored, plausible)
-    if nhs:
-        if len(same_nhs) > 1:
-            return Decision(REVIEW, "conflicting_identity", None, top, model)
-        # One record with this NHS number but another date of birth (a typo or a
-        # day/month swap): not a tie, so the probabilistic rules below decide.
+    holders = {c.child_id for c in same_nhs}
+    top = _shown(scored, plausible, holders)
+    if len(same_nhs) > 1:
+        return Decision(REVIEW, "conflicting_identity", None, top, model)
+    # One record with this NHS number but another date of birth (a typo, a day/month
+    # swap, or the number a sibling's): not a tie, so the probabilistic rules below
+    # decide, but the update is linked to that record or goes to a person: linked to
+    # another record, or created, it would leave two children holding one number.
+    # (She is plausible, shielded or severed: `_plausible`.)
 
     if any(c.shielded or c.severed for c in plausible):
         linked = _set_aside(child, scored, plausible, facts, thresholds, matcher, model)
@@ -427,21 +435,31 @@ def decide(
         guarded = _place_guard(child, best.child_id, facts)
         if guarded is not None:
             return Decision(REVIEW, guarded, None, top, model)
+        if holders and best.child_id not in holders:
+            return Decision(REVIEW, "conflicting_identity", None, top, model)
         return Decision(LINK, "demographic_match", best.child_id, top, model)
 
     guarded = _place_guard(child, None, facts)
     if guarded is not None:
         return Decision(REVIEW, guarded, None, top, model)
+    if holders:
+        return Decision(REVIEW, "conflicting_identity", None, top, model)
     return Decision(CREATE, "no_match", None, top, model)
 
 
 def _plausible(child: Record, scored: list[Scored], facts: Facts,
                thresholds: Thresholds) -> list[Scored]:
     records = {c.child_id: c.record for c in facts.candidates if c.shielded or c.severed}
+    nhs = child.get("nhs_number")
+    # A record holding the update's NHS number could be its child whatever else differs
+    # (renamed, her date mistyped, at a refuge): for her, a miss is an open duplicate
+    # holding her number and her new address.
+    holders = {c.child_id for c in facts.candidates if nhs and c.nhs_and_dob[0] == nhs}
     return [
         c for c in scored
         if c.identity_probability >= thresholds.shielded_plausible
         or c.probability >= thresholds.review
+        or c.child_id in holders
         or ((c.shielded or c.severed) and could_be_same_child(child, records[c.child_id]))
     ]
 

@@ -812,3 +812,60 @@ def test_at_his_door_nothing_may_change_and_her_pupil_number_is_hers() -> None:
     d = decide(dict(older, nhs_number=None, upn=upn), 1,
                Facts(candidates=(Candidate("x", older), her)), T)
     assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+
+
+def test_her_nhs_number_beside_a_new_name_and_a_mistyped_date_goes_to_a_person() -> None:
+    # Renamed at a refuge, her date of birth a digit out, her NHS number right: the
+    # names, the date and the address all say someone else (match probability about
+    # 0.0002, no name in common), but the number is hers. Created, this was an open
+    # record holding her NHS number and her refuge.
+    her = child(given_name="Anaya", family_name="Khan", date_of_birth="2017-12-04")
+    renamed = child(given_name="Maya", family_name="Smith", date_of_birth="2017-12-14",
+                    address=NEW_REFUGE, carers=[])
+    for shielded, severed, reason in ((True, False, "shielded_candidate"),
+                                      (False, True, "severed_identity")):
+        cand = Candidate("c1", her, shielded=shielded, severed=severed)
+        d = decide(renamed, 1, Facts(candidates=(cand,)), T)
+        assert (d.action, d.reason) == (REVIEW, reason)
+        assert [c.child_id for c in d.candidates] == ["c1"]
+        # An open record under the update's names and date, no NHS number of its own,
+        # at the refuge: it does not explain away the number she carries.
+        there = Candidate("c2", child(nhs_number=None, given_name="Maya", family_name="Smith",
+                                      date_of_birth="2017-12-14", address=NEW_REFUGE,
+                                      carers=[]))
+        d = decide(renamed, 1, Facts(candidates=(cand, there)), T)
+        assert d.action == REVIEW and d.reason in (reason, "conflicting_identity")
+        assert "c1" in [c.child_id for c in d.candidates]
+
+
+def test_an_nhs_number_another_record_holds_is_never_created_again_nor_linked_elsewhere() -> None:
+    # Her names swapped and her date a digit out, at her old address after a move
+    # another source reported (her record now under a new surname): scored alone the
+    # update looks like someone else, but its NHS number is her record's. A new record
+    # would be a second child holding one NHS number.
+    record = child(given_name="Anaya", family_name="Ali", former_family_names=["Khan"],
+                   date_of_birth="2017-12-04", address=REFUGE)
+    update = child(given_name="Khan", family_name="Anaya", date_of_birth="2017-12-14")
+    holder = Candidate("c1", record)
+    d = decide(update, 1, Facts(candidates=(holder,)), T)
+    assert (d.action, d.reason) == (REVIEW, "conflicting_identity")
+    assert "c1" in [c.child_id for c in d.candidates]
+    # Matched at the link threshold by another record (no NHS number of its own): the
+    # link would write her number into it.
+    lookalike = Candidate("c2", child(nhs_number=None, given_name="Khan",
+                                      family_name="Anaya", date_of_birth="2017-12-14"))
+    d = decide(update, 1, Facts(candidates=(holder, lookalike)), T)
+    assert (d.action, d.reason) == (REVIEW, "conflicting_identity")
+    assert {"c1", "c2"} <= {c.child_id for c in d.candidates}
+    # Linked to the record that holds it when the scores say so (a date typo alone).
+    # However many records score above it, the one holding the number is shown.
+    others = tuple(Candidate(f"c{i}", child(nhs_number=None, given_name="Khan",
+                                            family_name="Anaya", date_of_birth="2017-12-14",
+                                            address={**REFUGE, "lines": [f"{i} Harbour Lane"]}))
+                   for i in range(2, 9))
+    d = decide(update, 1, Facts(candidates=(holder, *others)), T)
+    assert d.action == REVIEW and len(d.candidates) == 5
+    assert "c1" in [c.child_id for c in d.candidates]
+    typo = Facts(candidates=(Candidate("c1", child()),))
+    d = decide(child(date_of_birth="2014-03-19"), 1, typo, T)
+    assert (d.action, d.child_id) == (LINK, "c1")
