@@ -7,7 +7,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
 import aiormq
 import asyncpg
@@ -22,10 +22,19 @@ class UsageError(Exception):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad usage as one line on stderr, exit 2 (argparse prints the usage too: two
+    lines or more); `--help` still shows the usage. Subcommands' parsers are made of
+    the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from hub.cli import commands as c
 
-    p = argparse.ArgumentParser(prog="hub", description="The national child index hub.")
+    p = _Parser(prog="hub", description="The national child index hub.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("setup", help="create the database, apply migrations, declare the broker")
@@ -101,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
 
     review = sub.add_parser("review", help="records awaiting an operator's decision")
     rs = review.add_subparsers(dest="action", required=True, metavar="ACTION")
-    s = rs.add_parser("list")
+    s = rs.add_parser("list", help="the records awaiting a decision")
     s.add_argument("--json", action="store_true")
     s.add_argument("--reason")
     s.add_argument("--source")
@@ -121,13 +130,13 @@ def _parser() -> argparse.ArgumentParser:
         if name == "investigate":
             s.add_argument("--done", action="store_true")
         s.set_defaults(func=c.review_handle, handle=name)
-    s = rs.add_parser("show")
+    s = rs.add_parser("show", help="one item: the update beside its candidates, field by field")
     s.add_argument("item_id", metavar="ID")
     s.add_argument("--authority", metavar="LA", help="act for this local authority")
     s.set_defaults(func=c.review_show)
     _retention(rs, "empty items decided long ago", "the update and raw content of items"
                " resolved or rejected more than DAYS ago", c.review_purge)
-    s = rs.add_parser("resolve")
+    s = rs.add_parser("resolve", help="an operator's decision: --link, --create or --reject")
     s.add_argument("item_id", metavar="ID")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--link", metavar="CHILD_ID")
@@ -144,15 +153,16 @@ def _parser() -> argparse.ArgumentParser:
 
     dlq = sub.add_parser("dlq", help="invalid and poison messages")
     ds = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
-    s = ds.add_parser("list")
+    s = ds.add_parser("list", help="the dead letters")
     s.add_argument("--json", action="store_true")
     s.add_argument("--reason")
     s.add_argument("--source")
     s.add_argument("--older-than", type=float, metavar="HOURS")
     s.add_argument("--assigned-to", metavar="OPERATOR")
     s.set_defaults(func=c.dlq_list)
-    for name in ("retry", "purge"):
-        s = ds.add_parser(name)
+    for name, helptext in (("retry", "send dead letters through the pipeline again"),
+                           ("purge", "delete dead letters (by id, --reason, --all, or age)")):
+        s = ds.add_parser(name, help=helptext)
         s.add_argument("item_id", nargs="*", metavar="ID", help="one or more dead letters")
         s.add_argument("--reason")
         s.add_argument("--all", action="store_true", dest="every")

@@ -96,7 +96,11 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
                   "--authority", "383", "--by", "op", check=False)
     assert missing.returncode == 1 and "no child" in missing.stderr
     usage = hub(hub_env, "review", "resolve", "x", check=False)
-    assert usage.returncode == 2
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1, usage.stderr
+    assert usage.stderr.startswith("hub review resolve: error: "), usage.stderr
+    for args in (("wait", "--timeout", "soon"), ("no-such-command",), ("publish",)):
+        usage = hub(hub_env, *args, check=False)
+        assert usage.returncode == 2 and usage.stderr.count("\n") == 1, (args, usage.stderr)
     down = dict(hub_env, HUB_AMQP_URL="amqp://guest:guest@127.0.0.1:1/")
     for args in (("council", "add", "383"), ("wait", "--timeout", "2"),
                  ("notifications", "consume", "--council", "383", "--max", "1")):
