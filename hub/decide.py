@@ -216,6 +216,19 @@ def _top(child: Record, facts: Facts, matcher: Matcher, thresholds: Thresholds,
     return _shown(scored, _plausible(child, scored, facts, thresholds))
 
 
+def _holders(child: Record, facts: Facts) -> set[str]:
+    """The candidates holding the update's NHS number or unique pupil number. Each
+    could be its child whatever else differs (renamed, her date mistyped, at a
+    refuge): for a shielded child a miss is an open duplicate holding her identifier
+    and her new address."""
+    nhs = child.get("nhs_number")
+    upn = prepared(child).upn if child.get("upn") else ""
+    if not (nhs or upn):
+        return set()
+    return {c.child_id for c in facts.candidates
+            if (nhs and c.nhs_and_dob[0] == nhs) or (upn and c.normal_form.upn == upn)}
+
+
 def _shown(scored: list[Scored], plausible: list[Scored],
            holders: Collection[str] = ()) -> tuple[Scored, ...]:
     """The five best of `scored` that a person may see with the update: not a shielded
@@ -405,15 +418,15 @@ def decide(
     scored = _score_all(child, facts, matcher, form=form)
     model = scored[0].explanation.model_version if scored and scored[0].explanation else None
     plausible = _plausible(child, scored, facts, thresholds)
-    holders = {c.child_id for c in same_nhs}
+    holders = _holders(child, facts)
     top = _shown(scored, plausible, holders)
     if len(same_nhs) > 1:
         return Decision(REVIEW, "conflicting_identity", None, top, model)
     # One record with this NHS number but another date of birth (a typo, a day/month
-    # swap, or the number a sibling's): not a tie, so the probabilistic rules below
-    # decide, but the update is linked to that record or goes to a person: linked to
-    # another record, or created, it would leave two children holding one number.
-    # (She is plausible, shielded or severed: `_plausible`.)
+    # swap, or the number a sibling's), or with this pupil number: not a tie, so the
+    # probabilistic rules below decide, but the update is linked to that record or goes
+    # to a person: linked to another record, or created, it would leave two children
+    # holding one identifier. (She is plausible, shielded or severed: `_plausible`.)
 
     if any(c.shielded or c.severed for c in plausible):
         linked = _set_aside(child, scored, plausible, facts, thresholds, matcher, model)
@@ -450,11 +463,7 @@ def decide(
 def _plausible(child: Record, scored: list[Scored], facts: Facts,
                thresholds: Thresholds) -> list[Scored]:
     records = {c.child_id: c.record for c in facts.candidates if c.shielded or c.severed}
-    nhs = child.get("nhs_number")
-    # A record holding the update's NHS number could be its child whatever else differs
-    # (renamed, her date mistyped, at a refuge): for her, a miss is an open duplicate
-    # holding her number and her new address.
-    holders = {c.child_id for c in facts.candidates if nhs and c.nhs_and_dob[0] == nhs}
+    holders = _holders(child, facts)
     return [
         c for c in scored
         if c.identity_probability >= thresholds.shielded_plausible

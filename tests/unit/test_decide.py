@@ -869,3 +869,18 @@ def test_an_nhs_number_another_record_holds_is_never_created_again_nor_linked_el
     typo = Facts(candidates=(Candidate("c1", child()),))
     d = decide(child(date_of_birth="2014-03-19"), 1, typo, T)
     assert (d.action, d.child_id) == (LINK, "c1")
+
+
+def test_her_pupil_number_is_held_to_as_her_nhs_number_is() -> None:
+    # The same renamed child at a refuge, her date a digit out, carrying her unique
+    # pupil number (a school's record of her) and no NHS number.
+    her = child(nhs_number=None, upn="A123456789012", given_name="Anaya", family_name="Khan",
+                date_of_birth="2017-12-04")
+    renamed = child(nhs_number=None, upn="a123456789012", given_name="Maya",
+                    family_name="Smith", date_of_birth="2017-12-14", address=NEW_REFUGE,
+                    carers=[])
+    d = decide(renamed, 1, Facts(candidates=(Candidate("c1", her, shielded=True),)), T)
+    assert (d.action, d.reason) == (REVIEW, "shielded_candidate")
+    d = decide(renamed, 1, Facts(candidates=(Candidate("c1", her),)), T)
+    assert (d.action, d.reason) == (REVIEW, "conflicting_identity")
+    assert [c.child_id for c in d.candidates] == ["c1"]
