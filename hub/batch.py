@@ -214,6 +214,9 @@ class Writes:
     # origin, an operator's placing): hub.shield_check.tell names to that authority
     # the open records still showing where she is
     shielded: list[tuple[str, int, str | None]] = field(default_factory=list)
+    # (child id, version, authority) of each shielded record the batch gave a new
+    # address: hub.shield_check.tell names the open records at her new house
+    moved: list[tuple[str, int, str | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -590,6 +593,11 @@ class BatchState:
         self.writes.versions.append((row.child_id, row.version, after, actor, message_id))
         if shield_changed:
             self.writes.shielded.append((row.child_id, row.version, row.authority))
+        elif row.shielded and before is not None and "address" in changed:
+            # She moved: another refuge family's open record at her new house shows
+            # where she is as plainly as hers would; her authority is told, as when
+            # she was shielded.
+            self.writes.moved.append((row.child_id, row.version, row.authority))
         for fld in changed if before is not None else (ALL_FIELDS,):
             self.writes.provenance[(row.child_id, fld)] = (
                 row.child_id, fld, update.source, update.source_record_id, update.source_version

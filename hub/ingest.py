@@ -179,6 +179,6 @@ async def _process(
             await store.guard_new_keys(conn, state)
         await store.flush(conn, state.writes)
         # Written, so a record this batch created at her house is found too.
-        await shield_check.tell(conn, state.writes.shielded, thresholds)
+        await shield_check.tell(conn, state.writes.shielded, thresholds, state.writes.moved)
     forget_prepared()
     return outcomes

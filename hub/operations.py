@@ -625,7 +625,7 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     f" placed: run `hub review show {item_id}` and decide again"
                 ) from None
             await store.flush(conn, state.writes)
-            await shield_check.tell(conn, state.writes.shielded, thresholds)
+            await shield_check.tell(conn, state.writes.shielded, thresholds, state.writes.moved)
         status = "rejected" if action == "reject" else "resolved"
         await conn.execute(
             "UPDATE parked SET status = $2, resolved_at = now(), resolved_by = $3,"

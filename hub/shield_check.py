@@ -10,7 +10,8 @@ Two kinds, both named to her authority once, by id, and neither changed:
 `hub shield` (hub.operations.shield_record) puts them in its child.shielded
 notification and its audit; where a batch shields a record (restricted at origin, an
 operator's placing: hub.batch.BatchState.write) `tell` sends `alert.shield_check` to
-her authority when there is anything to name.
+her authority when there is anything to name, and where a batch moves a shielded
+child, the open records at her new house.
 """
 
 from __future__ import annotations
@@ -93,20 +94,24 @@ def named(house: list[str], could_be: list[str]) -> dict[str, Any]:
 
 
 async def tell(conn: asyncpg.Connection, shielded: list[tuple[str, int, str | None]],
-               thresholds: Thresholds) -> int:
+               thresholds: Thresholds,
+               moved: list[tuple[str, int, str | None]] | None = None) -> int:
     """For each (child id, version, authority) a batch has just shielded, written in
     this transaction: an `alert.shield_check` to her authority naming the open
-    records at her house and those that could be her, when there are any. How many
-    alerts were written."""
+    records at her house and those that could be her, when there are any; for each
+    shielded record it has just given a new address (`moved`), the open records at
+    her new house (those that could be her were named once, as she was shielded).
+    How many alerts were written."""
     told = 0
-    for cid, version, authority in shielded:
+    for (cid, version, authority), asked in [*((s, True) for s in shielded),
+                                             *((m, False) for m in moved or ())]:
         row = await conn.fetchrow(
             "SELECT record, shielded FROM children WHERE child_id = $1::uuid", cid)
         if row is None or not row["shielded"] or not authority:
             continue
         record = _record(row["record"])
         body = named([i for i, _ in await at_house(conn, cid, record)],
-                     await could_be_her(conn, cid, record, thresholds))
+                     await could_be_her(conn, cid, record, thresholds) if asked else [])
         if not body:
             continue
         event_id = str(uuid.uuid5(_NAMESPACE, f"{cid}:{version}"))

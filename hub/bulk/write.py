@@ -193,7 +193,7 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
     # Records shielded on arrival (restricted at origin): their authority is asked
     # about the open records at their house and those that could be them, as a
     # batch's would be (hub.shield_check), over what is written so far.
-    counts["shield_checks"] = await shield_check.tell(conn, w.shielded, snap.thresholds)
+    counts["shield_checks"] = await shield_check.tell(conn, w.shielded, snap.thresholds, w.moved)
     for name in ("links", "provenance", "protected", "parked", "audit", "outbox", "processed"):
         counts[name] = len(getattr(w, name))
     return counts

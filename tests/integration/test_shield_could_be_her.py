@@ -211,3 +211,41 @@ async def test_an_operators_placing_that_shields_a_record_asks_too(database_url:
         assert alerts[0][1]["open_could_be_her"] == [ids["duplicate"]]
     finally:
         await conn.close()
+
+
+async def test_a_shielded_child_moving_in_beside_an_open_record_her_authority_is_told(
+        database_url: str) -> None:
+    """Another family's open record already at the house a shielded child moves into
+    (a refuge's flat) shows where she is as plainly as hers would: her authority gets
+    one alert.shield_check naming it (by id; those that could be her were asked once,
+    as she was shielded), no one else hears anything, and nothing is changed in it."""
+    flat = {"lines": ["Flat 34", "23 Dittany Lane"], "town": "Liverpool", "postcode": "L19 4UP",
+            "la": "341"}
+    conn = await connect(database_url)
+    try:
+        first = await ingest.process(conn, [
+            incoming(update("la", "LA-1")),  # her
+            incoming(update("dwp", "CB-1", nhs_number=nhs(21), given_name="Tegan",
+                            family_name="Polglase", date_of_birth="2017-07-07",
+                            address=flat)),
+        ], T)
+        her, tegan = (str(o.child_id) for o in first)
+        await operations.shield_record(conn, her, "383", "officer", "refuge", thresholds=T)
+        before = await _versions(conn)
+        last = await conn.fetchval("SELECT max(id) FROM outbox")
+        out = await ingest.process(conn, [incoming(update("la", "LA-1", 2, address=flat))], T)
+        assert (out[0].action, out[0].child_id) == ("link", her)
+        assert (await _versions(conn))[tegan] == before[tegan]
+        told = await _told_since(conn, last)
+        assert told and all(k.startswith("la.383.") for k, _ in told), told
+        alerts = [b for k, b in told if k == "la.383.alert.shield_check"]
+        assert len(alerts) == 1 and alerts[0]["child_id"] == her
+        assert alerts[0]["open_at_same_house"] == [tegan]
+        assert "open_could_be_her" not in alerts[0]
+        # Her next update at the same house is not a move: not told again.
+        await ingest.process(conn, [incoming(update("la", "LA-1", 3, address=flat,
+                                                    middle_names="Rose"))], T)
+        assert await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE routing_key LIKE '%.alert.shield_check'") == 1
+    finally:
+        await conn.close()
