@@ -235,8 +235,9 @@ def _shown(scored: list[Scored], plausible: list[Scored],
     or severed child that could not be this one (not in `plausible`, rule 4's test).
     One found by the postcode alone, say, would tell whoever reviews the update that
     a hidden child lives at its postcode: a search by a hidden field must never
-    return a shielded record. The records holding the update's NHS number (`holders`,
-    plausible) are shown whatever their place, last if below the five."""
+    return a shielded record. The records holding the update's NHS number or pupil
+    number (`holders`, plausible) are shown whatever their place, last if below the
+    five."""
     could = {c.child_id for c in plausible}
     shown = [c for c in scored if not (c.shielded or c.severed) or c.child_id in could]
     best = shown[:5]
@@ -430,7 +431,7 @@ def decide(
 
     if any(c.shielded or c.severed for c in plausible):
         linked = _set_aside(child, scored, plausible, facts, thresholds, matcher, model)
-        if linked is not None:
+        if linked is not None and (not holders or linked.child_id in holders):
             return linked
     if any(c.shielded for c in plausible):
         return Decision(REVIEW, "shielded_candidate", None, top, model)

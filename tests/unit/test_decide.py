@@ -884,3 +884,21 @@ def test_her_pupil_number_is_held_to_as_her_nhs_number_is() -> None:
     d = decide(renamed, 1, Facts(candidates=(Candidate("c1", her),)), T)
     assert (d.action, d.reason) == (REVIEW, "conflicting_identity")
     assert [c.child_id for c in d.candidates] == ["c1"]
+
+
+def test_rule_1s_set_aside_never_links_an_identifier_into_another_record() -> None:
+    # An update set aside for an open record (the namesake case above), carrying a
+    # pupil number another open record holds: linked, his record would hold it too.
+    namesake = Candidate("s", child(nhs_number=nhs(51), given_name="Amelia",
+                                    family_name="Khanova", date_of_birth="2014-03-19",
+                                    address=REFUGE), shielded=True)
+    other = Candidate("x", child(nhs_number=nhs(50), given_name="Amelia",
+                                 family_name="Smithfield"))
+    holder = Candidate("h", child(nhs_number=None, upn="A123456789012", given_name="Ptolemy",
+                                  family_name="Abara", sex="male", date_of_birth="2012-01-01"))
+    update = child(nhs_number=None, given_name="Amelia", family_name="Smithfield")
+    d = decide(update, 1, Facts(candidates=(other, namesake, holder)), T)
+    assert (d.action, d.child_id) == (LINK, "x")  # set aside, as above
+    d = decide(dict(update, upn="A123456789012"), 1,
+               Facts(candidates=(other, namesake, holder)), T)
+    assert d.action == REVIEW and "h" in [c.child_id for c in d.candidates]
