@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from bench.matching import CHUNK, _Renumber
+from bench.matching import CHUNK, UniqueUpns, _Renumber
 from hub import loop as hub_loop
 from hub.bulk.extract import with_duplicates, write_csv
 from hub.db import migrate
@@ -62,6 +62,7 @@ def log(message: str) -> None:
 def _updates(children: int, seed: int, duplicates: float, truth: dict[str, str]
              ) -> Iterator[dict[str, Any]]:
     made = k = 0
+    upns = UniqueUpns()
     while made < children:
         size = min(CHUNK, children - made)
         pop = generate_population(size, seed + k, shielded_fraction=0.0, birth_fraction=0.0)
@@ -69,6 +70,8 @@ def _updates(children: int, seed: int, duplicates: float, truth: dict[str, str]
             renumber = _Renumber(999 - k)
             for person in pop.children:
                 person.nhs_number = renumber.next()
+        for person in pop.children:  # and unique UPNs
+            person.upn = upns.of(person.upn)
         extract, chunk_truth = with_duplicates(pop, seed + k, duplicates, source="la")
         for u in extract:
             rid = f"C{k}-{u['source_record_id']}"
@@ -81,7 +84,9 @@ def _updates(children: int, seed: int, duplicates: float, truth: dict[str, str]
 
 
 def make_extract(work: Path, children: int, seed: int, duplicates: float) -> tuple[Path, Path]:
-    name = f"extract-{children}-{seed}-{duplicates:g}"
+    # "u": UPNs unique across chunks (the twenty-fourth session); older extracts are
+    # not reused.
+    name = f"extract-{children}-{seed}-{duplicates:g}-u"
     path, truth_path = work / f"{name}.csv", work / f"{name}.truth.csv"
     if path.exists() and truth_path.exists():
         log(f"reusing {path}")

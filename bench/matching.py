@@ -23,8 +23,11 @@ people (its NHS numbers are drawn from the 999 test range), so N is generated in
 chunks (default 200,000) with seeds seed, seed+1, ... Chunk 0 keeps its 999 NHS
 numbers and is the population the feed is about; chunk k >= 1 is renumbered
 sequentially with the prefix 999-k (998..., 997..., all with valid check digits),
-so NHS numbers stay unique across the index. Everything else (names, dates,
-addresses, UPNs) is as generated; UPNs may repeat across chunks (rarely).
+so NHS numbers stay unique across the index, and a UPN an earlier chunk gave
+another child takes a free serial (`UniqueUpns`): the chunks are generated
+independently, and about 2,000 children of a million shared one, where the DfE's
+are unique (the hub holds an update to the record with its UPN: README, rule 3).
+Everything else (names, dates, addresses) is as generated.
 The feed (hub.synth.feed.central_feed over chunk 0, sources dwp and pds) is kept in
 the scratch database (table bench_feed) so --reuse-db measures the same updates.
 """
@@ -102,19 +105,41 @@ class _Renumber:
                 return f"{nine}{digit}"
 
 
+class UniqueUpns:
+    """Unique pupil numbers across independently generated chunks: the first child
+    with a UPN keeps it; a later one given the same takes the highest serial free
+    for its school and start year (the last three digits; a generated population's
+    serials count up from 1)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def of(self, upn: str | None) -> str | None:
+        if not upn:
+            return upn
+        candidate, serial = upn, 999
+        while candidate in self.seen:
+            if serial < 0:
+                raise ValueError(f"no free serial for UPN {upn[:-3]}...")
+            candidate, serial = f"{upn[:-3]}{serial:03d}", serial - 1
+        self.seen.add(candidate)
+        return candidate
+
+
 def _stored_record(child: dict[str, Any]) -> dict[str, Any]:
     """What the hub stores for a first, clean update: merge(None, the child)."""
     record, _ = merge(None, {k: v for k, v in child.items() if v is not None})
     return record
 
 
-def _rows(pop: Population, renumber: _Renumber | None) -> Iterator[
+def _rows(pop: Population, renumber: _Renumber | None, upns: UniqueUpns) -> Iterator[
     tuple[tuple[Any, ...], list[tuple[str, uuid.UUID]]]
 ]:
     for person in pop.children:
         child = person.to_child()
         if renumber is not None:
             child["nhs_number"] = renumber.next()
+        child["upn"] = upns.of(child.get("upn"))
         record = _stored_record(child)
         cid = uuid.uuid4()
         row = (cid, 1, json.dumps(record), person.shielded, person.shielding_authority,
@@ -159,6 +184,7 @@ async def build(
     feed_rows: list[tuple[int, str]] = []
     loaded = keys_loaded = 0
     k = 0
+    upns = UniqueUpns()
     gen_s = copy_s = 0.0
     while loaded < children:
         size = min(chunk, children - loaded)
@@ -169,7 +195,7 @@ async def build(
         renumber = _Renumber(999 - k) if k else None
         child_rows: list[tuple[Any, ...]] = []
         key_rows: list[tuple[str, uuid.UUID]] = []
-        for row, keys in _rows(pop, renumber):
+        for row, keys in _rows(pop, renumber, upns):
             child_rows.append(row)
             key_rows.extend(keys)
         if k == 0:
