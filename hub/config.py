@@ -24,6 +24,18 @@ def _from_env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _url(name: str, default: str, schemes: tuple[str, ...]) -> str:
+    """A service URL from the environment; one that names no such service is refused
+    at once (a garbled one was read as a relative path: a database driver's traceback,
+    a broker client retrying localhost for ever). The value is not echoed: it may
+    carry a password."""
+    url = _from_env(name, default)
+    if not url.startswith(tuple(f"{s}://" for s in schemes)):
+        raise ConfigError(f"{name} must be a URL starting with "
+                          + " or ".join(f"{s}://" for s in schemes))
+    return url
+
+
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if not raw:
@@ -63,8 +75,9 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            amqp_url=_from_env("HUB_AMQP_URL", DEFAULT_AMQP_URL),
-            database_url=_from_env("HUB_DATABASE_URL", DEFAULT_DATABASE_URL),
+            amqp_url=_url("HUB_AMQP_URL", DEFAULT_AMQP_URL, ("amqp", "amqps")),
+            database_url=_url("HUB_DATABASE_URL", DEFAULT_DATABASE_URL,
+                              ("postgresql", "postgres")),
             batch_size=int(_float("HUB_BATCH_SIZE", 200)),
             batch_wait=_float("HUB_BATCH_WAIT", 0.05),
             stop_grace=_float("HUB_STOP_GRACE", 30.0),

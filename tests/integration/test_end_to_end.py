@@ -109,6 +109,13 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
         assert unreachable.returncode == 1, args
         assert unreachable.stderr.startswith("hub: cannot reach a service"), unreachable.stderr
         assert unreachable.stderr.count("\n") == 1, unreachable.stderr
+    # A garbled service URL: refused at once in one line (it was a driver's traceback,
+    # or a broker client retrying localhost), without echoing it (it may hold a password).
+    for var, args in (("HUB_DATABASE_URL", ("export",)), ("HUB_AMQP_URL", ("wait",))):
+        garbled = hub(dict(hub_env, **{var: "not a url:s3cret"}), *args, check=False)
+        assert garbled.returncode == 1 and garbled.stderr.count("\n") == 1, garbled.stderr
+        assert garbled.stderr.startswith(f"hub: {var} must be a URL"), garbled.stderr
+        assert "s3cret" not in garbled.stderr
     nofile = hub(hub_env, "publish", "--source", "dwp", "--format", "jsonl", "/nonexistent",
                  check=False)
     assert nofile.returncode == 1 and "cannot read" in nofile.stderr
