@@ -98,8 +98,8 @@ def _assert_hub_command(argv: list[str]) -> None:
 def _config_env_names() -> set[str]:
     src = (ROOT / "hub" / "config.py").read_text()
     names = set(re.findall(r'"(HUB_[A-Z0-9_]+)"', src))
-    if 'f"{name}_FILE"' in src:  # _from_env reads NAME_FILE as well as NAME
-        names |= {f"{n}_FILE" for n in re.findall(r'_from_env\(\s*"(HUB_[A-Z0-9_]+)"', src)}
+    if 'f"{name}_FILE"' in src:  # _from_env (and _url, through it) reads NAME_FILE too
+        names |= {f"{n}_FILE" for n in re.findall(r'_(?:from_env|url)\(\s*"(HUB_[A-Z0-9_]+)"', src)}
     return names
 
 
