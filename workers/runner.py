@@ -125,10 +125,14 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
     async with pool.acquire() as conn:
         # The runtime needs only hub_worker (README, Security); say when it has more.
         too_much = await too_powerful(conn)
-    if too_much:
+    try:
+        amqp = await connect(settings.amqp_url)
+    except BaseException:
+        await pool.close()
+        raise
+    if too_much:  # after both services answer: a failure to start is one line on stderr
         log.warning("db_login_too_powerful", login=too_much,
                     hint="run `hub run` as a hub_worker login (hub db-user add)")
-    amqp = await connect(settings.amqp_url)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

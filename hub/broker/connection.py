@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +22,33 @@ tolerant.install()
 async def connect(url: str) -> AbstractRobustConnection:
     # Reconnect quickly after a cut: the hub's consumers and publishers resume
     # on the same robust channels.
-    return await aio_pika.connect_robust(url, timeout=10, reconnect_interval=1)
+    with _first_attempt_unlogged():
+        return await aio_pika.connect_robust(url, timeout=10, reconnect_interval=1)
+
+
+_LIBRARY_LOGGERS = ("aiormq", "aio_pika")
+_connecting = 0
+_levels: dict[str, int] = {}
+
+
+@contextmanager
+def _first_attempt_unlogged() -> Iterator[None]:
+    """A first connection that fails is the caller's one error line ("cannot reach
+    a service"); the libraries' own log lines about it would come before it on
+    stderr. Once connected, their reconnection logs are kept."""
+    global _connecting
+    if _connecting == 0:
+        _levels.update({n: logging.getLogger(n).level for n in _LIBRARY_LOGGERS})
+        for name in _LIBRARY_LOGGERS:  # a level, unlike `disabled`, covers child loggers
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    _connecting += 1
+    try:
+        yield
+    finally:
+        _connecting -= 1
+        if _connecting == 0:
+            for name, level in _levels.items():
+                logging.getLogger(name).setLevel(level)
 
 
 async def confirming_channel(conn: AbstractRobustConnection) -> AbstractChannel:

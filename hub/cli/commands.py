@@ -66,6 +66,9 @@ async def run(args: argparse.Namespace, s: Settings) -> int:
         raise OperationError(
             f"{stale} shielded records carry blocking keys made by other matching code:"
             " run `hub setup` first (updates about them would miss them)")
+    if args.processes > 1:
+        async with broker(s):  # down: one line, before the processes start and log
+            pass
     await run_hub(s, args.workers, args.processes, only=args.only or COMPONENTS)
     return 0
 

@@ -103,7 +103,8 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
         assert usage.returncode == 2 and usage.stderr.count("\n") == 1, (args, usage.stderr)
     down = dict(hub_env, HUB_AMQP_URL="amqp://guest:guest@127.0.0.1:1/")
     for args in (("council", "add", "383"), ("wait", "--timeout", "2"),
-                 ("notifications", "consume", "--council", "383", "--max", "1")):
+                 ("notifications", "consume", "--council", "383", "--max", "1"),
+                 ("run",), ("run", "--processes", "2")):
         unreachable = hub(down, *args, check=False)
         # One line: the broker client's own error records (JSON) are not printed too.
         assert unreachable.returncode == 1, args
