@@ -315,6 +315,7 @@ def dead_line(r: asyncpg.Record) -> dict[str, Any]:
         "source_record_id": r["source_record_id"],
         "error": r["error"],
         "received_at": _ts(r["received_at"]),
+        "format": r["format"],  # the adapter's that rejected it; null: a canonical body
         **_handling(r),
     }
 

@@ -49,6 +49,7 @@ async def publish_items(
     source: str,
     items: Iterable[Record | BadRecord],
     progress: Callable[[Summary], None] | None = None,
+    fmt: str = "jsonl",
 ) -> Summary:
     conn = await connect(amqp_url)
     summary = Summary()
@@ -84,6 +85,7 @@ async def publish_items(
             if failures:
                 window.release()
                 raise failures[0]  # a refused publish is an error, not a silent drop
+            adapter_rejected = isinstance(item, BadRecord)
             if isinstance(item, Record):
                 result = check(item.update, expected_source=source)
                 if isinstance(result, Rejection):
@@ -103,6 +105,8 @@ async def publish_items(
                     topo.H_SOURCE: source,
                     topo.H_ROUTING_KEY: routing_key,
                 }
+                if adapter_rejected:  # else its raw content is the canonical body
+                    headers[topo.H_FORMAT] = fmt
                 if item.source_record_id:
                     headers[topo.H_RECORD] = item.source_record_id
                 mid = message_id_for(f"dead.{source}.{item.where}", raw)

@@ -75,6 +75,7 @@ def classify(msg: AbstractIncomingMessage) -> dict[str, Any]:
         "source_record_id": _str(headers.get(topo.H_RECORD)),
         "routing_key": original_key,
         "retry_of": parked_id(headers.get(topo.H_RETRY_OF)),
+        "format": _str(headers.get(topo.H_FORMAT)),
     }
 
 
@@ -112,7 +113,7 @@ async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str | None:
         status = await conn.execute(
             q("insert_parked"), pid, "dead", info["reason"], info["source"], rid, None,
             info["error"], raw_text(msg.body), info["routing_key"], mid, None, [],
-            info["retry_of"], reused,
+            info["retry_of"], reused, info["format"],
         )
         if status.endswith(" 0"):  # parked already: a redelivery, decided once
             return pid

@@ -38,6 +38,9 @@ H_RECORD = "x-hub-source-record-id"
 H_ROUTING_KEY = "x-hub-routing-key"
 H_RETRY_OF = "x-hub-retry-of"
 H_ATTEMPT = "x-hub-attempt"
+#: The file format whose adapter rejected a record: its raw content is in that
+#: format (a CSV row, a FHIR resource, a CTF pupil), not a canonical update.
+H_FORMAT = "x-hub-format"
 
 
 def retry_queue(delay: str) -> str:

@@ -90,7 +90,7 @@ async def publish_cmd(args: argparse.Namespace, s: Settings) -> int:
         with stream:
             summary = await publish_items(
                 s.amqp_url, args.source, read(stream, args.source),
-                None if args.quiet else print_progress(),
+                None if args.quiet else print_progress(), args.fmt,
             )
         for where, reason, error in summary.rejected:
             print(f"{path}: {where}: rejected: {reason}: {error}", flush=True)

@@ -43,6 +43,12 @@ async def retry_dead(conn: asyncpg.Connection, amqp: AbstractRobustConnection,
             if r["reason"] in NOT_RETRIED:
                 skipped.append((str(r["id"]), NOT_RETRIED[r["reason"]]))
                 continue
+            if r["format"] is not None:
+                # Its raw content is a line or record of the file (a CSV row has no
+                # header), and the adapter would judge it the same again.
+                skipped.append((str(r["id"]), f"the {r['format']} adapter rejected it as"
+                                " the file was read; correct the file and publish it again"))
+                continue
             # A fresh message: no stale x-death headers, a new id, its lineage kept.
             msg = message(
                 r["raw"].encode(),

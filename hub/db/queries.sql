@@ -187,8 +187,9 @@ SELECT k, c FROM wanted ON CONFLICT DO NOTHING;
 
 -- name: insert_parked
 INSERT INTO parked (id, kind, reason, source, source_record_id, source_version, error,
-                    raw, routing_key, message_id, update, candidates, retry_of, body_digest)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                    raw, routing_key, message_id, update, candidates, retry_of, body_digest,
+                    format)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT DO NOTHING;
 
 -- name: insert_audit

@@ -50,13 +50,24 @@ def test_format_through_the_pipeline(
         out = hub(hub_env, "publish", "--source", source, "--format", fmt, "--quiet",
                   *map(str, files))
         hub(hub_env, "wait", "--timeout", "60")
+        dead = jsonl(hub(hub_env, "dlq", "list", "--json").stdout)
+        # A retry re-drives a canonical body; a CSV row, a FHIR resource or a CTF
+        # pupil the adapter rejected is refused (it came back as invalid_json or
+        # unknown_field, its own reason lost). Either way each keeps its reason.
+        retried = hub(hub_env, "dlq", "retry", "--all", "--by", "op-1")
+        hub(hub_env, "wait", "--timeout", "60")
+        again = jsonl(hub(hub_env, "dlq", "list", "--json").stdout)
     finally:
         assert proc.stop() == 0
+    refused = retried.stderr.count("adapter rejected it")
+    assert refused == sum(1 for d in dead if d["format"] == fmt) > 0, retried.stderr
+    assert f"retried {len(dead) - retried.stderr.count('cannot retry')}" in retried.stdout
+    assert sorted((d["reason"], str(d["source_record_id"])) for d in again) == sorted(
+        (d["reason"], str(d["source_record_id"])) for d in dead)
     summaries = re.findall(r"^/\S+: published (\d+), rejected (\d+)", out.stdout, re.M)
     assert len(summaries) == len(files)
     assert sum(int(p) for p, _ in summaries) == good
     assert sum(int(r) for _, r in summaries) == bad
-    dead = jsonl(hub(hub_env, "dlq", "list", "--json").stdout)
     assert len(dead) == bad
     assert all(d["reason"] and d["error"] for d in dead)
     exported = jsonl(hub(hub_env, "export").stdout)
