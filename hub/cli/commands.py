@@ -19,6 +19,7 @@ import asyncpg
 from hub import operations as ops
 from hub.broker import topology as topo
 from hub.broker.connection import connect
+from hub.cli import UsageError
 from hub.config import Settings
 from hub.db.connect import connect as db_connect
 from hub.operations import OperationError
@@ -77,10 +78,7 @@ async def publish_cmd(args: argparse.Namespace, s: Settings) -> int:
     from adapters.registry import reader
     from hub.publishing import print_progress, publish_items
 
-    try:
-        read = reader(args.fmt)
-    except KeyError as exc:
-        raise OperationError(str(exc.args[0])) from None
+    read = reader(args.fmt)  # a known format: checked as the arguments were parsed
     total_published, total_rejected = 0, 0
     for path in args.files:
         try:
@@ -167,7 +165,7 @@ async def wait(args: argparse.Namespace, s: Settings) -> int:
 
 async def export(args: argparse.Namespace, s: Settings) -> int:
     if args.include_protected and not (args.by and args.reason):
-        raise OperationError("--include-protected needs --by OPERATOR and --reason TEXT")
+        raise UsageError("--include-protected needs --by OPERATOR and --reason TEXT")
     async with database(s) as conn:
         async for line in ops.export(conn, args.include_protected, args.by, args.reason):
             out(line)
@@ -280,9 +278,15 @@ async def dlq_list(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
+def _dead_selected(args: argparse.Namespace) -> None:
+    if not (args.item_id or args.reason or args.every):
+        raise UsageError("say which: one or more IDs, --reason R or --all")
+
+
 async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
     from hub.console.actions import retry_dead
 
+    _dead_selected(args)
     async with database(s) as conn, broker(s) as amqp:
         rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
         retried, skipped = await retry_dead(conn, amqp, rows, args.by)
@@ -297,6 +301,7 @@ async def dlq_purge(args: argparse.Namespace, s: Settings) -> int:
         if args.older_than_days is not None:
             print(f"purged {await ops.purge_older_than(conn, args.older_than_days, args.by)}")
             return 0
+        _dead_selected(args)
         rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
         async with conn.transaction():
             await ops.mark_dead(conn, [r["id"] for r in rows], "purged", args.by, "dlq.purge")

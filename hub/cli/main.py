@@ -13,13 +13,10 @@ import aiormq
 import asyncpg
 
 from hub import loop as hub_loop
+from hub.cli import UsageError
 from hub.config import ConfigError, Settings
 from hub.log import configure
 from hub.operations import OperationError
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,14 +48,14 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("publish", help="publish a source file with confirms")
     s.add_argument("--source", required=True)
-    s.add_argument("--format", required=True, dest="fmt")
+    s.add_argument("--format", required=True, dest="fmt", type=_format)
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=c.publish)
 
     s = sub.add_parser("load", help="a source's initial extract matched and written in bulk")
     s.add_argument("--source", required=True)
-    s.add_argument("--format", required=True, dest="fmt")
+    s.add_argument("--format", required=True, dest="fmt", type=_format)
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--chunk", type=int, default=50_000, help="records per chunk (transaction)")
     s.add_argument("--workers", type=int, default=2, help="worker processes")
@@ -316,6 +313,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=c.demo)
     return p
+
+
+def _format(value: str) -> str:
+    from adapters.registry import reader
+
+    try:
+        reader(value)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc.args[0])) from None
+    return value
 
 
 def _components(value: str) -> tuple[str, ...]:

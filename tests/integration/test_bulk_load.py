@@ -364,7 +364,7 @@ async def test_a_paused_source_is_not_loaded(load_env: dict[str, str], tmp_path:
 
 def test_bad_usage_and_unreadable_files(load_env: dict[str, str], tmp_path: Path) -> None:
     out = load(load_env, "--source", "la", "--format", "xml", str(tmp_path / "x"), check=False)
-    assert out.returncode == 1 and "unknown format" in out.stderr
+    assert out.returncode == 2 and "unknown format" in out.stderr  # bad usage
     out = load(load_env, "--source", "la", "--format", "csv", str(tmp_path / "missing.csv"),
                check=False)
     assert out.returncode == 1 and "cannot read" in out.stderr

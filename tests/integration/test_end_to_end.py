@@ -98,7 +98,10 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
     usage = hub(hub_env, "review", "resolve", "x", check=False)
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1, usage.stderr
     assert usage.stderr.startswith("hub review resolve: error: "), usage.stderr
-    for args in (("wait", "--timeout", "soon"), ("no-such-command",), ("publish",)):
+    for args in (("wait", "--timeout", "soon"), ("no-such-command",), ("publish",),
+                 ("publish", "--source", "dwp", "--format", "xml", "feed.xml"),
+                 ("export", "--include-protected"), ("dlq", "retry", "--by", "op"),
+                 ("dlq", "purge", "--by", "op")):
         usage = hub(hub_env, *args, check=False)
         assert usage.returncode == 2 and usage.stderr.count("\n") == 1, (args, usage.stderr)
     down = dict(hub_env, HUB_AMQP_URL="amqp://guest:guest@127.0.0.1:1/")
@@ -122,7 +125,7 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
     assert nofile.returncode == 1 and "cannot read" in nofile.stderr
     fmt = hub(hub_env, "publish", "--source", "dwp", "--format", "xls", "/nonexistent",
               check=False)
-    assert fmt.returncode == 1
+    assert fmt.returncode == 2 and "known formats: csv, ctf, fhir, jsonl" in fmt.stderr
 
 
 def test_wait_times_out_when_work_is_left(hub_env: dict[str, str], tmp_path: Path) -> None:
