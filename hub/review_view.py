@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.operations import OperationError, _uuid, shielded_holders
+from hub.operations import OperationError, _uuid, audit, shielded_holders
 from hub.shielding import (
     CONTACT_NOTE,
     Shield,
@@ -53,7 +53,8 @@ def shields_of(children: Mapping[str, asyncpg.Record]) -> dict[str, Shield]:
             for cid, r in children.items() if r["shielded"]}
 
 
-async def show(conn: asyncpg.Connection, item_id: str, authority: str | None) -> str:
+async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
+               by: str | None = None) -> str:
     row = await conn.fetchrow("SELECT * FROM parked WHERE id = $1", _uuid(item_id, "item"))
     if row is None:
         raise OperationError(f"no parked item {item_id}")
@@ -105,4 +106,12 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None) ->
                 lines.append(f"  {f:<20} {'':<34} {'':<34} {w['level']} / {w['weight']:+.2f}")
     if not cands:
         lines.append("no candidates")
+    if authority:
+        # Acting for an authority shows its shielded children's hidden fields: in the
+        # audit trail of each, as `hub show` is, and of the item when none was shown.
+        shown: list[str | None] = [str(cid) for cid, r in children.items()
+                 if r["shielded"] and r["shielding_authority"] == authority]
+        for child_id in shown or [None]:
+            await audit(conn, by or "operator", "review.show", child_id, authority,
+                        {"item": str(row["id"])})
     return "\n".join(lines)

@@ -253,7 +253,9 @@ async def review_list(args: argparse.Namespace, s: Settings) -> int:
 async def review_show(args: argparse.Namespace, s: Settings) -> int:
     from hub.review_view import show
 
-    text = await _with_conn(s, show, args.item_id, args.authority)
+    if args.authority and not args.by:
+        raise UsageError("--authority needs --by OPERATOR: what an authority is shown is audited")
+    text = await _with_conn(s, show, args.item_id, args.authority, args.by)
     print(text)
     return 0
 

@@ -129,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
         s.set_defaults(func=c.review_handle, handle=name)
     s = rs.add_parser("show", help="one item: the update beside its candidates, field by field")
     s.add_argument("item_id", metavar="ID")
-    s.add_argument("--authority", metavar="LA", help="act for this local authority")
+    s.add_argument("--authority", metavar="LA",
+                   help="act for this local authority: its shielded children shown; needs --by")
+    s.add_argument("--by", metavar="OPERATOR", help="who looks (audited with --authority)")
     s.set_defaults(func=c.review_show)
     _retention(rs, "empty items decided long ago", "the update and raw content of items"
                " resolved or rejected more than DAYS ago", c.review_purge)

@@ -264,7 +264,7 @@ def test_every_operators_command_runs_as_an_operator_login(
                 update("dwp", "CB-2", nhs_number=None, given_name="Marygold"), bad)
         items = jsonl(hub(op, "review", "list", "--json").stdout)
         assert len(items) == 2
-        hub(op, "review", "show", items[0]["id"], "--authority", "383")
+        hub(op, "review", "show", items[0]["id"], "--authority", "383", "--by", "op")
         hub(op, "review", "assign", items[0]["id"], "--to", "op-2", "--by", "lead")
         hub(op, "review", "note", items[0]["id"], "--text", "called", "--by", "op-2")
         hub(op, "review", "investigate", items[0]["id"], "--by", "op-2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -110,7 +111,8 @@ def test_shielded_child_is_never_duplicated_nor_exposed(
     assert "address" in only_child(env)["child"]
 
 
-def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Path) -> None:
+def test_review_resolve_link_create_reject(running: dict[str, str], settings: Settings,
+                                           tmp_path: Path) -> None:
     env = running
     publish(env, tmp_path, "la", update("la", "LA-1"))
     cid = only_child(env)["child_id"]
@@ -129,8 +131,16 @@ def test_review_resolve_link_create_reject(running: dict[str, str], tmp_path: Pa
     assert "3 awaiting review; shielded_candidate: 3" in hub(env, "review", "list").stdout
     show = hub(env, "review", "show", items[0]["id"]).stdout
     assert "SHIELDED" in show and "12 Orchard Row" not in show
-    show_la = hub(env, "review", "show", items[0]["id"], "--authority", "383").stdout
+    unnamed = hub(env, "review", "show", items[0]["id"], "--authority", "383", check=False)
+    assert unnamed.returncode == 2 and "12 Orchard Row" not in unnamed.stdout
+    show_la = hub(env, "review", "show", items[0]["id"], "--authority", "383",
+                  "--by", "la-officer").stdout
     assert "12 Orchard Row" in show_la
+    # In her audit trail, as `hub show` is: who looked, for which authority, at what.
+    assert asyncio.run(count(settings.database_url, (
+        "SELECT count(*) FROM audit_log WHERE action = 'review.show' AND actor = 'la-officer'"
+        f" AND child_id = '{cid}' AND subject = '383'"
+        f" AND detail->>'item' = '{items[0]['id']}'"))) == 1
     # The update came from her address: beside it, "postcode: exact" or the gap between
     # the match probability and the identity score would say where she lives.
     assert re.search(r"^  postcode .*exact / \+", show_la, re.M)
@@ -497,9 +507,9 @@ def test_a_shielded_address_item_hides_the_update_address_from_all_but_her_autho
     assert "Harbour" not in shown and "B5 7Q" not in shown, shown
     assert "9 Mill Street" in shown  # his own record's address is his
     assert "[hidden: shielded]" in shown
-    own = hub(env, "review", "show", item["id"], "--authority", "383").stdout
+    own = hub(env, "review", "show", item["id"], "--authority", "383", "--by", "op").stdout
     assert "3 Harbour Lane" in own
-    other = hub(env, "review", "show", item["id"], "--authority", "341").stdout
+    other = hub(env, "review", "show", item["id"], "--authority", "341", "--by", "op").stdout
     assert "Harbour" not in other
 
 
