@@ -204,6 +204,9 @@ class Writes:
     links: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     provenance: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     protected: set[tuple[str, str]] = field(default_factory=set)
+    # (place, parked id) of each update restricted at origin that the batch parked
+    # for review (migration 0020)
+    pending: set[tuple[str, str]] = field(default_factory=set)
     parked: list[dict[str, Any]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
@@ -647,6 +650,15 @@ class BatchState:
         # message that reused an id already processed, tells it apart.
         name = f"{kind}:{message_id}" + (f":{reused.hex()}" if reused else "")
         pid = str(uuid.uuid5(PARK_NAMESPACE, name))
+        if update is not None and update.restricted and kind == "review":
+            # Restricted at origin, waiting for a person: a child is hidden at its
+            # places now, though no record is shielded yet. Rule 6 counts them (its
+            # id is no child's: a holder taken to be shielded), for the rest of the
+            # batch as for later ones, so no other source's update writes them open.
+            record = update.child.model_dump(mode="json", exclude_none=True)
+            for place in sorted(protected_places(record)):
+                self.writes.pending.add((place, pid))
+                self.protect(place, pid)
         self.writes.parked.append({
             "id": pid,
             "kind": kind,

@@ -474,6 +474,9 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
         row = await _parked(conn, item_id, "review")
         if row["status"] != "open":
             raise OperationError(f"review item {item_id} is already {row['status']}")
+        # Its own places no longer wait (migration 0020): placed, the record it goes
+        # into is shielded on arrival and protects them; rejected, it is nowhere.
+        await conn.execute("DELETE FROM pending_places WHERE parked_id = $1", row["id"])
         update = CanonicalUpdate.model_validate(row["update"])
         result: str | None = None
         shield: Shield | None = None

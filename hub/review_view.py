@@ -13,11 +13,13 @@ from typing import Any
 import asyncpg
 
 from hub.operations import OperationError, _uuid, audit, shielded_holders
+from hub.places import contact_keys, lookup_places
 from hub.shielding import (
     CONTACT_NOTE,
     Shield,
     candidates_for_audience,
     for_audience,
+    restricted_shield,
     update_open_to,
 )
 from schemas.canonical import PROTECTED_FIELDS
@@ -73,14 +75,19 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
     shields = shields_of(children)
     cands = candidates_for_audience(cands, shields, authority)
     update_view = update
-    beside = [*shields.values(), *await shielded_holders(conn, update)]
+    beside = [*shields.values(), *await shielded_holders(conn, update, str(row["id"])),
+              *restricted_shield(row["update"])]
     if not update_open_to(authority, beside):
         update_view = for_audience(update, Shield(True, None), authority)
     for c in cands:
         r = children.get(c["child_id"])
         lines.append("")
         if r is None:
-            lines.append(f"candidate {c['child_id']}: no longer in the index")
+            waiting = await conn.fetchval(
+                "SELECT status = 'open' FROM parked WHERE id = $1::uuid", c["child_id"])
+            lines.append(f"review item {c['child_id']}: an update restricted at origin"
+                         " waiting at this place (decide it first)" if waiting else
+                         f"candidate {c['child_id']}: no longer in the index")
             continue
         sh = Shield(r["shielded"], r["shielding_authority"])
         view = for_audience(r["record"], sh, authority)
@@ -106,6 +113,12 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
                 lines.append(f"  {f:<20} {'':<34} {'':<34} {w['level']} / {w['weight']:+.2f}")
     if not cands:
         lines.append("no candidates")
+    places = sorted(lookup_places(update.get("address")) | contact_keys(update))
+    for waiting in await conn.fetch(
+            "SELECT DISTINCT parked_id::text FROM pending_places"
+            " WHERE postcode = ANY($1::text[]) AND parked_id <> $2 ORDER BY 1", places, row["id"]):
+        lines.append(f"beside review item {waiting[0]}: an update restricted at origin"
+                     " waiting at this place (decide it first)")
     if authority:
         # Acting for an authority shows its shielded children's hidden fields: in the
         # audit trail of each, as `hub show` is, and of the item when none was shown.

@@ -32,6 +32,15 @@ def may_see_protected(shield: Shield, authority: str | None, break_glass: bool =
     return break_glass or (authority is not None and authority == shield.authority)
 
 
+def restricted_shield(parked_update: Mapping[str, Any] | None) -> list[Shield]:
+    """The shield a parked update restricted at origin carries itself: placed, its
+    record is shielded on arrival by the council of the area it arrives in
+    (hub.batch.BatchState.apply); until then its details are as hidden."""
+    if not parked_update or not parked_update.get("restricted"):
+        return []
+    return [Shield(True, la_of(parked_update.get("child")))]
+
+
 def update_open_to(authority: str | None, beside: Iterable[Shield]) -> bool:
     """Whether a parked update's protected fields may be shown to a viewer acting for
     `authority`. `beside` are the shields of the shielded children it may be about or

@@ -164,6 +164,8 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
                       ["child_id", "field", "source", "source_record_id", "source_version"])
     if w.protected:
         await conn.execute(q("flush_protected"), *columns(sorted(w.protected), 2))
+    if w.pending:
+        await conn.execute(q("flush_pending_places"), *columns(sorted(w.pending), 2))
     if w.parked:
         await conn.execute(q("flush_parked"), *columns((
             (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],

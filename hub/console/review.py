@@ -20,6 +20,7 @@ from hub.shielding import (
     candidates_for_audience,
     for_audience,
     may_see_protected,
+    restricted_shield,
     update_open_to,
 )
 from schemas.canonical import PROTECTED_FIELDS
@@ -99,7 +100,8 @@ async def item_view(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record
     shield_las = [s.authority for s in shields.values()]
     any_shielded = bool(shields)
     # The update may be about a shielded child, or carry her address: it may be the refuge.
-    beside = [*shields.values(), *await shielded_holders(conn, update)]
+    beside = [*shields.values(), *await shielded_holders(conn, update, str(row["id"])),
+              *restricted_shield(row["update"])]
     update_open = update_open_to(acting, beside)
     update_view = update if update_open else for_audience(update, Shield(True, None), None)
     cands = candidates_for_audience(cands, shields, acting)

@@ -35,6 +35,11 @@ WITH u AS (
     SELECT 'p', p.address_key, NULL, NULL, NULL, p.child_id
     FROM protected_addresses p WHERE p.postcode = ANY($4::text[])
     UNION ALL
+    -- a restricted update's places while it waits in review: its id is no child's,
+    -- so it is a holder taken to be shielded, its authority and address not known
+    SELECT 'p', w.address_key, NULL, NULL, NULL, w.parked_id
+    FROM pending_places w WHERE w.postcode = ANY($4::text[])
+    UNION ALL
     SELECT 'x', n.source, n.source_record_id, NULL, NULL, n.child_id
     FROM not_a_match n JOIN u ON n.source = u.source AND n.source_record_id = u.rid
     -- Said before she was shielded, it is void while she is: she stays a candidate,
@@ -115,6 +120,10 @@ SELECT p.child_id::text AS child_id, p.address_key, c.shielding_authority,
        c.record->'address' AS address
 FROM protected_addresses p JOIN children c USING (child_id)
 WHERE p.postcode = ANY($1::text[]) AND c.shielded
+UNION ALL  -- a restricted update waiting in review: shielded on arrival, where it goes
+SELECT w.parked_id::text, w.address_key, NULL, k.update->'child'->'address'
+FROM pending_places w JOIN parked k ON k.id = w.parked_id
+WHERE w.postcode = ANY($1::text[])
 ORDER BY 1, 2;
 
 -- name: open_under_key
@@ -155,7 +164,9 @@ SELECT count(*) FROM added;
 -- The protected places in postcodes, or under phone keys (a phone key's postcode
 -- column is the key itself).
 SELECT address_key, child_id::text AS child_id
-FROM protected_addresses WHERE postcode = ANY($1::text[]);
+FROM protected_addresses WHERE postcode = ANY($1::text[])
+UNION ALL  -- as in identities_for
+SELECT address_key, parked_id::text FROM pending_places WHERE postcode = ANY($1::text[]);
 
 -- name: not_a_match_for
 -- As in identities_for: void for a child shielded since it was said.
@@ -310,6 +321,11 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[
 ON CONFLICT (child_id, field) DO UPDATE SET
     source = EXCLUDED.source, source_record_id = EXCLUDED.source_record_id,
     source_version = EXCLUDED.source_version, recorded_at = now();
+
+-- name: flush_pending_places
+INSERT INTO pending_places (address_key, parked_id)
+SELECT * FROM unnest($1::text[], $2::uuid[])
+ON CONFLICT DO NOTHING;
 
 -- name: flush_protected
 INSERT INTO protected_addresses (address_key, child_id)

@@ -61,6 +61,8 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
         await conn.execute(q("flush_provenance"), *columns(w.provenance.values(), 5))
     if w.protected:
         await conn.execute(q("flush_protected"), *columns(sorted(w.protected), 2))
+    if w.pending:
+        await conn.execute(q("flush_pending_places"), *columns(sorted(w.pending), 2))
     if w.parked:
         await conn.execute(q("flush_parked"), *columns((
             (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],

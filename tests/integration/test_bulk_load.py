@@ -404,3 +404,34 @@ async def test_a_record_shielded_on_arrival_asks_its_authority_about_open_record
         assert body["open_could_be_her"] == [ids["LA-7"]]
     finally:
         await conn.close()
+
+
+async def test_a_restricted_record_waiting_in_review_keeps_its_places_out_of_open_records(
+    load_env: dict[str, str], tmp_path: Path,
+) -> None:
+    """A restricted record the load parks for a person (no NHS number, a mistyped
+    name) protects its places as a shielded record would, for the rest of the load
+    and for later ones: a brother there, and her own update from another source
+    carrying her NHS number, go to a person, not into open records."""
+    write_jsonl(tmp_path / "la.jsonl", [update("la", "LA-1")])  # open, 12 Orchard Row
+    load(load_env, "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"))
+    her = moved(update("pds", "P-1", nhs_number=None, given_name="Marygold"))
+    her["restricted"] = True
+    brother = moved(update("pds", "P-2", nhs_number=nhs(2), given_name="Peregrine",
+                           date_of_birth="2016-05-01", sex="male"))
+    write_jsonl(tmp_path / "pds.jsonl", [her, brother])
+    load(load_env, "--source", "pds", "--format", "jsonl", str(tmp_path / "pds.jsonl"))
+    write_jsonl(tmp_path / "dfe.jsonl", [moved(update("dfe", "S-1"))])
+    load(load_env, "--source", "dfe", "--format", "jsonl", str(tmp_path / "dfe.jsonl"))
+    url = load_env["HUB_DATABASE_URL"]
+    assert await count(url, "SELECT count(*) FROM children") == 1
+    assert await count(url, "SELECT count(*) FROM children WHERE record::text LIKE"
+                            " '%Harbour%' OR shielded") == 0
+    conn = await asyncpg.connect(url)
+    try:
+        reasons = {r["source_record_id"]: r["reason"] for r in await conn.fetch(
+            "SELECT source_record_id, reason FROM parked WHERE kind = 'review'")}
+    finally:
+        await conn.close()
+    assert reasons["P-2"] == reasons["S-1"] == "shielded_address", reasons
+    assert set(reasons) == {"P-1", "P-2", "S-1"}

@@ -536,6 +536,48 @@ def test_a_restricted_move_is_told_to_the_new_area_alone(
     assert told and all(n["child"]["address"]["postcode"] == "B5 7QQ" for n in told)
 
 
+def test_a_restricted_update_waiting_in_review_keeps_her_refuge_out_of_open_records(
+    running: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    """PDS marks her restricted at the refuge, but the update waits for a person (no
+    NHS number, her name mistyped). Before, the school's update about her at the
+    refuge, carrying her NHS number, was linked to her open record: the refuge's
+    address open, and told to both councils; a brother's update there was created
+    open. Now the waiting update's places count as a shielded child's (rule 6)."""
+    env = running
+    for la in ("383", "330"):
+        hub(env, "council", "add", la)
+    publish(env, tmp_path, "la", update("la", "LA-1"))  # open, 12 Orchard Row, 383
+    cid = only_child(env)["child_id"]
+    for la in ("383", "330"):
+        hub(env, "notifications", "consume", "--council", la)
+    restricted = moved(update("pds", "P-1", nhs_number=None, given_name="Marygold"))
+    restricted["restricted"] = True
+    publish(env, tmp_path, "pds", restricted)
+    [waiting] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert waiting["source_record_id"] == "P-1"
+    # Her new address is hidden in the item too, but from her arrival area's council.
+    assert "Harbour" not in hub(env, "review", "show", waiting["id"]).stdout
+    assert "3 Harbour Lane" in hub(env, "review", "show", waiting["id"], "--authority", "330",
+                                   "--by", "la-officer").stdout
+    brother = moved(update("dfe", "S-2", nhs_number=nhs(2), given_name="Peregrine",
+                           date_of_birth="2016-05-01", sex="male"))
+    publish(env, tmp_path, "dfe", moved(update("dfe", "S-1")), brother)
+    assert all("Harbour" not in json.dumps(e) for e in jsonl(hub(env, "export").stdout))
+    for la in ("383", "330"):
+        assert "Harbour" not in hub(env, "notifications", "consume", "--council", la).stdout
+    items = {i["source_record_id"]: i for i in jsonl(hub(env, "review", "list", "--json").stdout)}
+    assert {items["S-1"]["reason"], items["S-2"]["reason"]} == {"shielded_address"}
+    assert f"beside review item {waiting['id']}: an update restricted at origin" in hub(
+        env, "review", "show", items["S-1"]["id"]).stdout
+    # Placed, her record is shielded on arrival and protects the refuge itself.
+    hub(env, "review", "resolve", waiting["id"], "--link", cid, "--by", "op-1",
+        "--authority", "330")
+    rec = only_child(env)
+    assert (rec["shielded"], rec["shielding_authority"]) == (True, "330")
+    assert asyncio.run(count(settings.database_url, "SELECT count(*) FROM pending_places")) == 0
+
+
 def test_a_child_restricted_with_no_authority_yet_still_shields_what_is_created_beside_her(
     running: dict[str, str], tmp_path: Path
 ) -> None:

@@ -1,0 +1,18 @@
+-- The places of an update restricted at origin (a PDS record marked R or V) while it
+-- waits in review: it says a child is hidden there, though no record is shielded yet.
+-- Rule 6 counts them as it counts a shielded child's (hub.batch.BatchState.park):
+-- an update from another source that would write the refuge into an open record, or
+-- create one there, goes to a person instead (before, the school's update about her
+-- at the refuge was created open while her restricted record waited). Deleted as the
+-- item is decided (hub.operations.resolve): by then the record it placed, shielded
+-- on arrival, protects them.
+CREATE TABLE pending_places (
+    address_key text NOT NULL,
+    parked_id   uuid NOT NULL,
+    postcode    text GENERATED ALWAYS AS (split_part(address_key, '|', 1)) STORED,
+    PRIMARY KEY (address_key, parked_id)
+);
+CREATE INDEX pending_places_postcode ON pending_places (postcode);
+
+GRANT SELECT, INSERT ON pending_places TO hub_worker;
+GRANT SELECT, INSERT, DELETE ON pending_places TO hub_operator;
