@@ -6,13 +6,13 @@
 -- at the refuge was created open while her restricted record waited). Deleted as the
 -- item is decided (hub.operations.resolve): by then the record it placed, shielded
 -- on arrival, protects them.
-CREATE TABLE pending_places (
+CREATE TABLE IF NOT EXISTS pending_places (
     address_key text NOT NULL,
     parked_id   uuid NOT NULL,
     postcode    text GENERATED ALWAYS AS (split_part(address_key, '|', 1)) STORED,
     PRIMARY KEY (address_key, parked_id)
 );
-CREATE INDEX pending_places_postcode ON pending_places (postcode);
+CREATE INDEX IF NOT EXISTS pending_places_postcode ON pending_places (postcode);
 
 GRANT SELECT, INSERT ON pending_places TO hub_worker;
 GRANT SELECT, INSERT, DELETE ON pending_places TO hub_operator;
