@@ -204,9 +204,9 @@ class Writes:
     links: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     provenance: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     protected: set[tuple[str, str]] = field(default_factory=set)
-    # (place, parked id) of each update restricted at origin that the batch parked
-    # for review (migration 0020)
-    pending: set[tuple[str, str]] = field(default_factory=set)
+    # (place, parked id, authority) of each update the batch parked for review that
+    # may be a hidden child's (migration 0020)
+    pending: set[tuple[str, str, str | None]] = field(default_factory=set)
     parked: list[dict[str, Any]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
@@ -354,6 +354,9 @@ class BatchState:
     # as (place key, child id) under what an update looks up: the key's postcode
     # (hub.places.postcode_of_key; any other key, itself)
     protected_in: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    # the authority of each parked update among protected_in's holders (migration
+    # 0020), where one is known
+    pending_authority: dict[str, str] = field(default_factory=dict)
     not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
     actor: str = "pipeline"
@@ -461,6 +464,8 @@ class BatchState:
             for c in close.union(*contacts.values()):
                 if c in children:
                     authorities[c] = children[c].authority
+                elif c in self.pending_authority:
+                    authorities[c] = self.pending_authority[c]
         not_a_match = self.not_a_match.get(key)
         # The rows themselves are the candidates (hub.decide.CandidateLike), in no
         # particular order (decide orders those it scores).
@@ -534,7 +539,10 @@ class BatchState:
                               touches_shielded=touches or self.children[cid].shielded)
         elif decision.action == REVIEW:
             pid = self.park("review", decision.reason, message_id, raw, update=update,
-                            candidates=[_candidate_json(c) for c in decision.candidates])
+                            candidates=[_candidate_json(c) for c in decision.candidates],
+                            hides={self.children[c.child_id].authority
+                                   for c in decision.candidates
+                                   if c.shielded and c.child_id in self.children})
             outcome = Outcome(message_id, REVIEW, decision.reason, None, pid, touches)
         else:
             outcome = Outcome(message_id, NOOP, decision.reason, decision.child_id)
@@ -645,19 +653,27 @@ class BatchState:
         routing_key: str | None = None,
         retry_of: str | None = None,
         reused: bytes | None = None,
+        hides: set[str | None] | None = None,
     ) -> str:
         # The same message parked twice is one item; `reused`, the digest of another
         # message that reused an id already processed, tells it apart.
         name = f"{kind}:{message_id}" + (f":{reused.hex()}" if reused else "")
         pid = str(uuid.uuid5(PARK_NAMESPACE, name))
-        if update is not None and update.restricted and kind == "review":
-            # Restricted at origin, waiting for a person: a child is hidden at its
-            # places now, though no record is shielded yet. Rule 6 counts them (its
-            # id is no child's: a holder taken to be shielded), for the rest of the
-            # batch as for later ones, so no other source's update writes them open.
+        if update is not None and kind == "review" and (update.restricted or hides):
+            # Restricted at origin, or perhaps a shielded child's (`hides`: the
+            # authorities of its shielded candidates), waiting for a person: a child
+            # may be hidden at its places now, though no record there is shielded yet.
+            # Rule 6 counts them (its id is no child's: a holder taken to be
+            # shielded), for the rest of the batch as for later ones, so no other
+            # update writes them open; an update into a record her authority shields
+            # may.
             record = update.child.model_dump(mode="json", exclude_none=True)
+            las = {la_of(record)} if update.restricted else hides or set()
+            authority = next(iter(las)) if len(las) == 1 else None
+            if authority is not None:
+                self.pending_authority[pid] = authority
             for place in sorted(protected_places(record)):
-                self.writes.pending.add((place, pid))
+                self.writes.pending.add((place, pid, authority))
                 self.protect(place, pid)
         self.writes.parked.append({
             "id": pid,

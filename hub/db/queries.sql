@@ -35,9 +35,10 @@ WITH u AS (
     SELECT 'p', p.address_key, NULL, NULL, NULL, p.child_id
     FROM protected_addresses p WHERE p.postcode = ANY($4::text[])
     UNION ALL
-    -- a restricted update's places while it waits in review: its id is no child's,
-    -- so it is a holder taken to be shielded, its authority and address not known
-    SELECT 'p', w.address_key, NULL, NULL, NULL, w.parked_id
+    -- a parked update's places while it waits in review (migration 0020): its id is
+    -- no child's, so it is a holder taken to be shielded, its address not known;
+    -- its authority, where known, in place of b
+    SELECT 'p', w.address_key, w.authority, NULL, NULL, w.parked_id
     FROM pending_places w WHERE w.postcode = ANY($4::text[])
     UNION ALL
     SELECT 'x', n.source, n.source_record_id, NULL, NULL, n.child_id
@@ -121,7 +122,7 @@ SELECT p.child_id::text AS child_id, p.address_key, c.shielding_authority,
 FROM protected_addresses p JOIN children c USING (child_id)
 WHERE p.postcode = ANY($1::text[]) AND c.shielded
 UNION ALL  -- a restricted update waiting in review: shielded on arrival, where it goes
-SELECT w.parked_id::text, w.address_key, NULL, k.update->'child'->'address'
+SELECT w.parked_id::text, w.address_key, w.authority, k.update->'child'->'address'
 FROM pending_places w JOIN parked k ON k.id = w.parked_id
 WHERE w.postcode = ANY($1::text[])
 ORDER BY 1, 2;
@@ -163,10 +164,11 @@ SELECT count(*) FROM added;
 -- name: protected_for
 -- The protected places in postcodes, or under phone keys (a phone key's postcode
 -- column is the key itself).
-SELECT address_key, child_id::text AS child_id
+SELECT address_key, child_id::text AS child_id, NULL AS authority
 FROM protected_addresses WHERE postcode = ANY($1::text[])
 UNION ALL  -- as in identities_for
-SELECT address_key, parked_id::text FROM pending_places WHERE postcode = ANY($1::text[]);
+SELECT address_key, parked_id::text, authority
+FROM pending_places WHERE postcode = ANY($1::text[]);
 
 -- name: not_a_match_for
 -- As in identities_for: void for a child shielded since it was said.
@@ -323,8 +325,8 @@ ON CONFLICT (child_id, field) DO UPDATE SET
     source_version = EXCLUDED.source_version, recorded_at = now();
 
 -- name: flush_pending_places
-INSERT INTO pending_places (address_key, parked_id)
-SELECT * FROM unnest($1::text[], $2::uuid[])
+INSERT INTO pending_places (address_key, parked_id, authority)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[])
 ON CONFLICT DO NOTHING;
 
 -- name: flush_protected

@@ -578,6 +578,28 @@ def test_a_restricted_update_waiting_in_review_keeps_her_refuge_out_of_open_reco
     assert asyncio.run(count(settings.database_url, "SELECT count(*) FROM pending_places")) == 0
 
 
+def test_her_update_waiting_as_a_shielded_candidate_keeps_her_new_refuge_out_of_open_records(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """A shielded child's update from a new refuge waits for a person (a shielded
+    candidate: no NHS number, her name mistyped). Before, a brother's update at the
+    new refuge was created open beside it. Her own update there with her NHS number
+    still goes into her record (her authority's shield), without a person."""
+    env = running
+    cid = shielded_child(env, tmp_path)  # 12 Orchard Row, shielded by 383
+    publish(env, tmp_path, "pds", moved(update("pds", "P-1", nhs_number=None,
+                                               given_name="Marygold")))
+    [waiting] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert waiting["reason"] == "shielded_candidate"
+    brother = moved(update("dfe", "S-2", **BROTHER))
+    publish(env, tmp_path, "dfe", brother, moved(update("dfe", "S-1")))
+    exported = jsonl(hub(env, "export", "--include-protected", "--by", "auditor-1",
+                         "--reason", "test").stdout)
+    assert [e["child_id"] for e in exported if "Harbour" in json.dumps(e)] == [cid]
+    items = {i["source_record_id"]: i for i in jsonl(hub(env, "review", "list", "--json").stdout)}
+    assert set(items) == {"P-1", "S-2"} and items["S-2"]["reason"] == "shielded_address"
+
+
 def test_a_child_restricted_with_no_authority_yet_still_shields_what_is_created_beside_her(
     running: dict[str, str], tmp_path: Path
 ) -> None:
