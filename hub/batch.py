@@ -540,9 +540,7 @@ class BatchState:
         elif decision.action == REVIEW:
             pid = self.park("review", decision.reason, message_id, raw, update=update,
                             candidates=[_candidate_json(c) for c in decision.candidates],
-                            hides={self.children[c.child_id].authority
-                                   for c in decision.candidates
-                                   if c.shielded and c.child_id in self.children})
+                            hides=_may_be_hers(decision.candidates, self.children))
             outcome = Outcome(message_id, REVIEW, decision.reason, None, pid, touches)
         else:
             outcome = Outcome(message_id, NOOP, decision.reason, decision.child_id)
@@ -709,6 +707,15 @@ class BatchState:
                                       self._latency_ms(message_id),
                                       self.digests.get(message_id), source))
         return Outcome(message_id, "dead", reason, None, pid)
+
+
+def _may_be_hers(candidates: Iterable[Any], children: Mapping[str, ChildRow]) -> set[str | None]:
+    """The authorities of the shielded children a parked update may be about: its
+    scored shielded candidates (rule 8 lists only those that could be its child). A
+    child listed only because the update comes near her place (rule 6: no score) is
+    not: her places are protected already, and the update's are a neighbour's."""
+    return {children[c.child_id].authority for c in candidates
+            if c.shielded and c.explanation is not None and c.child_id in children}
 
 
 def _shielded(row: ChildRow | None) -> bool:

@@ -36,8 +36,11 @@ async def test_a_batch_flushes_every_table_in_order(database_url: str) -> None:
         # a link with a move, a dead letter, a create.
         second = [
             incoming(moved(update("dwp", "CB-1", nhs_number=None), la="383")),
+            # (not to the address the first says the shielded child is at now: that
+            # would go to a person, rule 6, while the first waits)
             incoming(moved(update("dwp", "CB-2", nhs_number=nhs(2), given_name="Tamsin",
-                               date_of_birth="2012-07-21"))),
+                               date_of_birth="2012-07-21"), lines=["5 Kiln Lane"],
+                           postcode="B6 4AA")),
             ingest.Incoming("m-bad", "source.dwp", b'{"not": "an update"'),
             incoming(moved(update("pds", "P-9", nhs_number=nhs(9), given_name="Ottilie",
                                family_name="Brackwater", date_of_birth="2016-01-30"),
@@ -59,6 +62,9 @@ async def test_a_batch_flushes_every_table_in_order(database_url: str) -> None:
         assert [c["child_id"] for c in review["candidates"]] == [shielded]
         assert review["update"]["source_record_id"] == "CB-1"
         assert review["source_version"] == 1
+        # It may be her update: its places wait with it, under her authority.
+        pending = await conn.fetch("SELECT address_key, authority FROM pending_places")
+        assert ("B57QQ|3 harbour lane", "383") in {tuple(r) for r in pending}, pending
         dead = await conn.fetchrow("SELECT raw, update, reason FROM parked WHERE kind = 'dead'")
         assert (dead["raw"], dead["update"], dead["reason"]) == (
             '{"not": "an update"', None, "invalid_json")
@@ -66,7 +72,7 @@ async def test_a_batch_flushes_every_table_in_order(database_url: str) -> None:
         moved_id = out[1].child_id
         record, version = await conn.fetchrow(
             "SELECT record, version FROM children WHERE child_id = $1", moved_id)
-        assert version == 2 and record["address"]["postcode"] == "B5 7QQ"
+        assert version == 2 and record["address"]["postcode"] == "B6 4AA"
         history = await conn.fetch(
             "SELECT version, record, message_id FROM child_versions WHERE child_id = $1"
             " ORDER BY version", moved_id)
