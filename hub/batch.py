@@ -354,9 +354,9 @@ class BatchState:
     # as (place key, child id) under what an update looks up: the key's postcode
     # (hub.places.postcode_of_key; any other key, itself)
     protected_in: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
-    # the authority of each parked update among protected_in's holders (migration
-    # 0020), where one is known
-    pending_authority: dict[str, str] = field(default_factory=dict)
+    # the parked updates among protected_in's holders (migration 0020), each with
+    # its authority where one is known
+    pending: dict[str, str | None] = field(default_factory=dict)
     not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
     actor: str = "pipeline"
@@ -464,8 +464,8 @@ class BatchState:
             for c in close.union(*contacts.values()):
                 if c in children:
                     authorities[c] = children[c].authority
-                elif c in self.pending_authority:
-                    authorities[c] = self.pending_authority[c]
+                elif self.pending.get(c) is not None:
+                    authorities[c] = self.pending[c]
         not_a_match = self.not_a_match.get(key)
         # The rows themselves are the candidates (hub.decide.CandidateLike), in no
         # particular order (decide orders those it scores).
@@ -538,8 +538,11 @@ class BatchState:
             outcome = Outcome(message_id, decision.action, decision.reason, cid,
                               touches_shielded=touches or self.children[cid].shielded)
         elif decision.action == REVIEW:
+            # A parked update rule 6 counts (a holder) is no child: not listed (`hub
+            # review show` names it beside the update).
             pid = self.park("review", decision.reason, message_id, raw, update=update,
-                            candidates=[_candidate_json(c) for c in decision.candidates],
+                            candidates=[_candidate_json(c) for c in decision.candidates
+                                        if c.child_id not in self.pending],
                             hides=_may_be_hers(decision.candidates, self.children))
             outcome = Outcome(message_id, REVIEW, decision.reason, None, pid, touches)
         else:
@@ -668,8 +671,7 @@ class BatchState:
             record = update.child.model_dump(mode="json", exclude_none=True)
             las = {la_of(record)} if update.restricted else hides or set()
             authority = next(iter(las)) if len(las) == 1 else None
-            if authority is not None:
-                self.pending_authority[pid] = authority
+            self.pending[pid] = authority
             for place in sorted(protected_places(record)):
                 self.writes.pending.add((place, pid, authority))
                 self.protect(place, pid)

@@ -83,11 +83,7 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
         r = children.get(c["child_id"])
         lines.append("")
         if r is None:
-            waiting = await conn.fetchval(
-                "SELECT status = 'open' FROM parked WHERE id = $1::uuid", c["child_id"])
-            lines.append(f"review item {c['child_id']}: an update restricted at origin"
-                         " waiting at this place (decide it first)" if waiting else
-                         f"candidate {c['child_id']}: no longer in the index")
+            lines.append(f"candidate {c['child_id']}: no longer in the index")
             continue
         sh = Shield(r["shielded"], r["shielding_authority"])
         view = for_audience(r["record"], sh, authority)

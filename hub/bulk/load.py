@@ -471,8 +471,8 @@ class _Run:
         places = [place for part in parts for place in part.places]
         for r in await conn.fetch(q("protected_for"), places):
             st.protect(r["address_key"], r["child_id"])
-            if r["authority"] is not None:  # a parked update's (migration 0020)
-                st.pending_authority[r["child_id"]] = r["authority"]
+            if r["pending"]:  # a parked update's (migration 0020)
+                st.pending[r["child_id"]] = r["authority"]
             ids.add(r["child_id"])
         for r in await conn.fetch(q("not_a_match_for"), sources, rids):
             st.not_a_match.setdefault((r["source"], r["source_record_id"]), set()).add(

@@ -37,8 +37,8 @@ WITH u AS (
     UNION ALL
     -- a parked update's places while it waits in review (migration 0020): its id is
     -- no child's, so it is a holder taken to be shielded, its address not known;
-    -- its authority, where known, in place of b
-    SELECT 'p', w.address_key, w.authority, NULL, NULL, w.parked_id
+    -- its authority, where known, in place of b; flag: a parked update's
+    SELECT 'p', w.address_key, w.authority, NULL, true, w.parked_id
     FROM pending_places w WHERE w.postcode = ANY($4::text[])
     UNION ALL
     SELECT 'x', n.source, n.source_record_id, NULL, NULL, n.child_id
@@ -164,10 +164,10 @@ SELECT count(*) FROM added;
 -- name: protected_for
 -- The protected places in postcodes, or under phone keys (a phone key's postcode
 -- column is the key itself).
-SELECT address_key, child_id::text AS child_id, NULL AS authority
+SELECT address_key, child_id::text AS child_id, NULL AS authority, false AS pending
 FROM protected_addresses WHERE postcode = ANY($1::text[])
 UNION ALL  -- as in identities_for
-SELECT address_key, parked_id::text, authority
+SELECT address_key, parked_id::text, authority, true
 FROM pending_places WHERE postcode = ANY($1::text[]);
 
 -- name: not_a_match_for

@@ -310,8 +310,8 @@ def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> set[str]:
             state.invalidated[a] = cid
         elif kind == "p":
             state.protect(a, cid)
-            if b is not None:  # a parked update's authority (identities_for)
-                state.pending_authority[cid] = b
+            if flag:  # a parked update's place, its authority in b (identities_for)
+                state.pending[cid] = b
         elif kind == "x":
             state.not_a_match.setdefault((a, b), set()).add(cid)
             continue

@@ -563,11 +563,14 @@ def test_a_restricted_update_waiting_in_review_keeps_her_refuge_out_of_open_reco
     brother = moved(update("dfe", "S-2", nhs_number=nhs(2), given_name="Peregrine",
                            date_of_birth="2016-05-01", sex="male"))
     publish(env, tmp_path, "dfe", moved(update("dfe", "S-1")), brother)
+    publish(env, tmp_path, "la", moved(update("la", "LA-1", 2)))  # through its source link
     assert all("Harbour" not in json.dumps(e) for e in jsonl(hub(env, "export").stdout))
     for la in ("383", "330"):
         assert "Harbour" not in hub(env, "notifications", "consume", "--council", la).stdout
     items = {i["source_record_id"]: i for i in jsonl(hub(env, "review", "list", "--json").stdout)}
-    assert {items["S-1"]["reason"], items["S-2"]["reason"]} == {"shielded_address"}
+    assert {items[r]["reason"] for r in ("S-1", "S-2", "LA-1")} == {"shielded_address"}
+    # Candidates are children: the waiting item is named beside, not listed.
+    assert all(c["child_id"] != waiting["id"] for i in items.values() for c in i["candidates"])
     assert f"beside review item {waiting['id']}: an update restricted at origin" in hub(
         env, "review", "show", items["S-1"]["id"]).stdout
     # Placed, her record is shielded on arrival and protects the refuge itself.
@@ -598,6 +601,9 @@ def test_her_update_waiting_as_a_shielded_candidate_keeps_her_new_refuge_out_of_
     assert [e["child_id"] for e in exported if "Harbour" in json.dumps(e)] == [cid]
     items = {i["source_record_id"]: i for i in jsonl(hub(env, "review", "list", "--json").stdout)}
     assert set(items) == {"P-1", "S-2"} and items["S-2"]["reason"] == "shielded_address"
+    assert all(c["child_id"] != waiting["id"] for c in items["S-2"]["candidates"])
+    assert f"beside review item {waiting['id']}" in hub(env, "review", "show",
+                                                       items["S-2"]["id"]).stdout
 
 
 def test_a_child_restricted_with_no_authority_yet_still_shields_what_is_created_beside_her(
