@@ -127,8 +127,12 @@ class Child(Strict):
         return self
 
 
+#: A source's name: it is in routing keys (source.NAME) and queue names (hub.held.NAME).
+SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
 class CanonicalUpdate(Strict):
-    source: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    source: str = Field(pattern=f"^{SOURCE_NAME.pattern}$")
     source_record_id: str = Field(min_length=1, max_length=200)
     # Strict: true is not version 1, nor "yes" restricted.
     source_version: StrictInt = Field(ge=0, le=2**63 - 1)

@@ -348,9 +348,14 @@ async def council_remove(args: argparse.Namespace, s: Settings) -> int:
         if not found:
             raise OperationError(f"no council {args.la}")
         async with broker(s) as amqp:
-            await (await amqp.channel()).queue_delete(topo.council_queue(args.la))
-        await ops.audit(conn, "operator", "council.remove", None, args.la, {})
+            deleted = await (await amqp.channel()).queue_delete(topo.council_queue(args.la))
+        unread = deleted.message_count or 0
+        await ops.audit(conn, "operator", "council.remove", None, args.la,
+                        {"notifications_deleted": unread})
     print(f"council {args.la} removed")
+    if unread:  # gone with its queue: said, not silent
+        print(f"note: {unread} notification(s) it had not consumed were deleted with its"
+              f" queue {topo.council_queue(args.la)}", file=sys.stderr)
     return 0
 
 

@@ -47,14 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=c.run)
 
     s = sub.add_parser("publish", help="publish a source file with confirms")
-    s.add_argument("--source", required=True)
+    s.add_argument("--source", required=True, type=_source)
     s.add_argument("--format", required=True, dest="fmt", type=_format)
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=c.publish)
 
     s = sub.add_parser("load", help="a source's initial extract matched and written in bulk")
-    s.add_argument("--source", required=True)
+    s.add_argument("--source", required=True, type=_source)
     s.add_argument("--format", required=True, dest="fmt", type=_format)
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--chunk", type=int, default=50_000, help="records per chunk (transaction)")
@@ -200,15 +200,16 @@ def _parser() -> argparse.ArgumentParser:
 
     source = sub.add_parser("source", help="pause and resume a source")
     ss = source.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name in ("pause", "resume"):
-        s = ss.add_parser(name)
-        s.add_argument("name", metavar="NAME")
+    for name, helptext in (("pause", "hold a source's updates, durable, none lost"),
+                           ("resume", "process what it holds, then its new updates")):
+        s = ss.add_parser(name, help=helptext)
+        s.add_argument("name", metavar="NAME", type=_source)
         s.add_argument("--by", default="operator", metavar="OPERATOR")
         s.set_defaults(func=getattr(c, f"source_{name}"))
-    s = ss.add_parser("status")
+    s = ss.add_parser("status", help="each source: paused or not, updates held")
     s.set_defaults(func=c.source_status)
     s = ss.add_parser("preview", help="what resuming would do, written nowhere")
-    s.add_argument("name", metavar="NAME")
+    s.add_argument("name", metavar="NAME", type=_source)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=c.source_preview)
 
@@ -315,6 +316,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=c.demo)
     return p
+
+
+def _source(value: str) -> str:
+    """A source name as an update's `source` must be (schemas.canonical): it names
+    the routing key source.NAME and the held queue hub.held.NAME."""
+    from schemas.canonical import SOURCE_NAME
+
+    if not SOURCE_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: a letter or digit, then up to 63 letters, digits, '_' or '-'")
+    return value
 
 
 def _format(value: str) -> str:

@@ -101,7 +101,8 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
     for args in (("wait", "--timeout", "soon"), ("no-such-command",), ("publish",),
                  ("publish", "--source", "dwp", "--format", "xml", "feed.xml"),
                  ("export", "--include-protected"), ("dlq", "retry", "--by", "op"),
-                 ("dlq", "purge", "--by", "op")):
+                 ("dlq", "purge", "--by", "op"), ("source", "pause", "#"),
+                 ("publish", "--source", "a.b", "--format", "jsonl", "feed.jsonl")):
         usage = hub(hub_env, *args, check=False)
         assert usage.returncode == 2 and usage.stderr.count("\n") == 1, (args, usage.stderr)
     down = dict(hub_env, HUB_AMQP_URL="amqp://guest:guest@127.0.0.1:1/")
@@ -151,7 +152,15 @@ def test_councils_and_consume_max(running: dict[str, str], tmp_path: Path) -> No
     assert len(two) == 2
     rest = jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
     assert len(rest) == 1 and rest[0]["event_id"] not in {n["event_id"] for n in two}
-    hub(env, "council", "remove", "383")
+    assert hub(env, "council", "remove", "383").stderr == ""  # nothing was waiting
+    hub(env, "council", "add", "383")
+    hub(env, "publish", "--source", "la", "--format", "jsonl", str(tmp_path / "la.jsonl"))
+    write_jsonl(tmp_path / "la2.jsonl", [update("la", "LA-9", nhs_number=nhs(109),
+                                                given_name="Dilys")])
+    hub(env, "publish", "--source", "la", "--format", "jsonl", str(tmp_path / "la2.jsonl"))
+    hub(env, "wait", "--timeout", "60")
+    removed = hub(env, "council", "remove", "383")  # what it had not read is said, not silent
+    assert "note: 1 notification(s) it had not consumed were deleted" in removed.stderr
     assert "no councils" in hub(env, "council", "list").stdout
     gone = hub(env, "notifications", "consume", "--council", "383", check=False)
     assert gone.returncode == 1 and "hub council add 383" in gone.stderr
