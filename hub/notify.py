@@ -96,6 +96,17 @@ def for_change(
     return [_note("child.updated", new_la, child_id, version, at, after, False)] if new_la else []
 
 
+def for_opening(child_id: str, version: int, at: datetime, record: Record,
+                authority: str | None) -> list[Notification]:
+    """A record unshielded: the council she lives in, if not her authority, learns of
+    her as of a child moving in (while she was shielded only her authority was told
+    anything, so it may never have heard of her)."""
+    la = la_of(record)
+    if not la or la == authority:
+        return []
+    return [_note("child.moved_in", la, child_id, version, at, record, False)]
+
+
 def for_shielding(
     child_id: str, version: int, at: datetime, record: Record, shield: Shield, event: str
 ) -> list[Notification]:

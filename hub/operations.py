@@ -22,7 +22,7 @@ from hub.decide import Facts, plausible_shielded
 from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
-from hub.notify import for_shielding
+from hub.notify import for_opening, for_shielding
 from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
 from hub.records import Record
 from hub.shielding import Shield, candidates_for_audience, for_audience
@@ -203,6 +203,9 @@ async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: 
         version = await _new_version(conn, row, row["record"], by, False, None, row["severed"])
         await conn.execute("DELETE FROM protected_addresses WHERE child_id = $1", row["child_id"])
         await _outbox_shielding(conn, row, version, authority, "child.unshielded")
+        for n in for_opening(str(row["child_id"]), version, datetime.now(UTC), row["record"],
+                             authority):
+            await conn.execute(q("insert_outbox"), n.event_id, n.routing_key, n.body)
         await audit(conn, by, "unshield", str(row["child_id"]), authority, {"reason": reason})
     return version
 

@@ -109,6 +109,12 @@ def test_shielded_child_is_never_duplicated_nor_exposed(
     assert other.returncode == 1
     hub(env, "unshield", cid, "--authority", "383", "--by", "la-officer")
     assert "address" in only_child(env)["child"]
+    # Open now, where she lives: the council there, told nothing while she was
+    # shielded, learns of her as of a child moving in (it got nothing before).
+    hub(env, "wait", "--timeout", "60")
+    opened = jsonl(hub(env, "notifications", "consume", "--council", "330").stdout)
+    assert [(n["event"], n["child"]["address"]["postcode"], n["shielded"]) for n in opened] == [
+        ("child.moved_in", "B5 7QQ", False)]
 
 
 def test_review_resolve_link_create_reject(running: dict[str, str], settings: Settings,
