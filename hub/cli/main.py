@@ -403,6 +403,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hub: database error: {type(exc).__name__}: {exc.args[0] if exc.args else ''}",
               file=sys.stderr)
         return 1
+    except aiormq.exceptions.InvalidFrameError as exc:
+        if "Connection.Close" not in str(exc):
+            print(f"hub: broker error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        # The broker closed the connection as it opened (its frame is not kept).
+        print("hub: cannot reach a service: the broker closed the connection as it opened"
+              " (is the vhost in HUB_AMQP_URL there, and may this login use it?)",
+              file=sys.stderr)
+        return 1
     except aiormq.exceptions.AMQPError as exc:
         print(f"hub: broker error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

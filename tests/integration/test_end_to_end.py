@@ -114,6 +114,10 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
         assert unreachable.returncode == 1, args
         assert unreachable.stderr.startswith("hub: cannot reach a service"), unreachable.stderr
         assert unreachable.stderr.count("\n") == 1, unreachable.stderr
+    novhost = hub(dict(hub_env, HUB_AMQP_URL=hub_env["HUB_AMQP_URL"].rsplit("/", 1)[0]
+                       + "/no-such-vhost-here"), "council", "add", "383", check=False)
+    assert novhost.returncode == 1 and novhost.stderr.count("\n") == 1, novhost.stderr
+    assert "is the vhost in HUB_AMQP_URL there" in novhost.stderr, novhost.stderr
     # A garbled service URL: refused at once in one line (it was a driver's traceback,
     # or a broker client retrying localhost), without echoing it (it may hold a password).
     for var, args in (("HUB_DATABASE_URL", ("export",)), ("HUB_AMQP_URL", ("wait",))):
