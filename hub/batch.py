@@ -206,7 +206,7 @@ class Writes:
     protected: set[tuple[str, str]] = field(default_factory=set)
     # (place, parked id, authority) of each update the batch parked for review that
     # may be a hidden child's (migration 0020)
-    pending: set[tuple[str, str, str | None]] = field(default_factory=set)
+    pending_places: set[tuple[str, str, str | None]] = field(default_factory=set)
     parked: list[dict[str, Any]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
@@ -673,7 +673,7 @@ class BatchState:
             authority = next(iter(las)) if len(las) == 1 else None
             self.pending[pid] = authority
             for place in sorted(protected_places(record)):
-                self.writes.pending.add((place, pid, authority))
+                self.writes.pending_places.add((place, pid, authority))
                 self.protect(place, pid)
         self.writes.parked.append({
             "id": pid,

@@ -113,8 +113,8 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
     for waiting in await conn.fetch(
             "SELECT DISTINCT parked_id::text FROM pending_places"
             " WHERE postcode = ANY($1::text[]) AND parked_id <> $2 ORDER BY 1", places, row["id"]):
-        lines.append(f"beside review item {waiting[0]}: an update restricted at origin"
-                     " waiting at this place (decide it first)")
+        lines.append(f"beside review item {waiting[0]}: an update that may be a hidden"
+                     " child's, waiting at this place (decide it first)")
     if authority:
         # Acting for an authority shows its shielded children's hidden fields: in the
         # audit trail of each, as `hub show` is, and of the item when none was shown.

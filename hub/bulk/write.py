@@ -164,9 +164,9 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
                       ["child_id", "field", "source", "source_record_id", "source_version"])
     if w.protected:
         await conn.execute(q("flush_protected"), *columns(sorted(w.protected), 2))
-    if w.pending:
+    if w.pending_places:
         await conn.execute(q("flush_pending_places"), *columns(
-            sorted(w.pending, key=lambda p: (p[0], p[1])), 3))
+            sorted(w.pending_places, key=lambda p: (p[0], p[1])), 3))
     if w.parked:
         await conn.execute(q("flush_parked"), *columns((
             (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],

@@ -121,7 +121,7 @@ SELECT p.child_id::text AS child_id, p.address_key, c.shielding_authority,
        c.record->'address' AS address
 FROM protected_addresses p JOIN children c USING (child_id)
 WHERE p.postcode = ANY($1::text[]) AND c.shielded
-UNION ALL  -- a restricted update waiting in review: shielded on arrival, where it goes
+UNION ALL  -- an update that may be a hidden child's, waiting in review (migration 0020)
 SELECT w.parked_id::text, w.address_key, w.authority, k.update->'child'->'address'
 FROM pending_places w JOIN parked k ON k.id = w.parked_id
 WHERE w.postcode = ANY($1::text[])

@@ -61,9 +61,9 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
         await conn.execute(q("flush_provenance"), *columns(w.provenance.values(), 5))
     if w.protected:
         await conn.execute(q("flush_protected"), *columns(sorted(w.protected), 2))
-    if w.pending:
+    if w.pending_places:
         await conn.execute(q("flush_pending_places"), *columns(
-            sorted(w.pending, key=lambda p: (p[0], p[1])), 3))
+            sorted(w.pending_places, key=lambda p: (p[0], p[1])), 3))
     if w.parked:
         await conn.execute(q("flush_parked"), *columns((
             (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],

@@ -577,7 +577,7 @@ def test_a_restricted_update_waiting_in_review_keeps_her_refuge_out_of_open_reco
     assert {items[r]["reason"] for r in ("S-1", "S-2", "LA-1")} == {"shielded_address"}
     # Candidates are children: the waiting item is named beside, not listed.
     assert all(c["child_id"] != waiting["id"] for i in items.values() for c in i["candidates"])
-    assert f"beside review item {waiting['id']}: an update restricted at origin" in hub(
+    assert f"beside review item {waiting['id']}: an update that may be a hidden" in hub(
         env, "review", "show", items["S-1"]["id"]).stdout
     # Placed, her record is shielded on arrival and protects the refuge itself.
     hub(env, "review", "resolve", waiting["id"], "--link", cid, "--by", "op-1",
