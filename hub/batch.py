@@ -358,6 +358,8 @@ class BatchState:
     # its authority where one is known
     pending: dict[str, str | None] = field(default_factory=dict)
     not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # (source, record id) -> the highest version of it waiting in review
+    waiting: dict[tuple[str, str], int] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
     actor: str = "pipeline"
     matcher: Matcher = DEFAULT_MATCHER
@@ -472,7 +474,7 @@ class BatchState:
         return Facts(
             link, tuple([children[c] for c in ids if c in children]), invalidated,
             frozenset(not_a_match) if not_a_match else _NONE, holders, authorities,
-            id(update) in self.partial, close, contacts,
+            id(update) in self.partial, close, contacts, self.waiting.get(key),
         )
 
     def forget_unwritten(self) -> None:
@@ -675,6 +677,9 @@ class BatchState:
             for place in sorted(protected_places(record)):
                 self.writes.pending_places.add((place, pid, authority))
                 self.protect(place, pid)
+        if update is not None and kind == "review":
+            key = (update.source, update.source_record_id)
+            self.waiting[key] = max(self.waiting.get(key, 0), update.source_version)
         self.writes.parked.append({
             "id": pid,
             "kind": kind,

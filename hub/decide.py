@@ -148,6 +148,8 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     # (hub.places.contact_keys) that a shielded child's record holds or held, each
     # with those children
     protected_contact_of: Mapping[str, frozenset[str]] = _NO_CONTACTS
+    # the highest version of the update's source record waiting in review, if any
+    waiting: int | None = None
 
     @property
     def protected_near(self) -> frozenset[str]:
@@ -359,10 +361,14 @@ def decide(
 ) -> Decision:
     """The decision for one valid update's `child` (canonical dict); `form`, its
     normal forms when the caller has them (else the matcher prepares them)."""
+    if facts.link is not None and version <= facts.link.last_version:
+        return Decision(NOOP, "stale_version", facts.link.child_id)
+    if facts.waiting is not None and version <= facts.waiting:
+        # The same change (or an older one) of a source record is waiting for a
+        # person already: its decision places this version too, so it is no second item.
+        return Decision(NOOP, "waiting_version")
     if facts.link is not None:
         link = facts.link
-        if version <= link.last_version:
-            return Decision(NOOP, "stale_version", link.child_id)
         if link.severed:
             own = _only(link.child_id, child, facts, matcher, form)
             return Decision(REVIEW, "severed_identity", None, own)

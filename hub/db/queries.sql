@@ -17,10 +17,11 @@ JOIN unnest($1::text[], $2::text[]) AS u(source, rid)
 -- its source links ('l': source, record id, last version, severed), invalidated NHS
 -- numbers ('i': the number), the protected places of shielded children in its
 -- postcodes or under its carers' phone numbers ($4; 'p': address or phone key),
--- operators' "not a match" ('x': source, record id), the children under its NHS
--- numbers ('k': the n: key; $5) and children asked for by id ('e'; $6). NHS numbers
--- ($3, $5) come joined by chr(31) (they are digits). Each row
--- comes with its child (for 'x' its id only), record included: the batch will likely
+-- operators' "not a match" ('x': source, record id), its source records' versions
+-- waiting in review ('w': source, record id, highest version), the children under
+-- its NHS numbers ('k': the n: key; $5) and children asked for by id ('e'; $6). NHS
+-- numbers ($3, $5) come joined by chr(31) (they are digits). Each row comes with its
+-- child (for 'x' its id only; 'w' has none), record included: the batch will likely
 -- write it (its source link, its NHS number), or the rules read it.
 WITH u AS (
     SELECT * FROM unnest($1::text[], $2::text[]) AS u(source, rid)
@@ -40,6 +41,12 @@ WITH u AS (
     -- its authority, where known, in place of b; flag: a parked update's
     SELECT 'p', w.address_key, w.authority, NULL, true, w.parked_id
     FROM pending_places w WHERE w.postcode = ANY($4::text[])
+    UNION ALL
+    -- the highest version of each of its source records waiting in review
+    SELECT 'w', w.source, w.source_record_id, max(w.source_version), NULL, NULL
+    FROM parked w JOIN u ON w.source = u.source AND w.source_record_id = u.rid
+    WHERE w.kind = 'review' AND w.status = 'open'
+    GROUP BY w.source, w.source_record_id
     UNION ALL
     SELECT 'x', n.source, n.source_record_id, NULL, NULL, n.child_id
     FROM not_a_match n JOIN u ON n.source = u.source AND n.source_record_id = u.rid

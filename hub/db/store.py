@@ -315,6 +315,10 @@ def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> set[str]:
         elif kind == "x":
             state.not_a_match.setdefault((a, b), set()).add(cid)
             continue
+        elif kind == "w":
+            # (this batch's own items, parked since, are in it already: the higher wins)
+            state.waiting[(a, b)] = max(state.waiting.get((a, b), 0), n)
+            continue
         elif kind == "k":
             key_index.add(a, cid)
             if shielded or severed:
