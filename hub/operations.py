@@ -543,6 +543,16 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     f"refused: {update.source}/{update.source_record_id} has been placed"
                     f" since, at version {placed.last_version} (this item is version"
                     f" {update.source_version}); reject this item")
+            nhs = child.get("nhs_number")
+            holder_of_number = nhs and await conn.fetchval(
+                "SELECT child_id::text FROM block_keys WHERE key = $1 AND child_id"
+                " IS DISTINCT FROM $2::uuid LIMIT 1", f"n:{nhs}", target)
+            if holder_of_number:
+                # Two records holding one NHS number would each link its next update
+                # nowhere (a tie that is no tie) and split the child between them.
+                raise OperationError(
+                    f"refused: record {holder_of_number} holds the update's NHS number;"
+                    f" link the update to it (--link {holder_of_number}) or reject it")
             own = state.children[target] if target is not None else None
             was_shielded = own is not None and own.shielded
             own_la = own.authority if own is not None and own.shielded else None
