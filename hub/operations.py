@@ -22,7 +22,7 @@ from hub.decide import Facts, plausible_shielded
 from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
-from hub.notify import for_opening, for_shielding
+from hub.notify import for_change, for_opening, for_shielding
 from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
 from hub.records import Record
 from hub.shielding import Shield, candidates_for_audience, for_audience
@@ -241,6 +241,12 @@ async def sever(conn: asyncpg.Connection, child_id: str, authority: str, by: str
         # Its keys are now those of the record without the NHS number and former names.
         version = await _new_version(conn, row, record, by, row["shielded"],
                                      row["shielding_authority"], True)
+        # The councils holding the record drop the severed number and names from their
+        # copy as from any change (a shielded record: its authority alone, as ever).
+        for n in for_change(str(row["child_id"]), version, datetime.now(UTC),
+                            dict(row["record"]), record,
+                            Shield(row["shielded"], row["shielding_authority"])):
+            await conn.execute(q("insert_outbox"), n.event_id, n.routing_key, n.body)
         await audit(conn, by, "sever", str(row["child_id"]), authority, {"reason": reason})
     return version
 

@@ -188,11 +188,19 @@ def test_review_resolve_link_create_reject(running: dict[str, str], settings: Se
     assert other["shielded"] is True and "address" not in other["child"]
 
 
-def test_sever_sends_the_old_identity_to_review(running: dict[str, str], tmp_path: Path) -> None:
+async def test_sever_sends_the_old_identity_to_review(
+    running: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
     env = running
     publish(env, tmp_path, "la", update("la", "LA-1"))
     cid = only_child(env)["child_id"]
     hub(env, "sever", cid, "--authority", "383", "--by", "la-officer", "--reason", "adoption")
+    # Its council is told, its copy losing the severed number, as of any change.
+    told = ("SELECT count(*) FROM outbox WHERE body->>'child_id' = '" + cid + "' AND"
+            " body->>'event' = 'child.updated' AND body->>'version' = '2' AND")
+    assert await count(settings.database_url, told + " routing_key = 'la.383.child.updated'"
+                       " AND NOT body->'child' ? 'nhs_number'") == 1
+    assert await count(settings.database_url, told + " true") == 1
     publish(env, tmp_path, "la", update("la", "LA-1", 2))  # its own (severed) source link
     publish(env, tmp_path, "pds", update("pds", "P-1"))  # the invalidated NHS number
     reasons = [r["reason"] for r in jsonl(hub(env, "review", "list", "--json").stdout)]
