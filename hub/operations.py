@@ -267,6 +267,7 @@ async def export(conn: asyncpg.Connection, include_protected: bool, by: str | No
             await conn.execute(q("insert_outbox"), event_id, f"la.{la}.alert.break_glass", {
                 "event_id": event_id, "event": "alert.break_glass", "child_id": None,
                 "version": 0, "occurred_at": now.isoformat().replace("+00:00", "Z"),
+                "shielded": True, "child": {},
                 "by": by, "reason": reason, "access": "export --include-protected",
             })
     async with conn.transaction():

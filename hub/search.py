@@ -87,7 +87,8 @@ async def show(conn: asyncpg.Connection, child_id: str, by: str, authority: str 
                                f"la.{shield.authority}.alert.break_glass", {
                                    "event_id": event_id, "event": "alert.break_glass",
                                    "child_id": r["child_id"], "version": r["version"],
-                                   "occurred_at": now, "by": by, "reason": reason,
+                                   "occurred_at": now, "shielded": True,
+                                   "child": visible_only(r["record"]), "by": by, "reason": reason,
                                    "access": "show --break-glass",
                                })
     out: dict[str, Any] = {"child_id": r["child_id"], "version": r["version"],

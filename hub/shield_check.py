@@ -30,6 +30,7 @@ from hub.decide import DEFAULT_MATCHER, Candidate, Facts, plausible_shielded
 from hub.match.blocking import query_keys
 from hub.match.compare import prepare
 from hub.places import same_house
+from hub.records import visible_only
 
 #: Open records that could be her named to her authority, at most (best first; the
 #: count says how many in all): the generous test names namesakes too.
@@ -118,6 +119,8 @@ async def tell(conn: asyncpg.Connection, shielded: list[tuple[str, int, str | No
         # As JSON text: a bulk load's writing connection has no jsonb codec.
         await conn.execute(q("insert_outbox_text"), event_id, f"la.{authority}.{EVENT}",
                            json.dumps({"event_id": event_id, "event": EVENT, "child_id": cid,
-                                       "version": version, "occurred_at": _now(), **body}))
+                                       "version": version, "occurred_at": _now(),
+                                       "shielded": True, "child": visible_only(record),
+                                       **body}))
         told += 1
     return told

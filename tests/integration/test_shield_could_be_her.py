@@ -16,6 +16,7 @@ import pytest
 from hub import ingest, operations
 from hub.config import Thresholds
 from hub.db.connect import connect
+from schemas.canonical import PROTECTED_FIELDS
 from schemas.notification import Notification
 from tests.factories import incoming, nhs, update
 from tests.helpers import hub
@@ -156,10 +157,13 @@ async def test_shielded_on_arrival_her_authority_is_asked_once(database_url: str
         assert alert["open_could_be_her"] == [ids["duplicate"]]
         assert alert["open_could_be_her_count"] == 1
         Notification.model_validate(alert)  # the published shape
-        # Ids only.
+        # The open records by id; the child as any notification carries it, but her
+        # visible fields only (an alert says what to look at, not where she is).
         assert set(alert) == {"event_id", "event", "child_id", "version", "occurred_at",
-                              "open_at_same_house", "open_could_be_her",
+                              "shielded", "child", "open_at_same_house", "open_could_be_her",
                               "open_could_be_her_count"}
+        assert alert["shielded"] is True and alert["child"]["date_of_birth"]
+        assert not set(alert["child"]) & set(PROTECTED_FIELDS), alert["child"]
         # Her next update changes her record but not her shield: no second alert.
         later = update("pds", "P-1", 2, address=REFUGE, middle_names="Rose")
         later["restricted"] = True

@@ -7,6 +7,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from schemas.canonical import VISIBLE_FIELDS
 from tests.factories import nhs, update
 from tests.helpers import HubProcess, hub, jsonl, write_jsonl
 
@@ -68,6 +69,7 @@ def test_show_and_break_the_glass(indexed) -> None:
     alerts = [n for n in jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
               if n["event"] == "alert.break_glass"]
     assert len(alerts) == 1 and alerts[0]["by"] == "hv-1" and alerts[0]["child_id"] == cid
+    assert alerts[0]["shielded"] is True and set(alerts[0]["child"]) == set(VISIBLE_FIELDS)
 
 
 async def test_reader_role_cannot_select_protected_fields(indexed, settings) -> None:
