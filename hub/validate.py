@@ -111,10 +111,12 @@ def check(data: Any, expected_source: str | None = None) -> CanonicalUpdate | Re
     if bad_text is not None:
         return Rejection(bad_text[0], bad_text[1], source, record_id)
     if expected_source is not None and update.source != expected_source:
+        # Named by the source it was published as (who sent it), the claim in the text.
         return Rejection(
             "source_mismatch",
-            "the update's source does not match the source it was published as",
-            source,
+            f"the update's source {update.source!r} does not match the source it was"
+            f" published as ({expected_source!r})",
+            expected_source,
             record_id,
         )
     return update

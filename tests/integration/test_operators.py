@@ -373,7 +373,9 @@ async def test_a_source_user_may_publish_only_its_own_updates(
     hub(env, "wait", "--timeout", "60")
     dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert sorted((d["reason"], d["source"]) for d in dead) == [
-        ("source_mismatch", "pds"), ("unauthenticated_source", "pds")]
+        ("source_mismatch", "dwp"), ("unauthenticated_source", "pds")]
+    [mismatch] = [d for d in dead if d["reason"] == "source_mismatch"]
+    assert "'pds'" in mismatch["error"] and "('dwp')" in mismatch["error"]
     assert [e["sources"][0]["source"] for e in jsonl(hub(env, "export").stdout)] == ["dwp"]
     # A retry is published by the hub's own, trusted, user: it would launder them.
     retried = hub(env, "dlq", "retry", "--all", "--by", "op-1")

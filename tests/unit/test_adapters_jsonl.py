@@ -63,6 +63,8 @@ def test_source_is_not_overwritten() -> None:
     assert record.update["source"] == "hmrc"
     rejection = check(record.update, "dwp")
     assert isinstance(rejection, Rejection) and rejection.reason == "source_mismatch"
+    assert rejection.source == "dwp"  # who sent it; the claim is in the error
+    assert "'hmrc'" in rejection.error
 
 
 def test_bom_crlf_and_blank_lines() -> None:
