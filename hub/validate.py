@@ -7,6 +7,7 @@ the offending values (they may be personal data), only field paths.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +32,11 @@ def _field_names(model: Any) -> set[str]:
     return names
 
 
-# Only the schema's own field names are shown in an error: an unknown key can be
-# any text a source sent (a child's name, a NUL, a megabyte).
+# Only the schema's own field names, and unknown keys shaped like one (_field_like),
+# are shown in an error: an unknown key can be any text a source sent (a child's
+# name, a NUL, a megabyte).
 _KNOWN_FIELDS = frozenset(_field_names(CanonicalUpdate))
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+){0,5}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,14 @@ class Rejection:
     error: str
     source: str | None = None
     source_record_id: str | None = None
+
+
+def _field_like(key: Any) -> bool:
+    """An unknown key shaped like a field name (snake_case, short: `ethnicity`,
+    `pupil_premium`), which a source needs named to mend its feed; any other key
+    stays unnamed (a child's name sent as a key would be capitalised or spaced)."""
+    return key in _KNOWN_FIELDS or (isinstance(key, str) and _FIELD_NAME.fullmatch(key)
+                                    is not None)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -57,7 +68,7 @@ def _reason_for(err: dict[str, Any]) -> tuple[str, str]:
     last = str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
         where = f"in {_field_path(loc[:-1])}" if len(loc) > 1 else "at the top level"
-        name = f"field {loc[-1]}" if loc and loc[-1] in _KNOWN_FIELDS else "a field"
+        name = f"field {loc[-1]}" if loc and _field_like(loc[-1]) else "a field"
         return "unknown_field", f"{name} {where} is not in the schema"
     if kind == "string_unicode":  # a lone surrogate (a "\ud800" escape), in a value or a key
         return "invalid_character", f"{path} holds a lone surrogate"

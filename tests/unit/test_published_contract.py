@@ -29,3 +29,22 @@ def test_contract_example_is_valid() -> None:
 
     example = json.loads(Path(__file__).with_name("contract_example.json").read_text())
     assert isinstance(check(example, "dwp"), CanonicalUpdate)
+
+
+def test_an_unknown_field_is_named_when_it_looks_like_a_field_name() -> None:
+    """A source mends its feed by the name; a key that could be anything else (a
+    child's name sent as a key) stays unnamed."""
+    from hub.validate import Rejection, check
+
+    example = json.loads(Path(__file__).with_name("contract_example.json").read_text())
+    for where, key, named in ((example, "ethnicity", True),
+                              (example["child"], "pupil_premium", True),
+                              (example["child"]["address"], "uprn", True),
+                              (example, "Amelia Hartley", False),
+                              (example["child"], "Hartley", False)):
+        where[key] = 1
+        got = check(example, "dwp")
+        del where[key]
+        assert isinstance(got, Rejection) and got.reason == "unknown_field"
+        assert (key in got.error) is named, got.error
+        assert ("field " + key if named else "a field") in got.error
