@@ -25,7 +25,7 @@ from hub.match.compare import prepare
 from hub.notify import for_change, for_opening, for_shielding
 from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
 from hub.records import Record
-from hub.shielding import Shield, candidates_for_audience, for_audience
+from hub.shielding import Shield, candidates_for_audience, for_audience, listed_update_hidden
 from schemas.canonical import CanonicalUpdate
 
 
@@ -181,33 +181,76 @@ async def _shield_row(conn: asyncpg.Connection, row: asyncpg.Record, authority: 
     return version
 
 
+class Unshielded(NamedTuple):
+    version: int
+    household: tuple[str, ...] = ()  # the records at her house lifted with her
+
+
 async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
-                   reason: str | None) -> int:
+                   reason: str | None, household: bool = False) -> Unshielded:
+    """Lift a shield. Never onto a shielded child's current address: a record there
+    stays shielded while she is (her brother's open record would show where she
+    lives), unless `household` lifts every record of this authority at that house
+    with it. Nor near another authority's child: that authority decides first."""
     async with conn.transaction():
         row = await _child(conn, child_id, guard=True)
         if not row["shielded"]:
             raise OperationError("record is not shielded")
         if row["shielding_authority"] not in (None, authority):
             raise OperationError("only the shielding authority may lift the shield")
-        others = {h.authority or "?" for h in await shielded_holders(
-            conn, row["record"], str(row["child_id"])) if h.authority != authority}
-        if others:
-            # Rule 6: the record would hold open an address where another authority's
-            # child is hidden. (Its own children's it may: siblings it shields together
-            # are unshielded one after the other.)
-            raise OperationError(
-                f"refused: the record is near a child shielded by"
-                f" {', '.join(sorted(others))} (her address or postcode, a former address"
-                " of hers, or her carers' contacts); lifted, the shield could leave them"
-                " open: that authority decides first")
-        version = await _new_version(conn, row, row["record"], by, False, None, row["severed"])
-        await conn.execute("DELETE FROM protected_addresses WHERE child_id = $1", row["child_id"])
-        await _outbox_shielding(conn, row, version, authority, "child.unshielded")
-        for n in for_opening(str(row["child_id"]), version, datetime.now(UTC), row["record"],
-                             authority):
-            await conn.execute(q("insert_outbox"), n.event_id, n.routing_key, n.body)
-        await audit(conn, by, "unshield", str(row["child_id"]), authority, {"reason": reason})
-    return version
+        main = str(row["child_id"])
+        rows = {main: row}
+        if household:
+            at, _, shields = await _holders(conn, row["record"], str(row["child_id"]))
+            for cid in sorted(at):
+                other = await conn.fetchrow(
+                    "SELECT * FROM children WHERE child_id = $1::uuid FOR UPDATE", cid)
+                if (other is not None and other["shielded"]
+                        and shields[cid].authority == authority):
+                    rows[cid] = other
+        for r in rows.values():
+            await _may_lift(conn, r, authority, set(rows))
+        version = 0
+        for cid, r in rows.items():
+            v = await _new_version(conn, r, r["record"], by, False, None, r["severed"])
+            version = version or v
+            await conn.execute("DELETE FROM protected_addresses WHERE child_id = $1",
+                               r["child_id"])
+            await _outbox_shielding(conn, r, v, authority, "child.unshielded")
+            for n in for_opening(cid, v, datetime.now(UTC), r["record"], authority):
+                await conn.execute(q("insert_outbox"), n.event_id, n.routing_key, n.body)
+            await audit(conn, by, "unshield", cid, authority,
+                        {"reason": reason, **({"with": main} if cid != main else {})})
+    return Unshielded(version, tuple(c for c in rows if c != main))
+
+
+async def _may_lift(conn: asyncpg.Connection, row: asyncpg.Record, authority: str,
+                    lifting: set[str]) -> None:
+    """Refuse to lift `row`'s shield (with the others in `lifting`) where its record
+    would show a shielded child's whereabouts."""
+    at, others, shields = await _holders(conn, row["record"], str(row["child_id"]))
+    at -= lifting
+    foreign = {shields[c].authority or "?" for c in at | others
+               if c not in lifting and shields[c].authority != authority}
+    if foreign:
+        # Rule 6: the record would hold open an address where another authority's
+        # child is hidden.
+        raise OperationError(
+            f"refused: the record is near a child shielded by"
+            f" {', '.join(sorted(foreign))} (her address or postcode, a former address"
+            " of hers, or her carers' contacts); lifted, the shield could leave them"
+            " open: that authority decides first")
+    # Its own children near it it may leave (a former address of hers, her street),
+    # and its own updates waiting in review (the authority decides them): not a child
+    # living at the house, whom the open record would show there.
+    living = [str(c) for c in await conn.fetchval(
+        "SELECT array_agg(child_id ORDER BY child_id) FROM children"
+        " WHERE child_id = ANY($1::uuid[]) AND shielded", sorted(at)) or []]
+    if living:
+        raise OperationError(
+            f"refused: {', '.join(living)}, shielded by {authority}, lives at the"
+            f" address of record {row['child_id']}; lifted alone, that record would show"
+            " where: lift them together (--household), or leave it shielded")
 
 
 async def _outbox_shielding(conn: asyncpg.Connection, row: asyncpg.Record, version: int,
@@ -300,7 +343,8 @@ def review_line(r: asyncpg.Record, shields: dict[str, Shield]) -> dict[str, Any]
     (`candidate_shields`), whose scores are shown as the shielding policy allows."""
     cands = [{"child_id": c["child_id"], "score": c.get("score"),
               **({"address_withheld": True} if c.get("address_withheld") else {})}
-             for c in candidates_for_audience(r["candidates"] or [], shields)]
+             for c in candidates_for_audience(r["candidates"] or [], shields, None,
+                                              listed_update_hidden(r["update"], shields, None))]
     return {
         "id": str(r["id"]),
         "reason": r["reason"],
@@ -696,11 +740,26 @@ async def holders_of(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
     `own`, the record it would be written into: one whose address it writes again
     keeps it (only a child living at it now counts), and a contact that record
     holds is no news."""
+    at, family, close, shields = await _places_held(conn, child, target, own)
+    return Holders(*([shields[c] for c in sorted(ids)]
+                     for ids in (at, family, close - at - family)))
+
+
+async def _holders(conn: asyncpg.Connection, child: Record, target: str,
+                   ) -> tuple[set[str], set[str], dict[str, Shield]]:
+    """`holders_of` by id: those at the address; every other; their shields."""
+    at, family, close, shields = await _places_held(conn, child, target)
+    return at, (family | close) - at, shields
+
+
+async def _places_held(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
+                       target: str | None, own: Record | None = None,
+                       ) -> tuple[set[str], set[str], set[str], dict[str, Shield]]:
     address = child.get("address")
     contacts = contact_keys(child) - (contact_keys(own) if own is not None else set())
     places = sorted(lookup_places(address) | contacts)
     if not places:
-        return Holders([], [], [])
+        return set(), set(), set(), {}
     rows = [r for r in await conn.fetch(q("shielded_holders"), places)
             if r["child_id"] != target]
     at, close = near(address, [(r["address_key"], r["child_id"], r["address"]) for r in rows])
@@ -708,8 +767,7 @@ async def holders_of(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
         close = set()
     family = {r["child_id"] for r in rows if r["address_key"] in contacts} - at
     shields = {r["child_id"]: Shield(True, r["shielding_authority"]) for r in rows}
-    return Holders(*([shields[c] for c in sorted(ids)]
-                     for ids in (at, family, close - at - family)))
+    return set(at), family, set(close), shields
 
 
 async def shielded_holders(conn: asyncpg.Connection | asyncpg.Pool, child: Record,

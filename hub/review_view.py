@@ -73,12 +73,13 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
             "SELECT * FROM children WHERE child_id = ANY($1::uuid[])", ids)
     }
     shields = shields_of(children)
-    cands = candidates_for_audience(cands, shields, authority)
     update_view = update
     beside = [*shields.values(), *await shielded_holders(conn, update, str(row["id"])),
               *restricted_shield(row["update"])]
-    if not update_open_to(authority, beside):
+    hidden = not update_open_to(authority, beside)
+    if hidden:
         update_view = for_audience(update, Shield(True, None), authority)
+    cands = candidates_for_audience(cands, shields, authority, update_hidden=hidden)
     for c in cands:
         r = children.get(c["child_id"])
         lines.append("")
@@ -92,7 +93,8 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
         lines.append(f"candidate {c['child_id']}  {what} {c.get('score')}"
                      f"  model {c.get('model_version', '-')}{flag}")
         if c.get("address_withheld"):
-            lines.append("  (how the address compares is withheld: shielded)")
+            lines.append("  (how the address compares is withheld: shielded"
+                         + (")" if sh.shielded else ", the update's)"))
         weights = {f["field"]: f for f in c.get("fields", [])}
         lines.append(f"  {'field':<20} {'update':<34} {'candidate':<34} level / weight")
         for f in FIELDS:

@@ -23,6 +23,12 @@ class Shield:
 
 
 OPEN = Shield(False, None)
+# How an open candidate's scores are shown beside an update hidden from the viewer
+# (candidates_for_audience): as a shielded child's whose authority no one acts for.
+WITHHELD = Shield(True, None)
+# The identity score (names, date of birth, sex) an open candidate needs to be listed
+# beside a hidden update: the default review threshold (hub.config.Thresholds).
+IDENTITY_SHOWN = 0.02
 
 
 def may_see_protected(shield: Shield, authority: str | None, break_glass: bool = False) -> bool:
@@ -39,6 +45,14 @@ def restricted_shield(parked_update: Mapping[str, Any] | None) -> list[Shield]:
     if not parked_update or not parked_update.get("restricted"):
         return []
     return [Shield(True, la_of(parked_update.get("child")))]
+
+
+def listed_update_hidden(parked_update: Mapping[str, Any] | None,
+                         shields: Mapping[str, Shield], authority: str | None) -> bool:
+    """`update_open_to`'s answer, negated, for a list of items, read without the
+    holders of each update's address (one query an item): hidden when it is
+    restricted at origin or has a shielded candidate the viewer does not act for."""
+    return not update_open_to(authority, [*shields.values(), *restricted_shield(parked_update)])
 
 
 def update_open_to(authority: str | None, beside: Iterable[Shield]) -> bool:
@@ -79,7 +93,8 @@ def scores_for_audience(candidate: Mapping[str, Any], shield: Shield,
 
 def candidates_for_audience(candidates: Iterable[Mapping[str, Any]],
                             shields: Mapping[str, Shield],
-                            authority: str | None = None) -> list[dict[str, Any]]:
+                            authority: str | None = None,
+                            update_hidden: bool = False) -> list[dict[str, Any]]:
     """A review item's candidates as `authority` may see them: each one's scores by
     `scores_for_audience` (`shields`: the shielded among them), and where any is
     withheld, best shown score first; in the stored order (by match probability)
@@ -87,14 +102,23 @@ def candidates_for_audience(candidates: Iterable[Mapping[str, Any]],
     shielded child listed only as holding a place near the update's (rule 6: kept
     without an identity score) is left out for a viewer who may not see her
     address: beside a neighbour's open record, her id would say which street she
-    lives in."""
+    lives in. With `update_hidden` (the update's own protected fields are hidden
+    from the viewer: `update_open_to`), an open candidate's scores are withheld as
+    a shielded one's: his address is no secret, but "postcode: exact" beside it
+    says where the hidden update is (her brother's open record at the refuge); and
+    one that could not be the update's child by identity alone is left out, as
+    only the address would have brought him."""
     shown = []
     for c in candidates:
         shield = shields.get(c["child_id"], OPEN)
-        if "identity_score" in c or may_see_protected(shield, authority):
+        if update_hidden and not shield.shielded:
+            if (c.get("identity_score") or 0.0) >= IDENTITY_SHOWN:
+                shown.append(scores_for_audience(c, WITHHELD, authority))
+        elif "identity_score" in c or may_see_protected(shield, authority):
             shown.append(scores_for_audience(c, shield, authority))
     if any(c.get("address_withheld") for c in shown):
-        shown.sort(key=lambda c: -(c.get("score") or 0.0))
+        # (equal scores by id: their stored order would be by match probability)
+        shown.sort(key=lambda c: (-(c.get("score") or 0.0), c["child_id"]))
     return shown
 
 

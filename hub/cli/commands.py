@@ -205,8 +205,11 @@ async def shield(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def unshield(args: argparse.Namespace, s: Settings) -> int:
-    v = await _with_conn(s, ops.unshield, args.child_id, args.authority, args.by, args.reason)
-    print(f"unshielded {args.child_id} (version {v})")
+    done = await _with_conn(s, ops.unshield, args.child_id, args.authority, args.by,
+                            args.reason, args.household)
+    print(f"unshielded {args.child_id} (version {done.version})")
+    for other in done.household:
+        print(f"also unshielded {other}: shielded by {args.authority} at the same house")
     return 0
 
 

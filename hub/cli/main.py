@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--household", action="store_true",
                            help="also shield every open record at the same house (a sibling,"
                                 " another family of the refuge); without it they are listed")
+        if name == "unshield":
+            s.add_argument("--household", action="store_true",
+                           help="also lift every record this authority shields at the same"
+                                " house; without it a record where one lives stays shielded")
         s.set_defaults(func=getattr(c, name))
 
     s = sub.add_parser("search", help="find children by names and date of birth (audited)")

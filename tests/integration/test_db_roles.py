@@ -282,7 +282,8 @@ def test_every_operators_command_runs_as_an_operator_login(
         hub(op, "source", "resume", "pds")
         hub(op, "wait", "--timeout", "60")
         hub(op, "sever", ids["Ottoline"], "--authority", "383", "--by", "op", "--reason", "adopt")
-        hub(op, "unshield", ids["Marigold"], "--authority", "383", "--by", "op")
+        hub(op, "unshield", ids["Marigold"], "--authority", "383", "--by", "op",
+            "--household")  # with the record created beside her, at her house
         hub(op, "search", "--family-name", "Quenby", "--date-of-birth", "2014-03-09",
             "--by", "hv-1")
         hub(op, "show", ids["Marigold"], "--by", "hv-1", "--break-glass", "--reason", "duty")

@@ -766,9 +766,15 @@ def test_an_authority_never_lifts_a_shield_onto_anothers_child_address(
                    date_of_birth="2017-08-01", sex="male"))
     ids = {e["child"]["given_name"]: e["child_id"] for e in jsonl(hub(env, "export").stdout)}
     hub(env, "shield", ids["Marigold"], "--authority", "383", "--by", "o", "--reason", "refuge")
-    # Siblings one authority shields, it may lift one after the other.
+    # Siblings one authority shields at one house, it lifts together or not at all.
     hub(env, "shield", ids["Oswin"], "--authority", "383", "--by", "o", "--reason", "refuge")
-    hub(env, "unshield", ids["Oswin"], "--authority", "383", "--by", "la-383")
+    alone = hub(env, "unshield", ids["Oswin"], "--authority", "383", "--by", "la-383",
+                check=False)
+    assert alone.returncode == 1 and "--household" in alone.stderr
+    both = hub(env, "unshield", ids["Oswin"], "--authority", "383", "--by", "la-383",
+               "--household")
+    assert f"also unshielded {ids['Marigold']}" in both.stdout
+    hub(env, "shield", ids["Marigold"], "--authority", "383", "--by", "o", "--reason", "refuge")
     hub(env, "shield", ids["Oswin"], "--authority", "330", "--by", "o", "--reason", "placed")
     lifted = hub(env, "unshield", ids["Oswin"], "--authority", "330", "--by", "la-330",
                  check=False)

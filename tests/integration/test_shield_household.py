@@ -71,11 +71,25 @@ async def test_shielding_her_shields_the_open_records_at_her_house(database_url:
             "la", "LA-2", 2, nhs_number=nhs(2), given_name="Oswin", date_of_birth="2016-08-01",
             address=SAME_HOUSE))], T)
         assert (out[0].action, out[0].child_id) == ("link", ids["brother"])
-        # The authority decides: it may lift his shield (its own children's address).
-        await operations.unshield(conn, ids["brother"], "330", "officer", "not at risk")
-        assert (await _shields(conn))[ids["brother"]] == (False, None)
+        # The authority decides, but not his record open at her house while she is
+        # hidden there (found by an independent probe: a duplicate of her, lifted,
+        # told the refuge's council where she was): both, or neither.
+        with pytest.raises(operations.OperationError, match="lives at the address of record"):
+            await operations.unshield(conn, ids["brother"], "330", "officer", "not at risk")
+        assert (await _shields(conn))[ids["brother"]] == (True, "330")
+        before = await conn.fetchval("SELECT max(id) FROM outbox")
+        lifted = await operations.unshield(conn, ids["brother"], "330", "officer", "moved on",
+                                           household=True)
+        assert lifted.household == (ids["her"],)
+        shields = await _shields(conn)
+        assert shields[ids["brother"]] == shields[ids["her"]] == (False, None)
+        told = [(r["routing_key"], r["body"]["child_id"]) for r in await conn.fetch(
+            "SELECT routing_key, body FROM outbox WHERE id > $1 ORDER BY id", before)]
+        assert sorted(k for k, c in told if k.endswith("unshielded")) == [
+            "la.330.child.unshielded"] * 2
+        assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'unshield'"
+                                   " AND detail->>'with' = $1", ids["brother"]) == 1
         # Another authority's record at her house is left shielded by it.
-        await operations.unshield(conn, ids["her"], "330", "officer", "moved on")
         await operations.shield_record(conn, ids["brother"], "341", "officer", "his own reasons",
                                        household=True)
         shields = await _shields(conn)
