@@ -1,8 +1,11 @@
 """Reading a source file through its adapter and publishing it with confirms.
 
 Every record ends as exactly one of: published to hub.ingest, or dead-lettered
-to hub.dead with its reason and raw content. Message ids are derived from the
-content, so publishing the same file twice is harmless.
+to hub.dead with its reason and raw content. An update's message id is derived
+from its content, so publishing the same file twice is harmless; a bad record's
+from its content and this run, so each run's rejection that the summary reports
+is kept (a letter purged, or the same bytes read as another format, came back as
+an id already parked and was dropped).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -54,6 +58,7 @@ async def publish_items(
     conn = await connect(amqp_url)
     summary = Summary()
     user = user_of(amqp_url)
+    run = uuid.uuid4().hex  # this run's dead letters are its own (module docstring)
     try:
         channel = await confirming_channel(conn)
         ingest = await topo.exchange(channel, topo.INGEST)
@@ -109,7 +114,7 @@ async def publish_items(
                     headers[topo.H_FORMAT] = fmt
                 if item.source_record_id:
                     headers[topo.H_RECORD] = item.source_record_id
-                mid = message_id_for(f"dead.{source}.{item.where}", raw)
+                mid = message_id_for(f"dead.{source}.{fmt}.{run}.{item.where}", raw)
                 start(dead, routing_key, message(raw, message_id=mid, headers=headers))
                 summary.rejected.append((item.where, item.reason, item.error))
             if progress and time.monotonic() - last > 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Coroutine
@@ -38,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=c.setup)
 
     s = sub.add_parser("run", help="run the pipeline, outbox relay and parking")
-    s.add_argument("--workers", type=int, default=1, help="pipeline workers per process")
-    s.add_argument("--processes", type=int, default=1,
+    s.add_argument("--workers", type=_count, default=1, help="pipeline workers per process")
+    s.add_argument("--processes", type=_count, default=1,
                    help="pipeline processes (with more than 1, this one keeps the relay"
                         " and parking)")
     s.add_argument("--only", metavar="COMPONENTS", type=_components,
@@ -57,16 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--source", required=True, type=_source)
     s.add_argument("--format", required=True, dest="fmt", type=_format)
     s.add_argument("files", nargs="+", metavar="FILE")
-    s.add_argument("--chunk", type=int, default=50_000, help="records per chunk (transaction)")
-    s.add_argument("--workers", type=int, default=2, help="worker processes")
-    s.add_argument("--hold", type=int, default=1_500_000, metavar="RECORDS",
+    s.add_argument("--chunk", type=_count, default=50_000, help="records per chunk (transaction)")
+    s.add_argument("--workers", type=_count, default=2, help="worker processes")
+    s.add_argument("--hold", type=_count, default=1_500_000, metavar="RECORDS",
                    help="records kept in memory before the load reads earlier chunks back"
                         " from the index instead (about 4.4 GB a million)")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=c.load)
 
     s = sub.add_parser("wait", help="wait until every hub queue and the outbox are drained")
-    s.add_argument("--timeout", type=float, default=60.0)
+    s.add_argument("--timeout", type=_seconds, default=60.0)
     s.set_defaults(func=c.wait)
 
     s = sub.add_parser("export", help="the child index as JSON lines")
@@ -197,8 +198,8 @@ def _parser() -> argparse.ArgumentParser:
     ns = notes.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = ns.add_parser("consume")
     s.add_argument("--council", required=True, metavar="LA")
-    s.add_argument("--max", type=int, default=None, dest="max_count")
-    s.add_argument("--idle", type=float, default=2.0,
+    s.add_argument("--max", type=_count, default=None, dest="max_count")
+    s.add_argument("--idle", type=_seconds, default=2.0,
                    help="stop after this many seconds without a notification")
     s.set_defaults(func=c.notifications_consume)
 
@@ -220,8 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     match = sub.add_parser("match", help="the matching model")
     ms = match.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = ms.add_parser("train", help="estimate m and u from the index; store and activate")
-    s.add_argument("--sample", type=int, default=20000)
-    s.add_argument("--pairs", type=int, default=50000)
+    s.add_argument("--sample", type=_count, default=20000)
+    s.add_argument("--pairs", type=_count, default=50000)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-activate", action="store_true")
     s.set_defaults(func=c.match_train)
@@ -361,6 +362,27 @@ def _retention(actions: Any, what: str, days_help: str, func: Any) -> None:
     s.set_defaults(func=func)
 
 
+def _count(value: str) -> int:
+    """A whole number, 1 or more (`--workers 0` would run nothing and say nothing)."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number, 1 or more")
+    return n
+
+
+def _seconds(value: str) -> float:
+    try:
+        secs = float(value)
+    except ValueError:
+        secs = -1.0
+    if not 0 <= secs < float("inf"):  # also NaN
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of seconds, 0 or more")
+    return secs
+
+
 def _days(value: str) -> float:
     try:
         days = float(value)
@@ -393,12 +415,22 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(getattr(args, attr, None), str):
                 setattr(args, attr, _la(getattr(args, attr)))
         settings = Settings.from_env()
-        return hub_loop.run(func(args, settings)) or 0
+        code = hub_loop.run(func(args, settings)) or 0
+        sys.stdout.flush()  # here, where a closed pipe is answered (below)
+        return code
     except UsageError as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 2
     except (OperationError, ConfigError) as exc:
         print(f"hub: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # Its reader went away (`hub export | head`): not a service. Whatever was not
+        # printed was not taken (a council's notification is acknowledged only once
+        # printed). Python's own flush of stdout at exit would fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("hub: stopped: its output was closed before it had written everything",
+              file=sys.stderr)
         return 1
     except (OSError, socket.gaierror, aiormq.exceptions.AMQPConnectionError) as exc:
         print(f"hub: cannot reach a service: {type(exc).__name__}: {exc}", file=sys.stderr)

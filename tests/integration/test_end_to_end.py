@@ -102,7 +102,11 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
                  ("publish", "--source", "dwp", "--format", "xml", "feed.xml"),
                  ("export", "--include-protected"), ("dlq", "retry", "--by", "op"),
                  ("dlq", "purge", "--by", "op"), ("source", "pause", "#"),
-                 ("publish", "--source", "a.b", "--format", "jsonl", "feed.jsonl")):
+                 ("publish", "--source", "a.b", "--format", "jsonl", "feed.jsonl"),
+                 ("wait", "--timeout", "-1"), ("run", "--workers", "0"),
+                 ("run", "--processes", "-2"), ("load", "--source", "dwp", "--format",
+                                                "jsonl", "--chunk", "0", "feed.jsonl"),
+                 ("notifications", "consume", "--council", "383", "--max", "0")):
         usage = hub(hub_env, *args, check=False)
         assert usage.returncode == 2 and usage.stderr.count("\n") == 1, (args, usage.stderr)
     down = dict(hub_env, HUB_AMQP_URL="amqp://guest:guest@127.0.0.1:1/")

@@ -118,3 +118,30 @@ def test_a_pupil_at_a_school_across_the_border_stays_with_their_council(
         "child.created", "child.updated"]
     bradford = jsonl(hub(hub_env, "notifications", "consume", "--council", "380").stdout)
     assert [n for n in bradford if n["child_id"] == amara["child_id"]] == []
+
+
+def test_every_rejection_a_publish_reports_is_kept(
+    hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A bad record's letter is its run's own: published again after its letter was
+    purged, or the same bytes read as another format, it was reported rejected and
+    dropped as an id already parked (found by an independent probe)."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"not json at all\n")
+    hub(hub_env, "setup")
+    proc = HubProcess(hub_env, log=tmp_path / "hub.log")
+    try:
+        def publish(fmt: str) -> None:
+            out = hub(hub_env, "publish", "--source", "dwp", "--format", fmt, str(bad))
+            assert "rejected 1" in out.stdout, out.stdout
+            hub(hub_env, "wait", "--timeout", "60")
+
+        publish("jsonl")
+        assert len(jsonl(hub(hub_env, "dlq", "list", "--json").stdout)) == 1
+        assert "purged 1" in hub(hub_env, "dlq", "purge", "--older-than-days", "0").stdout
+        publish("jsonl")
+        publish("csv")
+        dead = jsonl(hub(hub_env, "dlq", "list", "--json").stdout)
+    finally:
+        assert proc.stop() == 0
+    assert sorted(d["format"] or "-" for d in dead) == ["csv", "jsonl"], dead

@@ -954,3 +954,23 @@ def test_a_preview_of_a_large_backlog_takes_no_lock_table(
     assert preview["held"] == 4000
     assert preview["outcomes"] == {"create": 4000}
     assert "dwp: paused, 4000 held" in hub(env, "source", "status").stdout
+
+
+def test_a_closed_output_is_one_line_not_a_service_error(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """`hub export | head`: the reader goes away. It said "cannot reach a service:
+    BrokenPipeError" (found by an independent probe)."""
+    import subprocess
+    import sys
+
+    env = running
+    publish(env, tmp_path, "la", update("la", "LA-1"))
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli.main", "export"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before a line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert err.splitlines() == [
+        "hub: stopped: its output was closed before it had written everything"], err
