@@ -28,9 +28,11 @@ def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
     """
     current: Record = dict(record or {})
     changed: list[str] = []
+    swapped = _names_swapped(update, current)
     for field, value in update.items():
         if _empty(value) or field == "former_family_names" \
-                or _says_less(field, value, current.get(field)):
+                or _says_less(field, value, current.get(field)) \
+                or (swapped and field in ("given_name", "family_name")):
             continue
         if field == "address":
             value = _address(current.get("address"), value)
@@ -46,6 +48,20 @@ def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
     if record is None:
         changed = sorted(k for k, v in current.items() if not _empty(v))
     return current, sorted(set(changed))
+
+
+def _names_swapped(update: Record, known: Record) -> bool:
+    """The update gives the record's given name as the family name and its family
+    name as the given name (a form filled in the wrong boxes, which matching reads
+    as agreement): that says nothing new, and written, her given name would become
+    her family name and her family name a former one."""
+    def norm(value: Any) -> str:
+        return " ".join(str(value or "").split()).casefold()
+
+    given, family = norm(update.get("given_name")), norm(update.get("family_name"))
+    return bool(given and family and given != family
+                and given == norm(known.get("family_name"))
+                and family == norm(known.get("given_name")))
 
 
 def _says_less(field: str, value: Any, known: Any) -> bool:

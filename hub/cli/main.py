@@ -29,6 +29,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+FORMATS_HELP = """\
+formats (--format; adapters/README.md has each in full):
+  jsonl  one canonical update per line, as the contract shows it
+  csv    a header row (columns in any order), then one child a row. Required
+         columns: source_record_id, source_version, date_of_birth, and one of
+         given_name and family_name. Also: nhs_number, upn, middle_names,
+         former_family_names (separated by ";"), sex, address_line1..3, town,
+         postcode, la, carerN_name / carerN_relationship / carerN_phone,
+         serviceN_name / serviceN_contact, school_urn, school_name,
+         gp_ods_code, gp_name, restricted (y/n). Under a header with any other
+         column, the header and every row are dead letters (unknown_column).
+  fhir   FHIR R4 Patient resources as NHS PDS serves them: one resource, a
+         Bundle, or NDJSON; Patient.id is the record id, meta.versionId its
+         version, meta.security R or V marks it restricted at origin
+  ctf    a DfE Common Transfer File (XML): each Pupil's UPN is its record id,
+         the header's DateTime (YYYYMMDDHHMMSS) every pupil's version
+Every bad record is dead-lettered with its line or element and reason."""
+
+
 def _parser() -> argparse.ArgumentParser:
     from hub.cli import commands as c
 
@@ -47,14 +66,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated: pipeline, relay, parking (default: all)")
     s.set_defaults(func=c.run)
 
-    s = sub.add_parser("publish", help="publish a source file with confirms")
+    s = sub.add_parser("publish", help="publish a source file with confirms",
+                       epilog=FORMATS_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--source", required=True, type=_source)
     s.add_argument("--format", required=True, dest="fmt", type=_format)
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=c.publish)
 
-    s = sub.add_parser("load", help="a source's initial extract matched and written in bulk")
+    s = sub.add_parser("load", help="a source's initial extract matched and written in bulk",
+                       epilog=FORMATS_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--source", required=True, type=_source)
     s.add_argument("--format", required=True, dest="fmt", type=_format)
     s.add_argument("files", nargs="+", metavar="FILE")

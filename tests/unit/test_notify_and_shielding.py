@@ -82,6 +82,16 @@ def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
     assert changed == ["family_name", "former_family_names"]
 
 
+def test_names_in_each_others_boxes_change_nothing() -> None:
+    """Linked as `names_swapped`, such an update made her given name Quenby and
+    Marigold a former family name (found by an independent probe)."""
+    assert merge(LEEDS, {"given_name": "QUENBY", "family_name": " marigold",
+                         "date_of_birth": LEEDS["date_of_birth"]}) == (LEEDS, [])
+    after, changed = merge(LEEDS, {"given_name": "Quenby", "family_name": "Ashdown"})
+    assert (after["given_name"], after["family_name"]) == ("Quenby", "Ashdown")
+    assert changed == ["family_name", "former_family_names", "given_name"]
+
+
 def test_unknown_says_less_than_known() -> None:
     """Sex "unknown" and a 1 January date of birth (an unknown day and month, as
     recorded) do not overwrite what the record knows; a real change still does."""
