@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--chunk", type=_count, default=50_000, help="records per chunk (transaction)")
     s.add_argument("--workers", type=_count, default=2, help="worker processes")
-    s.add_argument("--hold", type=_count, default=1_500_000, metavar="RECORDS",
+    s.add_argument("--hold", type=_amount, default=1_500_000, metavar="RECORDS",
                    help="records kept in memory before the load reads earlier chunks back"
                         " from the index instead (about 4.4 GB a million)")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -393,6 +393,17 @@ def _count(value: str) -> int:
         n = 0
     if n < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: a whole number, 1 or more")
+    return n
+
+
+def _amount(value: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number, 0 or more")
     return n
 
 
