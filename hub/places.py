@@ -74,9 +74,34 @@ def _lines(address: Any) -> list[str]:
 
 def _houses(address: Any) -> set[str]:
     """Its lines that name a house: the first (a number, or a name: "Harbour House")
-    and any other holding a number."""
+    and any other holding a number; and the comma-separated parts of a line that
+    hold a number and a word ("Flat 2, 14 Willow Court" is the house of "Flat 2" /
+    "14 Willow Court" written on two lines: an independent probe's refuge address
+    on one line, without its postcode, was created open)."""
     lines = _lines(address)
-    return {n for i, n in enumerate(lines) if i == 0 or any(ch.isdigit() for ch in n)}
+    return {n for i, n in enumerate(lines) if i == 0 or any(ch.isdigit() for ch in n)} \
+        | _parts(address)
+
+
+def _parts(address: Any) -> set[str]:
+    raw = address.get("lines") if isinstance(address, Mapping) else None
+    parts = (normalise_address_line(p) for line in raw or [] if "," in str(line)
+             for p in str(line).split(","))
+    return {p for p in parts if any(c.isdigit() for c in p) and any(c.isalpha() for c in p)}
+
+
+#: Words that name a part of a building, not a street ("Flat 2").
+_UNIT_WORDS = frozenset({"flat", "apartment", "apt", "unit", "room", "floor", "suite",
+                         "block", "studio", "maisonette"})
+
+
+def _street_houses(address: Any) -> set[str]:
+    """Its houses that name a number in a street ("14 willow court", not "flat 2" or
+    "harbour house"): another postcode with the same one in the same town is most
+    likely the same house, its postcode mistyped."""
+    return {h for h in _houses(address) if any(c.isdigit() for c in h)
+            and any(len(w) >= 3 and w.isalpha() and w not in _UNIT_WORDS
+                    for w in h.split())}
 
 
 def _town(address: Any) -> str:
@@ -181,11 +206,14 @@ def protected_places(record: Any) -> set[str]:
 
 def lookup_places(address: Any) -> set[str]:
     """What an update's address looks up among protected places (their `postcode`
-    column): its postcode and the houses of protected addresses known without one;
-    without a postcode, the houses of any protected address."""
+    column): its postcode, the houses of protected addresses known without one, and
+    its street houses among any protected address's (her house under a mistyped
+    postcode: an independent probe's was created open); without a postcode, the
+    houses of any protected address."""
     postcode = key_postcode(address)
     if postcode:
-        return {postcode} | {LINE_NO_POSTCODE + n for n in _houses(address)}
+        return {postcode} | {LINE_NO_POSTCODE + n for n in _houses(address)} \
+            | {LINE + n for n in _street_houses(address)}
     return {LINE + n for n in _houses(address)}
 
 

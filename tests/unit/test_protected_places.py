@@ -81,13 +81,40 @@ def test_a_postcode_is_its_letters_and_digits_wherever_it_is_written() -> None:
 
 
 def test_what_an_update_looks_up() -> None:
-    assert lookup_places(REFUGE) == {"B57QQ", "line0:3 harbour lane"}
+    # Its postcode, its houses among addresses known without one, and its street
+    # houses among any (her house under a mistyped postcode).
+    assert lookup_places(REFUGE) == {"B57QQ", "line0:3 harbour lane", "line:3 harbour lane"}
+    assert lookup_places({"lines": ["Flat 2", "Harbour House"], "postcode": "B5 7QQ"}) == {
+        "B57QQ", "line0:flat 2"}  # no street house: "flat 2" is any building's
+    # A line of comma-separated parts names each house in it (and itself).
+    assert lookup_places({"lines": ["Flat 2, 14 Willow Court"]}) == {
+        "line:flat 2 14 willow court", "line:flat 2", "line:14 willow court"}
+    assert lookup_places({"lines": ["8, Stanley Rd."]}) == {"line:8 stanley road"}
     assert lookup_places({"lines": ["Flat A", "3 Harbour Ln"]}) == {
         "line:flat a", "line:3 harbour lane"}
     # A postcode field that names no dwelling: known by its houses.
     assert lookup_places({"lines": ["3 Harbour Lane"], "postcode": "B5"}) == {
         "line:3 harbour lane"}
     assert lookup_places(None) == set()
+
+
+def test_her_house_written_otherwise_without_or_with_a_mistyped_postcode_is_near() -> None:
+    """Found by an independent probe: each of these was created open at the refuge."""
+    from hub.places import protected_places
+
+    refuge = {"lines": ["Flat 2", "14 Willow Court"], "town": "Maidstone",
+              "postcode": "ME15 6TT", "la": "886"}
+    held = [(p, "her", refuge) for p in protected_places({"address": refuge})]
+    for written in ({"lines": ["Flat 2, 14 Willow Court"], "town": "Maidstone"},
+                    {"lines": ["14 Willow Court, Flat 2"], "town": "Maidstone"},
+                    {"lines": ["Flat 2", "14 Willow Court"], "town": "Maidstone",
+                     "postcode": "ME15 6TU"}):
+        assert near(written, held) == (set(), {"her"}), written
+    # The same house in another town is not hers; nor a flat of the same number.
+    assert near({"lines": ["14 Willow Court"], "town": "Leeds", "postcode": "LS6 1AA"},
+                held) == (set(), set())
+    assert near({"lines": ["Flat 2", "9 Elm Road"], "town": "Maidstone",
+                 "postcode": "ME14 1AA"}, held) == (set(), set())
 
 
 def test_who_an_address_comes_near() -> None:
