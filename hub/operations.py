@@ -344,7 +344,8 @@ def review_line(r: asyncpg.Record, shields: dict[str, Shield]) -> dict[str, Any]
     cands = [{"child_id": c["child_id"], "score": c.get("score"),
               **({"address_withheld": True} if c.get("address_withheld") else {})}
              for c in candidates_for_audience(r["candidates"] or [], shields, None,
-                                              listed_update_hidden(r["update"], shields, None))]
+                                              listed_update_hidden(r["update"], shields, None,
+                                                                   r["reason"]))]
     return {
         "id": str(r["id"]),
         "reason": r["reason"],

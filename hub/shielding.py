@@ -47,12 +47,21 @@ def restricted_shield(parked_update: Mapping[str, Any] | None) -> list[Shield]:
     return [Shield(True, la_of(parked_update.get("child")))]
 
 
+#: Review reasons of rule 6: a shielded child holds the update's address or contacts.
+NEAR_SHIELDED = frozenset({"shielded_address", "shielded_contact"})
+
+
 def listed_update_hidden(parked_update: Mapping[str, Any] | None,
-                         shields: Mapping[str, Shield], authority: str | None) -> bool:
+                         shields: Mapping[str, Shield], authority: str | None,
+                         reason: str | None = None) -> bool:
     """`update_open_to`'s answer, negated, for a list of items, read without the
     holders of each update's address (one query an item): hidden when it is
-    restricted at origin or has a shielded candidate the viewer does not act for."""
-    return not update_open_to(authority, [*shields.values(), *restricted_shield(parked_update)])
+    restricted at origin, has a shielded candidate the viewer does not act for, or
+    waits because a shielded child holds its address or contacts (whose authority
+    the list does not read: her neighbour's open record listed beside it, and
+    shown by `hub show`, told any operator her postcode)."""
+    return reason in NEAR_SHIELDED or not update_open_to(
+        authority, [*shields.values(), *restricted_shield(parked_update)])
 
 
 def update_open_to(authority: str | None, beside: Iterable[Shield]) -> bool:

@@ -186,7 +186,8 @@ async def index(request: web.Request) -> web.Response:
 
 def _top_score(r: asyncpg.Record, shields: dict[str, Shield], acting: str | None) -> str:
     shown = candidates_for_audience(r["candidates"] or [], shields, acting,
-                                    listed_update_hidden(r["update"], shields, acting))
+                                    listed_update_hidden(r["update"], shields, acting,
+                                                         r["reason"]))
     scores = [c["score"] for c in shown if c.get("score") is not None]
     return f"{max(scores):.4f}" if scores else "-"
 

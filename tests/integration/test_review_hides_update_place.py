@@ -73,3 +73,29 @@ async def test_open_candidates_do_not_tell_where_a_hidden_update_is(database_url
                    for line in _section(theirs, brother.child_id).splitlines() if line.strip())
     finally:
         await conn.close()
+
+
+async def test_a_neighbour_is_not_listed_beside_an_update_at_her_house(database_url: str) -> None:
+    """A `shielded_address` item lists no shielded child (she could not be the
+    update's child), so nothing in the list said its update was hidden: her open
+    neighbour, a candidate by postcode at 0.0, was listed, and `hub show` on him
+    gave any operator her postcode (an independent probe)."""
+    conn = await connect(database_url)
+    try:
+        next_door = {**REFUGE, "lines": ["7 Sanctuary Row"]}
+        [her] = await process(conn, [incoming(update("la", "LA-1", address=REFUGE))], T)
+        [neighbour] = await process(conn, [incoming(update(
+            "la", "LA-2", nhs_number=nhs(2), given_name="Poppy", family_name="Ashby",
+            date_of_birth="2012-07-07", address=next_door))], T)
+        assert her.child_id is not None and neighbour.action == "create"
+        await ops.shield(conn, her.child_id, "383", "la-383", "refuge")
+        [item] = await process(conn, [incoming(update(
+            "edu", "E-1", nhs_number=nhs(3), given_name="Tobias", family_name="Wren",
+            date_of_birth="2011-01-11", sex="male", address=REFUGE, carers=[]))], T)
+        assert (item.action, item.reason) == ("review", "shielded_address")
+        row = await conn.fetchrow("SELECT * FROM parked WHERE id = $1::uuid", item.parked_id)
+        assert neighbour.child_id in {c["child_id"] for c in row["candidates"]}
+        assert ops.review_line(row, {})["candidates"] == []
+        assert neighbour.child_id not in await show(conn, str(item.parked_id), None)
+    finally:
+        await conn.close()
