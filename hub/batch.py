@@ -579,7 +579,7 @@ class BatchState:
             before: Record | None = None
         else:
             before = dict(row.record)
-        after, changed = merge(before, child)
+        after, changed = merge(before, child, formers=not row.severed)
         shield_changed = False
         if update.restricted and not row.shielded:
             # Restricted at origin: shielded on arrival until an authority decides, by

@@ -113,4 +113,5 @@ def for_shielding(
     """child.shielded / child.unshielded: told to the shielding authority only."""
     if not shield.authority:
         return []
-    return [_note(event, shield.authority, child_id, version, at, visible_only(record), True)]
+    return [_note(event, shield.authority, child_id, version, at, visible_only(record),
+                  event != "child.unshielded")]

@@ -20,11 +20,14 @@ def _empty(value: Any) -> bool:
     return value is None or value == [] or value == ""
 
 
-def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
+def merge(record: Record | None, update: Record,
+          formers: bool = True) -> tuple[Record, list[str]]:
     """Merge an update's child into a record; return the new record and changed fields.
 
     A source sends what it knows: a null or empty field means "not known here",
-    never "erase it". A new family name keeps the old one as a former name.
+    never "erase it". A new family name keeps the old one as a former name; not in
+    a severed record (`formers` False: adopted, her birth name beside her new one
+    would tie the two identities together again, as `hub sever` dropped them).
     """
     current: Record = dict(record or {})
     changed: list[str] = []
@@ -37,12 +40,12 @@ def merge(record: Record | None, update: Record) -> tuple[Record, list[str]]:
         if field == "address":
             value = _address(current.get("address"), value)
         if current.get(field) != value:
-            if field == "family_name" and current.get("family_name"):
+            if field == "family_name" and current.get("family_name") and formers:
                 if _add_former(current, current["family_name"], value):
                     changed.append("former_family_names")
             current[field] = value
             changed.append(field)
-    for name in update.get("former_family_names") or []:
+    for name in (update.get("former_family_names") or []) if formers else []:
         if _add_former(current, name, current.get("family_name")):
             changed.append("former_family_names")
     if record is None:

@@ -83,10 +83,12 @@ async def test_shielding_her_shields_the_open_records_at_her_house(database_url:
         assert lifted.household == (ids["her"],)
         shields = await _shields(conn)
         assert shields[ids["brother"]] == shields[ids["her"]] == (False, None)
-        told = [(r["routing_key"], r["body"]["child_id"]) for r in await conn.fetch(
+        told = [(r["routing_key"], r["body"]) for r in await conn.fetch(
             "SELECT routing_key, body FROM outbox WHERE id > $1 ORDER BY id", before)]
-        assert sorted(k for k, c in told if k.endswith("unshielded")) == [
+        lifted_told = [b for k, b in told if k.endswith("unshielded")]
+        assert sorted(k for k, _ in told if k.endswith("unshielded")) == [
             "la.330.child.unshielded"] * 2
+        assert [b["shielded"] for b in lifted_told] == [False, False]  # it said True
         assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'unshield'"
                                    " AND detail->>'with' = $1", ids["brother"]) == 1
         # Another authority's record at her house is left shielded by it.

@@ -92,6 +92,15 @@ def test_names_in_each_others_boxes_change_nothing() -> None:
     assert changed == ["family_name", "former_family_names", "given_name"]
 
 
+def test_a_severed_record_keeps_no_former_name() -> None:
+    """Adopted: her new family name does not keep her birth name beside it, nor take
+    one an update lists (an independent probe saw the birth name come back)."""
+    after, changed = merge(LEEDS, {"family_name": "Ashdown",
+                                   "former_family_names": ["Thornbury"]}, formers=False)
+    assert after["family_name"] == "Ashdown" and "former_family_names" not in after
+    assert changed == ["family_name"]
+
+
 def test_unknown_says_less_than_known() -> None:
     """Sex "unknown" and a 1 January date of birth (an unknown day and month, as
     recorded) do not overwrite what the record knows; a real change still does."""
