@@ -19,6 +19,7 @@ from hub.shielding import (
     Shield,
     candidates_for_audience,
     for_audience,
+    may_see_protected,
     restricted_shield,
     update_open_to,
 )
@@ -99,9 +100,11 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
         lines.append(f"  {'field':<20} {'update':<34} {'candidate':<34} level / weight")
         for f in FIELDS:
             w = weights.get(f)
-            hidden = f in PROTECTED_FIELDS and f not in view and f in r["record"]
+            # Hidden whether or not it holds anything: "-" would say she has no
+            # school, no GP (an independent probe read that off).
+            hidden = f in PROTECTED_FIELDS and not may_see_protected(sh, authority)
             cand_cell = "[hidden: shielded]" if hidden else _cell(view.get(f))
-            upd_hidden = f in PROTECTED_FIELDS and f not in update_view and f in update
+            upd_hidden = f in PROTECTED_FIELDS and update_view is not update
             upd_cell = "[hidden: shielded]" if upd_hidden else _cell(update_view.get(f))
             score = f"{w['level']} / {w['weight']:+.2f}" if w else ""
             lines.append(f"  {f:<20} {upd_cell:<34} {cand_cell:<34} {score}")

@@ -58,6 +58,12 @@ async def test_open_candidates_do_not_tell_where_a_hidden_update_is(database_url
         assert "how the address compares is withheld" in mine
         assert not any(line.split()[0] in ("postcode", "address_line", "la", "household")
                        for line in mine.splitlines() if line.strip())
+        # Her protected fields hidden, those she lacks too ("-" said she has none).
+        for line in _section(seen, her.child_id).splitlines():
+            if line.split()[:1] and line.split()[0] in ("address", "carers",
+                                                        "education_setting", "gp_practice",
+                                                        "services"):
+                assert line.count("[hidden: shielded]") == 2, line
         listed = ops.review_line(row, {her.child_id: Shield(True, "383")})
         # The same identity score each: in the order of their ids, not of how their
         # addresses compared.
