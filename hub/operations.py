@@ -25,7 +25,13 @@ from hub.match.compare import prepare
 from hub.notify import for_change, for_opening, for_shielding
 from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
 from hub.records import Record
-from hub.shielding import Shield, candidates_for_audience, for_audience, listed_update_hidden
+from hub.shielding import (
+    Shield,
+    candidates_for_audience,
+    for_audience,
+    listed_update_hidden,
+    severed_withheld,
+)
 from schemas.canonical import CanonicalUpdate
 
 
@@ -343,7 +349,8 @@ def review_line(r: asyncpg.Record, shields: dict[str, Shield]) -> dict[str, Any]
     (`candidate_shields`), whose scores are shown as the shielding policy allows."""
     cands = [{"child_id": c["child_id"], "score": c.get("score"),
               **({"address_withheld": True} if c.get("address_withheld") else {})}
-             for c in candidates_for_audience(r["candidates"] or [], shields, None,
+             for c in candidates_for_audience(severed_withheld(r["reason"], r["candidates"] or [],
+                                                               shields, None), shields, None,
                                               listed_update_hidden(r["update"], shields, None,
                                                                    r["reason"]))]
     return {

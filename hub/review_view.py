@@ -21,6 +21,7 @@ from hub.shielding import (
     for_audience,
     may_see_protected,
     restricted_shield,
+    severed_withheld,
     update_open_to,
 )
 from schemas.canonical import PROTECTED_FIELDS
@@ -80,7 +81,13 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
     hidden = not update_open_to(authority, beside)
     if hidden:
         update_view = for_audience(update, Shield(True, None), authority)
+    withheld = len(cands)
+    cands = severed_withheld(row["reason"], cands, shields, authority)
+    withheld -= len(cands)
     cands = candidates_for_audience(cands, shields, authority, update_hidden=hidden)
+    if withheld:
+        lines.append("(the record that carried this severed identity is not shown: only the"
+                     " authority shielding it sees it)")
     for c in cands:
         r = children.get(c["child_id"])
         lines.append("")

@@ -47,6 +47,20 @@ def restricted_shield(parked_update: Mapping[str, Any] | None) -> list[Shield]:
     return [Shield(True, la_of(parked_update.get("child")))]
 
 
+def severed_withheld(reason: str | None, candidates: Iterable[Mapping[str, Any]],
+                     shields: Mapping[str, Shield], authority: str | None,
+                     ) -> list[Mapping[str, Any]]:
+    """A `severed_identity` item's candidates as `authority` may see them: the record
+    that carried the severed identity now carries her new one (adopted: her new
+    name, her new NHS number), so beside an update of the old one it is shown only
+    to the authority shielding it, and to no one when none does (an independent
+    probe: any operator read her new identity off the birth family's update)."""
+    if reason != "severed_identity":
+        return list(candidates)
+    return [c for c in candidates if (s := shields.get(c["child_id"])) is not None
+            and s.authority is not None and s.authority == authority]
+
+
 #: Review reasons of rule 6: a shielded child holds the update's address or contacts.
 NEAR_SHIELDED = frozenset({"shielded_address", "shielded_contact"})
 

@@ -36,3 +36,32 @@ async def test_a_severed_record_takes_no_former_name(database_url: str) -> None:
         assert "former_family_names" not in record or record["former_family_names"] == []
     finally:
         await conn.close()
+
+
+async def test_the_old_identitys_update_does_not_show_the_new_one(database_url: str) -> None:
+    """The birth family's update, with her old NHS number, waits as
+    `severed_identity` beside the record that now carries her new identity: only
+    the authority shielding that record may see it listed (a probe read her new name
+    and number off it as any operator)."""
+    from hub.review_view import show
+    from hub.shielding import Shield
+
+    conn = await connect(database_url)
+    try:
+        [her] = await process(conn, [incoming(update("la", "LA-1"))], T)
+        assert her.child_id is not None
+        await ops.sever(conn, her.child_id, "383", "la-383", "adoption")
+        [item] = await process(conn, [incoming(update("gp", "G-1", given_name="Marigold"))], T)
+        assert (item.action, item.reason) == ("review", "severed_identity")
+        row = await conn.fetchrow("SELECT * FROM parked WHERE id = $1::uuid", item.parked_id)
+        assert [c["child_id"] for c in row["candidates"]] == [her.child_id]
+        assert ops.review_line(row, {})["candidates"] == []
+        assert her.child_id not in await show(conn, str(item.parked_id), None)
+        # Shielded (as an adoption placement is), her authority sees it.
+        await ops.shield(conn, her.child_id, "383", "la-383", "placement")
+        shields = {her.child_id: Shield(True, "383")}
+        assert ops.review_line(row, shields)["candidates"] == []
+        assert her.child_id in await show(conn, str(item.parked_id), "383", "la-383")
+        assert her.child_id not in await show(conn, str(item.parked_id), "330", "la-330")
+    finally:
+        await conn.close()
