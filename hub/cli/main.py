@@ -385,46 +385,34 @@ def _retention(actions: Any, what: str, days_help: str, func: Any) -> None:
     s.set_defaults(func=func)
 
 
-def _count(value: str) -> int:
-    """A whole number, 1 or more (`--workers 0` would run nothing and say nothing)."""
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: a whole number, 1 or more")
-    return n
+def _whole(least: int) -> Callable[[str], int]:
+    """A whole number, `least` or more (`--workers 0` would run nothing and say nothing)."""
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = least - 1
+        if n < least:
+            raise argparse.ArgumentTypeError(f"{value!r}: a whole number, {least} or more")
+        return n
+    return parse
 
 
-def _amount(value: str) -> int:
-    """A whole number, 0 or more."""
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: a whole number, 0 or more")
-    return n
+def _quantity(unit: str) -> Callable[[str], float]:
+    """A number of `unit`, 0 or more (not NaN, not infinite)."""
+    def parse(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            x = -1.0
+        if not 0 <= x < float("inf"):
+            raise argparse.ArgumentTypeError(f"{value!r}: a number of {unit}, 0 or more")
+        return x
+    return parse
 
 
-def _seconds(value: str) -> float:
-    try:
-        secs = float(value)
-    except ValueError:
-        secs = -1.0
-    if not 0 <= secs < float("inf"):  # also NaN
-        raise argparse.ArgumentTypeError(f"{value!r}: a number of seconds, 0 or more")
-    return secs
-
-
-def _days(value: str) -> float:
-    try:
-        days = float(value)
-    except ValueError:
-        days = -1.0
-    if not days >= 0:  # also NaN
-        raise argparse.ArgumentTypeError("a number of days, 0 or more")
-    return days
+_count, _amount = _whole(1), _whole(0)
+_seconds, _days = _quantity("seconds"), _quantity("days")
 
 
 def _la(value: str) -> str:

@@ -34,6 +34,13 @@ def _near(version: int, **over: object) -> dict[str, object]:
                   family_name="Bramwell", date_of_birth="2015-03-14", address=NEW, **over)
 
 
+async def _index_her(conn) -> None:  # type: ignore[no-untyped-def]
+    """The child indexed by her council, at home."""
+    await process(conn, [Incoming("m-0", "source.la-leeds", canonical_body(update(
+        "la-leeds", "LA-81", nhs_number=None, given_name="Ottoline",
+        family_name="Bramwell", date_of_birth="2015-03-14", address=HOME)))], T)
+
+
 async def _open_items(conn) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
     rows = await conn.fetch("SELECT source_record_id, source_version FROM parked"
                             " WHERE kind = 'review' AND status = 'open' ORDER BY 2")
@@ -45,9 +52,7 @@ async def test_an_equal_or_older_version_beside_a_waiting_one_is_no_second_item(
 ) -> None:
     conn = await connect(database_url)
     try:
-        await process(conn, [Incoming("m-0", "source.la-leeds", canonical_body(update(
-            "la-leeds", "LA-81", nhs_number=None, given_name="Ottoline",
-            family_name="Bramwell", date_of_birth="2015-03-14", address=HOME)))], T)
+        await _index_her(conn)
         [parked] = await process(conn, [_sent("m-1", _near(2))], T)
         assert (parked.action, parked.reason) == ("review", "possible_match")
         # The same version sent again under other message ids (one with other key
@@ -72,9 +77,7 @@ async def test_an_equal_or_older_version_beside_a_waiting_one_is_no_second_item(
 async def test_copies_in_one_batch_make_one_item(database_url: str) -> None:
     conn = await connect(database_url)
     try:
-        await process(conn, [Incoming("m-0", "source.la-leeds", canonical_body(update(
-            "la-leeds", "LA-81", nhs_number=None, given_name="Ottoline",
-            family_name="Bramwell", date_of_birth="2015-03-14", address=HOME)))], T)
+        await _index_her(conn)
         out = await process(conn, [_sent("m-1", _near(2)), _sent("m-2", _near(2))], T)
         assert [(o.action, o.reason) for o in out] == [
             ("review", "possible_match"), ("noop", "waiting_version")]
@@ -90,9 +93,7 @@ async def test_once_the_waiting_item_is_decided_its_versions_are_stale(
 
     conn = await connect(database_url)
     try:
-        await process(conn, [Incoming("m-0", "source.la-leeds", canonical_body(update(
-            "la-leeds", "LA-81", nhs_number=None, given_name="Ottoline",
-            family_name="Bramwell", date_of_birth="2015-03-14", address=HOME)))], T)
+        await _index_her(conn)
         [parked] = await process(conn, [_sent("m-1", _near(2))], T)
         child_id = await conn.fetchval("SELECT child_id::text FROM children")
         assert parked.parked_id is not None
