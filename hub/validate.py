@@ -51,8 +51,8 @@ def _field_like(key: Any) -> bool:
     """An unknown key shaped like a field name (snake_case, short: `ethnicity`,
     `pupil_premium`), which a source needs named to mend its feed; any other key
     stays unnamed (a child's name sent as a key would be capitalised or spaced)."""
-    return key in _KNOWN_FIELDS or (isinstance(key, str) and _FIELD_NAME.fullmatch(key)
-                                    is not None)
+    return key in _KNOWN_FIELDS or (isinstance(key, str) and len(key) <= 40
+                                    and _FIELD_NAME.fullmatch(key) is not None)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -41,7 +41,8 @@ def test_an_unknown_field_is_named_when_it_looks_like_a_field_name() -> None:
                               (example["child"], "pupil_premium", True),
                               (example["child"]["address"], "uprn", True),
                               (example, "Amelia Hartley", False),
-                              (example["child"], "Hartley", False)):
+                              (example["child"], "Hartley", False),
+                              (example["child"], "a" * 41, False)):
         where[key] = 1
         got = check(example, "dwp")
         del where[key]
