@@ -30,7 +30,6 @@ from hub.shielding import (
     candidates_for_audience,
     for_audience,
     listed_update_hidden,
-    severed_withheld,
 )
 from schemas.canonical import CanonicalUpdate
 
@@ -349,10 +348,9 @@ def review_line(r: asyncpg.Record, shields: dict[str, Shield]) -> dict[str, Any]
     (`candidate_shields`), whose scores are shown as the shielding policy allows."""
     cands = [{"child_id": c["child_id"], "score": c.get("score"),
               **({"address_withheld": True} if c.get("address_withheld") else {})}
-             for c in candidates_for_audience(severed_withheld(r["reason"], r["candidates"] or [],
-                                                               shields, None), shields, None,
-                                              listed_update_hidden(r["update"], shields, None,
-                                                                   r["reason"]))]
+             for c in candidates_for_audience(
+                 r["candidates"] or [], shields, None,
+                 listed_update_hidden(r["update"], shields, None, r["reason"]), r["reason"])]
     return {
         "id": str(r["id"]),
         "reason": r["reason"],

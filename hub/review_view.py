@@ -16,12 +16,12 @@ from hub.operations import OperationError, _uuid, audit, shielded_holders
 from hub.places import contact_keys, lookup_places
 from hub.shielding import (
     CONTACT_NOTE,
+    SEVERED,
     Shield,
     candidates_for_audience,
     for_audience,
     may_see_protected,
     restricted_shield,
-    severed_withheld,
     update_open_to,
 )
 from schemas.canonical import PROTECTED_FIELDS
@@ -78,14 +78,13 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
     update_view = update
     beside = [*shields.values(), *await shielded_holders(conn, update, str(row["id"])),
               *restricted_shield(row["update"])]
-    hidden = not update_open_to(authority, beside)
-    if hidden:
+    update_hidden = not update_open_to(authority, beside)
+    if update_hidden:
         update_view = for_audience(update, Shield(True, None), authority)
-    withheld = len(cands)
-    cands = severed_withheld(row["reason"], cands, shields, authority)
-    withheld -= len(cands)
-    cands = candidates_for_audience(cands, shields, authority, update_hidden=hidden)
-    if withheld:
+    stored = len(cands)
+    cands = candidates_for_audience(cands, shields, authority, update_hidden=update_hidden,
+                                    reason=row["reason"])
+    if row["reason"] == SEVERED and len(cands) < stored:
         lines.append("(the record that carried this severed identity is not shown: only the"
                      " authority shielding it sees it)")
     for c in cands:
@@ -111,7 +110,7 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
             # school, no GP (an independent probe read that off).
             hidden = f in PROTECTED_FIELDS and not may_see_protected(sh, authority)
             cand_cell = "[hidden: shielded]" if hidden else _cell(view.get(f))
-            upd_hidden = f in PROTECTED_FIELDS and update_view is not update
+            upd_hidden = f in PROTECTED_FIELDS and update_hidden
             upd_cell = "[hidden: shielded]" if upd_hidden else _cell(update_view.get(f))
             score = f"{w['level']} / {w['weight']:+.2f}" if w else ""
             lines.append(f"  {f:<20} {upd_cell:<34} {cand_cell:<34} {score}")

@@ -47,19 +47,7 @@ def restricted_shield(parked_update: Mapping[str, Any] | None) -> list[Shield]:
     return [Shield(True, la_of(parked_update.get("child")))]
 
 
-def severed_withheld(reason: str | None, candidates: Iterable[Mapping[str, Any]],
-                     shields: Mapping[str, Shield], authority: str | None,
-                     ) -> list[Mapping[str, Any]]:
-    """A `severed_identity` item's candidates as `authority` may see them: the record
-    that carried the severed identity now carries her new one (adopted: her new
-    name, her new NHS number), so beside an update of the old one it is shown only
-    to the authority shielding it, and to no one when none does (an independent
-    probe: any operator read her new identity off the birth family's update)."""
-    if reason != "severed_identity":
-        return list(candidates)
-    return [c for c in candidates if (s := shields.get(c["child_id"])) is not None
-            and s.authority is not None and s.authority == authority]
-
+SEVERED = "severed_identity"
 
 #: Review reasons of rule 6: a shielded child holds the update's address or contacts.
 NEAR_SHIELDED = frozenset({"shielded_address", "shielded_contact"})
@@ -117,7 +105,8 @@ def scores_for_audience(candidate: Mapping[str, Any], shield: Shield,
 def candidates_for_audience(candidates: Iterable[Mapping[str, Any]],
                             shields: Mapping[str, Shield],
                             authority: str | None = None,
-                            update_hidden: bool = False) -> list[dict[str, Any]]:
+                            update_hidden: bool = False,
+                            reason: str | None = None) -> list[dict[str, Any]]:
     """A review item's candidates as `authority` may see them: each one's scores by
     `scores_for_audience` (`shields`: the shielded among them), and where any is
     withheld, best shown score first; in the stored order (by match probability)
@@ -130,10 +119,16 @@ def candidates_for_audience(candidates: Iterable[Mapping[str, Any]],
     a shielded one's: his address is no secret, but "postcode: exact" beside it
     says where the hidden update is (her brother's open record at the refuge); and
     one that could not be the update's child by identity alone is left out, as
-    only the address would have brought him."""
+    only the address would have brought him. Beside a `severed_identity` item
+    (`reason`), the record that carried the severed identity now carries her new
+    one (adopted: her new name, her new NHS number): it is shown only to the
+    authority shielding it, and to no one when none does (an independent probe:
+    any operator read her new identity off the birth family's update)."""
     shown = []
     for c in candidates:
         shield = shields.get(c["child_id"], OPEN)
+        if reason == SEVERED and (shield.authority is None or shield.authority != authority):
+            continue
         if update_hidden and not shield.shielded:
             if (c.get("identity_score") or 0.0) >= IDENTITY_SHOWN:
                 shown.append(scores_for_audience(c, WITHHELD, authority))

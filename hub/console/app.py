@@ -33,7 +33,7 @@ from hub.console.svg import waterfall
 from hub.console.users import User, authenticate, get_user
 from hub.db.connect import pool as db_pool
 from hub.operations import OperationError
-from hub.shielding import Shield, candidates_for_audience, listed_update_hidden, severed_withheld
+from hub.shielding import Shield, candidates_for_audience, listed_update_hidden
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -185,10 +185,9 @@ async def index(request: web.Request) -> web.Response:
 # -- review ------------------------------------------------------------------------
 
 def _top_score(r: asyncpg.Record, shields: dict[str, Shield], acting: str | None) -> str:
-    shown = candidates_for_audience(severed_withheld(r["reason"], r["candidates"] or [],
-                                                     shields, acting), shields, acting,
-                                    listed_update_hidden(r["update"], shields, acting,
-                                                         r["reason"]))
+    shown = candidates_for_audience(
+        r["candidates"] or [], shields, acting,
+        listed_update_hidden(r["update"], shields, acting, r["reason"]), r["reason"])
     scores = [c["score"] for c in shown if c.get("score") is not None]
     return f"{max(scores):.4f}" if scores else "-"
 

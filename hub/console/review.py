@@ -21,7 +21,6 @@ from hub.shielding import (
     for_audience,
     may_see_protected,
     restricted_shield,
-    severed_withheld,
     update_open_to,
 )
 from schemas.canonical import PROTECTED_FIELDS
@@ -105,8 +104,8 @@ async def item_view(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record
               *restricted_shield(row["update"])]
     update_open = update_open_to(acting, beside)
     update_view = update if update_open else for_audience(update, Shield(True, None), None)
-    cands = candidates_for_audience(severed_withheld(row["reason"], cands, shields, acting),
-                                    shields, acting, update_hidden=not update_open)
+    cands = candidates_for_audience(cands, shields, acting, update_hidden=not update_open,
+                                    reason=row["reason"])
     priors = await _priors(conn, {str(c.get("model_version")) for c in cands})
     protected_shown = bool(beside) and update_open and any(f in update for f in PROTECTED_FIELDS)
     out = []
