@@ -104,6 +104,8 @@ class Shielded(NamedTuple):
     # most shield_check.COULD_BE_HER_NAMED of them; and how many there were
     could_be_her: tuple[str, ...] = ()
     could_be_her_count: int = 0
+    # shielded already by this authority: her record was not changed
+    already: bool = False
 
 
 async def shield(conn: asyncpg.Connection, child_id: str, authority: str, by: str,
@@ -158,8 +160,16 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         could_be = [i for i in await shield_check.could_be_her(  # her record as locked
             conn, cid, row["record"], thresholds or Thresholds()) if i not in with_her]
         named = shield_check.named(list(left), could_be)
-        version = await _shield_row(conn, row, authority, by, {"reason": reason, **named},
-                                    named or None)
+        if row["shielded"] and row["shielding_authority"] == authority:
+            # Shielded already by this authority: her record, her authority's
+            # notifications and her history stay as they are (no second version or
+            # child.shielded); the household, if asked, is still shielded below.
+            version = row["version"]
+            await audit(conn, by, "shield", str(cid), authority,
+                        {"reason": reason, "already_shielded": True, **named})
+        else:
+            version = await _shield_row(conn, row, authority, by, {"reason": reason, **named},
+                                        named or None)
         shielded: list[str] = []
         for other, _ in house if household else ():
             orow = await _child(conn, other)
@@ -171,7 +181,8 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
                                "with": str(row["child_id"])})
             shielded.append(other)
     return Shielded(version, tuple(shielded), left, bool(address) and not form.postcode,
-                    tuple(could_be[:shield_check.COULD_BE_HER_NAMED]), len(could_be))
+                    tuple(could_be[:shield_check.COULD_BE_HER_NAMED]), len(could_be),
+                    version == row["version"])
 
 
 async def _shield_row(conn: asyncpg.Connection, row: asyncpg.Record, authority: str, by: str,

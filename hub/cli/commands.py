@@ -180,7 +180,11 @@ async def _with_conn(s: Settings, fn: Any, *a: Any) -> Any:
 async def shield(args: argparse.Namespace, s: Settings) -> int:
     done = await _with_conn(s, ops.shield_record, args.child_id, args.authority, args.by,
                             args.reason, args.household, s.thresholds)
-    print(f"shielded {args.child_id} for {args.authority} (version {done.version})")
+    if done.already:
+        print(f"{args.child_id} is already shielded for {args.authority} (version"
+              f" {done.version}); its record was not changed")
+    else:
+        print(f"shielded {args.child_id} for {args.authority} (version {done.version})")
     for other in done.household:
         print(f"also shielded {other} for {args.authority}: an open record at the same house"
               f" (lift it with hub unshield {other} --authority {args.authority} if it should"
@@ -199,7 +203,8 @@ async def shield(args: argparse.Namespace, s: Settings) -> int:
         print(f"note: {done.could_be_her_count} open record(s) could be this child (a"
               " duplicate made before the shield would hold what it was given open):"
               f" {', '.join(done.could_be_her)}" + (f" and {more} more" if more else "")
-              + f"; named to {args.authority} in its child.shielded notification",
+              + (f"; named in {args.authority}'s audit" if done.already else
+                 f"; named to {args.authority} in its child.shielded notification"),
               file=sys.stderr)
     return 0
 

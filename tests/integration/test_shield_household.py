@@ -147,3 +147,36 @@ async def test_without_a_postcode_the_house_is_said_not_searched(database_url: s
         assert not done.house_unsearched
     finally:
         await conn.close()
+
+
+async def test_shielding_her_again_changes_nothing_but_may_bring_the_household(
+        database_url: str) -> None:
+    """A second `hub shield` by her authority makes no version and no second
+    child.shielded (found by a probe: each one did); with --household it still
+    shields the open records at her house."""
+    conn = await connect(database_url)
+    try:
+        ids = await _index(conn)
+        first = await operations.shield_record(conn, ids["her"], "330", "officer", "refuge")
+        assert not first.already and first.open_at_house == (ids["brother"],)
+        before = await conn.fetchval("SELECT max(id) FROM outbox")
+        again = await operations.shield_record(conn, ids["her"], "330", "officer", "again")
+        assert again.already and again.version == first.version
+        assert await conn.fetchval("SELECT max(id) FROM outbox") == before
+        assert await conn.fetchval("SELECT count(*) FROM child_versions WHERE child_id ="
+                                   " $1::uuid", ids["her"]) == first.version
+        audited = await conn.fetchval(
+            "SELECT detail FROM audit_log WHERE action = 'shield' AND child_id = $1::uuid"
+            " ORDER BY id DESC LIMIT 1", ids["her"])
+        assert audited["already_shielded"] is True
+        # Another authority still may not; her own, with --household, brings her brother.
+        with pytest.raises(operations.OperationError, match="another authority"):
+            await operations.shield_record(conn, ids["her"], "383", "officer", "mine")
+        house = await operations.shield_record(conn, ids["her"], "330", "officer", "house",
+                                               household=True)
+        assert house.already and house.household == (ids["brother"],)
+        told = [(r["routing_key"], r["body"]["child_id"]) for r in await conn.fetch(
+            "SELECT routing_key, body FROM outbox WHERE id > $1 ORDER BY id", before)]
+        assert told == [("la.330.child.shielded", ids["brother"])]
+    finally:
+        await conn.close()
