@@ -19,7 +19,7 @@ from hub.db import store
 from hub.decide import DEFAULT_MATCHER, Matcher
 from hub.log import get
 from hub.match import forget_prepared
-from hub.validate import Rejection, parse
+from hub.validate import Rejection, claims, parse
 from schemas.canonical import CanonicalUpdate
 
 log = get(__name__)
@@ -60,7 +60,9 @@ def authenticated(item: Incoming, trusted: frozenset[str] = TRUSTED_USERS) -> bo
 def check(item: Incoming, trusted: frozenset[str] = TRUSTED_USERS) -> CanonicalUpdate | Rejection:
     source = source_of(item.routing_key)
     if source is None:
-        return Rejection("invalid_routing_key", "routing key must be source.<NAME>")
+        # No source published it by name: the letter is labelled with what it claims.
+        return Rejection("invalid_routing_key", "routing key must be source.<NAME>",
+                         *claims(item.body))
     result = parse(item.body, expected_source=source)
     if isinstance(result, CanonicalUpdate) and not authenticated(item, trusted):
         return Rejection("unauthenticated_source",

@@ -96,6 +96,24 @@ def _peek(data: Any, key: str) -> str | None:
     return None
 
 
+# A body not read as an update (too large, or under a routing key that is no
+# source's) is still searched for the ids it claims, so its dead letter names the
+# record: only this much of it, so a flood of huge bodies stays cheap.
+PEEK_BYTES = 1 << 16
+_CLAIM = re.compile(rb'"(source|source_record_id)"\s*:\s*'
+                    rb'(?:"([^"\\\x00-\x1f]{1,200})"|(-?\d{1,30})\b)')
+
+
+def claims(body: bytes) -> tuple[str | None, str | None]:
+    """The `source` and `source_record_id` a body claims (the first of each in its
+    first PEEK_BYTES), as labels for its dead letter; None where none is found."""
+    found: dict[bytes, str] = {}
+    for m in _CLAIM.finditer(body[:PEEK_BYTES]):
+        value = (m.group(2) or m.group(3)).decode("utf-8", "replace")
+        found.setdefault(m.group(1), text_rules.storable(value))
+    return found.get(b"source"), found.get(b"source_record_id")
+
+
 def check(data: Any, expected_source: str | None = None) -> CanonicalUpdate | Rejection:
     """Validate a decoded JSON value as a canonical update."""
     source, record_id = _peek(data, "source"), _peek(data, "source_record_id")
@@ -136,7 +154,10 @@ def check(data: Any, expected_source: str | None = None) -> CanonicalUpdate | Re
 def parse(body: bytes, expected_source: str | None = None) -> CanonicalUpdate | Rejection:
     """Decode and validate one message body."""
     if len(body) > MAX_BODY:
-        return Rejection("too_large", f"message body is larger than {MAX_BODY} bytes")
+        # Named by the source it was published as (as source_mismatch is), its id
+        # as it claims it.
+        return Rejection("too_large", f"message body is larger than {MAX_BODY} bytes",
+                         expected_source, claims(body)[1])
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
