@@ -7,7 +7,8 @@ older than FRESH has died (its consumer is gone and the broker has put back what
 held) or is alive but has not reported (its process starved of CPU, or stopped): the
 work queue's consumers tell which. Only pipelines consume INBOUND; while it has more
 consumers than pipelines reporting, one of them may hold anything, and the hub is not
-idle."""
+idle. A paused source's held updates do not count (they wait for `hub source
+resume`), but they are named."""
 
 from __future__ import annotations
 
@@ -27,8 +28,7 @@ async def idle(s: Settings) -> tuple[bool, str]:
         workers = await conn.fetch(
             "SELECT inflight, heartbeat > now() - make_interval(secs => $1) AS fresh"
             " FROM worker_status", FRESH)
-        resumed = [r["name"] for r in await conn.fetch(
-            "SELECT name FROM sources WHERE held AND NOT paused")]
+        held = await conn.fetch("SELECT name, paused FROM sources WHERE held")
     finally:
         await conn.close()
     if pending:
@@ -37,6 +37,7 @@ async def idle(s: Settings) -> tuple[bool, str]:
     if inflight:
         return False, f"{inflight} messages being processed"
     reporting = sum(1 for r in workers if r["fresh"])
+    resumed = [r["name"] for r in held if not r["paused"]]
     amqp = await connect(s.amqp_url)
     try:
         names = topo.work_queues() + [topo.held_queue(n) for n in resumed]
@@ -47,6 +48,12 @@ async def idle(s: Settings) -> tuple[bool, str]:
             if name == topo.INBOUND and depth is not None and depth[1] > reporting:
                 return False, (f"a pipeline consuming {name} has not reported for {FRESH} s"
                                " (it may hold messages)")
+        # A paused source's updates wait, durable, by design: idle, but said.
+        waiting = []
+        for name in sorted(r["name"] for r in held if r["paused"]):
+            depth = await queue_depth(await amqp.channel(), topo.held_queue(name))
+            if depth is not None and depth[0]:
+                waiting.append(f"{depth[0]} held for paused source {name}")
     finally:
         await amqp.close()
-    return True, "idle"
+    return True, "; ".join(waiting) or "idle"

@@ -289,6 +289,8 @@ def test_source_pause_preview_and_resume(running: dict[str, str], tmp_path: Path
     assert len(jsonl(hub(env, "export").stdout)) == 1
     status = hub(env, "source", "status").stdout
     assert "dwp: paused, 2 held" in status
+    # Idle (they wait for resume, by design), and `hub wait` says what waits.
+    assert "(2 held for paused source dwp)" in hub(env, "wait", "--timeout", "60").stdout
     for _ in range(2):  # previewing twice changes nothing
         preview = jsonl(hub(env, "source", "preview", "dwp", "--json").stdout)[0]
         assert preview["held"] == 2
