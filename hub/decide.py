@@ -663,6 +663,19 @@ def plausible_shielded(child: Record, facts: Facts, thresholds: Thresholds,
     return [c.child_id for c in _plausible(child, scored, facts, thresholds) if c.shielded]
 
 
+def linkable(child: Record, facts: Facts, thresholds: Thresholds,
+             matcher: Matcher = DEFAULT_MATCHER,
+             form: Prepared | None = None) -> list[tuple[str, float]]:
+    """The open records this update would be linked to by its match probability
+    alone (at the link threshold, neither shielded nor severed), best first, with
+    their probabilities: an operator creating a record for a parked update is held
+    to those written since it was parked."""
+    scored = _score_all(child, facts, matcher, form=form)
+    return sorted(((c.child_id, c.probability) for c in scored
+                   if c.probability >= thresholds.link and not (c.shielded or c.severed)),
+                  key=lambda t: (-t[1], t[0]))
+
+
 def _tokens(name: Any) -> set[str]:
     return {t for t in re.split(r"[^a-z]+", str(name).casefold()) if len(t) > 1} if name else set()
 

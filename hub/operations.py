@@ -18,7 +18,7 @@ from hub.batch import BatchState
 from hub.config import Thresholds
 from hub.db import protected, store
 from hub.db.queries import q
-from hub.decide import Facts, plausible_shielded
+from hub.decide import Facts, linkable, plausible_shielded
 from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
@@ -621,6 +621,21 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                 raise OperationError(
                     f"refused: record {holder_of_number} holds the update's NHS number;"
                     f" link the update to it (--link {holder_of_number}) or reject it")
+            if action == "create":
+                # A record written since the item was parked (by another source, or
+                # another operator) that the update would be linked to on its own
+                # was never in front of the operator: a record created now would be
+                # its duplicate.
+                seen = {c["child_id"] for c in row["candidates"] or []}
+                since = [(cid, p) for cid, p in linkable(
+                    child, state.facts(update, child), thresholds, state.matcher,
+                    state.form_of(update)) if cid not in seen]
+                if since:
+                    cid, p = since[0]
+                    raise OperationError(
+                        f"refused: record {cid}, written since this item was parked, matches"
+                        f" this update (match probability {p:.2f}); compare them (hub show"
+                        f" {cid}), then link it there (--link {cid}) or reject it")
             own = state.children[target] if target is not None else None
             was_shielded = own is not None and own.shielded
             own_la = own.authority if own is not None and own.shielded else None
