@@ -26,6 +26,7 @@ from hub.notify import for_change, for_opening, for_shielding
 from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
 from hub.records import Record
 from hub.shielding import (
+    SEVERED,
     Shield,
     candidates_for_audience,
     for_audience,
@@ -292,6 +293,10 @@ async def sever(conn: asyncpg.Connection, child_id: str, authority: str, by: str
                 "INSERT INTO invalidated_identifiers (nhs_number, child_id) VALUES ($1, $2)"
                 " ON CONFLICT DO NOTHING", nhs, row["child_id"],
             )
+        await conn.execute(
+            "INSERT INTO severances (child_id, authority) VALUES ($1, $2) ON CONFLICT"
+            " (child_id) DO UPDATE SET authority = $2, severed_at = now()",
+            row["child_id"], authority)
         # Former names would tie the two identities together in exports and searches.
         record.pop("former_family_names", None)
         await conn.execute(
@@ -579,6 +584,7 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                 assert child_id is not None
                 target = (await _child(conn, child_id))["child_id"]
                 target = str(target)
+            await _held_apart(conn, row, update, target, acting_for)
             state: BatchState = await store.load(conn, [update], thresholds,
                                                  extra_child_ids=[target] if target else [])
             state.actor = by
@@ -739,6 +745,42 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                         if shield else {}),
                      **({"kept_as_candidates": list(kept)} if kept else {})})
     return Resolution(result, shield, why if shield else "", kept)
+
+
+async def _held_apart(conn: asyncpg.Connection, row: asyncpg.Record, update: CanonicalUpdate,
+                      target: str | None, acting_for: str | None) -> None:
+    """No operator joins the two identities of a severed record (as on adoption: the
+    domain's "must never be linked"; found by an independent probe, any operator's
+    `--link` did). An update carrying an NHS number a sever invalidated is neither
+    linked nor given a record (that identity made again, perhaps at the adoptive
+    address): it is rejected. Only the authority that severed a record, seeing both,
+    may link an update into it (its new identity's, say), or say that an update that
+    could be its former identity is another child (`--create`)."""
+    nhs = update.child.nhs_number
+    if nhs and await conn.fetchval(
+            "SELECT 1 FROM invalidated_identifiers WHERE nhs_number = $1", nhs):
+        raise OperationError(
+            "refused: the update carries an NHS number invalidated when a record's former"
+            " identity was severed (as on adoption); the two identities are never joined,"
+            " nor is the former one made again: reject it")
+    ids = [target] if target is not None else (
+        [c["child_id"] for c in row["candidates"] or []] if row["reason"] == SEVERED else [])
+    for r in await conn.fetch(
+            "SELECT c.child_id::text AS id, coalesce(s.authority, c.shielding_authority) AS la"
+            " FROM children c LEFT JOIN severances s USING (child_id)"
+            " WHERE c.severed AND c.child_id = ANY($1::uuid[]) ORDER BY c.child_id", ids):
+        if r["la"] is not None and r["la"] == acting_for:
+            continue
+        how = f" (--authority {r['la']})" if r["la"] else ""
+        if target is not None:
+            raise OperationError(
+                f"refused: the former identity of record {target} was severed (as on"
+                " adoption), and only the authority that severed it, seeing both, may"
+                f" place an update in it{how}; otherwise reject it")
+        raise OperationError(
+            "refused: the update could be the former identity of a record severed by "
+            + (r["la"] or "an authority") + " (as on adoption), and only that authority,"
+            f" seeing both, may say it is another child{how}; otherwise reject it")
 
 
 def _was_plausible(candidate: dict[str, Any], thresholds: Thresholds) -> bool:

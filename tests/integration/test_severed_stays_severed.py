@@ -65,3 +65,67 @@ async def test_the_old_identitys_update_does_not_show_the_new_one(database_url: 
         assert her.child_id not in await show(conn, str(item.parked_id), "330", "la-330")
     finally:
         await conn.close()
+
+
+async def test_no_operator_joins_the_two_identities_again(database_url: str) -> None:
+    """Found by an independent probe: any operator's `review resolve --link` put the
+    birth family's update, with her invalidated NHS number, back into her severed
+    record (her old number in every export from then on, and every later update of
+    that source linked there automatically). Such an update is rejected, whoever
+    acts; only the authority that severed a record may place another update in it,
+    or say that one which could be her former identity is another child."""
+    conn = await connect(database_url)
+    try:
+        [her] = await process(conn, [incoming(update("la", "LA-1"))], T)
+        assert her.child_id is not None
+        await ops.sever(conn, her.child_id, "381", "la-381", "adoption")
+        # Her old identity, from a source that has not heard: a person decides.
+        [old] = await process(conn, [incoming(update("gp", "G-1"))], T)
+        assert (old.action, old.reason) == ("review", "severed_identity")
+        assert old.parked_id is not None
+        for action, target, acting in (("link", her.child_id, None),
+                                       ("link", her.child_id, "381"),
+                                       ("create", None, "381")):
+            with pytest.raises(ops.OperationError, match="invalidated"):
+                await ops.resolve(conn, old.parked_id, action, target, "op-1", None, T,
+                                  acting_for=acting)
+        # Her former identity without the number: another child only on the word of
+        # the authority that severed it.
+        [alike] = await process(conn, [incoming(update("gp", "G-2", nhs_number=None))], T)
+        assert (alike.action, alike.reason) == ("review", "severed_identity")
+        assert alike.parked_id is not None
+        with pytest.raises(ops.OperationError, match=r"severed by 381 .*--authority 381"):
+            await ops.resolve(conn, alike.parked_id, "create", None, "op-1", None, T)
+        with pytest.raises(ops.OperationError, match="only the authority that severed it"):
+            await ops.resolve(conn, alike.parked_id, "link", her.child_id, "op-1", None, T,
+                              acting_for="383")
+        record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1::uuid",
+                                     her.child_id)
+        assert "nhs_number" not in record and await conn.fetchval(
+            "SELECT count(*) FROM children") == 1
+        created = await ops.resolve(conn, alike.parked_id, "create", None, "la-381", None, T,
+                                    acting_for="381")
+        assert created.child_id not in (None, her.child_id)
+        await ops.resolve(conn, old.parked_id, "reject", None, "op-1", None, T)
+    finally:
+        await conn.close()
+
+
+async def test_an_item_parked_before_the_sever_is_placed_in_it_by_its_authority_only(
+        database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        [her] = await process(conn, [incoming(update("la", "LA-1", nhs_number=None))], T)
+        [near] = await process(conn, [incoming(update(
+            "dwp", "CB-1", nhs_number=None, given_name="Marigolde",
+            address={"lines": ["4 Vale Road"], "postcode": "LS9 9ZZ", "la": "383"}))], T)
+        assert (near.action, near.reason) == ("review", "possible_match")
+        assert near.parked_id is not None and her.child_id is not None
+        await ops.sever(conn, her.child_id, "381", "la-381", "adoption")
+        with pytest.raises(ops.OperationError, match=r"--authority 381"):
+            await ops.resolve(conn, near.parked_id, "link", her.child_id, "op-1", None, T)
+        done = await ops.resolve(conn, near.parked_id, "link", her.child_id, "la-381", None,
+                                 T, acting_for="381")
+        assert done.child_id == her.child_id
+    finally:
+        await conn.close()
