@@ -866,17 +866,30 @@ async def mark_dead(conn: asyncpg.Connection, ids: list[Any], status: str, by: s
 
 
 async def select_dead(conn: asyncpg.Connection, item_ids: str | list[str] | None,
-                      reason: str | None, every: bool) -> list[asyncpg.Record]:
-    """One dead letter, a selection of them, a reason group, or all that are open."""
+                      reason: str | None, every: bool,
+                      older_than_days: float | None = None) -> list[asyncpg.Record]:
+    """Open dead letters by every selector given at once (found by a probe: `purge
+    --reason R` with an id or an age purged letters of other reasons): the ids, if
+    any, each of which must be open and answer the others (else nothing is
+    selected and the error says why); else all open ones of `reason` and older than
+    `older_than_days`, when one of them or `every` is given."""
     ids = [item_ids] if isinstance(item_ids, str) else list(item_ids or [])
+    hours = older_than_days * 24 if older_than_days is not None else None
     if ids:
         rows = []
         for item_id in ids:
             row = await _parked(conn, item_id, "dead")
             if row["status"] != "open":
                 raise OperationError(f"dead letter {item_id} is already {row['status']}")
+            if reason is not None and row["reason"] != reason:
+                raise OperationError(f"dead letter {item_id} has reason {row['reason']}, not"
+                                     f" {reason}: nothing was done")
+            if hours is not None and row["received_at"] >= await conn.fetchval(
+                    "SELECT now() - make_interval(secs => $1 * 3600)", hours):
+                raise OperationError(f"dead letter {item_id} is not older than"
+                                     f" {older_than_days:g} days: nothing was done")
             rows.append(row)
         return rows
-    if reason or every:
-        return await list_parked(conn, "dead", reason)
+    if reason or every or hours is not None:
+        return await list_parked(conn, "dead", reason, older_than_hours=hours)
     raise OperationError("say which: one or more IDs, --reason R or --all")

@@ -307,12 +307,15 @@ async def dlq_retry(args: argparse.Namespace, s: Settings) -> int:
 
 
 async def dlq_purge(args: argparse.Namespace, s: Settings) -> int:
+    retention = not (args.item_id or args.reason or args.every)
     async with database(s) as conn:
-        if args.older_than_days is not None:
+        if args.older_than_days is not None and retention:
             print(f"purged {await ops.purge_older_than(conn, args.older_than_days, args.by)}")
             return 0
         _dead_selected(args)
-        rows = await ops.select_dead(conn, args.item_id, args.reason, args.every)
+        # Every selector given narrows the others (an age with a reason: both).
+        rows = await ops.select_dead(conn, args.item_id, args.reason, args.every,
+                                     args.older_than_days)
         async with conn.transaction():
             await ops.mark_dead(conn, [r["id"] for r in rows], "purged", args.by, "dlq.purge")
     print(f"purged {len(rows)}")

@@ -239,6 +239,13 @@ def test_dlq_retry_and_purge(running: dict[str, str], tmp_path: Path) -> None:
     bad = hub(env, "dlq", "purge", "--older-than-days", "-1", check=False)
     assert bad.returncode == 2 and "0 or more" in bad.stderr
     assert len(jsonl(hub(env, "dlq", "list", "--json").stdout)) == 1
+    # Selectors narrow one another: an age with another reason, an id with another.
+    assert "purged 0" in hub(env, "dlq", "purge", "--reason", "invalid_json",
+                             "--older-than-days", "0").stdout
+    [last] = jsonl(hub(env, "dlq", "list", "--json").stdout)
+    other = hub(env, "dlq", "purge", last["id"], "--reason", "invalid_json", check=False)
+    assert other.returncode == 1 and "has reason invalid_date_of_birth" in other.stderr
+    assert len(jsonl(hub(env, "dlq", "list", "--json").stdout)) == 1
     assert "purged 1" in hub(env, "dlq", "purge", "--older-than-days", "0").stdout
     assert jsonl(hub(env, "dlq", "list", "--json").stdout) == []
 
