@@ -23,9 +23,17 @@ log = get("relay")
 
 async def relay_once(pool: asyncpg.Pool, exchange: object, limit: int = 500) -> int:
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(q("outbox_batch"), limit)
-        if not rows:
+        batch = await conn.fetch(q("outbox_batch"), limit)
+        if not batch:
             return 0
+        # Written before its child was shielded, for a council that is not her
+        # authority (the relay was behind): it may hold her new address. Never sent.
+        withheld = [r for r in batch if r["withheld"]]
+        if withheld:
+            await conn.execute(q("outbox_mark_withheld"), [r["id"] for r in withheld])
+            log.warning("withheld", count=len(withheld), reason="shielded_since_written",
+                        child_ids=sorted({r["child_id"] for r in withheld}))
+        rows = [r for r in batch if not r["withheld"]]
         await asyncio.gather(*(
             publish(
                 exchange,  # type: ignore[arg-type]
@@ -36,7 +44,7 @@ async def relay_once(pool: asyncpg.Pool, exchange: object, limit: int = 500) -> 
             for r in rows
         ))
         await conn.execute(q("outbox_mark_sent"), [r["id"] for r in rows])
-    return len(rows)
+    return len(batch)
 
 
 #: The pipeline's flush notifies this channel as it commits outbox rows.

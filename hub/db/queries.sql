@@ -227,9 +227,18 @@ ON CONFLICT (event_id) DO NOTHING;
 
 -- name: outbox_batch
 -- The body as the text it is published as (not decoded into Python and encoded again).
-SELECT id, event_id::text AS event_id, routing_key, body::text AS body
-FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
-FOR UPDATE SKIP LOCKED;
+-- `withheld`: its child is shielded now and it goes to another council than the
+-- shielding authority (written before the shield; migration 0023).
+SELECT o.id, o.event_id::text AS event_id, o.routing_key, o.body::text AS body,
+       o.body->>'child_id' AS child_id,
+       coalesce(c.shielded AND NOT starts_with(
+           o.routing_key, 'la.' || coalesce(c.shielding_authority, '') || '.'), false)
+           AS withheld
+FROM outbox o LEFT JOIN children c ON c.child_id = CASE
+    WHEN o.body->>'child_id' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    THEN (o.body->>'child_id')::uuid END
+WHERE o.sent_at IS NULL ORDER BY o.id LIMIT $1
+FOR UPDATE OF o SKIP LOCKED;
 
 -- name: review_purge_decided
 UPDATE parked SET raw = NULL, update = NULL
@@ -257,6 +266,9 @@ SELECT count(*) FROM gone;
 
 -- name: outbox_mark_sent
 UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]);
+
+-- name: outbox_mark_withheld
+UPDATE outbox SET sent_at = now(), withheld = true WHERE id = ANY($1::bigint[]);
 
 -- name: outbox_pending
 SELECT count(*) FROM outbox WHERE sent_at IS NULL;
