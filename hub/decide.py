@@ -457,6 +457,11 @@ def decide(
             return Decision(REVIEW, guarded, None, top, model)
         if holders and best.child_id not in holders:
             return Decision(REVIEW, "conflicting_identity", None, top, model)
+        if nhs and _holds_another_number(best.child_id, nhs, facts):
+            # Two valid NHS numbers are two people (a number is issued once, and its
+            # check digit catches a slip): linked, the update would replace the
+            # record's number with its own (found by an independent probe).
+            return Decision(REVIEW, "conflicting_identity", None, top, model)
         return Decision(LINK, "demographic_match", best.child_id, top, model)
 
     guarded = _place_guard(child, None, facts)
@@ -465,6 +470,15 @@ def decide(
     if holders:
         return Decision(REVIEW, "conflicting_identity", None, top, model)
     return Decision(CREATE, "no_match", None, top, model)
+
+
+def _holds_another_number(child_id: str, nhs: str, facts: Facts) -> bool:
+    """Whether the candidate `child_id` holds an NHS number, and not `nhs`."""
+    for c in facts.candidates:
+        if c.child_id == child_id:
+            held = c.nhs_and_dob[0]
+            return bool(held) and held != nhs
+    return False
 
 
 def _plausible(child: Record, scored: list[Scored], facts: Facts,

@@ -43,6 +43,25 @@ def test_same_child_without_nhs_number_links() -> None:
     assert (d.action, d.child_id) == (LINK, "c1")
 
 
+def test_an_update_with_another_valid_nhs_number_is_never_linked_on_its_details() -> None:
+    """Every other detail the same, but two NHS numbers: two people, or a number
+    given wrongly; a person decides (found by an independent probe: it was linked
+    and the record's number replaced by the update's)."""
+    from hub.match.model import DEFAULT_MODEL, TermFrequencies
+
+    n = 1_000_000  # her names rare in the index: her details alone score 0.9999
+    rare = Matcher(DEFAULT_MODEL, TermFrequencies.from_counts(
+        {"Marigold": 3, "filler": n - 3}, {"Quenby": 2, "filler": n - 2}))
+    facts = Facts(candidates=(Candidate("c1", child()),))
+    d = decide(child(nhs_number=nhs(2), carers=child()["carers"]), 1, facts, T, rare)
+    assert (d.action, d.reason) == (REVIEW, "conflicting_identity")
+    assert [c.child_id for c in d.candidates] == ["c1"]
+    assert d.candidates[0].probability >= T.link
+    # Without a number on the record the details decide, as before.
+    bare = Facts(candidates=(Candidate("c1", child(nhs_number=None)),))
+    assert decide(child(nhs_number=nhs(2)), 1, bare, T, rare).action == LINK
+
+
 def test_shielded_candidate_without_tie_goes_to_review_never_create() -> None:
     shielded = Candidate("c1", child(), shielded=True)
     # New address, no NHS number, a typo, a new surname: still a person decides.
