@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hub.match.normalise import normalise_address_line, normalise_postcode
+from hub.match.normalise import PSEUDO_POSTCODE, normalise_address_line, normalise_postcode
 
 PHONE = "tel:"
 MAIL = "mail:"
@@ -45,7 +45,7 @@ def key_postcode(address: Any) -> str:
         return postcode
     for text in [field, *(address.get("lines") or []), address.get("town")]:
         found = _POSTCODE_IN_TEXT.search(str(text or "").upper())
-        if found:
+        if found and not found.group(1).startswith(PSEUDO_POSTCODE):
             return found.group(1) + found.group(2)
     return ""
 

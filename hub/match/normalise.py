@@ -123,12 +123,21 @@ _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
+#: The NHS's pseudo-postcodes (ZZ99 3VZ no fixed abode, ZZ99 3WZ address not known,
+#: ZZ99 3CZ England not otherwise specified, ...) name no place: thousands of
+#: children share each, so agreeing on one says nothing of who a child is, and a
+#: shielded child's would put every other child "in her postcode" (rule 6).
+PSEUDO_POSTCODE = "ZZ99"
+
+
 @lru_cache(maxsize=100_000)
 def normalise_postcode(raw: str | None) -> str:
-    """Upper case without spaces ('' if none): 'ls4 2ab' -> 'LS42AB'."""
+    """Upper case without spaces ('' if none, or a pseudo-postcode): 'ls4 2ab' ->
+    'LS42AB'."""
     if not raw:
         return ""
-    return _NOT_ALNUM.sub("", raw.upper())
+    pc = _NOT_ALNUM.sub("", raw.upper())
+    return "" if pc.startswith(PSEUDO_POSTCODE) else pc
 
 
 @lru_cache(maxsize=100_000)
