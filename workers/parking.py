@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from hub.batch import PARK_NAMESPACE
 from hub.broker import topology as topo
-from hub.broker.connection import message, message_id_for, publish
+from hub.broker.connection import message, publish, scoped_message_id
 from hub.db import store
 from hub.db.queries import q
 from hub.ingest import Incoming, authenticated, digests_of, raw_text, source_of
@@ -93,7 +93,7 @@ async def park(pool: asyncpg.Pool, msg: AbstractIncomingMessage) -> str | None:
     import uuid
 
     info = classify(msg)
-    mid = storable(msg.message_id or "") or message_id_for(info["routing_key"], msg.body)
+    mid = scoped_message_id(info["routing_key"], storable(msg.message_id or ""), msg.body)
     rid = info["source_record_id"] or _record_id(msg.body)
     async with pool.acquire() as conn, conn.transaction():
         # A message whose acknowledgement was lost comes back; after the delivery

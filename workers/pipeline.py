@@ -29,9 +29,9 @@ from hub.broker import topology as topo
 from hub.broker.connection import (
     H_PUBLISHED_MS,
     message,
-    message_id_for,
     publish,
     queue_depth,
+    scoped_message_id,
 )
 from hub.config import Settings
 from hub.decide import DEFAULT_MATCHER
@@ -56,7 +56,7 @@ def incoming(msg: AbstractIncomingMessage) -> ingest.Incoming:
     routing_key = storable(str(moved_key or msg.routing_key or ""))
     body = msg.body
     return ingest.Incoming(
-        message_id=storable(msg.message_id or "") or message_id_for(routing_key, body),
+        message_id=scoped_message_id(routing_key, storable(msg.message_id or ""), body),
         routing_key=routing_key,
         body=body,
         user_id=msg.user_id,

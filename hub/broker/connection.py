@@ -64,6 +64,23 @@ def message_id_for(routing_key: str, body: bytes) -> str:
     return "sha256:" + hashlib.sha256(routing_key.encode() + b"\n" + body).hexdigest()
 
 
+#: Ids the hub makes itself, unique already: content ids and dead-letter retries.
+_OWN_IDS = ("sha256:", "retry:")
+
+
+def scoped_message_id(routing_key: str, message_id: str, body: bytes) -> str:
+    """The id the hub knows a message by: a publisher's message id within its routing
+    key (two sources may each number their messages 1, 2, 3: found by an independent
+    probe, the second source's were dead letters as `message_id_reused`); the hub's
+    own ids, and an id scoped already (a held or retried copy), as they are; without
+    an id, its content's."""
+    if not message_id:
+        return message_id_for(routing_key, body)
+    if message_id.startswith((*_OWN_IDS, routing_key + "/")):
+        return message_id
+    return f"{routing_key}/{message_id}"
+
+
 def message(
     body: bytes,
     *,

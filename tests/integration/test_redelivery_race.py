@@ -83,9 +83,11 @@ async def test_a_dead_letter_delivered_twice_is_parked_and_audited_once(
         await conn.close()
     hub(running, "wait", "--timeout", "60")
     url = settings.database_url
-    assert await count(url, "SELECT count(*) FROM parked WHERE message_id = 'dead-twice-1'") == 1
+    # Known by its publisher's id within its routing key (scoped_message_id).
+    mid = "source.dwp/dead-twice-1"
+    assert await count(url, f"SELECT count(*) FROM parked WHERE message_id = '{mid}'") == 1
     assert await count(url, "SELECT count(*) FROM audit_log"
-                            " WHERE detail->>'message_id' = 'dead-twice-1'") == 1
+                            f" WHERE detail->>'message_id' = '{mid}'") == 1
 
 
 async def test_a_processed_message_dead_lettered_by_the_delivery_limit_is_no_dead_letter(
@@ -204,7 +206,7 @@ async def test_a_different_message_dead_lettered_under_a_processed_id_is_parked(
                                         [body, other, other])
     url = settings.database_url
     assert await count(url, "SELECT count(*) FROM children") == 1
-    assert await count(url, f"SELECT count(*) FROM parked WHERE message_id = '{mid}'"
+    assert await count(url, f"SELECT count(*) FROM parked WHERE message_id = 'source.dwp/{mid}'"
                             " AND reason = 'poison_message' AND source_record_id = 'CB-REUSE-2'"
                             " AND body_digest IS NOT NULL") == 1
     assert await count(url, "SELECT count(*) FROM parked") == 1
