@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hub.broker.connection import message_id_for
+from hub.broker.connection import message_id_for, scoped_message_id
 from hub.text_rules import storable
 from tests.helpers import hub, jsonl
 from tests.hostile import (
@@ -61,8 +61,8 @@ def hub_pid(database_url: str) -> int:
 def expected_id(m: Message) -> str | None:
     """The id the hub files the message under, when the test can know it."""
     mid = m.properties.get("message_id", "")
-    if isinstance(mid, str) and mid:
-        return storable(mid)
+    if isinstance(mid, str) and mid:  # a publisher's id, within its routing key
+        return scoped_message_id(storable(m.routing_key), storable(mid), m.body)
     if mid is None:  # sent without an id: the hub derives one from the content
         return message_id_for(m.routing_key, m.body)
     return None  # a raw (non-UTF-8) id: found by its canary instead
