@@ -42,6 +42,7 @@ from urllib.parse import quote
 import asyncpg
 
 from hub import loop as hub_loop
+from hub.broker.connection import scoped_message_id
 from tests.hostile import Message, good, hostile, mix, publish
 
 HUB = [sys.executable, "-m", "hub.cli.main"]
@@ -99,7 +100,9 @@ async def one_run(messages: list[Message], n_good: int, n_bad: int, amqp_base: s
         _setup(env)
         await publish(amqp, messages, window=256)
         proc = _start(env, workers, log)
-        goods = [m.properties["message_id"] for m in messages if m.good]
+        # As the hub files them: a publisher's id within its routing key.
+        goods = [scoped_message_id(m.routing_key, m.properties["message_id"], m.body)
+                 for m in messages if m.good]
         deadline = time.monotonic() + timeout
         cpu_start = None
         while True:
