@@ -110,8 +110,11 @@ def for_opening(child_id: str, version: int, at: datetime, record: Record,
 def for_shielding(
     child_id: str, version: int, at: datetime, record: Record, shield: Shield, event: str
 ) -> list[Notification]:
-    """child.shielded / child.unshielded: told to the shielding authority only."""
+    """child.shielded / child.unshielded: told to the shielding authority only, with
+    the whole record: the authority may see what it hides, and a child it shields in
+    another council's area it may never have been told of (found by an independent
+    probe: her address reached her authority by no notification)."""
     if not shield.authority:
         return []
-    return [_note(event, shield.authority, child_id, version, at, visible_only(record),
+    return [_note(event, shield.authority, child_id, version, at, record,
                   event != "child.unshielded")]

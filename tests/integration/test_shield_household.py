@@ -61,6 +61,10 @@ async def test_shielding_her_shields_the_open_records_at_her_house(database_url:
         assert sorted((k, b["child_id"]) for k, b in told) == sorted(
             [("la.330.child.shielded", ids["her"]), ("la.330.child.shielded", ids["brother"])])
         assert not any("open_at_same_house" in b for _, b in told)  # none left open
+        # The whole record, to the authority that hides it (a probe: her address
+        # reached the authority shielding her by no notification at all).
+        assert {b["child"]["address"]["lines"][0] for _, b in told} == {
+            "3 Harbour Lane", "3 Harbour Ln"}
         audit: Any = await conn.fetchrow(
             "SELECT actor, detail FROM audit_log WHERE action = 'shield' AND child_id = $1::uuid",
             ids["brother"])
