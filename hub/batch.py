@@ -77,6 +77,12 @@ class CandidatesNeeded(Exception):  # noqa: N818 (a request, not an error)
         self.update = update
 
 
+#: A record's identity, kept from updates linked to it on their details alone when
+#: its NHS number anchors it (`BatchState.apply`).
+_ANCHORED = frozenset({"given_name", "middle_names", "family_name", "former_family_names",
+                       "date_of_birth", "sex"})
+
+
 class StoredRecord(Mapping[str, Any]):
     """A record as read from the index, its JSON decoded only when first read:
     most candidates of a batch are scored from their prepared form alone. Without
@@ -579,6 +585,13 @@ class BatchState:
             before: Record | None = None
         else:
             before = dict(row.record)
+        if (reason == "demographic_match" and before is not None
+                and before.get("nhs_number") and not child.get("nhs_number")):
+            # Linked on its details alone to a record its NHS number anchors: who she
+            # is stays as the record has it (a nickname, a mistyped or swapped date
+            # written over hers would make the next update miss her: found by an
+            # independent probe); where she lives and who looks after her are taken.
+            child = {k: v for k, v in child.items() if k not in _ANCHORED}
         after, changed = merge(before, child, formers=not row.severed)
         shield_changed = False
         if update.restricted and not row.shielded:
