@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -387,6 +389,11 @@ async def council_list(args: argparse.Namespace, s: Settings) -> int:
 
 async def notifications_consume(args: argparse.Namespace, s: Settings) -> int:
     count = 0
+    # SIGTERM (a service manager stopping the consumer) ends it as SIGINT does:
+    # after the notification in hand is printed and acknowledged, exit 0.
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with broker(s) as amqp:
         channel = await amqp.channel()
         await channel.set_qos(prefetch_count=50)
@@ -395,10 +402,10 @@ async def notifications_consume(args: argparse.Namespace, s: Settings) -> int:
         except aio_pika.exceptions.ChannelClosed:
             raise OperationError(f"no queue for council {args.council}: "
                                  f"run 'hub council add {args.council}'") from None
-        while args.max_count is None or count < args.max_count:
+        while (args.max_count is None or count < args.max_count) and not stop.is_set():
             msg = await queue.get(no_ack=False, fail=False, timeout=5)
             deadline = time.monotonic() + args.idle
-            while msg is None and time.monotonic() < deadline:
+            while msg is None and time.monotonic() < deadline and not stop.is_set():
                 await asyncio.sleep(0.1)
                 msg = await queue.get(no_ack=False, fail=False, timeout=5)
             if msg is None:
