@@ -257,7 +257,17 @@ async def review_list(args: argparse.Namespace, s: Settings) -> int:
         shields = await ops.candidate_shields(conn, rows)
     _print_parked(rows, "awaiting review", args.json,
                   lambda r: ops.review_line(r, shields), _review_text)
+    if not rows and args.reason and args.reason not in REVIEW_REASONS:
+        # Probably mistyped: said, not refused (the list is what it is).
+        print(f"note: {args.reason} is not a review reason the hub gives (it gives "
+              + ", ".join(REVIEW_REASONS) + ")", file=sys.stderr)
     return 0
+
+
+#: Every reason a review item is parked with (hub.decide, hub.batch).
+REVIEW_REASONS = ("ambiguous_match", "conflicting_identity", "possible_match",
+                  "severed_identity", "shielded_address", "shielded_candidate",
+                  "shielded_contact")
 
 
 async def review_show(args: argparse.Namespace, s: Settings) -> int:
