@@ -118,3 +118,16 @@ def for_shielding(
         return []
     return [_note(event, shield.authority, child_id, version, at, record,
                   event != "child.unshielded")]
+
+
+def for_snapshot(child_id: str, version: int, at: datetime, record: Record, shield: Shield,
+                 la: str, run: str) -> Notification:
+    """child.snapshot: a child as council `la` would be told of it now (one living in
+    its area, open; one it shields, whole), for a council that joined late (`hub
+    council add LA --backfill`). Its event id names the backfill `run`: a council
+    added again is sent a snapshot again, not one it dropped as a repeat."""
+    n = _note("child.snapshot", la, child_id, version, at, for_audience(record, shield, la),
+              shield.shielded)
+    event_id = event_id_for(f"{child_id}:{version}:child.snapshot:{la}:{run}")
+    return Notification(event_id, n.routing_key, {**n.body, "event_id": event_id})
+

@@ -7,7 +7,7 @@ record writes its notifications to the outbox in that same transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -22,9 +22,9 @@ from hub.decide import Facts, linkable, plausible_shielded
 from hub.match import compact
 from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
-from hub.notify import for_change, for_opening, for_shielding
+from hub.notify import for_change, for_opening, for_shielding, for_snapshot
 from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
-from hub.records import Record
+from hub.records import Record, la_of
 from hub.shielding import (
     SEVERED,
     Shield,
@@ -313,6 +313,43 @@ async def sever(conn: asyncpg.Connection, child_id: str, authority: str, by: str
             await conn.execute(q("insert_outbox"), n.event_id, n.routing_key, n.body)
         await audit(conn, by, "sever", str(row["child_id"]), authority, {"reason": reason})
     return version
+
+
+# -- councils ----------------------------------------------------------------------
+
+async def backfill(conn: asyncpg.Connection, la: str, by: str,
+                   progress: Callable[[int], None] | None = None) -> int:
+    """Tell council `la` of every child it would be told of now (`child.snapshot`):
+    those living in its area whose records are open, and those it shields; nothing
+    of a child another authority shields. Written to the outbox in chunks, each in
+    its own transaction (a county's hundred thousand children), audited once."""
+    run = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    sent = 0
+    rows = await conn.fetch(
+        "SELECT child_id FROM children WHERE CASE WHEN shielded"
+        " THEN shielding_authority = $1 ELSE record->'address'->>'la' = $1 END"
+        " ORDER BY child_id", la)
+    ids = [r[0] for r in rows]
+    for start in range(0, len(ids), BACKFILL_CHUNK):
+        async with conn.transaction():
+            chunk = await conn.fetch(
+                "SELECT child_id::text, version, record, shielded, shielding_authority"
+                " FROM children WHERE child_id = ANY($1::uuid[]) ORDER BY child_id",
+                ids[start:start + BACKFILL_CHUNK])
+            notes = [for_snapshot(r[0], r[1], now, r[2], Shield(r[3], r[4]), la, run)
+                     for r in chunk
+                     if (r[4] == la if r[3] else la_of(r[2]) == la)]  # as it is now
+            await conn.executemany(q("insert_outbox"),
+                                   [(n.event_id, n.routing_key, n.body) for n in notes])
+            sent += len(notes)
+        if progress is not None:
+            progress(sent)
+    await audit(conn, by, "council.backfill", None, la, {"run": run, "children": sent})
+    return sent
+
+
+BACKFILL_CHUNK = 2_000
 
 
 # -- export ------------------------------------------------------------------------

@@ -213,6 +213,11 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("add", "remove"):
         s = cs.add_parser(name)
         s.add_argument("la", metavar="LA")
+        if name == "add":
+            s.add_argument("--backfill", action="store_true",
+                           help="also send it child.snapshot for every child it would be"
+                           " told of now (those in its area, open; those it shields)")
+            s.add_argument("--by", default="operator", metavar="OPERATOR")
         s.set_defaults(func=getattr(c, f"council_{name}"))
     s = cs.add_parser("list")
     s.set_defaults(func=c.council_list)
