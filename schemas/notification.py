@@ -8,7 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENTS = ("child.created", "child.updated", "child.moved_in", "child.moved_out",
-          "child.shielded", "child.unshielded", "alert.break_glass", "alert.shield_check")
+          "child.shielded", "child.unshielded", "child.snapshot", "alert.break_glass",
+          "alert.shield_check")
 
 
 class Notification(BaseModel):

@@ -12,6 +12,7 @@ from hub import operations as ops
 from hub.config import Thresholds
 from hub.db.connect import connect
 from hub.ingest import process
+from schemas.notification import Notification
 from tests.factories import incoming, nhs, update
 from tests.helpers import hub
 
@@ -45,6 +46,7 @@ async def test_a_late_council_is_sent_what_it_would_be_told_now(
             "SELECT routing_key, body FROM outbox WHERE id > $1", before)}
         assert set(sent) == {ids["Ada"], ids["Cai"]}
         for cid in sent:
+            Notification.model_validate(sent[cid]["body"])  # the published shape
             assert sent[cid]["routing_key"] == "la.383.child.snapshot"
             assert sent[cid]["body"]["child"]["address"]["postcode"]  # whole, to it
         assert sent[ids["Cai"]]["body"]["shielded"] is True
