@@ -24,7 +24,7 @@ from hub.match.blocking import stored_keys
 from hub.match.compare import prepare
 from hub.notify import for_change, for_opening, for_shielding, for_snapshot
 from hub.places import contact_keys, lock_places, lookup_places, near, same_dwelling, same_house
-from hub.records import Record, la_of
+from hub.records import Record, la_of, visible_only
 from hub.shielding import (
     SEVERED,
     Shield,
@@ -358,19 +358,23 @@ async def export(conn: asyncpg.Connection, include_protected: bool, by: str | No
                  reason: str | None) -> AsyncIterator[dict[str, Any]]:
     if include_protected:
         await audit(conn, by or "unknown", "export.break_glass", None, None, {"reason": reason})
-        # Break the glass: every shielding authority is told that it happened.
-        authorities = [r["a"] for r in await conn.fetch(
-            "SELECT DISTINCT shielding_authority AS a FROM children"
-            " WHERE shielded AND shielding_authority IS NOT NULL")]
-        now = datetime.now(UTC)
-        for la in authorities:
+        # Break the glass: every shielding authority is told, child by child, whose
+        # hidden fields went out, in the shape of every notification (a probe's
+        # consumer, written to the contract, failed on one alert an authority with
+        # no child in it).
+        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        alerts = []
+        for r in await conn.fetch(
+                "SELECT child_id::text, version, record, shielding_authority FROM children"
+                " WHERE shielded AND shielding_authority IS NOT NULL ORDER BY child_id"):
             event_id = str(uuid.uuid4())
-            await conn.execute(q("insert_outbox"), event_id, f"la.{la}.alert.break_glass", {
-                "event_id": event_id, "event": "alert.break_glass", "child_id": None,
-                "version": 0, "occurred_at": now.isoformat().replace("+00:00", "Z"),
-                "shielded": True, "child": {},
-                "by": by, "reason": reason, "access": "export --include-protected",
-            })
+            alerts.append((event_id, f"la.{r[3]}.alert.break_glass", {
+                "event_id": event_id, "event": "alert.break_glass", "child_id": r[0],
+                "version": r[1], "occurred_at": at, "shielded": True,
+                "child": visible_only(r[2]), "by": by, "reason": reason,
+                "access": "export --include-protected",
+            }))
+        await conn.executemany(q("insert_outbox"), alerts)
     async with conn.transaction():
         cursor = conn.cursor(
             "SELECT c.child_id::text AS child_id, c.version, c.record, c.shielded,"

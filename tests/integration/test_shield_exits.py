@@ -70,6 +70,15 @@ def test_show_and_break_the_glass(indexed) -> None:
               if n["event"] == "alert.break_glass"]
     assert len(alerts) == 1 and alerts[0]["by"] == "hv-1" and alerts[0]["child_id"] == cid
     assert alerts[0]["shielded"] is True and set(alerts[0]["child"]) == set(VISIBLE_FIELDS)
+    # An export that breaks the glass: her authority is told of each of its children
+    # whose hidden fields went out, in the shape of every notification.
+    hub(env, "export", "--include-protected", "--by", "auditor-1", "--reason", "inquiry")
+    hub(env, "wait", "--timeout", "30")
+    alerts = [n for n in jsonl(hub(env, "notifications", "consume", "--council", "383").stdout)
+              if n["event"] == "alert.break_glass"]
+    assert [(a["child_id"], a["access"], a["by"]) for a in alerts] == [
+        (cid, "export --include-protected", "auditor-1")]
+    assert alerts[0]["version"] >= 1 and set(alerts[0]["child"]) == set(VISIBLE_FIELDS)
 
 
 async def test_reader_role_cannot_select_protected_fields(indexed, settings) -> None:
