@@ -161,7 +161,8 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         could_be = [i for i in await shield_check.could_be_her(  # her record as locked
             conn, cid, row["record"], thresholds or Thresholds()) if i not in with_her]
         named = shield_check.named(list(left), could_be)
-        if row["shielded"] and row["shielding_authority"] == authority:
+        already = row["shielded"] and row["shielding_authority"] == authority
+        if already:
             # Shielded already by this authority: her record, her authority's
             # notifications and her history stay as they are (no second version or
             # child.shielded); the household, if asked, is still shielded below.
@@ -183,7 +184,7 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
             shielded.append(other)
     return Shielded(version, tuple(shielded), left, bool(address) and not form.postcode,
                     tuple(could_be[:shield_check.COULD_BE_HER_NAMED]), len(could_be),
-                    version == row["version"])
+                    already)
 
 
 async def _shield_row(conn: asyncpg.Connection, row: asyncpg.Record, authority: str, by: str,
@@ -917,6 +918,8 @@ async def select_dead(conn: asyncpg.Connection, item_ids: str | list[str] | None
     ids = [item_ids] if isinstance(item_ids, str) else list(item_ids or [])
     hours = older_than_days * 24 if older_than_days is not None else None
     if ids:
+        cutoff = None if hours is None else await conn.fetchval(
+            "SELECT now() - make_interval(secs => $1 * 3600)", hours)
         rows = []
         for item_id in ids:
             row = await _parked(conn, item_id, "dead")
@@ -925,8 +928,7 @@ async def select_dead(conn: asyncpg.Connection, item_ids: str | list[str] | None
             if reason is not None and row["reason"] != reason:
                 raise OperationError(f"dead letter {item_id} has reason {row['reason']}, not"
                                      f" {reason}: nothing was done")
-            if hours is not None and row["received_at"] >= await conn.fetchval(
-                    "SELECT now() - make_interval(secs => $1 * 3600)", hours):
+            if cutoff is not None and row["received_at"] >= cutoff:
                 raise OperationError(f"dead letter {item_id} is not older than"
                                      f" {older_than_days:g} days: nothing was done")
             rows.append(row)
