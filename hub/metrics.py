@@ -29,6 +29,11 @@ FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("hub_outbox_pending", "gauge", "Notifications written but not yet published."),
     ("hub_queue_depth", "gauge", "Ready messages in each work queue."),
     ("hub_queue_consumers", "gauge", "Consumers on each work queue."),
+    ("hub_source_paused", "gauge",
+     "1 while a source is paused (its updates held in hub.held.<source>), by source."),
+    ("hub_outbox_withheld", "gauge",
+     "Notifications the relay withheld: written before their child was shielded, for a"
+     " council that is not her authority."),
     ("hub_broker_up", "gauge", "1 when the broker answered this scrape, else 0."),
     ("hub_processing_latency_seconds", "histogram",
      "Publish to commit, messages processed in the last hour."),
@@ -46,6 +51,8 @@ class Snapshot:
     queue_depth: dict[str, int] = field(default_factory=dict)
     queue_consumers: dict[str, int] = field(default_factory=dict)
     broker_up: bool = True
+    paused: dict[str, int] = field(default_factory=dict)  # source -> 1 paused, 0 running
+    outbox_withheld: int = 0
     # cumulative counts per bucket bound (seconds), then sum and count
     latency_buckets: dict[float, int] = field(default_factory=dict)
     latency_sum: float = 0.0
@@ -84,6 +91,8 @@ def render(s: Snapshot) -> str:
         "hub_queue_consumers": [(_labels(queue=q), n)
                                 for q, n in sorted(s.queue_consumers.items())],
         "hub_broker_up": [("", 1 if s.broker_up else 0)],
+        "hub_source_paused": [(_labels(source=n), p) for n, p in sorted(s.paused.items())],
+        "hub_outbox_withheld": [("", s.outbox_withheld)],
         "hub_processing_latency_seconds": [],
     }
     lines: list[str] = []
@@ -125,13 +134,18 @@ async def gather_db(conn: asyncpg.Connection | asyncpg.Pool, snap: Snapshot,
             snap.dead_letters[r["reason"]] = r["n"]
     snap.outbox_pending = await conn.fetchval(
         "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    snap.outbox_withheld = await conn.fetchval("SELECT count(*) FROM outbox WHERE withheld")
+    snap.paused = {r["name"]: int(r["paused"]) for r in await conn.fetch(
+        "SELECT name, paused FROM sources")}
     row = await conn.fetchrow(q("latency_last_hour"), [int(b * 1000) for b in LATENCY_BUCKETS])
     snap.latency_count = row["n"]
     snap.latency_sum = row["total"] / 1000
     snap.latency_buckets = dict(zip(LATENCY_BUCKETS, row["buckets"], strict=True))
 
 
-async def gather_broker(amqp_url: str, snap: Snapshot) -> None:
+async def gather_broker(amqp_url: str, snap: Snapshot, held: tuple[str, ...] = ()) -> None:
+    """The work queues' depths and consumers, and those of the `held` sources' held
+    queues (what a paused source's updates wait in)."""
     from hub.broker import topology as topo
     from hub.broker.connection import queue_depth
 
@@ -143,7 +157,7 @@ async def gather_broker(amqp_url: str, snap: Snapshot) -> None:
         snap.broker_up = False
         return
     try:
-        for name in topo.work_queues():
+        for name in [*topo.work_queues(), *(topo.held_queue(n) for n in held)]:
             # A passive declare of a missing queue closes the channel: one channel each.
             channel = await amqp.channel()
             depth = await queue_depth(channel, name)
@@ -162,9 +176,11 @@ async def gather(settings: Settings) -> Snapshot:
     conn = await connect(settings.database_url)
     try:
         await gather_db(conn, snap)
+        held = tuple(r[0] for r in await conn.fetch(
+            "SELECT name FROM sources WHERE held ORDER BY name"))
     finally:
         await conn.close()
-    await gather_broker(settings.amqp_url, snap)
+    await gather_broker(settings.amqp_url, snap, held)
     return snap
 
 

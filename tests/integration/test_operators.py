@@ -298,6 +298,9 @@ def test_source_pause_preview_and_resume(running: dict[str, str], tmp_path: Path
     assert "dwp: paused, 2 held" in status
     # Idle (they wait for resume, by design), and `hub wait` says what waits.
     assert "(2 held for paused source dwp)" in hub(env, "wait", "--timeout", "60").stdout
+    metrics = hub(env, "status").stdout.splitlines()
+    assert 'hub_source_paused{source="dwp"} 1' in metrics
+    assert 'hub_queue_depth{queue="hub.held.dwp"} 2' in metrics
     for _ in range(2):  # previewing twice changes nothing
         preview = jsonl(hub(env, "source", "preview", "dwp", "--json").stdout)[0]
         assert preview["held"] == 2

@@ -12,9 +12,11 @@ def _snapshot() -> Snapshot:
         review_oldest_age={"shielded_candidate": 125.5, "possible_match": 3.0},
         dead_letters={"invalid_date_of_birth": 4},
         outbox_pending=6,
-        queue_depth={"hub.inbound": 12, "hub.parking.dead": 0},
+        queue_depth={"hub.inbound": 12, "hub.parking.dead": 0, "hub.held.dwp": 5},
         queue_consumers={"hub.inbound": 2, "hub.parking.dead": 1},
         broker_up=True,
+        paused={"dwp": 1, "la": 0},
+        outbox_withheld=2,
     )
 
 
@@ -44,6 +46,11 @@ def test_samples_names_labels_and_values() -> None:
     assert 'hub_queue_depth{queue="hub.inbound"} 12' in lines
     assert 'hub_queue_consumers{queue="hub.parking.dead"} 1' in lines
     assert "hub_broker_up 1" in lines
+    # A paused source, and what waits for it (found by a probe: no status showed it).
+    assert 'hub_source_paused{source="dwp"} 1' in lines
+    assert 'hub_source_paused{source="la"} 0' in lines
+    assert 'hub_queue_depth{queue="hub.held.dwp"} 5' in lines
+    assert "hub_outbox_withheld 2" in lines
 
 
 def test_sample_lines_are_well_formed_and_sorted() -> None:
