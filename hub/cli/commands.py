@@ -360,14 +360,13 @@ async def council_add(args: argparse.Namespace, s: Settings) -> int:
         await topo.declare_council(await amqp.channel(), args.la)
     async with database(s) as conn:
         await conn.execute("INSERT INTO councils (la) VALUES ($1) ON CONFLICT DO NOTHING", args.la)
-        await ops.audit(conn, "operator", "council.add", None, args.la, {})
-    print(f"council {args.la}: queue {topo.council_queue(args.la)} bound to la.{args.la}.#")
-    if args.backfill:
-        async with database(s) as conn:
+        await ops.audit(conn, args.by, "council.add", None, args.la, {})
+        print(f"council {args.la}: queue {topo.council_queue(args.la)} bound to la.{args.la}.#")
+        if args.backfill:
             sent = await ops.backfill(conn, args.la, args.by, lambda n: print(
                 f"... {n} children", file=sys.stderr, flush=True))
-        print(f"council {args.la}: {sent} child.snapshot notifications written (the children"
-              " in its area, open, and those it shields)")
+            print(f"council {args.la}: {sent} child.snapshot notifications written (the"
+                  " children in its area, open, and those it shields)")
     return 0
 
 
