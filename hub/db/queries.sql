@@ -206,10 +206,13 @@ INSERT INTO block_keys (key, child_id)
 SELECT k, c FROM wanted ON CONFLICT DO NOTHING;
 
 -- name: insert_parked
+-- A retried record parked again keeps the operators' assignment and notes ($13).
 INSERT INTO parked (id, kind, reason, source, source_record_id, source_version, error,
                     raw, routing_key, message_id, update, candidates, retry_of, body_digest,
-                    format)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                    format, assigned_to, notes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+        (SELECT p.assigned_to FROM parked p WHERE p.id = $13),
+        coalesce((SELECT p.notes FROM parked p WHERE p.id = $13), '[]'::jsonb))
 ON CONFLICT DO NOTHING;
 
 -- name: insert_audit
@@ -354,15 +357,19 @@ SELECT * FROM unnest($1::text[], $2::uuid[])
 ON CONFLICT DO NOTHING;
 
 -- name: flush_parked
+-- A retried record parked again keeps the operators' assignment and notes.
 INSERT INTO parked (id, kind, reason, source, source_record_id, source_version, error,
-                    raw, routing_key, message_id, update, candidates, retry_of, body_digest)
-SELECT id, kind, reason, source, source_record_id, source_version, error, raw, routing_key,
-       message_id, update::jsonb, candidates::jsonb, retry_of, body_digest
+                    raw, routing_key, message_id, update, candidates, retry_of, body_digest,
+                    assigned_to, notes)
+SELECT u.id, u.kind, u.reason, u.source, u.source_record_id, u.source_version, u.error,
+       u.raw, u.routing_key, u.message_id, u.update::jsonb, u.candidates::jsonb, u.retry_of,
+       u.body_digest, p.assigned_to, coalesce(p.notes, '[]'::jsonb)
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
             $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[],
             $11::text[], $12::text[], $13::uuid[], $14::bytea[])
      AS u(id, kind, reason, source, source_record_id, source_version, error, raw,
           routing_key, message_id, update, candidates, retry_of, body_digest)
+     LEFT JOIN parked p ON p.id = u.retry_of
 ON CONFLICT DO NOTHING;
 
 -- name: flush_audit

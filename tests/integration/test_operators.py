@@ -217,10 +217,14 @@ def test_dlq_retry_and_purge(running: dict[str, str], tmp_path: Path) -> None:
     dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert [d["reason"] for d in dead] == ["invalid_date_of_birth"]
     assert hub(env, "dlq", "retry", check=False).returncode == 2  # bad usage: say which
+    hub(env, "review", "assign", dead[0]["id"], "--to", "op-3", "--by", "op-2")
+    hub(env, "review", "note", dead[0]["id"], "--text", "asked dwp for the date", "--by", "op-2")
     hub(env, "dlq", "retry", dead[0]["id"])
     hub(env, "wait", "--timeout", "60")
     again = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert len(again) == 1 and again[0]["id"] != dead[0]["id"]  # failed again, new lineage
+    # Its operators' work goes with it: the assignment and the note.
+    assert (again[0]["assigned_to"], again[0]["notes"]) == ("op-3", 1)
     hub(env, "dlq", "retry", "--reason", "invalid_date_of_birth")
     hub(env, "wait", "--timeout", "60")
     third = jsonl(hub(env, "dlq", "list", "--json", "--reason", "invalid_date_of_birth").stdout)
