@@ -56,4 +56,4 @@ async def idle(s: Settings) -> tuple[bool, str]:
                 waiting.append(f"{depth[0]} held for paused source {name}")
     finally:
         await amqp.close()
-    return True, "; ".join(waiting) or "idle"
+    return True, "; ".join(waiting)  # idle: what still waits by design, if anything

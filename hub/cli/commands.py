@@ -155,7 +155,7 @@ async def wait(args: argparse.Namespace, s: Settings) -> int:
             quiet_since = quiet_since or now
             # Idle for a moment, not an instant: a delivery in flight has time to show.
             if now - quiet_since >= 0.6:
-                print("hub is idle" + ("" if why == "idle" else f" ({why})"))
+                print("hub is idle" + (f" ({why})" if why else ""))
                 return 0
         else:
             quiet_since = None
