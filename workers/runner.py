@@ -180,7 +180,12 @@ async def run(settings: Settings, workers: int = 1, started: asyncio.Event | Non
     late = await _within(settings.stop_grace, work)
     if late:
         log.warning("stop_grace_expired", seconds=settings.stop_grace, unfinished=late)
-    await _within(0, side)  # cancelled at once, CLOSE_WAIT to finish
+    # The relay finishes the batch in hand (published, then marked sent; it stops at
+    # its next turn), or a restart would send it again. The others are cancelled at
+    # once: what they hold is safe to cut (parking commits, then acks).
+    relays = [t for t in side if t.get_name() == "relay"]
+    await asyncio.gather(_within(CLOSE_WAIT, relays),
+                         _within(0, [t for t in side if t not in relays]))
     try:
         await asyncio.wait_for(amqp.close(), CLOSE_WAIT)
     except Exception as exc:  # noqa: BLE001 - stopping anyway
