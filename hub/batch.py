@@ -363,6 +363,10 @@ class BatchState:
     # the parked updates among protected_in's holders (migration 0020), each with
     # its authority where one is known
     pending: dict[str, str | None] = field(default_factory=dict)
+    # protected contacts counted in open records (hub.db.store.read_public_contacts),
+    # and those of them that are shared lines (hub.places.PUBLIC_CONTACT): not hers
+    contacts_counted: set[str] = field(default_factory=set)
+    public_contacts: set[str] = field(default_factory=set)
     not_a_match: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     # (source, record id) -> the highest version of it waiting in review
     waiting: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -464,7 +468,7 @@ class BatchState:
                 at, by = near(child.get("address"),
                               [(p, c, _address_of(children.get(c))) for p, c in held])
                 holders, close = frozenset(at), frozenset(at | by)
-            for contact in view.contacts:
+            for contact in view.contacts - self.public_contacts:
                 holding = frozenset(cid for _, cid in protected_in.get(contact, ())
                                     if _shielded(children.get(cid)))
                 if holding:

@@ -81,9 +81,9 @@ async def _new_version(
         "UPDATE children SET version = $2, record = $3, shielded = $4, shielding_authority = $5,"
         " shielded_at = CASE WHEN $4 THEN coalesce(shielded_at, now()) END,"
         " restricted_at_origin = restricted_at_origin AND $4, severed = $6, updated_at = now(),"
-        " prepared = $7 WHERE child_id = $1",
+        " prepared = $7, contacts = $8 WHERE child_id = $1",
         row["child_id"], version, record, shielded, authority, severed,
-        compact.encode(prepare(record), version),
+        compact.encode(prepare(record), version), sorted(contact_keys(record)),
     )
     await conn.execute(q("insert_version"), row["child_id"], version, record, actor, None)
     # Shielded and severed records carry extra blocking keys (blocking.stored_keys).
@@ -873,6 +873,7 @@ async def _places_held(conn: asyncpg.Connection | asyncpg.Pool, child: Record,
                        ) -> tuple[set[str], set[str], set[str], dict[str, Shield]]:
     address = child.get("address")
     contacts = contact_keys(child) - (contact_keys(own) if own is not None else set())
+    contacts -= await store.public_among(conn, contacts)  # shared lines: not theirs
     places = sorted(lookup_places(address) | contacts)
     if not places:
         return set(), set(), set(), {}

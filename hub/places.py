@@ -10,6 +10,12 @@ A shielded record's places are kept in `protected_addresses` as keys:
   written anywhere in her carers or services (`contact_keys`).
 The table's `postcode` column is a key's part before "|" (the whole key for the
 others), which is what an update looks up (`lookup_places`). Pure: no database.
+
+A contact that PUBLIC_CONTACT or more open records hold already (`children.contacts`,
+migration 0024) is a shared line, a health visiting team's or a switchboard's, not
+a secret of hers: rule 6 does not count it. Her carers' own numbers and a refuge's
+are in no open record, and rule 6 keeps them out of new ones, so the count cannot
+be raised by updates while a number is hers alone.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ PHONE = "tel:"
 MAIL = "mail:"
 LINE = "line:"
 LINE_NO_POSTCODE = "line0:"
+#: Open records holding a contact that make it a shared line (see above).
+PUBLIC_CONTACT = 10
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _NOT_DIGIT = re.compile(r"[^0-9]+")
@@ -184,6 +192,11 @@ def contact_keys(record: Any) -> set[str]:
                     if isinstance(value, str):
                         keys |= _contacts_in(value)
     return keys
+
+
+def is_contact(key: str) -> bool:
+    """Whether a protected place's key is a phone number or email address."""
+    return key.startswith((PHONE, MAIL))
 
 
 def address_places(address: Any) -> set[str]:

@@ -27,10 +27,11 @@ from hub import shield_check
 from hub.batch import Writes
 from hub.config import Thresholds
 from hub.db.queries import q
-from hub.db.writes import columns
+from hub.db.writes import columns, contacts_text
 from hub.match import compact
 from hub.match.compare import prepare
 from hub.operations import OperationError
+from hub.places import contact_keys
 
 
 class IndexChanged(OperationError):
@@ -125,16 +126,18 @@ async def flush(conn: asyncpg.Connection, snap: Snapshot) -> dict[str, int]:
         row: tuple[Any, ...] = (cid, version, text, shielded, authority, restricted,
                                 severed, stored_form(match, record, version))
         if cid in snap.new:
-            new_rows.append(row[:5] + (now if shielded else None,) + row[5:])
+            new_rows.append(row[:5] + (now if shielded else None,) + row[5:]
+                            + (sorted(contact_keys(record)),))
         else:
-            old_rows.append(row)
+            old_rows.append(row + (contacts_text(record),))
     if new_rows:
         await conn.copy_records_to_table(
             "children", records=new_rows,
             columns=["child_id", "version", "record", "shielded", "shielding_authority",
-                     "shielded_at", "restricted_at_origin", "severed", "prepared"])
+                     "shielded_at", "restricted_at_origin", "severed", "prepared",
+                     "contacts"])
     if old_rows:
-        await conn.execute(q("flush_children"), *columns(old_rows, 8))
+        await conn.execute(q("flush_children"), *columns(old_rows, 9))
     counts["children"] = len(snap.children)
 
     if w.versions:

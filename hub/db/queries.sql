@@ -296,6 +296,14 @@ WHERE child_id > $2::uuid
        OR split_part(prepared, E'\x1f', 2) <> version::text)
 ORDER BY child_id LIMIT $3;
 
+-- name: open_contact_holders
+-- How many open records hold each of these contacts ($1), counted to $2 at most
+-- (hub.places.PUBLIC_CONTACT: a shared line).
+SELECT k.contact, (SELECT count(*) FROM (
+    SELECT 1 FROM children c WHERE c.contacts @> ARRAY[k.contact] AND NOT c.shielded
+    LIMIT $2) held) AS holders
+FROM unnest($1::text[]) AS k(contact);
+
 -- name: set_prepared
 UPDATE children c SET prepared = f.prepared
 FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS f(child_id, version, prepared)
@@ -308,15 +316,19 @@ RETURNING c.child_id;
 -- as text and is cast here: a JSON list in a jsonb[] would read as a dimension.
 
 -- name: flush_children
+-- contacts: each record's (hub.places.contact_keys) joined by chr(31).
 INSERT INTO children (child_id, version, record, shielded, shielding_authority,
-                      shielded_at, restricted_at_origin, severed, prepared)
+                      shielded_at, restricted_at_origin, severed, prepared, contacts)
 SELECT u.child_id, u.version, u.record::jsonb, u.shielded, u.authority,
-       CASE WHEN u.shielded THEN now() END, u.restricted, u.severed, u.prepared
+       CASE WHEN u.shielded THEN now() END, u.restricted, u.severed, u.prepared,
+       string_to_array(u.contacts, chr(31))
 FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::boolean[], $5::text[],
-            $6::boolean[], $7::boolean[], $8::text[])
-     AS u(child_id, version, record, shielded, authority, restricted, severed, prepared)
+            $6::boolean[], $7::boolean[], $8::text[], $9::text[])
+     AS u(child_id, version, record, shielded, authority, restricted, severed, prepared,
+          contacts)
 ON CONFLICT (child_id) DO UPDATE SET
     version = EXCLUDED.version, record = EXCLUDED.record, prepared = EXCLUDED.prepared,
+    contacts = EXCLUDED.contacts,
     shielded = EXCLUDED.shielded, shielding_authority = EXCLUDED.shielding_authority,
     shielded_at = COALESCE(children.shielded_at, EXCLUDED.shielded_at),
     restricted_at_origin = EXCLUDED.restricted_at_origin,

@@ -33,7 +33,7 @@ from hub.decide import decide as decided
 from hub.match import compact
 from hub.match.blocking import PROTECTED
 from hub.match.compare import Prepared
-from hub.places import lock_places
+from hub.places import PUBLIC_CONTACT, is_contact, lock_places
 from hub.records import Record
 from schemas.canonical import CanonicalUpdate
 
@@ -280,6 +280,7 @@ async def load_into(
     rows = await conn.fetch(q("identities_for"), sources, rids, SEP.join(nhs), places,
                             SEP.join(tied_by), sorted(set(extra_child_ids)))
     guarding = _read_identities(state, rows)  # keys that found a shielded or severed child
+    await read_public_contacts(conn, state, places)
     keys: set[str] = set()
     guarded: set[str] = set()
     partial: list[CanonicalUpdate] = []
@@ -296,6 +297,30 @@ async def load_into(
                 records=False)
     if slim:
         await fetch_records(conn, state, state.records_wanted(updates))
+
+
+async def read_public_contacts(conn: asyncpg.Connection, state: BatchState,
+                               places: Iterable[str]) -> None:
+    """Which of the batch's contacts that a shielded child's record holds are shared
+    lines (hub.places.PUBLIC_CONTACT): one more round trip, only for a batch that
+    carries such a contact."""
+    asked = [p for p in places if is_contact(p) and p in state.protected_in
+             and p not in state.contacts_counted]
+    if not asked:
+        return
+    state.contacts_counted.update(asked)
+    state.public_contacts |= await public_among(conn, asked)
+
+
+async def public_among(conn: asyncpg.Connection | asyncpg.Pool,
+                       contacts: Iterable[str]) -> set[str]:
+    """The shared lines among `contacts`: held by PUBLIC_CONTACT open records or more."""
+    asked = sorted(contacts)
+    if not asked:
+        return set()
+    return {r["contact"] for r in await conn.fetch(q("open_contact_holders"), asked,
+                                                   PUBLIC_CONTACT)
+            if r["holders"] >= PUBLIC_CONTACT}
 
 
 def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> set[str]:

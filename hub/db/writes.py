@@ -18,6 +18,7 @@ import asyncpg
 from hub.batch import Writes
 from hub.db.queries import q
 from hub.match import compact
+from hub.places import contact_keys
 
 
 def _json(value: Any) -> str | None:
@@ -28,6 +29,12 @@ def _json(value: Any) -> str | None:
     if isinstance(value, Mapping) and not isinstance(value, dict):
         value = dict(value)
     return json.dumps(value)
+
+
+def contacts_text(record: Any) -> str:
+    """The record's contacts (children.contacts) as flush_children takes them: joined
+    by chr(31) (they hold no control character), one text per row."""
+    return "\x1f".join(sorted(contact_keys(record)))
 
 
 def columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -45,10 +52,10 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
     if w.children:
         await conn.execute(q("flush_children"), *columns((
             (c.child_id, c.version, _json(c.record), c.shielded, c.authority, c.restricted,
-             c.severed, compact.encode(c.normal_form, c.version))
+             c.severed, compact.encode(c.normal_form, c.version), contacts_text(c.record))
             # In the order of their ids, as `hub shield` locks a household's rows: two
             # writers of the same rows never wait for each other crosswise.
-            for c in sorted(w.children.values(), key=lambda c: c.child_id)), 8))
+            for c in sorted(w.children.values(), key=lambda c: c.child_id)), 9))
     if w.versions:
         await conn.execute(q("flush_versions"), *columns(
             ((cid, v, _json(rec), by, mid) for cid, v, rec, by, mid in w.versions), 5))

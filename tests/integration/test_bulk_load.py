@@ -68,6 +68,9 @@ async def snapshot(url: str) -> dict[str, Any]:
             "links": links, "reviews": reviews, "dead": dead, "outcomes": outcomes,
             "shielded": shielded, "decided": decided,
             "outbox": await conn.fetchval("SELECT count(*) FROM outbox"),
+            # every record's contacts, written with it (migration 0024)
+            "contacts": await conn.fetchval(
+                "SELECT count(*) FROM children, unnest(contacts)"),
             "keys": Counter({r["kind"]: r["n"] for r in await conn.fetch(
                 "SELECT split_part(key, ':', 1) AS kind, count(*) AS n FROM block_keys"
                 " GROUP BY 1")}),
@@ -168,8 +171,9 @@ async def test_load_decides_as_the_streaming_pipeline_does(
               if streamed["decided"].get(m) != o}
     assert not differ, differ
     for key in ("children", "versions", "reviews", "dead", "outcomes", "shielded", "outbox",
-                "counted", "keys"):
+                "counted", "keys", "contacts"):
         assert loaded[key] == streamed[key], key
+    assert loaded["contacts"] > loaded["children"] // 2
     assert loaded["orphan_keys"] == streamed["orphan_keys"] == 0
     assert sum(loaded["keys"].values()) > 10 * loaded["children"]
     assert sum(loaded["counted"].values()) == sum(loaded["outcomes"].values()) > 0

@@ -17,6 +17,7 @@ from hub import ingest, operations
 from hub.config import Thresholds
 from hub.db import migrate, protected
 from hub.db.connect import connect
+from hub.places import PUBLIC_CONTACT
 from tests.factories import incoming, moved, nhs, update
 
 pytestmark = pytest.mark.integration
@@ -398,5 +399,56 @@ async def test_a_neighbour_moving_next_door_is_hers_to_place_not_a_candidate(
         assert done.child_id == ids["neighbour"] and done.shielded is None
         record = await _record(conn, ids["neighbour"])
         assert record["address"]["lines"] == ["7 Harbour Lane"]
+    finally:
+        await conn.close()
+
+
+TEAM_LINE = [{"name": "Health visiting", "contact": "0113 496 0001"}]
+GIVEN = ["Aldous", "Briony", "Caspian", "Delphine", "Evander", "Florian", "Gwenllian",
+         "Hartley", "Isolde", "Jory", "Kenna", "Lorcan"]
+
+
+def _open_child(i: int, **over: Any) -> dict[str, Any]:
+    """An unrelated child of her area: his own name, birthday, home and mother."""
+    return update("dwp", f"CB-{i}", **{
+        "nhs_number": nhs(100 + i), "given_name": GIVEN[i], "family_name": "Tregarthen",
+        "date_of_birth": f"2012-{1 + i:02d}-{10 + i:02d}", "sex": "male",
+        "address": {"lines": [f"{i + 20} Beck Road"], "town": "Leeds", "postcode": "LS7 3DD",
+                    "la": "383"},
+        "carers": [{"name": "Mother", "relationship": "mother", "phone": f"07700 9003{i:02d}"}],
+        **over})
+
+
+@pytest.mark.parametrize("holders,expected", [
+    (PUBLIC_CONTACT - 1, ("review", "shielded_contact")),
+    (PUBLIC_CONTACT, ("create", "no_match")),
+])
+async def test_a_team_line_that_open_records_hold_is_no_secret_of_hers(
+    database_url: str, holders: int, expected: tuple[str, str],
+) -> None:
+    """A contact of hers that many open records hold already is a shared line (a
+    health visiting team's): a new child carrying it is no news of her. Every new
+    child in her area went to review, her authority's queue, before. Her mother's
+    own number stays hers."""
+    conn = await connect(database_url)
+    try:
+        out = await ingest.process(conn, [
+            incoming(update("la", "LA-1", nhs_number=nhs(1), services=TEAM_LINE)),
+            *(incoming(_open_child(i, services=TEAM_LINE)) for i in range(holders)),
+        ], T)
+        her = out[0].child_id
+        await operations.shield(conn, her, "383", "officer", "refuge")
+        assert await conn.fetchval(  # written with each record
+            "SELECT count(*) FROM children WHERE contacts @> ARRAY['tel:01134960001']"
+            " AND NOT shielded") == holders
+        newcomer = _open_child(11, services=TEAM_LINE)
+        out = await ingest.process(conn, [incoming(newcomer)], T)
+        assert (out[0].action, out[0].reason) == expected
+        # What an operator's --create and `hub review show` count against it agree.
+        held = await operations.shielded_holders(conn, newcomer["child"])
+        assert len(held) == (expected[0] == "review")
+        mother = [{"name": "Rowan Quenby", "relationship": "mother", "phone": "07700 900111"}]
+        out = await ingest.process(conn, [incoming(_open_child(10, carers=mother))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_contact")
     finally:
         await conn.close()
