@@ -87,8 +87,34 @@ def _houses(address: Any) -> set[str]:
     "14 Willow Court" written on two lines: an independent probe's refuge address
     on one line, without its postcode, was created open)."""
     lines = _lines(address)
-    return {n for i, n in enumerate(lines) if i == 0 or any(ch.isdigit() for ch in n)} \
+    houses = {n for i, n in enumerate(lines) if i == 0 or any(ch.isdigit() for ch in n)} \
         | _parts(address)
+    town = _town_field(address)
+    if any(ch.isdigit() for ch in town):  # the street written into the town field
+        houses.add(town)
+    return houses | {h for n in houses for h in _within(n)}
+
+
+#: Words before a house number that name no house ("No 3 Lane End").
+_NOT_A_NAME = frozenset({"no", "number", "nr", "house", "the"})
+
+
+def _within(line: str) -> set[str]:
+    """The houses inside a line that names more than one ("rose cottage 5 lane end":
+    "5 lane end" and "rose cottage"; "no 3 lane end": "3 lane end"): an
+    independent probe's refuge, written with its house name and no comma, was
+    written open as "5 Lane End" under a mistyped postcode."""
+    words = line.split()
+    found: set[str] = set()
+    for i in range(1, len(words) - 1):
+        if words[i][0].isdigit() and words[i + 1].isalpha():
+            found.add(" ".join(words[i:]))
+            name = words[:i]
+            if all(w.isalpha() and w not in _UNIT_WORDS and w not in _NOT_A_NAME
+                   for w in name) and sum(map(len, name)) >= 4:
+                found.add(" ".join(name))
+            break
+    return found
 
 
 def _parts(address: Any) -> set[str]:
@@ -112,9 +138,15 @@ def _street_houses(address: Any) -> set[str]:
                     for w in h.split())}
 
 
-def _town(address: Any) -> str:
+def _town_field(address: Any) -> str:
     town = address.get("town") if isinstance(address, Mapping) else None
     return normalise_address_line(str(town)) if town else ""
+
+
+def _town(address: Any) -> str:
+    """Its town; none when the field holds a house number (a street written there)."""
+    town = _town_field(address)
+    return "" if any(ch.isdigit() for ch in town) else town
 
 
 def _line_keys(address: Any, prefix: str) -> set[str]:
@@ -220,13 +252,18 @@ def protected_places(record: Any) -> set[str]:
 def lookup_places(address: Any) -> set[str]:
     """What an update's address looks up among protected places (their `postcode`
     column): its postcode, the houses of protected addresses known without one, and
-    its street houses among any protected address's (her house under a mistyped
-    postcode: an independent probe's was created open); without a postcode, the
-    houses of any protected address."""
+    its street houses and, in a town, its named houses among any protected
+    address's (her house under a mistyped postcode: an independent probe's was
+    created open); without a postcode, the houses of any protected address."""
     postcode = key_postcode(address)
     if postcode:
-        return {postcode} | {LINE_NO_POSTCODE + n for n in _houses(address)} \
-            | {LINE + n for n in _street_houses(address)}
+        houses = _houses(address)
+        # A house known by its name in a town ("Rose Cottage, Hull"): hers under a
+        # mistyped postcode as surely as a numbered one (an independent probe).
+        named = {n for n in houses if not any(ch.isdigit() for ch in n)} \
+            if _town(address) else set()
+        return {postcode} | {LINE_NO_POSTCODE + n for n in houses} \
+            | {LINE + n for n in _street_houses(address) | named}
     return {LINE + n for n in _houses(address)}
 
 

@@ -404,18 +404,19 @@ async def test_a_neighbour_moving_next_door_is_hers_to_place_not_a_candidate(
 
 
 TEAM_LINE = [{"name": "Health visiting", "contact": "0113 496 0001"}]
-GIVEN = ["Aldous", "Briony", "Caspian", "Delphine", "Evander", "Florian", "Gwenllian",
-         "Hartley", "Isolde", "Jory", "Kenna", "Lorcan"]
+GIVEN = ("Aldous Briony Caspian Delphine Evander Florian Gwenllian Hartley Isolde Jory Kenna"
+         " Lorcan Maelis Niamh Odhran Perrin Quilla Rosalind Seren Tobiah Ulric Verena Wystan"
+         " Xanthe Yestin Zephyr Ariadne Bastian Cordelia Dashiell").split()
 
 
 def _open_child(i: int, **over: Any) -> dict[str, Any]:
     """An unrelated child of her area: his own name, birthday, home and mother."""
     return update("dwp", f"CB-{i}", **{
         "nhs_number": nhs(100 + i), "given_name": GIVEN[i], "family_name": "Tregarthen",
-        "date_of_birth": f"2012-{1 + i:02d}-{10 + i:02d}", "sex": "male",
+        "date_of_birth": f"{2008 + i // 12}-{1 + i % 12:02d}-{1 + i:02d}", "sex": "male",
         "address": {"lines": [f"{i + 20} Beck Road"], "town": "Leeds", "postcode": "LS7 3DD",
                     "la": "383"},
-        "carers": [{"name": "Mother", "relationship": "mother", "phone": f"07700 9003{i:02d}"}],
+        "carers": [{"name": "Mother", "relationship": "mother", "phone": f"07700 9004{i:02d}"}],
         **over})
 
 
@@ -441,14 +442,49 @@ async def test_a_team_line_that_open_records_hold_is_no_secret_of_hers(
         assert await conn.fetchval(  # written with each record
             "SELECT count(*) FROM children WHERE contacts @> ARRAY['tel:01134960001']"
             " AND NOT shielded") == holders
-        newcomer = _open_child(11, services=TEAM_LINE)
+        newcomer = _open_child(len(GIVEN) - 1, services=TEAM_LINE)
         out = await ingest.process(conn, [incoming(newcomer)], T)
         assert (out[0].action, out[0].reason) == expected
         # What an operator's --create and `hub review show` count against it agree.
         held = await operations.shielded_holders(conn, newcomer["child"])
         assert len(held) == (expected[0] == "review")
         mother = [{"name": "Rowan Quenby", "relationship": "mother", "phone": "07700 900111"}]
-        out = await ingest.process(conn, [incoming(_open_child(10, carers=mother))], T)
+        out = await ingest.process(conn, [incoming(_open_child(len(GIVEN) - 2,
+                                                               carers=mother))], T)
         assert (out[0].action, out[0].reason) == ("review", "shielded_contact")
+    finally:
+        await conn.close()
+
+
+COTTAGE = {"lines": ["Rose Cottage 5 Lane End"], "town": "Hull", "postcode": "HU1 1AA",
+           "la": "810"}
+
+
+@pytest.mark.parametrize("address", [
+    {"lines": ["5 Lane End"], "postcode": "HU1 1AB", "la": "810"},
+    {"lines": ["No 5 Lane End"], "town": "Hull", "postcode": "HU1 1AB", "la": "810"},
+    {"lines": ["Rose Cottage"], "town": "Hull", "postcode": "HU1 1AB", "la": "810"},
+    {"lines": ["Rose Cottage", "Lane End"], "town": "Hull", "postcode": "HU1 1AB"},
+    {"lines": ["Rose Cottage"], "town": "5 Lane End"},
+], ids=["number-and-street", "no-5", "house-name", "house-name-and-street", "street-as-town"])
+async def test_her_cottage_written_another_way_stays_out_of_her_brothers_record(
+    database_url: str, address: dict[str, Any],
+) -> None:
+    """Her refuge written with its house name before its number and no comma: the
+    house inside the line is hers too, under a mistyped postcode (an independent
+    probe: her brother's record took "5 Lane End", HU1 1AB, and council 810 was
+    told he had moved in)."""
+    conn = await connect(database_url)
+    try:
+        ids = await _sheltered(conn)
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-1", 3, nhs_number=nhs(1), address=COTTAGE))], T)
+        assert (out[0].action, out[0].child_id) == ("link", ids["her"])
+        events = await conn.fetchval("SELECT count(*) FROM outbox")
+        out = await ingest.process(conn, [incoming(update(
+            "la", "LA-2", 2, **{**BROTHER, "address": address}))], T)
+        assert (out[0].action, out[0].reason) == ("review", "shielded_address")
+        assert (await _record(conn, ids["brother"]))["address"] == BROTHER["address"]
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == events
     finally:
         await conn.close()
