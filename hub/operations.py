@@ -214,7 +214,13 @@ async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: 
         row = await _child(conn, child_id, guard=True)
         if not row["shielded"]:
             raise OperationError("record is not shielded")
-        if row["shielding_authority"] not in (None, authority):
+        if row["shielding_authority"] is None:
+            # Restricted by its source, in no council's care yet: any council could
+            # lift it and be told where she is (an independent probe).
+            raise OperationError(
+                "no authority holds this shield (the record was restricted by its source):"
+                " the council responsible takes it on first with `hub shield --authority`")
+        if row["shielding_authority"] != authority:
             raise OperationError("only the shielding authority may lift the shield")
         main = str(row["child_id"])
         rows = {main: row}
