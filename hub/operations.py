@@ -598,9 +598,6 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
         row = await _parked(conn, item_id, "review")
         if row["status"] != "open":
             raise OperationError(f"review item {item_id} is already {row['status']}")
-        # Its own places no longer wait (migration 0020): placed, the record it goes
-        # into is shielded on arrival and protects them; rejected, it is nowhere.
-        await conn.execute("DELETE FROM pending_places WHERE parked_id = $1", row["id"])
         update = CanonicalUpdate.model_validate(row["update"])
         result: str | None = None
         shield: Shield | None = None
@@ -623,7 +620,15 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                     update.source, update.source_record_id, cid, by,
                 )
-        else:
+        restricted = bool((row["update"] or {}).get("restricted")) and acting_for is None
+        if action != "reject" or not (kept or restricted):
+            # Its own places no longer wait (migration 0020): placed, the record it
+            # goes into is shielded on arrival and protects them; rejected by her
+            # authority, it is not hers. Rejected by anyone else, it may still be her
+            # new address: it stays protected (an independent probe: her brother's
+            # record was then written there open and its council told).
+            await conn.execute("DELETE FROM pending_places WHERE parked_id = $1", row["id"])
+        if action != "reject":
             # The update's advisory locks before the target's row, in a pipeline
             # batch's order: the other order could deadlock with a batch writing it.
             await store.lock(conn, [update])

@@ -122,8 +122,10 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
         lines.append("no candidates")
     places = sorted(lookup_places(update.get("address")) | contact_keys(update))
     for waiting in await conn.fetch(
-            "SELECT DISTINCT parked_id::text FROM pending_places"
-            " WHERE postcode = ANY($1::text[]) AND parked_id <> $2 ORDER BY 1", places, row["id"]):
+            "SELECT DISTINCT w.parked_id::text FROM pending_places w"
+            " JOIN parked k ON k.id = w.parked_id AND k.status = 'open'"  # (a rejected one's stay)
+            " WHERE w.postcode = ANY($1::text[]) AND w.parked_id <> $2 ORDER BY 1",
+            places, row["id"]):
         lines.append(f"beside review item {waiting[0]}: an update that may be a hidden"
                      " child's, waiting at this place (decide it first)")
     if authority:

@@ -638,6 +638,26 @@ def test_her_update_waiting_as_a_shielded_candidate_keeps_her_new_refuge_out_of_
                                                        items["S-2"]["id"]).stdout
 
 
+def test_her_update_rejected_by_a_national_operator_keeps_her_new_refuge_protected(
+    running: dict[str, str], tmp_path: Path
+) -> None:
+    """Rejected by an operator acting for no authority, the waiting update may still
+    be hers, at her new address: it stays protected (an independent probe: her
+    brother's update there was then written open and its council told)."""
+    env = running
+    shielded_child(env, tmp_path)  # 12 Orchard Row, shielded by 383
+    publish(env, tmp_path, "pds", moved(update("pds", "P-1", nhs_number=None,
+                                               given_name="Marygold")))
+    [waiting] = jsonl(hub(env, "review", "list", "--json").stdout)
+    hub(env, "review", "resolve", waiting["id"], "--reject", "--by", "op-1")
+    publish(env, tmp_path, "dfe", moved(update("dfe", "S-2", **BROTHER)))
+    [item] = jsonl(hub(env, "review", "list", "--json").stdout)
+    assert (item["source_record_id"], item["reason"]) == ("S-2", "shielded_address")
+    assert all("Harbour" not in json.dumps(e) for e in jsonl(hub(env, "export").stdout))
+    # (the rejected item is not named as one to decide first)
+    assert "beside review item" not in hub(env, "review", "show", item["id"]).stdout
+
+
 def test_a_child_restricted_with_no_authority_yet_still_shields_what_is_created_beside_her(
     running: dict[str, str], tmp_path: Path
 ) -> None:
