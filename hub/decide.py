@@ -261,7 +261,10 @@ def _protected_beside(child: Record, target: str, facts: Facts, matcher: Matcher
     if _place_guard(child, target, facts) is None and _tie_explains(
             child, target, others, facts, matcher, thresholds, form):
         return None
-    return "shielded_candidate" if any(c.shielded for c in others) else "severed_identity"
+    # Severed first: her record beside the birth family's update is shown to no one
+    # but her authority (an independent probe read her adoptive name off a
+    # `shielded_candidate` item).
+    return "severed_identity" if any(c.severed for c in others) else "shielded_candidate"
 
 
 def _beside(child: Record, target: str, facts: Facts, matcher: Matcher,
@@ -439,10 +442,10 @@ def decide(
         linked = _set_aside(child, scored, plausible, facts, thresholds, matcher, model)
         if linked is not None and (not holders or linked.child_id in holders):
             return linked
+    if any(c.severed for c in plausible):  # (first: see _protected_beside)
+        return Decision(REVIEW, "severed_identity", None, top, model)
     if any(c.shielded for c in plausible):
         return Decision(REVIEW, "shielded_candidate", None, top, model)
-    if any(c.severed for c in plausible):
-        return Decision(REVIEW, "severed_identity", None, top, model)
 
     if scored and scored[0].probability >= thresholds.review:
         best = scored[0]

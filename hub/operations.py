@@ -826,10 +826,10 @@ async def _held_apart(conn: asyncpg.Connection, row: asyncpg.Record, update: Can
             continue
         how = f" (--authority {r['la']})" if r["la"] else ""
         if target is not None:
+            # (Not saying why: that a record was severed says she was adopted.)
             raise OperationError(
-                f"refused: the former identity of record {target} was severed (as on"
-                " adoption), and only the authority that severed it, seeing both, may"
-                f" place an update in it{how}; otherwise reject it")
+                f"refused: only the authority responsible for record {target}, seeing"
+                f" both, may place this update in it{how}; otherwise reject it")
         raise OperationError(
             "refused: the update could be the former identity of a record severed by "
             + (r["la"] or "an authority") + " (as on adoption), and only that authority,"

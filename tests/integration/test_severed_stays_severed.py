@@ -96,7 +96,7 @@ async def test_no_operator_joins_the_two_identities_again(database_url: str) -> 
         assert alike.parked_id is not None
         with pytest.raises(ops.OperationError, match=r"severed by 381 .*--authority 381"):
             await ops.resolve(conn, alike.parked_id, "create", None, "op-1", None, T)
-        with pytest.raises(ops.OperationError, match="only the authority that severed it"):
+        with pytest.raises(ops.OperationError, match="only the authority responsible for record"):
             await ops.resolve(conn, alike.parked_id, "link", her.child_id, "op-1", None, T,
                               acting_for="383")
         record = await conn.fetchval("SELECT record FROM children WHERE child_id = $1::uuid",
@@ -127,5 +127,33 @@ async def test_an_item_parked_before_the_sever_is_placed_in_it_by_its_authority_
         done = await ops.resolve(conn, near.parked_id, "link", her.child_id, "la-381", None,
                                  T, acting_for="381")
         assert done.child_id == her.child_id
+    finally:
+        await conn.close()
+
+
+async def test_a_shielded_severed_record_beside_a_demographic_match_is_shown_to_no_one_else(
+    database_url: str,
+) -> None:
+    """Shielded, then severed: the birth family's update without an NHS number waits
+    as `severed_identity`, not `shielded_candidate`, so no operator but her
+    authority reads her new identity beside it (an independent probe read "Birch |
+    Oakley" side by side); a link refused says nothing of why (that she was adopted)."""
+    from hub.review_view import show
+
+    conn = await connect(database_url)
+    try:
+        [her] = await process(conn, [incoming(update("la", "LA-1"))], T)
+        assert her.child_id is not None
+        await ops.shield(conn, her.child_id, "383", "la-383", "placement")
+        await ops.sever(conn, her.child_id, "383", "la-383", "adoption")
+        birth = update("bfam", "B-1", nhs_number=None)
+        [item] = await process(conn, [incoming(birth)], T)
+        assert (item.action, item.reason) == ("review", "severed_identity")
+        row = await conn.fetchrow("SELECT * FROM parked WHERE id = $1::uuid", item.parked_id)
+        assert ops.review_line(row, {})["candidates"] == []
+        assert her.child_id not in await show(conn, str(item.parked_id), None)
+        with pytest.raises(ops.OperationError) as refused:
+            await ops.resolve(conn, str(item.parked_id), "link", her.child_id, "natop", None, T)
+        assert "sever" not in str(refused.value) and "adopt" not in str(refused.value)
     finally:
         await conn.close()
