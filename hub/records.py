@@ -133,5 +133,11 @@ def visible_only(record: Record) -> Record:
     return {k: record.get(k) for k in VISIBLE_FIELDS if k in record}
 
 
+#: What a shielded record hides beyond the contract's protected fields: a UPN
+#: names the council and the school that issued it (an independent probe read her
+#: new council and school off `hub export`).
+HIDDEN_WHEN_SHIELDED = frozenset({*PROTECTED_FIELDS, "upn"})
+
+
 def without_protected(record: Record) -> Record:
-    return {k: v for k, v in record.items() if k not in PROTECTED_FIELDS}
+    return {k: v for k, v in record.items() if k not in HIDDEN_WHEN_SHIELDED}

@@ -72,6 +72,11 @@ def test_audiences() -> None:
     assert "address" in for_audience(LEEDS, SHIELDED, "383")
     assert "address" in for_audience(LEEDS, SHIELDED, None, break_glass=True)
     assert "address" in for_audience(LEEDS, OPEN, None)
+    # A UPN names the council and school that issued it: hidden with the address.
+    pupil = {**LEEDS, "upn": "H383200126001"}
+    assert "upn" not in for_audience(pupil, SHIELDED, "330")
+    assert for_audience(pupil, SHIELDED, "383")["upn"] == "H383200126001"
+    assert "upn" in for_audience(pupil, OPEN, None)
 
 
 def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
