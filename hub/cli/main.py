@@ -429,6 +429,11 @@ def _la(value: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
+    for attr in ("by", "reason", "note", "text"):
+        # An audit naming no one, a break-glass for no reason (an independent probe).
+        value = getattr(args, attr, None)
+        if isinstance(value, str) and not value.strip():
+            parser.error(f"--{attr} must not be blank")
     configure("WARNING" if args.command not in ("run", "demo") else "INFO")
     if args.command not in ("run", "console"):
         # A command that ends says what went wrong in its own one line; the broker

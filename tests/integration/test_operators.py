@@ -139,6 +139,10 @@ def test_review_resolve_link_create_reject(running: dict[str, str], settings: Se
     assert "SHIELDED" in show and "12 Orchard Row" not in show
     unnamed = hub(env, "review", "show", items[0]["id"], "--authority", "383", check=False)
     assert unnamed.returncode == 2 and "12 Orchard Row" not in unnamed.stdout
+    blank = hub(env, "review", "show", items[0]["id"], "--authority", "383", "--by", " ",
+                check=False)  # an audit naming no one
+    assert blank.returncode == 2 and "12 Orchard Row" not in blank.stdout
+    assert "--by must not be blank" in blank.stderr
     show_la = hub(env, "review", "show", items[0]["id"], "--authority", "383",
                   "--by", "la-officer").stdout
     assert "12 Orchard Row" in show_la
