@@ -44,7 +44,8 @@ formats (--format; adapters/README.md has each in full):
          Bundle, or NDJSON; Patient.id is the record id, meta.versionId its
          version, meta.security R or V marks it restricted at origin
   ctf    a DfE Common Transfer File (XML): each Pupil's UPN is its record id,
-         the header's DateTime (YYYYMMDDHHMMSS) every pupil's version
+         the header's DateTime (ISO, 2024-03-14T10:20:30) every pupil's version
+         (as the number 20240314102030)
 Every bad record is dead-lettered with its line or element and reason."""
 
 
