@@ -31,8 +31,9 @@ PHONE = "tel:"
 MAIL = "mail:"
 LINE = "line:"
 LINE_NO_POSTCODE = "line0:"
-#: Open records holding a contact that make it a shared line (see above).
-PUBLIC_CONTACT = 10
+#: Open records holding a contact that make it a shared line (see above): more
+#: than a refuge's residents (a health visiting team's number: thousands).
+PUBLIC_CONTACT = 25
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _NOT_DIGIT = re.compile(r"[^0-9]+")
