@@ -626,8 +626,13 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
             # goes into is shielded on arrival and protects them; rejected by her
             # authority, it is not hers. Rejected by anyone else, it may still be her
             # new address: it stays protected (an independent probe: her brother's
-            # record was then written there open and its council told).
-            await conn.execute("DELETE FROM pending_places WHERE parked_id = $1", row["id"])
+            # record was then written there open and its council told). Decided
+            # now, the places earlier items of this source record kept go too.
+            await conn.execute(
+                "DELETE FROM pending_places WHERE parked_id IN (SELECT id FROM parked"
+                " WHERE id = $1 OR (source = $2 AND source_record_id = $3"
+                " AND kind = 'review' AND status <> 'open'))",
+                row["id"], row["source"], row["source_record_id"])
         if action != "reject":
             # The update's advisory locks before the target's row, in a pipeline
             # batch's order: the other order could deadlock with a batch writing it.
