@@ -149,6 +149,8 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
         row = await _child(conn, cid)
         if row["shielded"] and row["shielding_authority"] not in (None, authority):
             raise OperationError("record is already shielded by another authority")
+        if row["shielded"] and row["shielding_authority"] is None:
+            await _may_take_on(conn, authority, reason)
         if row["record"].get("address") != address:
             # A batch moved her between the read and the lock: what was locked and
             # looked for is not her house now.
@@ -185,6 +187,19 @@ async def shield_record(conn: asyncpg.Connection, child_id: str, authority: str,
     return Shielded(version, tuple(shielded), left, bool(address) and not form.postcode,
                     tuple(could_be[:shield_check.COULD_BE_HER_NAMED]), len(could_be),
                     already)
+
+
+async def _may_take_on(conn: asyncpg.Connection, authority: str, reason: str | None) -> None:
+    """A council takes on a shield no authority holds (restricted by its source, no
+    council known): it is sent her whole record, so only a council the hub knows
+    (`hub council add`), with a reason, audited (an independent probe: any LA number,
+    even 000, was sent her hidden address, then could lift the shield)."""
+    if not reason:
+        raise OperationError("this record was restricted by its source and no authority"
+                             " holds its shield: taking it on needs --reason")
+    if not await conn.fetchval("SELECT 1 FROM councils WHERE la = $1", authority):
+        raise OperationError(f"council {authority} is not known to the hub (`hub council"
+                             " list`): only a known council may take on this shield")
 
 
 async def _shield_row(conn: asyncpg.Connection, row: asyncpg.Record, authority: str, by: str,

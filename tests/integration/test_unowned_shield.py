@@ -1,6 +1,7 @@
 """A record restricted by its source with no council in charge (a FHIR Patient
 marked R, no local authority known): no council may lift its shield until one
-takes it on (an independent probe: any council could, and was sent her address)."""
+takes it on, and only a council the hub knows may, with a reason (independent
+probes: any LA number could, and was sent her address, then lifted the shield)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ async def test_an_unowned_shield_is_taken_on_before_it_is_lifted(database_url: s
         assert (row["shielded"], row["shielding_authority"]) == (True, None)
         with pytest.raises(OperationError, match="no authority holds this shield"):
             await operations.unshield(conn, out.child_id, "201", "op", None)
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        # Taken on only by a council the hub knows, with a reason: it is sent her record.
+        with pytest.raises(OperationError, match="not known to the hub"):
+            await operations.shield(conn, out.child_id, "000", "mallory", "mine")
+        await conn.execute("INSERT INTO councils (la) VALUES ('801')")
+        with pytest.raises(OperationError, match="needs --reason"):
+            await operations.shield(conn, out.child_id, "801", "op", None)
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
         await operations.shield(conn, out.child_id, "801", "op", "her council")
         await operations.unshield(conn, out.child_id, "801", "op", None)
