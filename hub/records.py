@@ -135,8 +135,9 @@ def visible_only(record: Record) -> Record:
 
 #: What a shielded record hides beyond the contract's protected fields: a UPN
 #: names the council and the school that issued it (an independent probe read her
-#: new council and school off `hub export`).
-HIDDEN_WHEN_SHIELDED = frozenset({*PROTECTED_FIELDS, "upn"})
+#: new council and school off `hub export`); former family names join an adopted
+#: child's two identities (another probe).
+HIDDEN_WHEN_SHIELDED = frozenset({*PROTECTED_FIELDS, "upn", "former_family_names"})
 
 
 def without_protected(record: Record) -> Record:

@@ -14,6 +14,7 @@ import asyncpg
 
 from hub.operations import OperationError, _uuid, audit, shielded_holders
 from hub.places import contact_keys, lookup_places
+from hub.records import HIDDEN_WHEN_SHIELDED
 from hub.shielding import (
     CONTACT_NOTE,
     SEVERED,
@@ -108,9 +109,9 @@ async def show(conn: asyncpg.Connection, item_id: str, authority: str | None,
             w = weights.get(f)
             # Hidden whether or not it holds anything: "-" would say she has no
             # school, no GP (an independent probe read that off).
-            hidden = f in PROTECTED_FIELDS and not may_see_protected(sh, authority)
+            hidden = f in HIDDEN_WHEN_SHIELDED and not may_see_protected(sh, authority)
             cand_cell = "[hidden: shielded]" if hidden else _cell(view.get(f))
-            upd_hidden = f in PROTECTED_FIELDS and update_hidden
+            upd_hidden = f in HIDDEN_WHEN_SHIELDED and update_hidden
             upd_cell = "[hidden: shielded]" if upd_hidden else _cell(update_view.get(f))
             score = f"{w['level']} / {w['weight']:+.2f}" if w else ""
             lines.append(f"  {f:<20} {upd_cell:<34} {cand_cell:<34} {score}")

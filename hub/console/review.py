@@ -13,6 +13,7 @@ import asyncpg
 from hub.console.users import User
 from hub.match.model import DEFAULT_MODEL
 from hub.operations import shielded_holders
+from hub.records import HIDDEN_WHEN_SHIELDED
 from hub.review_view import FIELDS, _plain, shields_of
 from hub.shielding import (
     CONTACT_NOTE,
@@ -126,9 +127,9 @@ async def item_view(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record
             for f in (*FIELDS, *(f for f in weights if f not in FIELDS)):
                 lv, w = weights.get(f, (None, None))
                 # Hidden means hidden: even whether the field is filled in at all.
-                c_hidden = f in PROTECTED_FIELDS and sh.shielded and not may_see_protected(
+                c_hidden = f in HIDDEN_WHEN_SHIELDED and sh.shielded and not may_see_protected(
                     sh, acting)
-                u_hidden = f in PROTECTED_FIELDS and not update_open
+                u_hidden = f in HIDDEN_WHEN_SHIELDED and not update_open
                 cand.rows.append(Row(
                     f,
                     hidden_text([b.authority for b in beside]) if u_hidden else

@@ -77,6 +77,10 @@ def test_audiences() -> None:
     assert "upn" not in for_audience(pupil, SHIELDED, "330")
     assert for_audience(pupil, SHIELDED, "383")["upn"] == "H383200126001"
     assert "upn" in for_audience(pupil, OPEN, None)
+    # Former family names join an adopted child's two identities: hidden too.
+    adopted = {**LEEDS, "former_family_names": ["Birch"]}
+    assert "former_family_names" not in for_audience(adopted, SHIELDED, None)
+    assert for_audience(adopted, SHIELDED, "383")["former_family_names"] == ["Birch"]
 
 
 def test_merge_keeps_what_a_source_does_not_know_and_former_names() -> None:
