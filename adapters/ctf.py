@@ -57,7 +57,8 @@ Mapping of a Pupil:
 - nhs_number, gp_practice, services: not in a CTF.
 
 Problems: ``missing_upn``, ``invalid_source_version``, ``missing_header`` (a
-Pupil before any Header), ``invalid_xml`` (the XML breaks: reported once at
+Pupil before any Header), ``misplaced_pupil`` (a Pupil outside <CTFpupilData>),
+``not_a_ctf`` (the root is not <CTfile>), ``invalid_xml`` (the XML breaks: reported once at
 the Pupil or line where it broke, and reading stops since nothing after a
 well-formedness error can be read). `where` = "Pupil[N]", N counting from 1
 as in XPath.
@@ -176,11 +177,14 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
         for event, elem in _events(stream):
             if event == "start":
                 stack.append(elem)
-                if (
-                    _local(elem.tag) == "Pupil"
-                    and len(stack) >= 2
-                    and _local(stack[-2].tag) == "CTFpupilData"
-                ):
+                if len(stack) == 1 and _local(elem.tag) != "CTfile":
+                    # Not a CTF: whatever it holds is read as nothing, so say so.
+                    yield BadRecord("line 1", "not_a_ctf", f"the root element is"
+                                    f" <{_local(elem.tag)}>, not <CTfile>", "")
+                    return
+                if _local(elem.tag) == "Pupil" and current is None:
+                    # A Pupil outside <CTFpupilData> is still a pupil: read as any
+                    # other, then refused (never dropped unseen; an independent probe).
                     current = elem
                     count += 1
                 continue
@@ -190,8 +194,16 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
                 header = _Header(elem)
                 elem.clear()
             elif current is not None and elem is current:
-                yield _pupil(f"Pupil[{count}]", current, header, source)
-                stack[-1].remove(current)
+                where = f"Pupil[{count}]"
+                if stack and _local(stack[-1].tag) == "CTFpupilData":
+                    yield _pupil(where, current, header, source)
+                else:
+                    yield BadRecord(where, "misplaced_pupil", "Pupil is not inside"
+                                    f" <CTFpupilData> (inside <{_local(stack[-1].tag)}>)"
+                                    if stack else "Pupil is the whole file",
+                                    _raw(current), _text(current, "UPN"))
+                if stack:
+                    stack[-1].remove(current)
                 current = None  # drop it: one pupil in memory at a time
     except _Unreadable as exc:
         if current is not None:

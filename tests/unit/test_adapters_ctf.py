@@ -186,6 +186,21 @@ def test_pupil_before_header() -> None:
     assert isinstance(bad, BadRecord) and bad.reason == "missing_header"
 
 
+def test_pupils_outside_their_container_and_other_xml_are_never_dropped_unseen() -> None:
+    """An independent probe: pupils under <PupilData>, or a file that is not a CTF,
+    read as "published 0, rejected 0"."""
+    header = "<Header><DateTime>2026-07-18T14:05:09</DateTime></Header>"
+    items = _one(f"<CTfile>{header}<PupilData><Pupil><UPN>A1</UPN></Pupil>"
+                 "<Pupil><UPN>A2</UPN></Pupil></PupilData>"
+                 "<CTFpupilData><Pupil><UPN>A3</UPN><Surname>Smith</Surname>"
+                 "<Forename>Ann</Forename><DOB>2015-01-01</DOB></Pupil></CTFpupilData></CTfile>")
+    assert _summary(items) == [("Pupil[1]", "misplaced_pupil", "A1"),
+                               ("Pupil[2]", "misplaced_pupil", "A2"), ("Pupil[3]", "ok", "A3")]
+    assert "<PupilData>" in items[0].error and "<UPN>A1</UPN>" in items[0].raw
+    (bad,) = _one("<Foo><Bar/></Foo>")
+    assert isinstance(bad, BadRecord) and bad.reason == "not_a_ctf" and "<Foo>" in bad.error
+
+
 def test_not_xml_at_all() -> None:
     (bad,) = _one("source_record_id,given_name\n")
     assert isinstance(bad, BadRecord)

@@ -33,7 +33,7 @@ ADAPTER_REASONS = frozenset({
     "duplicate_column", "unparseable_record", "empty_file", "wrong_field_count",
     "missing_source_record_id", "invalid_source_version", "invalid_restricted",
     "unsupported_resource", "missing_resource", "invalid_resource", "too_large",
-    "missing_upn", "missing_header", "invalid_xml",
+    "missing_upn", "missing_header", "invalid_xml", "misplaced_pupil", "not_a_ctf",
 })
 CANARY = "Kqzcanaryxv"
 FUZZ = settings(max_examples=200, deadline=None,
