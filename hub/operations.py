@@ -514,6 +514,20 @@ async def handle_parked(conn: asyncpg.Connection, item_id: str, by: str, *,
                      "noted": bool(note)})
 
 
+async def dead_letter(conn: asyncpg.Connection, item_id: str, by: str,
+                      reason: str) -> asyncpg.Record:
+    """One dead letter, its raw content included: audited, for that content was never
+    validated and may be anything (a shielded child's refuge address in an update
+    that failed validation)."""
+    async with conn.transaction():
+        row = await conn.fetchrow("SELECT * FROM parked WHERE id = $1 AND kind = 'dead'",
+                                  _uuid(item_id, "dead letter"))
+        if row is None:
+            raise OperationError(f"no dead letter {item_id}")
+        await audit(conn, by, "dlq.show", None, str(row["id"]), {"reason": reason})
+    return row
+
+
 async def purge_older_than(conn: asyncpg.Connection, days: float, by: str) -> int:
     """Retention: dead letters open longer than `days` lose their content; audited."""
     rows = await conn.fetch(

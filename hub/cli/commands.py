@@ -300,6 +300,19 @@ async def dlq_list(args: argparse.Namespace, s: Settings) -> int:
     return 0
 
 
+async def dlq_show(args: argparse.Namespace, s: Settings) -> int:
+    async with database(s) as conn:
+        row = await ops.dead_letter(conn, args.item_id, args.by, args.reason)
+    line = ops.dead_line(row)
+    for key in ("id", "reason", "source", "source_record_id", "error", "received_at",
+                "format", "assigned_to"):
+        print(f"{key}: {line[key] if line[key] is not None else '-'}")
+    print("raw content:" if row["raw"] is not None else "raw content: - (purged)")
+    if row["raw"] is not None:
+        print(row["raw"])
+    return 0
+
+
 def _dead_selected(args: argparse.Namespace) -> None:
     if not (args.item_id or args.reason or args.every):
         raise UsageError("say which: one or more IDs, --reason R or --all")

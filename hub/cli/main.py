@@ -188,6 +188,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--older-than", type=float, metavar="HOURS")
     s.add_argument("--assigned-to", metavar="OPERATOR")
     s.set_defaults(func=c.dlq_list)
+    s = ds.add_parser("show", help="one dead letter with its raw content (audited: it may"
+                      " hold anything, a shielded child's address included)")
+    s.add_argument("item_id", metavar="ID")
+    s.add_argument("--by", required=True, metavar="OPERATOR")
+    s.add_argument("--reason", required=True, metavar="TEXT", help="why you look (audited)")
+    s.set_defaults(func=c.dlq_show)
     for name, helptext in (("retry", "send dead letters through the pipeline again"),
                            ("purge", "delete dead letters (by id, --reason, --all, or age)")):
         s = ds.add_parser(name, help=helptext)

@@ -271,6 +271,7 @@ def test_every_operators_command_runs_as_an_operator_login(
         hub(op, "review", "resolve", items[0]["id"], "--link", ids["Marigold"], "--by", "op")
         hub(op, "review", "resolve", items[1]["id"], "--create", "--by", "op")
         [dead] = jsonl(hub(op, "dlq", "list", "--json").stdout)
+        hub(op, "dlq", "show", dead["id"], "--by", "op", "--reason", "which date")
         hub(op, "dlq", "retry", dead["id"])
         hub(op, "wait", "--timeout", "60")
         assert "purged 1" in hub(op, "dlq", "purge", "--older-than-days", "0").stdout

@@ -221,6 +221,12 @@ def test_dlq_retry_and_purge(running: dict[str, str], tmp_path: Path) -> None:
     dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert [d["reason"] for d in dead] == ["invalid_date_of_birth"]
     assert hub(env, "dlq", "retry", check=False).returncode == 2  # bad usage: say which
+    # Its raw content, as the source sent it, for an operator who says why (audited).
+    shown = hub(env, "dlq", "show", dead[0]["id"], "--by", "op-2", "--reason", "which date")
+    assert "reason: invalid_date_of_birth" in shown.stdout and '"2015-02-30"' in shown.stdout
+    assert hub(env, "dlq", "show", dead[0]["id"], "--by", "op-2", check=False).returncode == 2
+    assert asyncio.run(count(env["HUB_DATABASE_URL"], "SELECT count(*) FROM audit_log"
+                             " WHERE action = 'dlq.show' AND actor = 'op-2'")) == 1
     hub(env, "review", "assign", dead[0]["id"], "--to", "op-3", "--by", "op-2")
     hub(env, "review", "note", dead[0]["id"], "--text", "asked dwp for the date", "--by", "op-2")
     hub(env, "dlq", "retry", dead[0]["id"])
