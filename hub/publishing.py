@@ -31,6 +31,7 @@ WINDOW = 256  # confirms outstanding at once
 @dataclass
 class Summary:
     published: int = 0
+    confirmed: int = 0  # of those published, confirmed by the broker so far
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (where, reason, error)
 
 
@@ -54,9 +55,12 @@ async def publish_items(
     items: Iterable[Record | BadRecord],
     progress: Callable[[Summary], None] | None = None,
     fmt: str = "jsonl",
+    summary: Summary | None = None,
 ) -> Summary:
+    """Publish every item; `summary` (else a new one) counts as it goes, so a caller
+    can say how far it got when the broker fails part-way."""
     conn = await connect(amqp_url)
-    summary = Summary()
+    summary = summary if summary is not None else Summary()
     user = user_of(amqp_url)
     run = uuid.uuid4().hex  # this run's dead letters are its own (module docstring)
     try:
@@ -72,6 +76,8 @@ async def publish_items(
         async def send(exchange: Any, key: str, msg: Any) -> None:
             try:
                 await publish(exchange, key, msg)
+                if exchange is ingest:
+                    summary.confirmed += 1
             finally:
                 window.release()
 

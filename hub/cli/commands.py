@@ -78,20 +78,36 @@ async def run(args: argparse.Namespace, s: Settings) -> int:
 
 async def publish_cmd(args: argparse.Namespace, s: Settings) -> int:
     from adapters.registry import reader
-    from hub.publishing import print_progress, publish_items
+    from hub.publishing import Summary, print_progress, publish_items
 
     read = reader(args.fmt)  # a known format: checked as the arguments were parsed
+    for path in args.files:  # every file readable before any is published
+        try:
+            with open(path, "rb"):  # noqa: ASYNC230 - opened and closed at once
+                pass
+        except OSError as exc:
+            raise OperationError(f"cannot read {path}: {exc.strerror}; nothing was"
+                                 " published") from None
     total_published, total_rejected = 0, 0
     for path in args.files:
         try:
             stream = open(path, "rb")  # noqa: SIM115, ASYNC230 - streamed, closed below
         except OSError as exc:
             raise OperationError(f"cannot read {path}: {exc.strerror}") from None
-        with stream:
-            summary = await publish_items(
-                s.amqp_url, args.source, read(stream, args.source),
-                None if args.quiet else print_progress(), args.fmt,
-            )
+        summary = Summary()
+        try:
+            with stream:
+                await publish_items(
+                    s.amqp_url, args.source, read(stream, args.source),
+                    None if args.quiet else print_progress(), args.fmt, summary,
+                )
+        except Exception:
+            # How far it got, before the one line saying why it stopped; the
+            # records' ids are stable, so publishing the file again is safe.
+            print(f"{path}: stopped: {summary.confirmed} of {summary.published} records"
+                  " sent were confirmed by the broker; publish it again (what the hub"
+                  " has received already is not applied twice)", flush=True)
+            raise
         for where, reason, error in summary.rejected:
             print(f"{path}: {where}: rejected: {reason}: {error}", flush=True)
         print(f"{path}: published {summary.published}, rejected {len(summary.rejected)}"

@@ -88,7 +88,7 @@ def test_invalid_input_is_dead_lettered_and_the_worker_goes_on(
     assert len(jsonl(hub(env, "export").stdout)) == 1  # the good one went through
 
 
-def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
+def test_cli_errors_are_one_line(hub_env: dict[str, str], tmp_path: Path) -> None:
     hub(hub_env, "setup")
     bad = hub(hub_env, "shield", "not-an-id", "--authority", "383", "--by", "op", check=False)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
@@ -132,6 +132,12 @@ def test_cli_errors_are_one_line(hub_env: dict[str, str]) -> None:
     nofile = hub(hub_env, "publish", "--source", "dwp", "--format", "jsonl", "/nonexistent",
                  check=False)
     assert nofile.returncode == 1 and "cannot read" in nofile.stderr
+    # A file that cannot be read among several: said before any is published.
+    good = write_jsonl(tmp_path / "good.jsonl", [update("dwp", "CB-1")])
+    several = hub(hub_env, "publish", "--source", "dwp", "--format", "jsonl", str(good),
+                  "/nonexistent", str(good), check=False)
+    assert several.returncode == 1 and "nothing was published" in several.stderr
+    assert "published" not in several.stdout
     fmt = hub(hub_env, "publish", "--source", "dwp", "--format", "xls", "/nonexistent",
               check=False)
     assert fmt.returncode == 2 and "known formats: csv, ctf, fhir, jsonl" in fmt.stderr
@@ -196,3 +202,28 @@ def test_processing_latency_is_measured(running: dict[str, str], tmp_path: Path)
     status = hub(running, "status").stdout
     assert "hub_processing_latency_seconds_count 1" in status
     assert 'hub_processing_latency_seconds_bucket{le="60"} 1' in status
+
+
+def test_a_publish_the_broker_refuses_part_way_says_how_far_it_got(
+    hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An independent probe: with the broker refusing part-way (a full queue), `hub
+    publish` said only why it stopped, not how many records had gone."""
+    from urllib.parse import unquote, urlsplit
+
+    from tests.conftest import rabbitmqctl
+
+    hub(hub_env, "setup")
+    vhost = unquote(urlsplit(hub_env["HUB_AMQP_URL"]).path.lstrip("/"))
+    rabbitmqctl("set_policy", "-p", vhost, "full", "^hub\\.inbound$",
+                '{"max-length": 50, "overflow": "reject-publish"}', "--apply-to", "queues")
+    feed = write_jsonl(tmp_path / "feed.jsonl", [
+        update("dwp", f"CB-{i}", nhs_number=nhs(i), given_name=f"Child{i:03d}")
+        for i in range(1, 400)])
+    out = hub(hub_env, "publish", "--source", "dwp", "--format", "jsonl", str(feed),
+              check=False)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    stopped = [line for line in out.stdout.splitlines() if ": stopped: " in line]
+    assert len(stopped) == 1, out.stdout
+    confirmed = int(stopped[0].split(": stopped: ")[1].split()[0])
+    assert 0 < confirmed < 399, stopped
