@@ -36,7 +36,8 @@ async def search(
         probe["address"] = {"postcode": postcode, "lines": []}
     probe = {k: v for k, v in probe.items() if v}
     plain, odd = packed(sorted(query_keys(probe)))
-    rows = await conn.fetch(q("children_for_keys"), plain, "", False, "", odd, [])
+    # (every child at a postcode, however many: a practitioner asked for them)
+    rows = await conn.fetch(q("children_for_keys"), plain, "", False, "", odd, [], 2**31 - 1)
     results = []
     for r in rows:
         shield = Shield(r["shielded"], r["shielding_authority"])

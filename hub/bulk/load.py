@@ -70,7 +70,7 @@ from hub.db.store import FORM_PREFIX, LOAD_LOCK, SEP
 from hub.decide import CREATE, LINK, REVIEW, Matcher, SourceLink
 from hub.ingest import raw_text
 from hub.match import compact
-from hub.match.blocking import PROTECTED
+from hub.match.blocking import CROWDED_POSTCODE, PROTECTED
 from hub.match_store import active_model, term_frequencies
 from hub.operations import OperationError
 
@@ -484,7 +484,7 @@ class _Run:
         odd = [k for part in parts for k in part.odd]
         odd_copies = [k for part in parts for k in part.odd_guarded]
         rows = await conn.fetch(q("children_for_keys"), plain, copies, False, FORM_PREFIX,
-                                odd, odd_copies)
+                                odd, odd_copies, CROWDED_POSTCODE)
         wanted = ids.difference(st.children, (r["child_id"] for r in rows))
         if wanted:
             rows += await conn.fetch(q("records_for"), sorted(wanted))

@@ -78,9 +78,17 @@ WITH wanted AS MATERIALIZED (
     SELECT string_to_array($1::text, chr(31)) || $5::text[] AS plain,
            ARRAY(SELECT '!' || k
                  FROM unnest(string_to_array($2::text, chr(31)) || $6::text[]) AS k) AS copies
-), hits AS (
+), plain_hits AS MATERIALIZED (
     SELECT key, child_id FROM block_keys
     WHERE key = ANY((SELECT plain FROM wanted)::text[]) AND NOT starts_with(key, '!')
+), crowded AS (
+    -- A postcode holding more than $7 children (hub.match.blocking.CROWDED_POSTCODE)
+    -- is no street's worth of households: its key finds no one (the PROTECTED
+    -- copies below are kept).
+    SELECT key FROM plain_hits WHERE starts_with(key, 'p:')
+    GROUP BY key HAVING count(*) > $7::int
+), hits AS (
+    SELECT key, child_id FROM plain_hits WHERE key NOT IN (SELECT key FROM crowded)
     UNION ALL
     SELECT key, child_id FROM block_keys
     WHERE key = ANY((SELECT copies FROM wanted)::text[]) AND starts_with(key, '!')
@@ -106,8 +114,15 @@ FROM found JOIN children c USING (child_id);
 -- The children under blocking keys, with the key and their version, the keys joined
 -- by chr(31) as in children_for_keys ($2: any key holding that character):
 -- hub.db.store.guard_new_keys.
-SELECT b.key, b.child_id::text, c.version FROM block_keys b JOIN children c USING (child_id)
-WHERE b.key = ANY(string_to_array($1::text, chr(31)) || $2::text[]);
+-- A crowded postcode's key ($3: as children_for_keys) finds no one here either.
+WITH hits AS MATERIALIZED (
+    SELECT key, child_id FROM block_keys
+    WHERE key = ANY(string_to_array($1::text, chr(31)) || $2::text[])
+), crowded AS (
+    SELECT key FROM hits WHERE starts_with(key, 'p:') GROUP BY key HAVING count(*) > $3::int
+)
+SELECT h.key, h.child_id::text, c.version FROM hits h JOIN children c USING (child_id)
+WHERE h.key NOT IN (SELECT key FROM crowded);
 
 -- name: records_for
 -- The records of children read without theirs (children_for_keys with $3), by id,

@@ -31,7 +31,7 @@ from hub.decide import (
 )
 from hub.decide import decide as decided
 from hub.match import compact
-from hub.match.blocking import PROTECTED
+from hub.match.blocking import CROWDED_POSTCODE, PROTECTED
 from hub.match.compare import Prepared
 from hub.places import PUBLIC_CONTACT, is_contact, lock_places
 from hub.records import Record
@@ -185,7 +185,7 @@ async def guard_new_keys(conn: asyncpg.Connection, state: BatchState,
     plain, odd = packed(sorted(keys))
     read, children, written = state.read_before, state.children, state.writes.children
     found: dict[str, set[str]] = {}  # key -> children under it not as the batch read them
-    for key, cid, version in await conn.fetch(q("keys_under"), plain, odd):
+    for key, cid, version in await conn.fetch(q("keys_under"), plain, odd, CROWDED_POSTCODE):
         if cid in written:
             continue
         row = children.get(cid)
@@ -434,7 +434,7 @@ async def _read_candidates(conn: asyncpg.Connection, state: BatchState, keys: se
     copies, odd_copies = packed(sorted(guarded))  # prefixed by the query
     for cid, version, record_json, form, shielded, authority, restricted, severed, found \
             in await conn.fetch(q("children_for_keys"), plain, copies, slim, FORM_PREFIX,
-                                odd, odd_copies):
+                                odd, odd_copies, CROWDED_POSTCODE):
         if cid not in rows:
             rows[cid] = ChildRow(
                 cid, version, StoredRecord(record_json, cid), shielded, authority, restricted,

@@ -24,7 +24,8 @@ A given name's codes are its soundex and its nickname groups (Bill, William and
 Liam share one).
     p:<postcode>                    the children at one postcode (4.5 on average
                                     in the bench's million, about six in England),
-                                    whatever their names and dates of birth
+                                    whatever their names and dates of birth; one
+                                    holding more than CROWDED_POSTCODE finds no one
 
 The update additionally looks up its day/month-swapped date of birth and the
 keys it would have with given and family names transposed. Recall argument
@@ -50,6 +51,14 @@ from typing import Any
 
 from hub.match.compare import Prepared, prepared
 from hub.match.normalise import date_slips, groups_of, soundex
+
+#: A postcode holding more children than this is no street's worth of households (a
+#: feed that gives every child one address, an institution): scoring each update
+#: against all of them made a batch quadratic (4,000 children at one postcode drained
+#: at 41 a second). Its p: key finds no one (hub.db queries children_for_keys,
+#: keys_under); names and dates still do, and rule 6 still guards a shielded child
+#: there by her protected places.
+CROWDED_POSTCODE = 250
 
 
 @lru_cache(maxsize=50_000)
