@@ -179,8 +179,9 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
                 stack.append(elem)
                 if len(stack) == 1 and _local(elem.tag) != "CTfile":
                     # Not a CTF: whatever it holds is read as nothing, so say so.
-                    yield BadRecord("line 1", "not_a_ctf", f"the root element is"
-                                    f" <{_local(elem.tag)}>, not <CTfile>", "")
+                    # (Its name not echoed: errors carry nothing read from a file.)
+                    yield BadRecord("line 1", "not_a_ctf", "the root element is not <CTfile>",
+                                    "")
                     return
                 if _local(elem.tag) == "Pupil" and current is None:
                     # A Pupil outside <CTFpupilData> is still a pupil: read as any
@@ -198,9 +199,8 @@ def read(stream: BinaryIO, source: str) -> Iterator[Record | BadRecord]:
                 if stack and _local(stack[-1].tag) == "CTFpupilData":
                     yield _pupil(where, current, header, source)
                 else:
-                    yield BadRecord(where, "misplaced_pupil", "Pupil is not inside"
-                                    f" <CTFpupilData> (inside <{_local(stack[-1].tag)}>)"
-                                    if stack else "Pupil is the whole file",
+                    yield BadRecord(where, "misplaced_pupil",
+                                    "Pupil is not inside <CTFpupilData>",
                                     _raw(current), _text(current, "UPN"))
                 if stack:
                     stack[-1].remove(current)

@@ -305,10 +305,15 @@ def _text(parent: dict[str, Any], key: str, path: str) -> str | None:
 
 
 def _nhs_number(data: dict[str, Any]) -> str | None:
-    for index, ident in enumerate(_dicts(data, "identifier", "Patient.identifier")):
-        if ident.get("system") == NHS_NUMBER_SYSTEM:
-            return _text(ident, "value", f"Patient.identifier[{index}].value")
-    return None
+    numbers = {number for index, ident in enumerate(
+                   _dicts(data, "identifier", "Patient.identifier"))
+               if ident.get("system") == NHS_NUMBER_SYSTEM
+               and (number := _text(ident, "value", f"Patient.identifier[{index}].value"))}
+    if len(numbers) > 1:
+        # Which is hers? The first was kept, the other dropped unseen (an independent
+        # probe); one may be a number invalidated on adoption.
+        raise _Bad("conflicting_nhs_numbers", "Patient has more than one NHS number")
+    return next(iter(numbers), None)
 
 
 def _names(data: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ ADAPTER_REASONS = frozenset({
     "missing_source_record_id", "invalid_source_version", "invalid_restricted",
     "unsupported_resource", "missing_resource", "invalid_resource", "too_large",
     "missing_upn", "missing_header", "invalid_xml", "misplaced_pupil", "not_a_ctf",
+    "conflicting_nhs_numbers",
 })
 
 

@@ -334,3 +334,19 @@ def test_streams_a_big_bundle_in_bounded_memory(tmp_path: Path) -> None:
     assert path.stat().st_size > 2 * BOUND
     count, peak = _measure(path)
     assert count == COUNT and peak < BOUND
+
+
+def test_two_nhs_numbers_are_a_dead_letter() -> None:
+    """Which is hers? The first was kept and the other dropped unseen (an independent
+    probe); the same number twice is one."""
+    system = "https://fhir.nhs.uk/Id/nhs-number"
+    patient = {"resourceType": "Patient", "id": "P-2", "meta": {"versionId": "1"},
+               "birthDate": "2016-08-19", "name": [{"family": "Quillfeather"}],
+               "identifier": [{"system": system, "value": "9990000018"},
+                              {"system": system, "value": "9990000026"}]}
+    bad = _one(patient)
+    assert isinstance(bad, BadRecord) and bad.reason == "conflicting_nhs_numbers"
+    assert "9990000018" not in bad.error
+    patient["identifier"][1]["value"] = "9990000018"
+    same = _one(patient)
+    assert isinstance(same, Record) and same.update["child"]["nhs_number"] == "9990000018"
