@@ -130,11 +130,11 @@ _UNIT_WORDS = frozenset({"flat", "apartment", "apt", "unit", "room", "floor", "s
                          "block", "studio", "maisonette"})
 
 
-def _street_houses(address: Any) -> set[str]:
-    """Its houses that name a number in a street ("14 willow court", not "flat 2" or
-    "harbour house"): another postcode with the same one in the same town is most
-    likely the same house, its postcode mistyped."""
-    return {h for h in _houses(address) if any(c.isdigit() for c in h)
+def _street_houses(houses: set[str]) -> set[str]:
+    """Of an address's houses, those that name a number in a street ("14 willow
+    court", not "flat 2" or "harbour house"): another postcode with the same one in
+    the same town is most likely the same house, its postcode mistyped."""
+    return {h for h in houses if any(c.isdigit() for c in h)
             and any(len(w) >= 3 and w.isalpha() and w not in _UNIT_WORDS
                     for w in h.split())}
 
@@ -264,7 +264,7 @@ def lookup_places(address: Any) -> set[str]:
         named = {n for n in houses if not any(ch.isdigit() for ch in n)} \
             if _town(address) else set()
         return {postcode} | {LINE_NO_POSTCODE + n for n in houses} \
-            | {LINE + n for n in _street_houses(address) | named}
+            | {LINE + n for n in _street_houses(houses) | named}
     return {LINE + n for n in _houses(address)}
 
 
