@@ -73,19 +73,27 @@ def _reason_for(err: dict[str, Any]) -> tuple[str, str]:
     if kind == "string_unicode":  # a lone surrogate (a "\ud800" escape), in a value or a key
         return "invalid_character", f"{path} holds a lone surrogate"
     if last == "nhs_number":
-        text = msg.removeprefix("Value error, ")
-        return "invalid_nhs_number", text
+        text = _said(msg)
+        return "invalid_nhs_number", f"nhs_number {text}" if text.startswith("should") else text
     if last == "date_of_birth":
         if kind == "missing":
             return "missing_date_of_birth", "date_of_birth is required"
-        return "invalid_date_of_birth", f"date_of_birth is not a valid date ({kind})"
+        detail = _said(msg).partition(", ")[2] or _said(msg) or kind
+        return "invalid_date_of_birth", f"date_of_birth is not a valid date ({detail})"
     if "at least one of given_name and family_name" in msg:
         return "missing_name", "at least one of given_name and family_name is required"
     if "date of birth is in the future" in msg:
         return "invalid_date_of_birth", "date of birth is in the future"
     if kind == "missing":
         return "missing_field", f"{path} is required"
-    return "schema_violation", f"{path}: {kind}"
+    return "schema_violation", f"{path}: {_said(msg) or kind}"
+
+
+def _said(msg: str) -> str:
+    """A validation message as a sentence a publisher reads ("Input should be 'upsert'",
+    "local authority must be a three-digit DfE LA number"), not a code. pydantic's own
+    name what was expected, never the input; ours are written so."""
+    return msg.removeprefix("Value error, ").replace("Input should be", "should be")
 
 
 def _peek(data: Any, key: str) -> str | None:
