@@ -51,7 +51,9 @@ it can be read safely): ``invalid_encoding`` (header not UTF-8),
 
 Row-level problems give a BadRecord for the row and reading goes on:
 ``wrong_field_count``, ``invalid_encoding``, ``unparseable_record`` (broken
-quoting), ``missing_source_record_id``, ``invalid_source_version`` (blank or
+quoting; a row whose quote is left open, which would run on over the rows after
+it, is its first line alone, and the lines after it are read again as rows of
+their own), ``missing_source_record_id``, ``invalid_source_version`` (blank or
 not a non-negative integer), ``invalid_restricted``. Canonical rules (NHS
 number, date of birth, names) are left to hub.validate.
 
@@ -119,38 +121,55 @@ class _Lines:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self.number = 0  # physical lines read so far
-        self.taken: list[str] = []  # lines read since the last reset
-        self.first = 0  # number of the first line in `taken`
-        self.bad_encoding = False
+        self.taken: list[tuple[int, str, bool]] = []  # (number, text, bad UTF-8) since reset
+        self._again: list[tuple[int, str, bool]] = []  # given back, read first (reversed)
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        line = self._stream.readline()
-        if not line:
+        if self._again:
+            line = self._again.pop()
+        else:
+            line = self._read()
+        self.taken.append(line)
+        return line[1]
+
+    def _read(self) -> tuple[int, str, bool]:
+        data = self._stream.readline()
+        if not data:
             raise StopIteration
         self.number += 1
-        if self.number == 1 and line.startswith(_common.BOM):
-            line = line[len(_common.BOM) :]
+        if self.number == 1 and data.startswith(_common.BOM):
+            data = data[len(_common.BOM) :]
         try:
-            text = line.decode("utf-8")
+            return self.number, data.decode("utf-8"), False
         except UnicodeDecodeError:
-            text = line.decode("utf-8", errors="replace")
-            self.bad_encoding = True
-        if not self.taken:
-            self.first = self.number
-        self.taken.append(text)
-        return text
+            return self.number, data.decode("utf-8", errors="replace"), True
 
     def reset(self) -> tuple[int, str, bool]:
         """(first line number, raw text, had invalid UTF-8) of the last row."""
-        raw = "".join(self.taken)
-        raw = raw[:-2] if raw.endswith("\r\n") else raw[:-1] if raw.endswith("\n") else raw
-        result = (self.first, raw, self.bad_encoding)
+        taken, self.taken = self.taken, []
+        if not taken:
+            return self.number, "", False
+        return taken[0][0], _chomp("".join(t for _, t, _ in taken)), any(b for *_, b in taken)
+
+    def spans_lines(self) -> bool:
+        return len(self.taken) > 1
+
+    def first_only(self) -> tuple[int, str]:
+        """The last row's first line alone (line number, raw text); the lines after it
+        are given back to be read again as rows of their own. A quote left open
+        swallows the rows after it into one field, up to the next quote or the end
+        of the file: thousands of rows would otherwise be one dead letter."""
+        first, *rest = self.taken
         self.taken = []
-        self.bad_encoding = False
-        return result
+        self._again.extend(reversed(rest))
+        return first[0], _chomp(first[1])
+
+
+def _chomp(raw: str) -> str:
+    return raw[:-2] if raw.endswith("\r\n") else raw[:-1] if raw.endswith("\n") else raw
 
 
 def _header_problem(header: list[str]) -> tuple[str, str] | None:
@@ -216,18 +235,25 @@ def rows(stream: BinaryIO, source: str) -> Iterator[Row | BadRecord]:
         except StopIteration:
             break
         except csv.Error:
-            first, raw, _ = lines.reset()
             if header is None:
+                first, raw, _ = lines.reset()
                 yield BadRecord(
                     f"line {first}", "unparseable_record", "header cannot be parsed", raw
                 )
                 return
+            if lines.spans_lines():
+                yield _open_quote(lines, header, header_problem)
+                continue
+            first, raw, _ = lines.reset()
             if header_problem:
                 yield _after_bad_header(f"line {first}", header_problem, raw, None)
                 continue
             yield BadRecord(
                 f"line {first}", "unparseable_record", "row cannot be parsed (quoting)", raw
             )
+            continue
+        if header is not None and len(row) != len(header) and lines.spans_lines():
+            yield _open_quote(lines, header, header_problem)
             continue
         first, raw, bad_encoding = lines.reset()
         where = f"line {first}"
@@ -266,6 +292,26 @@ def rows(stream: BinaryIO, source: str) -> Iterator[Row | BadRecord]:
         yield Row(where, header, row, plan, raw, source)
     if header is None:
         yield BadRecord("line 1", "empty_file", "the file has no header", "")
+
+
+def _open_quote(
+    lines: _Lines, header: list[str], header_problem: tuple[str, str] | None
+) -> BadRecord:
+    """A bad row over several lines: its first line is the dead letter, and the lines
+    after it are read again (_Lines.first_only)."""
+    first, raw = lines.first_only()
+    where = f"line {first}"
+    record_id = _row_id(header, _cells(raw))
+    if header_problem:
+        return _after_bad_header(where, header_problem, raw, record_id)
+    return BadRecord(where, "unparseable_record",
+                     "row cannot be parsed: a quote is not closed on its line; the lines"
+                     " after it are read as rows of their own", raw, record_id)
+
+
+def _cells(line: str) -> list[str]:
+    """A line's cells as far as they can be read, quotes ignored (for its record id)."""
+    return [c.strip().strip('"') for c in line.split(",")]
 
 
 def _after_bad_header(

@@ -234,7 +234,7 @@ def test_every_row_after_a_bad_header_is_its_own_bad_record() -> None:
             b"",
             b"A2,1,Bo",  # wrong field count
             b"A3,1,Caf\xe9,Cy,2015-01-01",  # invalid UTF-8
-            b'A4,1,"Di,Di,2015-01-01',  # unterminated quote: swallows the rest
+            b'A4,1,"Di,Di,2015-01-01',  # unterminated quote: its line alone
             b"A5,1,Ed,Ed,2015-01-01",
         ]
         items = _all_bad(_one(header + b"\r\n" + b"\r\n".join(rows) + b"\r\n"))
@@ -243,7 +243,8 @@ def test_every_row_after_a_bad_header_is_its_own_bad_record() -> None:
             ("line 2", reason, "A1"),
             ("line 4", reason, "A2"),
             ("line 5", reason, "A3"),
-            ("line 6", reason, None),
+            ("line 6", reason, "A4"),
+            ("line 7", reason, "A5"),
         ]
         assert items[0].raw == header.decode()
         assert [i.raw for i in items[1:4]] == [
@@ -251,7 +252,7 @@ def test_every_row_after_a_bad_header_is_its_own_bad_record() -> None:
             "A2,1,Bo",
             "A3,1,Caf\ufffd,Cy,2015-01-01",
         ]
-        assert items[4].raw == 'A4,1,"Di,Di,2015-01-01\r\nA5,1,Ed,Ed,2015-01-01'
+        assert [i.raw for i in items[4:]] == ['A4,1,"Di,Di,2015-01-01', "A5,1,Ed,Ed,2015-01-01"]
         for item in items[1:]:
             assert item.error == f"row not read because of the header: {items[0].error}"
 
@@ -295,12 +296,25 @@ def test_values_are_normalised_but_not_invented() -> None:
     assert fifth.source_record_id == "A5"
 
 
-def test_unterminated_quote_keeps_the_rest_in_raw() -> None:
+def test_an_open_quote_is_its_own_line_and_the_rows_after_it_are_read() -> None:
+    # Probe F: one stray quote swallowed the next row (or, with no quote after it,
+    # the rest of the file) into a single dead letter.
     header = b"source_record_id,source_version,given_name,date_of_birth\n"
-    items = _one(header + b'A1,1,"Ann,2015-01-01\nA2,1,Bo,2015-01-01\n')
-    assert len(items) == 1 and isinstance(items[0], BadRecord)
-    assert items[0].reason == "unparseable_record"
-    assert "A2,1,Bo" in items[0].raw  # never dropped: kept for the operator
+    items = _one(header + b'A1,1,"Ann,2015-01-01\nA2,1,Bo,2015-01-01\nA3,1,Cy,2015-02-02\n')
+    bad, *good = items
+    assert isinstance(bad, BadRecord) and bad.reason == "unparseable_record"
+    assert (bad.where, bad.source_record_id, bad.raw) == ("line 2", "A1", 'A1,1,"Ann,2015-01-01')
+    assert "Ann" not in bad.error
+    assert [(r.where, r.update["source_record_id"]) for r in good
+            if isinstance(r, Record)] == [("line 3", "A2"), ("line 4", "A3")]
+    # A quote closed lines later, leaving the row the wrong size: the same.
+    items = _one(header + b'A1,1,"Ann,2015-01-01\nA2,1,Bo",x,2015-01-01\nA3,1,Cy,2015-02-02\n')
+    assert [(i.where, i.reason if isinstance(i, BadRecord) else "ok") for i in items] == [
+        ("line 2", "unparseable_record"), ("line 3", "wrong_field_count"), ("line 4", "ok")]
+    # A quoted line break in a row of the right size is still one row.
+    items = _one(header + b'A1,1,"Ann\nMarie",2015-01-01\nA2,1,Bo,2015-01-01\n')
+    assert [(i.where, i.update["child"]["given_name"]) for i in items
+            if isinstance(i, Record)] == [("line 2", "Ann\nMarie"), ("line 4", "Bo")]
 
 
 def test_reads_lazily() -> None:
