@@ -312,14 +312,9 @@ WHERE child_id > $2::uuid
 ORDER BY child_id LIMIT $3;
 
 -- name: open_contact_holders
--- How many open records hold each of these contacts ($1) that any holds, through the
--- partial GIN index (children_open_contacts). Not "LIMIT n" a contact: the planner
--- then read all of children for a contact no one holds (hub bench at 1,000,000
--- children fell to 22 updates/s).
-SELECT k AS contact, count(*) AS holders
-FROM children c, unnest(c.contacts) AS k
-WHERE c.contacts && $1::text[] AND NOT c.shielded AND k = ANY($1::text[])
-GROUP BY k;
+-- How many open records hold each of these contacts ($1), counted up to $2 each
+-- (migration 0026: through the partial GIN index, never a scan of children).
+SELECT contact, holders FROM open_contact_holders($1::text[], $2::int);
 
 -- name: set_prepared
 UPDATE children c SET prepared = f.prepared

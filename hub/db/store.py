@@ -318,7 +318,8 @@ async def public_among(conn: asyncpg.Connection | asyncpg.Pool,
     asked = sorted(contacts)
     if not asked:
         return set()
-    return {r["contact"] for r in await conn.fetch(q("open_contact_holders"), asked)
+    return {r["contact"] for r in await conn.fetch(q("open_contact_holders"), asked,
+                                                  PUBLIC_CONTACT)
             if r["holders"] >= PUBLIC_CONTACT}
 
 

@@ -15,8 +15,9 @@ import pytest
 
 from hub import ingest, operations
 from hub.config import Thresholds
-from hub.db import migrate, protected
+from hub.db import migrate, protected, store
 from hub.db.connect import connect
+from hub.db.queries import q
 from hub.places import PUBLIC_CONTACT
 from tests.factories import incoming, moved, nhs, update
 
@@ -486,5 +487,33 @@ async def test_her_cottage_written_another_way_stays_out_of_her_brothers_record(
         assert (out[0].action, out[0].reason) == ("review", "shielded_address")
         assert (await _record(conn, ids["brother"]))["address"] == BROTHER["address"]
         assert await conn.fetchval("SELECT count(*) FROM outbox") == events
+    finally:
+        await conn.close()
+
+
+async def test_a_shared_line_is_counted_only_as_far_as_it_needs(database_url: str) -> None:
+    """Holders are counted up to PUBLIC_CONTACT a contact, shielded records never
+    (migration 0026): counting every holder of a number a million records carry took
+    half a second a batch (0.49 s at 100,000 holders; 0.02 s capped)."""
+    conn = await connect(database_url)
+    try:
+        async def holders(n: int, shielded: bool = False) -> None:
+            await conn.execute(
+                "INSERT INTO children (child_id, version, record, shielded, contacts)"
+                " SELECT gen_random_uuid(), 1, '{}'::jsonb, $2, ARRAY['tel:01134960001']"
+                " FROM generate_series(1, $1)", n, shielded)
+
+        asked = ["tel:01134960001", "tel:07700900111"]
+        await holders(PUBLIC_CONTACT - 1)
+        await holders(PUBLIC_CONTACT, shielded=True)
+        rows = await conn.fetch(q("open_contact_holders"), asked, PUBLIC_CONTACT)
+        assert {r["contact"]: r["holders"] for r in rows} == {
+            "tel:01134960001": PUBLIC_CONTACT - 1, "tel:07700900111": 0}
+        assert await store.public_among(conn, asked) == set()
+        await holders(3 * PUBLIC_CONTACT)
+        rows = await conn.fetch(q("open_contact_holders"), asked, PUBLIC_CONTACT)
+        assert {r["contact"]: r["holders"] for r in rows} == {
+            "tel:01134960001": PUBLIC_CONTACT, "tel:07700900111": 0}
+        assert await store.public_among(conn, asked) == {"tel:01134960001"}
     finally:
         await conn.close()
