@@ -453,7 +453,7 @@ def decide(
         close = best.probability - runner_up < thresholds.ambiguous_margin
         if runner_up >= thresholds.review and close:
             return Decision(REVIEW, "ambiguous_match", None, top, model)
-        if best.probability < thresholds.link:
+        if best.probability < thresholds.link or _twin(best, child):
             return Decision(REVIEW, "possible_match", None, top, model)
         guarded = _place_guard(child, best.child_id, facts)
         if guarded is not None:
@@ -638,6 +638,24 @@ def _her_names_and_her_carers(record: Mapping[str, Any]) -> set[str]:
 #: closest high (for hers, any other but disagreeing counts as a nickname would).
 _GIVEN_RANK = {"exact": 3, "nickname": 2, "middle": 2}
 
+def _twin(best: Scored, child: Record) -> bool:
+    """The update brings an NHS number the record lacks (else it would tie them, or
+    name two people), and says nothing that tells the record's child from her twin:
+    born the same day, at the same address, under the same family name, with a given
+    name only like the record's (Amelia and Emilia, Lewis and Louis, a letter out) or
+    no given name on one side. Linked, her twin's number goes into the record, and
+    every update carrying it after follows (an independent probe loaded such twins
+    one after the other: 16 of 16 pairs became one record)."""
+    ex = best.explanation
+    if ex is None or not child.get("nhs_number"):
+        return False
+    if ex.level("household") == "twin_pattern":
+        return True
+    return (ex.level("given_name") == MISSING and ex.level("date_of_birth") == EXACT
+            and ex.level("family_name") in (EXACT, "part")
+            and EXACT in (ex.level("postcode"), ex.level("address_line")))
+
+
 #: Date-of-birth agreement levels (hub.match.compare.compare_dob), closest first high.
 _DOB_RANK = {"exact": 5, "swapped": 4, "one_digit": 3, "jan1": 2, "year_month": 1}
 
@@ -665,7 +683,7 @@ def _set_aside(child: Record, scored: list[Scored], plausible: list[Scored], fac
     if runner_up >= thresholds.review and best.probability - runner_up < (
             thresholds.ambiguous_margin):
         return None
-    if _place_guard(child, best.child_id, facts) is not None:
+    if _place_guard(child, best.child_id, facts) is not None or _twin(best, child):
         return None
     rest = [c for c in plausible if not (c.shielded or c.severed)]
     return Decision(LINK, "demographic_match", best.child_id, _shown(scored, rest), model)

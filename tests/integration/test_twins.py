@@ -1,0 +1,53 @@
+"""Twins: born the same day at one address under one family name. An update that
+brings an NHS number the record lacks, with a given name only like the record's or
+none, may be her twin's: a person decides (hub.decide._twin). An independent probe
+loaded such twins one after the other, and every pair became one record carrying
+the second twin's NHS number."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hub import ingest
+from hub.config import Thresholds
+from hub.db.connect import connect
+from tests.factories import incoming, nhs, update
+
+pytestmark = pytest.mark.integration
+T = Thresholds()
+HOME = {"lines": ["3 Oak Avenue"], "town": "Leeds", "postcode": "LS6 9BX", "la": "383"}
+MOTHER = [{"name": "Jo Thomas", "relationship": "mother", "phone": "07700 900123"}]
+
+
+def _twin(rid: str, **over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"given_name": "Amelia", "family_name": "Thomas",
+                            "date_of_birth": "2020-08-19", "sex": "female", "address": HOME,
+                            "carers": MOTHER, "nhs_number": None}
+    return update("dwp", rid, **{**base, **over})
+
+
+@pytest.mark.parametrize("second,expected", [
+    ({"given_name": "Emilia", "nhs_number": nhs(52)}, ("review", "possible_match")),
+    ({"given_name": "Amelie", "nhs_number": nhs(52)}, ("review", "possible_match")),
+    ({"given_name": None, "nhs_number": nhs(52)}, ("review", "possible_match")),
+    # Her own name as the record has it: hers, and her number fills the record's gap.
+    ({"given_name": "Amelia", "nhs_number": nhs(52)}, ("link", "demographic_match")),
+    # No number brought: nothing of her twin's goes in (as before).
+    ({"given_name": "Amelie"}, ("link", "demographic_match")),
+], ids=["variant", "a-letter-out", "no-given-name", "her-own-name", "no-number"])
+async def test_a_twin_bringing_a_number_goes_to_a_person(
+    database_url: str, second: dict[str, Any], expected: tuple[str, str],
+) -> None:
+    conn = await connect(database_url)
+    try:
+        first = (await ingest.process(conn, [incoming(_twin("CB-1"))], T))[0]
+        assert first.action == "create"
+        out = (await ingest.process(conn, [incoming(_twin("CB-2", **second))], T))[0]
+        assert (out.action, out.reason) == expected
+        numbers = await conn.fetchval(
+            "SELECT count(*) FROM children WHERE record->>'nhs_number' IS NOT NULL")
+        assert numbers == (expected[0] == "link" and second.get("nhs_number") is not None)
+    finally:
+        await conn.close()
