@@ -478,6 +478,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hub: database error: {type(exc).__name__}: {exc.args[0] if exc.args else ''}",
               file=sys.stderr)
         return 1
+    except (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError) as exc:
+        # The connection went in the middle of a command (the server restarted, an
+        # administrator ended the session): the driver says so in its own terms. What
+        # the command had not committed was not done (an independent probe had
+        # tracebacks from export, shield, unshield and dlq retry).
+        print(f"hub: the database connection was lost during the command"
+              f" ({type(exc).__name__}); what it had not committed was not done",
+              file=sys.stderr)
+        return 1
     except aiormq.exceptions.InvalidFrameError as exc:
         if "Connection.Close" not in str(exc):
             print(f"hub: broker error: {type(exc).__name__}: {exc}", file=sys.stderr)
