@@ -23,6 +23,10 @@ NOT_RETRIED = {
                               " must send it itself",
     "source_mismatch": "its body names another source than it was published for; the"
                        " source must send it itself",
+    # Published under no source's routing key: the source its body names is a claim
+    # only, as for source_mismatch (an independent probe had it retried as dwp).
+    "invalid_routing_key": "it was not published under source.<NAME>; the source must"
+                           " send it itself",
 }
 
 

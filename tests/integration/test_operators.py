@@ -391,7 +391,10 @@ async def test_a_source_user_may_publish_only_its_own_updates(
             own = update("dwp", "CB-1", nhs_number=nhs(9), given_name="Elowen")
             other = update("pds", "P-1", nhs_number=nhs(10), given_name="Tobias")
             claims = update("pds", "P-2", nhs_number=nhs(11), given_name="Elspeth")
-            for u, key in ((own, "source.dwp"), (other, "source.pds"), (claims, "source.dwp")):
+            # No source's routing key: the source in its body is a claim only.
+            astray = update("dwp", "CB-3", nhs_number=nhs(12), given_name="Ottilie")
+            for u, key in ((own, "source.dwp"), (other, "source.pds"), (claims, "source.dwp"),
+                           (astray, "source.dwp.extra")):
                 await ex.publish(aio_pika.Message(json.dumps(u).encode(), delivery_mode=2,
                                                   user_id="dwp"), routing_key=key)
     finally:
@@ -399,13 +402,14 @@ async def test_a_source_user_may_publish_only_its_own_updates(
     hub(env, "wait", "--timeout", "60")
     dead = jsonl(hub(env, "dlq", "list", "--json").stdout)
     assert sorted((d["reason"], d["source"]) for d in dead) == [
-        ("source_mismatch", "dwp"), ("unauthenticated_source", "pds")]
+        ("invalid_routing_key", "dwp"), ("source_mismatch", "dwp"),
+        ("unauthenticated_source", "pds")]
     [mismatch] = [d for d in dead if d["reason"] == "source_mismatch"]
     assert "'pds'" in mismatch["error"] and "('dwp')" in mismatch["error"]
     assert [e["sources"][0]["source"] for e in jsonl(hub(env, "export").stdout)] == ["dwp"]
     # A retry is published by the hub's own, trusted, user: it would launder them.
     retried = hub(env, "dlq", "retry", "--all", "--by", "op-1")
-    assert "retried 0" in retried.stdout and retried.stderr.count("cannot retry") == 2
+    assert "retried 0" in retried.stdout and retried.stderr.count("cannot retry") == 3
     hub(env, "wait", "--timeout", "60")
     assert [e["sources"][0]["source"] for e in jsonl(hub(env, "export").stdout)] == ["dwp"]
 
