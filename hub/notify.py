@@ -97,14 +97,21 @@ def for_change(
 
 
 def for_opening(child_id: str, version: int, at: datetime, record: Record,
-                authority: str | None) -> list[Notification]:
+                authority: str | None, open_la: str | None = None) -> list[Notification]:
     """A record unshielded: the council she lives in, if not her authority, learns of
     her as of a child moving in (while she was shielded only her authority was told
-    anything, so it may never have heard of her)."""
+    anything, so it may never have heard of her); the council that held her as an
+    open record when she was shielded (`open_la`, migration 0027), if she no longer
+    lives there, of her moving out, without her address (nothing told it she left:
+    it kept her on its books at the old one)."""
     la = la_of(record)
-    if not la or la == authority:
-        return []
-    return [_note("child.moved_in", la, child_id, version, at, record, False)]
+    out = []
+    if open_la and open_la != la:
+        out.append(_note("child.moved_out", open_la, child_id, version, at,
+                         visible_only(record), False))
+    if la and la != authority:
+        out.append(_note("child.moved_in", la, child_id, version, at, record, False))
+    return out
 
 
 def for_shielding(

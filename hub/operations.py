@@ -256,7 +256,8 @@ async def unshield(conn: asyncpg.Connection, child_id: str, authority: str, by: 
             await conn.execute("DELETE FROM protected_addresses WHERE child_id = $1",
                                r["child_id"])
             await _outbox_shielding(conn, r, v, authority, "child.unshielded")
-            for n in for_opening(cid, v, datetime.now(UTC), r["record"], authority):
+            for n in for_opening(cid, v, datetime.now(UTC), r["record"], authority,
+                                 r["open_la"]):
                 await conn.execute(q("insert_outbox"), n.event_id, n.routing_key, n.body)
             await audit(conn, by, "unshield", cid, authority,
                         {"reason": reason, **({"with": main} if cid != main else {})})
