@@ -486,6 +486,8 @@ async def list_parked(conn: asyncpg.Connection, kind: str, reason: str | None,
                       assigned_to: str | None = None) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM parked WHERE kind = $1 AND status = 'open'"
+        # (superseded: retried, its retry parked again; migration 0028)
+        " AND NOT EXISTS (SELECT 1 FROM parked n WHERE n.retry_of = parked.id)"
         " AND ($2::text IS NULL OR reason = $2) AND ($3::text IS NULL OR source = $3)"
         " AND ($4::float8 IS NULL OR received_at < now() - make_interval(secs => $4 * 3600))"
         " AND ($5::text IS NULL OR assigned_to = $5)"
@@ -972,6 +974,11 @@ async def select_dead(conn: asyncpg.Connection, item_ids: str | list[str] | None
             row = await _parked(conn, item_id, "dead")
             if row["status"] != "open":
                 raise OperationError(f"dead letter {item_id} is already {row['status']}")
+            retry = await conn.fetchval("SELECT id FROM parked WHERE retry_of = $1 LIMIT 1",
+                                        row["id"])
+            if retry is not None:
+                raise OperationError(f"dead letter {item_id} was retried already: its retry"
+                                     f" is {retry}")
             if reason is not None and row["reason"] != reason:
                 raise OperationError(f"dead letter {item_id} has reason {row['reason']}, not"
                                      f" {reason}: nothing was done")

@@ -40,3 +40,25 @@ async def test_selectors_narrow_one_another(database_url: str) -> None:
         assert row["reason"] == "invalid_nhs_number"
     finally:
         await conn.close()
+
+
+async def test_a_letter_whose_retry_was_parked_again_is_listed_once(database_url: str) -> None:
+    """`hub dlq retry` stopped after the broker confirmed the retry but before it
+    marked the letter retried (probe H ended its database session): the retry fails
+    again and is parked beside the letter it retried. The later one stands for both."""
+    conn = await connect(database_url)
+    try:
+        bad_number = canonical_body(update("dwp", "CB-1", nhs_number="9990000001"))
+        [first] = await process(conn, [Incoming("m-1", "source.dwp", bad_number)],
+                                Thresholds())
+        old = str(first.parked_id)
+        [again] = await process(conn, [Incoming(f"retry:{old}:1", "source.dwp", bad_number,
+                                                retry_of=old)], Thresholds())
+        assert again.reason == "invalid_nhs_number" and str(again.parked_id) != old
+        listed = [str(r["id"]) for r in await ops.list_parked(conn, "dead", None)]
+        assert listed == [str(again.parked_id)]
+        assert [str(r["id"]) for r in await ops.select_dead(conn, None, None, True)] == listed
+        with pytest.raises(ops.OperationError, match="was retried already"):
+            await ops.select_dead(conn, [old], None, False)
+    finally:
+        await conn.close()
