@@ -27,6 +27,9 @@ def test_a_connection_lost_mid_command_is_one_line(
         raise error
 
     monkeypatch.setattr(commands, "export", lost)
+    # (logging left as it is: configured here, it would write to this test's captured
+    # stderr, closed for the tests after it)
+    monkeypatch.setattr(main, "configure", lambda *args, **kwargs: None)
     assert main.main(["export"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
