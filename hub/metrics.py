@@ -124,7 +124,10 @@ async def gather_db(conn: asyncpg.Connection | asyncpg.Pool, snap: Snapshot,
         await conn.execute(q("fold_update_counts"))  # operators scrape (migration 0011)
     rows = await conn.fetch(
         "SELECT kind, reason, count(*) AS n, min(received_at) AS oldest FROM parked"
-        " WHERE status = 'open' GROUP BY kind, reason")
+        " WHERE status = 'open'"
+        # (an item a later one retried is that one: operations.list_parked)
+        " AND NOT EXISTS (SELECT 1 FROM parked n WHERE n.retry_of = parked.id)"
+        " GROUP BY kind, reason")
     for r in rows:
         if r["kind"] == "review":
             snap.review_backlog[r["reason"]] = r["n"]

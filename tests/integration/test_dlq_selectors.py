@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from hub import metrics
 from hub import operations as ops
 from hub.config import Thresholds
 from hub.db.connect import connect
@@ -60,5 +61,8 @@ async def test_a_letter_whose_retry_was_parked_again_is_listed_once(database_url
         assert [str(r["id"]) for r in await ops.select_dead(conn, None, None, True)] == listed
         with pytest.raises(ops.OperationError, match="was retried already"):
             await ops.select_dead(conn, [old], None, False)
+        snap = metrics.Snapshot()
+        await metrics.gather_db(conn, snap)
+        assert snap.dead_letters == {"invalid_nhs_number": 1}
     finally:
         await conn.close()
