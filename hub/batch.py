@@ -45,6 +45,7 @@ from hub.match.score import MatchScore
 from hub.notify import Notification, for_change
 from hub.places import (
     contact_keys,
+    key_postcode,
     lookup_places,
     near,
     postcode_of_key,
@@ -213,6 +214,9 @@ class Writes:
     # (place, parked id, authority) of each update the batch parked for review that
     # may be a hidden child's (migration 0020)
     pending_places: set[tuple[str, str, str | None]] = field(default_factory=set)
+    # (postcode, date of birth, parked id) of each update parked for review
+    # (migration 0029)
+    pending_births: set[tuple[str, str, str]] = field(default_factory=set)
     parked: list[dict[str, Any]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
@@ -363,6 +367,9 @@ class BatchState:
     # the parked updates among protected_in's holders (migration 0020), each with
     # its authority where one is known
     pending: dict[str, str | None] = field(default_factory=dict)
+    # (postcode, date of birth) of the updates waiting in review there (migration
+    # 0029): read with the batch's identities, and of those the batch parks
+    pending_births: set[tuple[str, str]] = field(default_factory=set)
     # protected contacts counted in open records (hub.db.store.read_public_contacts),
     # and those of them that are shared lines (hub.places.PUBLIC_CONTACT): not hers
     contacts_counted: set[str] = field(default_factory=set)
@@ -485,6 +492,7 @@ class BatchState:
             link, tuple([children[c] for c in ids if c in children]), invalidated,
             frozenset(not_a_match) if not_a_match else _NONE, holders, authorities,
             id(update) in self.partial, close, contacts, self.waiting.get(key),
+            bool(self.pending_births) and _birth(child) in self.pending_births,
         )
 
     def forget_unwritten(self) -> None:
@@ -697,6 +705,10 @@ class BatchState:
         if update is not None and kind == "review":
             key = (update.source, update.source_record_id)
             self.waiting[key] = max(self.waiting.get(key, 0), update.source_version)
+            birth = _birth(update.child.model_dump(mode="json", exclude_none=True))
+            if birth is not None:
+                self.pending_births.add(birth)
+                self.writes.pending_births.add((*birth, pid))
         self.writes.parked.append({
             "id": pid,
             "kind": kind,
@@ -740,6 +752,13 @@ def _may_be_hers(candidates: Iterable[Any], children: Mapping[str, ChildRow]) ->
     not: her places are protected already, and the update's are a neighbour's."""
     return {children[c.child_id].authority for c in candidates
             if c.shielded and c.explanation is not None and c.child_id in children}
+
+
+def _birth(child: Record) -> tuple[str, str] | None:
+    """(postcode, date of birth) of an update's child (migration 0029); None with no
+    postcode."""
+    postcode = key_postcode(child.get("address"))
+    return (postcode, str(child.get("date_of_birth"))) if postcode else None
 
 
 def _shielded(row: ChildRow | None) -> bool:

@@ -150,6 +150,8 @@ class Facts(NamedTuple):  # a tuple: one is made for every update, often twice
     protected_contact_of: Mapping[str, frozenset[str]] = _NO_CONTACTS
     # the highest version of the update's source record waiting in review, if any
     waiting: int | None = None
+    # an update born the update's day at its postcode waits in review (migration 0029)
+    birth_waiting: bool = False
 
     @property
     def protected_near(self) -> frozenset[str]:
@@ -453,7 +455,7 @@ def decide(
         close = best.probability - runner_up < thresholds.ambiguous_margin
         if runner_up >= thresholds.review and close:
             return Decision(REVIEW, "ambiguous_match", None, top, model)
-        if best.probability < thresholds.link or _twin(best, child):
+        if best.probability < thresholds.link or _twin(best, child, facts):
             return Decision(REVIEW, "possible_match", None, top, model)
         guarded = _place_guard(child, best.child_id, facts)
         if guarded is not None:
@@ -638,16 +640,18 @@ def _her_names_and_her_carers(record: Mapping[str, Any]) -> set[str]:
 #: closest high (for hers, any other but disagreeing counts as a nickname would).
 _GIVEN_RANK = {"exact": 3, "nickname": 2, "middle": 2}
 
-def _twin(best: Scored, child: Record) -> bool:
-    """The update brings an NHS number the record lacks (else it would tie them, or
-    name two people), and says nothing that tells the record's child from her twin:
-    born the same day, at the same address, under the same family name, with a given
-    name only like the record's (Amelia and Emilia, Lewis and Louis, a letter out) or
-    no given name on one side. Linked, her twin's number goes into the record, and
-    every update carrying it after follows (an independent probe loaded such twins
-    one after the other: 16 of 16 pairs became one record)."""
+def _twin(best: Scored, child: Record, facts: Facts) -> bool:
+    """The update says nothing that tells the record's child from her twin: born the
+    same day, at the same address, under the same family name, with a given name only
+    like the record's (Amelia and Emilia, Lewis and Louis, a letter out) or no given
+    name on one side; and it brings an NHS number the record lacks (else it would tie
+    them, or name two people), or another child born that day there waits in review
+    (`birth_waiting`, migration 0029). Linked, her twin's number goes into the
+    record, and every update carrying it after follows (an independent probe loaded
+    such twins one after the other: 16 of 16 pairs became one record); or her update
+    goes into her sister's record while her own first one waits (the same probe)."""
     ex = best.explanation
-    if ex is None or not child.get("nhs_number"):
+    if ex is None or not (child.get("nhs_number") or facts.birth_waiting):
         return False
     if ex.level("household") == "twin_pattern":
         return True
@@ -683,7 +687,7 @@ def _set_aside(child: Record, scored: list[Scored], plausible: list[Scored], fac
     if runner_up >= thresholds.review and best.probability - runner_up < (
             thresholds.ambiguous_margin):
         return None
-    if _place_guard(child, best.child_id, facts) is not None or _twin(best, child):
+    if _place_guard(child, best.child_id, facts) is not None or _twin(best, child, facts):
         return None
     rest = [c for c in plausible if not (c.shielded or c.severed)]
     return Decision(LINK, "demographic_match", best.child_id, _shown(scored, rest), model)

@@ -653,6 +653,8 @@ async def resolve(conn: asyncpg.Connection, item_id: str, action: str, child_id:
                     update.source, update.source_record_id, cid, by,
                 )
         restricted = bool((row["update"] or {}).get("restricted")) and acting_for is None
+        # Decided, its birth no longer waits (migration 0029).
+        await conn.execute("DELETE FROM pending_births WHERE parked_id = $1", row["id"])
         if action != "reject" or not (kept or restricted):
             # Its own places no longer wait (migration 0020): placed, the record it
             # goes into is shielded on arrival and protects them; rejected by her

@@ -42,6 +42,10 @@ WITH u AS (
     SELECT 'p', w.address_key, w.authority, NULL, true, w.parked_id
     FROM pending_places w WHERE w.postcode = ANY($4::text[])
     UNION ALL
+    -- the births of updates waiting in review at its postcodes (migration 0029)
+    SELECT 'b', w.postcode, w.date_of_birth, NULL, NULL, NULL
+    FROM pending_births w WHERE w.postcode = ANY($4::text[])
+    UNION ALL
     -- the highest version of each of its source records waiting in review
     SELECT 'w', w.source, w.source_record_id, max(w.source_version), NULL, NULL
     FROM parked w JOIN u ON w.source = u.source AND w.source_record_id = u.rid
@@ -369,6 +373,11 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[
 ON CONFLICT (child_id, field) DO UPDATE SET
     source = EXCLUDED.source, source_record_id = EXCLUDED.source_record_id,
     source_version = EXCLUDED.source_version, recorded_at = now();
+
+-- name: flush_pending_births
+INSERT INTO pending_births (postcode, date_of_birth, parked_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])
+ON CONFLICT DO NOTHING;
 
 -- name: flush_pending_places
 INSERT INTO pending_places (address_key, parked_id, authority)

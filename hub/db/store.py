@@ -340,6 +340,9 @@ def _read_identities(state: BatchState, rows: list[asyncpg.Record]) -> set[str]:
         elif kind == "x":
             state.not_a_match.setdefault((a, b), set()).add(cid)
             continue
+        elif kind == "b":
+            state.pending_births.add((a, b))
+            continue
         elif kind == "w":
             # (this batch's own items, parked since, are in it already: the higher wins)
             state.waiting[(a, b)] = max(state.waiting.get((a, b), 0), n)

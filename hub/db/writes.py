@@ -71,6 +71,8 @@ async def flush(conn: asyncpg.Connection, w: Writes) -> None:
     if w.pending_places:
         await conn.execute(q("flush_pending_places"), *columns(
             sorted(w.pending_places, key=lambda p: (p[0], p[1])), 3))
+    if w.pending_births:
+        await conn.execute(q("flush_pending_births"), *columns(sorted(w.pending_births), 3))
     if w.parked:
         await conn.execute(q("flush_parked"), *columns((
             (p["id"], p["kind"], p["reason"], p["source"], p["source_record_id"],

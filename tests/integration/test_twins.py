@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hub import ingest
+from hub import ingest, operations
 from hub.config import Thresholds
 from hub.db.connect import connect
 from tests.factories import incoming, nhs, update
@@ -49,5 +49,33 @@ async def test_a_twin_bringing_a_number_goes_to_a_person(
         numbers = await conn.fetchval(
             "SELECT count(*) FROM children WHERE record->>'nhs_number' IS NOT NULL")
         assert numbers == (expected[0] == "link" and second.get("nhs_number") is not None)
+    finally:
+        await conn.close()
+
+
+async def test_while_a_twin_waits_for_a_person_her_next_update_waits_too(
+    database_url: str,
+) -> None:
+    """Sophie's record has no NHS number; Sofia's load brings one and waits for a
+    person (above). Her PDS update then, without a number, is a twin's of Sophie's
+    record too: it waits as well, instead of going into her sister's record (probe
+    I: 3 of 6). Once the item is decided, nothing waits there (migration 0029)."""
+    conn = await connect(database_url)
+    try:
+        home = {"given_name": "Sophie", "date_of_birth": "2010-08-30"}
+        [sophie] = await ingest.process(conn, [incoming(_twin("CB-1", **home))], T)
+        [waits] = await ingest.process(conn, [incoming(_twin(
+            "CB-2", **{**home, "given_name": "Sofia", "nhs_number": nhs(52)}))], T)
+        assert (waits.action, waits.reason) == ("review", "possible_match")
+        pds = update("pds", "P-2", **{**_twin("x")["child"], **home, "given_name": "Sofia"})
+        [out] = await ingest.process(conn, [incoming(pds)], T)
+        assert (out.action, out.reason) == ("review", "possible_match")
+        # Sophie's own update still finds her.
+        mine = update("pds", "P-1", **{**_twin("x")["child"], **home})
+        [out] = await ingest.process(conn, [incoming(mine)], T)
+        assert (out.action, out.child_id) == ("link", sophie.child_id)
+        await operations.resolve(conn, str(waits.parked_id), "create", None, "op-1", None, T)
+        assert await conn.fetchval("SELECT count(*) FROM pending_births WHERE parked_id = $1",
+                                   waits.parked_id) == 0
     finally:
         await conn.close()
