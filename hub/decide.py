@@ -453,7 +453,7 @@ def decide(
         best = scored[0]
         runner_up = scored[1].probability if len(scored) > 1 else 0.0
         close = best.probability - runner_up < thresholds.ambiguous_margin
-        if runner_up >= thresholds.review and close:
+        if runner_up >= thresholds.review and (close or _twins_nameless(child, scored[1])):
             return Decision(REVIEW, "ambiguous_match", None, top, model)
         if best.probability < thresholds.link or _twin(best, child, facts):
             return Decision(REVIEW, "possible_match", None, top, model)
@@ -639,6 +639,16 @@ def _her_names_and_her_carers(record: Mapping[str, Any]) -> set[str]:
 #: Given-name levels (hub.match.compare.compare_given) that say the names agree,
 #: closest high (for hers, any other but disagreeing counts as a nickname would).
 _GIVEN_RANK = {"exact": 3, "nickname": 2, "middle": 2}
+
+def _twins_nameless(child: Record, runner_up: Scored) -> bool:
+    """An update with no given name, and a runner-up born its day under its family
+    name: twins, which nothing in it tells apart, however their records write the
+    address (an independent probe: a school's update with no given name went into
+    one twin's record for the other)."""
+    ex = runner_up.explanation
+    return (not child.get("given_name") and ex is not None
+            and ex.level("date_of_birth") == EXACT and ex.level("family_name") in (EXACT, "part"))
+
 
 def _twin(best: Scored, child: Record, facts: Facts) -> bool:
     """The update says nothing that tells the record's child from her twin: born the

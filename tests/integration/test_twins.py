@@ -79,3 +79,30 @@ async def test_while_a_twin_waits_for_a_person_her_next_update_waits_too(
                                    waits.parked_id) == 0
     finally:
         await conn.close()
+
+
+async def test_an_update_with_no_given_name_beside_twins_goes_to_a_person(
+    database_url: str,
+) -> None:
+    """Charles and Noah, twins with their own NHS numbers; Noah's record has moved
+    on (a later source's address), the school's has not. Its update with no given name
+    nor NHS number scored Charles well above Noah and went into Charles's record
+    (probe I). Nothing in it tells them apart: a person decides."""
+    conn = await connect(database_url)
+    try:
+        boys = {"sex": "male", "family_name": "Hughes", "date_of_birth": "2015-06-25"}
+        await ingest.process(conn, [
+            incoming(_twin("CB-1", **boys, given_name="Charles", nhs_number=nhs(61))),
+            incoming(_twin("CB-2", **boys, given_name="Noah", nhs_number=nhs(62),
+                           address={"lines": ["7 Mill Lane"], "town": "York",
+                                    "postcode": "YO1 7HH", "la": "816"}))], T)
+        school = update("dfe", "Y1", **{**_twin("x")["child"], **boys, "given_name": None})
+        [out] = await ingest.process(conn, [incoming(school)], T)
+        assert (out.action, out.reason) == ("review", "ambiguous_match")
+        york = {"lines": ["7 Mill Lane"], "town": "York", "postcode": "YO1 7HH", "la": "816"}
+        named = update("dfe", "Y2", **{**_twin("x")["child"], **boys, "given_name": "Noah",
+                                       "address": york})
+        [out] = await ingest.process(conn, [incoming(named)], T)
+        assert out.action == "link"
+    finally:
+        await conn.close()
