@@ -301,7 +301,7 @@ def _open_quote(
     after it are read again (_Lines.first_only)."""
     first, raw = lines.first_only()
     where = f"line {first}"
-    record_id = _row_id(header, _cells(raw))
+    record_id = _plain_row_id(header, raw)
     if header_problem:
         return _after_bad_header(where, header_problem, raw, record_id)
     return BadRecord(where, "unparseable_record",
@@ -309,9 +309,17 @@ def _open_quote(
                      " after it are read as rows of their own", raw, record_id)
 
 
-def _cells(line: str) -> list[str]:
-    """A line's cells as far as they can be read, quotes ignored (for its record id)."""
-    return [c.strip().strip('"') for c in line.split(",")]
+def _plain_row_id(header: list[str], line: str) -> str | None:
+    """The record id of a line whose quoting is broken, only where no quote comes
+    before it (one that does may have shifted the cells: another cell's text, a
+    name, would be taken for the id, and ids go into logs)."""
+    if "source_record_id" not in header:
+        return None
+    cells = line.split(",")
+    position = header.index("source_record_id")
+    if len(cells) <= position or '"' in ",".join(cells[:position + 1]):
+        return None
+    return _common.clean(cells[position])
 
 
 def _after_bad_header(

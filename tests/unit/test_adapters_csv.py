@@ -311,6 +311,11 @@ def test_an_open_quote_is_its_own_line_and_the_rows_after_it_are_read() -> None:
     items = _one(header + b'A1,1,"Ann,2015-01-01\nA2,1,Bo",x,2015-01-01\nA3,1,Cy,2015-02-02\n')
     assert [(i.where, i.reason if isinstance(i, BadRecord) else "ok") for i in items] == [
         ("line 2", "unparseable_record"), ("line 3", "wrong_field_count"), ("line 4", "ok")]
+    # An id after an open quote may be another cell's text ("Marie" here): none is
+    # taken (ids go into logs).
+    items = _one(b"given_name,source_record_id,source_version,date_of_birth\n"
+                 b'"Ann, Marie,A1,1,2015-01-01\nBo,A2,1,2015-01-01\n')
+    assert (items[0].reason, items[0].source_record_id) == ("unparseable_record", None)
     # A quoted line break in a row of the right size is still one row.
     items = _one(header + b'A1,1,"Ann\nMarie",2015-01-01\nA2,1,Bo,2015-01-01\n')
     assert [(i.where, i.update["child"]["given_name"]) for i in items
