@@ -665,9 +665,14 @@ def _twin(best: Scored, child: Record, facts: Facts) -> bool:
         return False
     if ex.level("household") == "twin_pattern":
         return True
-    return (ex.level("given_name") == MISSING and ex.level("date_of_birth") == EXACT
-            and ex.level("family_name") in (EXACT, "part")
-            and EXACT in (ex.level("postcode"), ex.level("address_line")))
+    if ex.level("date_of_birth") != EXACT or EXACT not in (ex.level("postcode"),
+                                                           ex.level("address_line")):
+        return False
+    family, given = ex.level("family_name"), ex.level("given_name")
+    if given == MISSING:
+        return family in (EXACT, "part")
+    # Her family name a letter out (Kur for Kaur): the twin pattern all the same.
+    return family in ("jw94", "edit1") and given not in (EXACT, "swapped", DISAGREE)
 
 
 #: Date-of-birth agreement levels (hub.match.compare.compare_dob), closest first high.

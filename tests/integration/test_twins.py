@@ -106,3 +106,21 @@ async def test_an_update_with_no_given_name_beside_twins_goes_to_a_person(
         assert out.action == "link"
     finally:
         await conn.close()
+
+
+async def test_a_twin_under_a_mistyped_family_name_waits_too(database_url: str) -> None:
+    """As above, with her family name a letter out on the school's update (Kur for
+    Kaur): still her sister's twin pattern, and she still waits (probe I)."""
+    conn = await connect(database_url)
+    try:
+        home = {"given_name": "Sophie", "family_name": "Kaur", "date_of_birth": "2019-06-21"}
+        await ingest.process(conn, [incoming(_twin("CB-1", **home))], T)
+        [waits] = await ingest.process(conn, [incoming(_twin(
+            "CB-2", **{**home, "given_name": "Sofia", "nhs_number": nhs(52)}))], T)
+        assert (waits.action, waits.reason) == ("review", "possible_match")
+        school = update("dfe", "L1", **{**_twin("x")["child"], **home, "given_name": "Sofia",
+                                        "family_name": "Kur"})
+        [out] = await ingest.process(conn, [incoming(school)], T)
+        assert (out.action, out.reason) == ("review", "possible_match")
+    finally:
+        await conn.close()
